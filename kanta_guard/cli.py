@@ -1,0 +1,181 @@
+"""The ``kanta-guard`` command line: ``run`` (mitmdump), ``web`` (mitmweb) and ``scan`` (offline).
+
+A thin shell: it parses argv, checks the policy before anything starts (a bad policy stops here
+with a message naming the problem), and hands over to mitmproxy or to the pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from .errors import PolicyError
+from .masking import KeyedHasher, load_key
+from .model import Report, Verdict
+from .pipeline import Scanner
+from .policy import Policy, load_policy
+
+__all__ = ["main"]
+
+ROOT = Path(__file__).resolve().parent.parent
+ADDON = ROOT / "addons" / "kanta_guard.py"
+CERTS = ROOT / "certs"
+
+EXIT_PASS, EXIT_BLOCK, EXIT_ERROR = 0, 1, 2
+
+#: Content types assumed from a file's extension; other files are sniffed.
+_TYPES = {
+    ".xml": "application/xml",
+    ".cda": "application/xml",
+    ".json": "application/json",
+    ".txt": "text/plain",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kanta-guard",
+        description="Stops real personal identity codes before they reach the Kanta test services.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, help_text in (
+        ("run", "run the guard headless (mitmdump)"),
+        ("web", "run the guard with the mitmweb dashboard"),
+    ):
+        proxy = sub.add_parser(
+            name,
+            help=help_text,
+            description=f"{help_text}; arguments it does not know are passed to mitmproxy",
+        )
+        proxy.add_argument("--listen-host", default="127.0.0.1", help="default: %(default)s")
+        proxy.add_argument("--listen-port", type=int, default=8080, help="default: %(default)s")
+        proxy.add_argument(
+            "--mode",
+            default="regular",
+            help="regular (explicit proxy, default) or reverse:URL in front of one Kanta endpoint",
+        )
+        proxy.add_argument("--policy", type=Path, help="policy file (default: embedded policy)")
+        proxy.add_argument("--log", type=Path, help="blocked-request log (default: from policy)")
+        proxy.add_argument(
+            "--confdir",
+            type=Path,
+            default=CERTS,
+            help="where the proxy's CA lives (default: %(default)s)",
+        )
+    scan = sub.add_parser(
+        "scan",
+        help="scan files offline with the same pipeline",
+        description="Scan files (a CDA, a SOAP message, a FHIR resource, a saved body). "
+        "Exit 0 when all pass, 1 when any would be blocked, 2 on usage or I/O errors.",
+    )
+    scan.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files or directories")
+    scan.add_argument("--json", action="store_true", help="machine-readable output")
+    scan.add_argument("--policy", type=Path, help="policy file (default: embedded policy)")
+    scan.add_argument("--content-type", help="content type of every file (default: by extension)")
+    scan.add_argument("--content-encoding", help="Content-Encoding of every file (e.g. gzip)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "scan":
+        if extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        return _scan(args)
+    return _proxy(args, extra)
+
+
+def _load(policy_path: Path | None) -> Policy:
+    try:
+        return load_policy(policy_path)
+    except PolicyError as exc:
+        print(f"kanta-guard: error: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_ERROR) from None
+
+
+def _proxy(args: argparse.Namespace, extra: list[str]) -> int:
+    policy = _load(args.policy)
+    try:
+        load_key(policy.log.hash_key_file)
+    except PolicyError as exc:
+        print(f"kanta-guard: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if not ADDON.is_file():
+        print(f"kanta-guard: error: addon script {ADDON} is missing", file=sys.stderr)
+        return EXIT_ERROR
+    args.confdir.mkdir(parents=True, exist_ok=True)
+    tool_args = [
+        "--listen-host", args.listen_host,
+        "--listen-port", str(args.listen_port),
+        "--mode", args.mode,
+        "--set", f"confdir={args.confdir}",
+        "-s", str(ADDON),
+        "--set", f"kanta_guard_policy={args.policy or ''}",
+    ]  # fmt: skip
+    if args.log:
+        tool_args += ["--set", f"kanta_guard_log={args.log}"]
+    tool = "mitmdump"
+    if args.command == "web":
+        tool = "mitmweb"
+        tool_args += ["--set", "web_open_browser=false"]
+    from .mitm import run_tool
+
+    return run_tool(tool, tool_args + extra)
+
+
+def _files(paths: Sequence[Path]) -> Iterator[Path]:
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.is_file())
+        else:
+            yield path
+
+
+def _scan(args: argparse.Namespace) -> int:
+    policy = _load(args.policy)
+    try:
+        scanner = Scanner(policy, KeyedHasher(load_key(policy.log.hash_key_file)))
+    except PolicyError as exc:
+        print(f"kanta-guard: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    results: list[dict[str, object]] = []
+    errors = 0
+    blocked = False
+    for path in _files(args.paths):
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            errors += 1
+            results.append({"path": str(path), "error": exc.strerror or str(exc)})
+            if not args.json:
+                print(f"ERROR  {path}: {exc.strerror}", file=sys.stderr)
+            continue
+        content_type = args.content_type or _TYPES.get(path.suffix.lower())
+        report = scanner.scan_bytes(data, content_type, args.content_encoding)
+        blocked |= report.verdict is Verdict.BLOCK
+        results.append({"path": str(path), **report.as_dict()})
+        if not args.json:
+            _print_report(path, report)
+    if args.json:
+        json.dump({"files": results}, sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write(os.linesep)
+    if errors:
+        return EXIT_ERROR
+    return EXIT_BLOCK if blocked else EXIT_PASS
+
+
+def _print_report(path: Path, report: Report) -> None:
+    print(f"{str(report.verdict).upper():<6} {path}")
+    for finding in report.findings:
+        evidence = f"  {finding.evidence} {finding.value_hash}" if finding.evidence else ""
+        print(f"  {finding.action:<5} {finding.rule:<20} {finding.location}{evidence}")
+        print(f"        {finding.explanation}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,208 @@
+"""Value objects that flow through the pipeline: payloads, fields, hits, findings and reports.
+
+bytes → :class:`Payload` → parsers yield :class:`Field` (and nested :class:`Payload`) →
+detectors yield :class:`Hit` (the only object that ever holds a raw value, and only inside the
+pipeline) → the pipeline masks and hashes each hit into a :class:`Finding` → :class:`Report`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+__all__ = [
+    "HETU_OID",
+    "Action",
+    "Context",
+    "Field",
+    "Finding",
+    "Hit",
+    "Payload",
+    "Protocol",
+    "Report",
+    "Request",
+    "Role",
+    "Verdict",
+]
+
+#: OID of the Finnish personal identity code (DVV; HL7 Finland OID registry).
+HETU_OID = "1.2.246.21"
+
+
+class Action(StrEnum):
+    """What the policy does with a rule's findings."""
+
+    OFF = "off"
+    WARN = "warn"
+    BLOCK = "block"
+
+
+class Verdict(StrEnum):
+    """The outcome for one request: the strongest action among its findings."""
+
+    PASS = "pass"
+    WARN = "warn"
+    BLOCK = "block"
+
+
+class Role(StrEnum):
+    """Whom or what a field belongs to; personal-data rules judge by it."""
+
+    PATIENT = "patient"
+    GUARDIAN = "guardian"
+    RELATED_PERSON = "related-person"
+    AUTHOR = "author"
+    PROFESSIONAL = "professional"
+    PARTICIPANT = "participant"
+    INFORMANT = "informant"
+    AUTHENTICATOR = "authenticator"
+    LEGAL_AUTHENTICATOR = "legal-authenticator"
+    DATA_ENTERER = "data-enterer"
+    SUBJECT = "subject"
+    USER = "user"
+    ORGANISATION = "organisation"
+    NARRATIVE = "narrative"
+    DOCUMENT = "document"
+    MESSAGE = "message"
+    URL = "url"
+    HEADER = "header"
+    UNKNOWN = "unknown"
+
+
+class Protocol(StrEnum):
+    """The client's protocol, as far as the parsers could tell; picks the blocked answer's form."""
+
+    SOAP11 = "soap11"
+    SOAP12 = "soap12"
+    FHIR_JSON = "fhir+json"
+    FHIR_XML = "fhir+xml"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Where a field sits: the role it belongs to, the element it is in, the system declared on it.
+
+    ``system`` is the identifier system or OID the field is declared under (CDA ``II/@root`` or
+    ``@codeSystem``, FHIR ``identifier.system``, a SAML attribute name), normalised to a bare OID
+    where it is one (``urn:oid:`` stripped).
+    """
+
+    role: Role = Role.UNKNOWN
+    element: str | None = None
+    system: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """Bytes still to be parsed: a request body, a multipart part, a decoded Base64 value."""
+
+    data: bytes
+    content_type: str | None
+    location: str
+    context: Context = Context()
+    depth: int = 0
+    #: True when the payload's type was declared (a header, ``mediaType``): a parse failure is
+    #: then unscannable. False when it was sniffed: a failed parse falls back to text.
+    declared: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One value a parser found, with its context and where it is.
+
+    ``identifier`` is True when the value *is* the identifier of ``context.system`` (``II``
+    extension, ``code/@code``, FHIR ``identifier.value``), not merely text near it.
+    ``where`` is the location, or a function computing it: most fields never need theirs, and an
+    XPath costs more than the scan.
+    """
+
+    value: str
+    context: Context
+    where: str | Callable[[], str]
+    identifier: bool = False
+
+    @property
+    def location(self) -> str:
+        return self.where if isinstance(self.where, str) else self.where()
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """What a detector reports about a field. Holds the raw value: never leaves the pipeline."""
+
+    rule: str
+    field: Field
+    raw: str
+    masked: str
+    explanation: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A rule that fired, under the policy: masked evidence and a keyed hash, never the value."""
+
+    rule: str
+    action: Action
+    location: str
+    role: Role
+    evidence: str
+    value_hash: str
+    explanation: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "rule": self.rule,
+            "action": str(self.action),
+            "location": self.location,
+            "role": str(self.role),
+            "evidence": self.evidence,
+            "value_hash": self.value_hash,
+            "explanation": self.explanation,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """The result of scanning one request (or one file)."""
+
+    verdict: Verdict
+    findings: tuple[Finding, ...] = ()
+    protocol: Protocol = Protocol.OTHER
+    fields_scanned: int = 0
+    payloads_scanned: int = 0
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        """Distinct rule ids of the findings that count (not ``off``), in order of first use."""
+        return tuple(dict.fromkeys(f.rule for f in self.findings if f.action is not Action.OFF))
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "verdict": str(self.verdict),
+            "rules": list(self.rules),
+            "findings": [f.as_dict() for f in self.findings],
+            "protocol": str(self.protocol),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """An HTTP request as the guard sees it: no proxy types, just what was sent."""
+
+    method: str
+    #: The request target as sent: path and query string, percent-encoded.
+    target: str
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    host: str = ""
+
+    def header(self, name: str) -> str | None:
+        """The first header of that name (case-insensitive), or None."""
+        lowered = name.lower()
+        for key, value in self.headers:
+            if key.lower() == lowered:
+                return value
+        return None

@@ -1,0 +1,37 @@
+"""Parsers: each claims the payloads it understands and yields their fields lazily.
+
+The registry is an explicit ordered tuple: the first parser that claims a payload reads it, and
+the text parser, last, claims everything, so nothing is skipped for being unfamiliar.
+"""
+
+from __future__ import annotations
+
+from .base import Item, Parser, ScanState
+from .form import FormParser
+from .json import JsonParser
+from .multipart import MultipartParser
+from .request import header_fields, url_fields
+from .text import TextParser
+from .xml import XmlParser
+
+__all__ = [
+    "PARSERS",
+    "FormParser",
+    "Item",
+    "JsonParser",
+    "MultipartParser",
+    "Parser",
+    "ScanState",
+    "TextParser",
+    "XmlParser",
+    "header_fields",
+    "url_fields",
+]
+
+PARSERS: tuple[Parser, ...] = (
+    MultipartParser(),
+    FormParser(),
+    XmlParser(),
+    JsonParser(),
+    TextParser(),
+)

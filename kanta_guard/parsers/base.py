@@ -1,0 +1,120 @@
+"""What every parser shares: the Parser protocol, the per-scan state, Base64 sniffing, OIDs."""
+
+from __future__ import annotations
+
+import binascii
+import re
+from base64 import b64decode, urlsafe_b64decode
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol as TypingProtocol
+
+from ..errors import UnscannableError
+from ..mediatype import MediaType
+from ..model import Context, Field, Payload, Protocol
+from ..policy import Limits
+
+__all__ = [
+    "MIN_BASE64",
+    "Item",
+    "Parser",
+    "ScanState",
+    "decode_base64",
+    "looks_base64",
+    "nested",
+    "normalise_system",
+]
+
+type Item = Field | Payload
+
+#: Shortest string tried as Base64 when nothing declares it (shorter ones are words or numbers).
+MIN_BASE64 = 32
+_B64 = re.compile(r"[A-Za-z0-9+/=\s]+|[A-Za-z0-9_\-=\s]+")
+
+
+@dataclass(slots=True)
+class ScanState:
+    """Mutable state of one scan: the limits, the decoded-bytes budget, the client's protocol."""
+
+    limits: Limits
+    protocol: Protocol | None = None
+    decoded_bytes: int = 0
+    payloads: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def note_protocol(self, protocol: Protocol) -> None:
+        """Record the protocol of the outermost payload that reveals one."""
+        if self.protocol is None:
+            self.protocol = protocol
+
+    def charge(self, size: int, location: str) -> None:
+        """Count decoded bytes against ``max_decoded_bytes``; over it, the request is unscannable."""
+        self.decoded_bytes += size
+        if self.decoded_bytes > self.limits.max_decoded_bytes:
+            raise UnscannableError(
+                f"too large: decoded content exceeds the {self.limits.max_decoded_bytes}-byte limit",
+                location,
+            )
+
+
+class Parser(TypingProtocol):
+    """Claims the payloads it understands and yields their fields (and nested payloads)."""
+
+    name: str
+
+    def claims(self, media: MediaType, payload: Payload) -> bool:
+        """True if this parser reads payloads of this media type (declared or sniffed)."""
+        ...
+
+    def parse(self, payload: Payload, media: MediaType, state: ScanState) -> Iterator[Item]:
+        """Yield every field of the payload; raise UnscannableError if it cannot be fully read."""
+        ...
+
+
+def normalise_system(system: str) -> str:
+    """``urn:oid:1.2.246.21`` → ``1.2.246.21``; other systems unchanged (but stripped)."""
+    system = system.strip()
+    if system[:8].lower() == "urn:oid:":
+        return system[8:]
+    return system
+
+
+def looks_base64(text: str) -> bool:
+    """True for a long string made only of Base64 (or Base64url) characters and whitespace."""
+    return len(text) >= MIN_BASE64 and _B64.fullmatch(text) is not None
+
+
+def decode_base64(text: str) -> bytes | None:
+    """Decode Base64 or Base64url (whitespace and missing padding tolerated); None if it is not."""
+    compact = "".join(text.split())
+    if not compact:
+        return None
+    compact += "=" * (-len(compact) % 4)
+    try:
+        if "-" in compact or "_" in compact:
+            return urlsafe_b64decode(compact.encode("ascii"))
+        return b64decode(compact, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def nested(
+    data: bytes,
+    content_type: str | None,
+    location: str,
+    parent: Payload,
+    context: Context,
+    state: ScanState,
+    *,
+    declared: bool,
+) -> Payload:
+    """A payload found inside another, one level deeper, charged against the budget."""
+    state.charge(len(data), location)
+    return Payload(
+        data,
+        content_type,
+        location,
+        context,
+        depth=parent.depth + 1,
+        declared=declared,
+    )

@@ -1,0 +1,67 @@
+"""Form parser: ``application/x-www-form-urlencoded`` bodies, and the query-string logic it
+shares with the URL (FHIR search tokens ``system|value``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from urllib.parse import parse_qsl
+
+from ..charset import decode_text
+from ..mediatype import MediaType
+from ..model import Context, Field, Payload
+from .base import Item, ScanState, decode_base64, looks_base64, nested, normalise_system
+
+__all__ = ["FormParser", "param_fields"]
+
+_NESTED_STARTS = ("<", "{", "[")
+
+
+def param_fields(
+    pairs: list[tuple[str, str]],
+    prefix: str,
+    ctx: Context,
+    payload: Payload,
+    state: ScanState,
+) -> Iterator[Item]:
+    """Fields of name/value pairs; ``system|code`` tokens (FHIR search) declare identifiers."""
+    for name, value in pairs:
+        where = f"{prefix}{name}"
+        yield Field(name, ctx, where + "#name")
+        if not value:
+            continue
+        if value.lstrip().startswith(_NESTED_STARTS):
+            yield nested(
+                value.encode("utf-8"), None, where, payload, Context(ctx.role, name), state,
+                declared=False,
+            )
+            continue
+        if looks_base64(value):
+            data = decode_base64(value)
+            if data is not None:
+                yield nested(data, None, where + "!base64", payload, ctx, state, declared=False)
+                continue
+        yield Field(value, Context(ctx.role, name), where)
+        # FHIR search: token parameters are [system]|[code], several OR-ed with commas.
+        for token in value.split(","):
+            system, bar, code = token.partition("|")
+            if bar and system and code:
+                yield Field(
+                    code, Context(ctx.role, name, normalise_system(system)), where, identifier=True
+                )
+
+
+class FormParser:
+    """Parses URL-encoded form bodies; each value is a field and may hold nested content."""
+
+    name = "form"
+
+    def claims(self, media: MediaType, payload: Payload) -> bool:
+        return media.type == "application/x-www-form-urlencoded"
+
+    def parse(self, payload: Payload, media: MediaType, state: ScanState) -> Iterator[Item]:
+        charset = media.params.get("charset") or "utf-8"
+        text = decode_text(payload.data, charset, strict=False)
+        pairs = parse_qsl(text, keep_blank_values=True, encoding=charset, errors="replace")
+        prefix = (payload.location + ":" if payload.location else "") + "form:"
+        yield from param_fields(pairs, prefix, payload.context, payload, state)

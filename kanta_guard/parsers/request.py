@@ -1,0 +1,58 @@
+"""The parts of a request outside its body: the URL path and query, and the headers.
+
+Headers are fields as they are; tokens in them that decode as Base64 or Base64url (a Basic
+credential, a JWT's header and claims, the Base64 JSON identity document the Kanta Medication
+API puts in ``Authorization``) are decoded and scanned as nested payloads.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from urllib.parse import parse_qsl, unquote
+
+from ..model import Context, Field, Payload, Role
+from .base import Item, ScanState, decode_base64, nested
+from .form import param_fields
+
+__all__ = ["header_fields", "url_fields"]
+
+_TOKEN_SPLIT = re.compile(r"[\s,;:.]+")
+#: Shortest header token tried as Base64 (a Basic credential is short; random ids are not text).
+_MIN_HEADER_B64 = 12
+
+
+def url_fields(target: str, state: ScanState) -> Iterator[Item]:
+    """Fields of the request target (path and query), percent-decoded."""
+    path, _, query = target.partition("?")
+    carrier = Payload(b"", None, "url", Context(Role.URL))
+    for index, segment in enumerate(path.split("/")):
+        if segment:
+            yield Field(unquote(segment, errors="replace"), Context(Role.URL, "path"),
+                        f"url:path[{index}]")
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True, errors="replace")
+        yield from param_fields(pairs, "url:query:", Context(Role.URL), carrier, state)
+
+
+def header_fields(headers: tuple[tuple[str, str], ...], state: ScanState) -> Iterator[Item]:
+    """Every header value as a field; Base64 tokens in it as nested payloads."""
+    for name, value in headers:
+        ctx = Context(Role.HEADER, name.lower())
+        where = f"header:{name}"
+        yield Field(value, ctx, where)
+        carrier = Payload(b"", None, where, ctx)
+        for token in _TOKEN_SPLIT.split(value):
+            if len(token) < _MIN_HEADER_B64 or token.isdigit():
+                continue
+            data = decode_base64(token)
+            if data is None or not _texty(data):
+                continue
+            yield nested(data, None, f"{where}!base64", carrier, ctx, state, declared=False)
+
+
+def _texty(data: bytes) -> bool:
+    """Decoded bytes worth scanning: mostly printable (JSON, XML, ``user:password``)."""
+    sample = data[:256]
+    printable = sum(32 <= b < 127 or b in (9, 10, 13) or b >= 0xC2 for b in sample)
+    return printable >= 0.9 * len(sample)

@@ -1,0 +1,270 @@
+"""XML parser: SOAP 1.1/1.2 envelopes, HL7 V3 messages, CDA R2 (with ``hl7fi:``), FHIR XML, SAML.
+
+Every attribute, text node, tail, comment and processing instruction is a field: identity codes
+hide in places no list of paths foresees (Kela's own documents put them in
+``relatedSubject/code/@code``, observation values and narrative). Structure only adds context:
+the role (``roles.XML_ROLES``), the OID an identifier is declared under, and which values *are*
+identifiers (CDA ``II`` extension under ``@root``, ``@code`` under ``@codeSystem``, FHIR
+``identifier/value`` under ``system``, a SAML ``AttributeValue`` under its ``Name``).
+
+Parsing is lxml with entities unresolved, no DTD, no network (lxml ≥ 6.1; CVE-2026-41066): a
+document declaring a DOCTYPE is unscannable, since text inside unresolved entities would be
+invisible to the scan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import lru_cache, partial
+
+from lxml import etree
+
+from ..errors import UnscannableError
+from ..idcode import mask_text
+from ..mediatype import MediaType
+from ..model import Context, Field, Payload, Protocol, Role
+from ..roles import XML_ROLES
+from .base import Item, ScanState, decode_base64, looks_base64, nested, normalise_system
+
+__all__ = ["XmlParser"]
+
+SOAP11_NS = "http://schemas.xmlsoap.org/soap/envelope/"
+SOAP12_NS = "http://www.w3.org/2003/05/soap-envelope"
+FHIR_NS = "http://hl7.org/fhir"
+_XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
+_SNIFF_TYPES = frozenset({"", "text/plain", "application/octet-stream"})
+
+
+@lru_cache(maxsize=16)
+def _parser(encoding: str | None) -> etree.XMLParser:
+    """A hardened parser; ``encoding`` overrides the document's own (an HTTP charset wins)."""
+    return etree.XMLParser(
+        encoding=encoding,
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_comments=False,
+        remove_pis=False,
+        recover=False,
+        collect_ids=False,
+    )
+
+
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
+def _step(el: etree._Element) -> str:
+    """One XPath step with a position when siblings share the name."""
+    name = _local(el.tag) if isinstance(el.tag, str) else "node()"
+    parent = el.getparent()
+    if parent is None:
+        return "/" + name
+    if not isinstance(el.tag, str):
+        siblings = [c for c in parent if not isinstance(c.tag, str)]
+        kind = "comment()" if isinstance(el, etree._Comment) else "processing-instruction()"
+        return f"/{kind}[{siblings.index(el) + 1}]"
+    same = [c for c in parent if c.tag == el.tag]
+    return f"/{name}[{same.index(el) + 1}]" if len(same) > 1 else "/" + name
+
+
+def _xpath(el: etree._Element) -> str:
+    steps = [_step(a) for a in el.iterancestors()]
+    steps.reverse()
+    return "".join(steps) + _step(el)
+
+
+def _locate(prefix: str, el: etree._Element, suffix: str) -> str:
+    return f"{prefix}{_xpath(el)}{suffix}"
+
+
+class XmlParser:
+    """Parses XML payloads (declared ``*/xml``, ``*+xml``; or sniffed by a leading ``<``)."""
+
+    name = "xml"
+
+    def claims(self, media: MediaType, payload: Payload) -> bool:
+        if media.is_xml:
+            return True
+        return media.type in _SNIFF_TYPES and payload.data.lstrip()[:1] == b"<"
+
+    def parse(self, payload: Payload, media: MediaType, state: ScanState) -> Iterator[Item]:
+        strict = payload.declared and media.is_xml
+        try:
+            root = self._parse_tree(payload, media)
+        except UnscannableError:
+            if strict:
+                raise
+            yield from _fallback_text(payload)
+            return
+        yield from self._walk(root, payload, state)
+
+    def _parse_tree(self, payload: Payload, media: MediaType) -> etree._Element:
+        charset = media.params.get("charset")
+        if charset:
+            try:
+                parser = _parser(charset.lower())
+            except LookupError:
+                raise UnscannableError(f"unknown charset {charset!r}", payload.location or "body")
+        else:
+            parser = _parser(None)
+        try:
+            root = etree.fromstring(payload.data, parser)
+        except etree.XMLSyntaxError as exc:
+            msg = mask_text(str(exc.msg or "syntax error"))
+            raise UnscannableError(
+                f"XML parse error at line {exc.lineno}: {msg}", payload.location or "body"
+            ) from None
+        except (LookupError, ValueError) as exc:
+            raise UnscannableError(
+                f"XML cannot be decoded: {type(exc).__name__}", payload.location or "body"
+            ) from None
+        docinfo = root.getroottree().docinfo
+        if docinfo.doctype or docinfo.internalDTD is not None:
+            raise UnscannableError(
+                "XML declares a DOCTYPE: entities and DTDs are refused, their content would be "
+                "invisible to the scan",
+                payload.location or "body",
+            )
+        return root
+
+    def _walk(self, root: etree._Element, payload: Payload, state: ScanState) -> Iterator[Item]:
+        prefix = payload.location + ":" if payload.location else ""
+        ns = root.tag.partition("}")[0][1:] if isinstance(root.tag, str) else ""
+        if ns == SOAP11_NS:
+            state.note_protocol(Protocol.SOAP11)
+        elif ns == SOAP12_NS:
+            state.note_protocol(Protocol.SOAP12)
+        elif ns == FHIR_NS:
+            state.note_protocol(Protocol.FHIR_XML)
+
+        base_role = payload.context.role
+        contexts: list[Context] = [Context(base_role)]
+        # Comments and PIs before/after the root element are part of the document too.
+        for sibling in (*root.itersiblings(preceding=True), *root.itersiblings()):
+            yield from self._misc(sibling, prefix, contexts[0])
+
+        for event, el in etree.iterwalk(root, events=("start", "end", "comment", "pi")):
+            if event == "end":
+                contexts.pop()
+                tail = el.tail
+                if tail and not tail.isspace():
+                    yield Field(tail, contexts[-1], partial(_locate, prefix, el, "/following::text()[1]"))
+                continue
+            if event != "start":
+                yield from self._misc(el, prefix, contexts[-1])
+                continue
+            parent_ctx = contexts[-1]
+            local = _local(el.tag)
+            role = XML_ROLES.get(local, parent_ctx.role)
+            if local == "text" and parent_ctx.element == "section":
+                role = Role.NARRATIVE
+            attrib = el.attrib
+            system = attrib.get("root") or attrib.get("codeSystem")
+            ctx = Context(role, local, system)
+            contexts.append(ctx)
+            if attrib:
+                yield from self._attributes(el, attrib, ctx, prefix)
+            text = el.text
+            if text and not text.isspace():
+                yield from self._text(el, text, ctx, prefix, payload, state)
+
+    def _attributes(
+        self, el: etree._Element, attrib: etree._Attrib, ctx: Context, prefix: str
+    ) -> Iterator[Item]:
+        id_attr = None
+        if ctx.system is not None:
+            if "root" in attrib:
+                id_attr = "extension"
+            elif "codeSystem" in attrib:
+                id_attr = "code"
+        if ctx.element in ("value", "code") and "value" in attrib and el.tag.startswith("{" + FHIR_NS):
+            system = _fhir_system(el)
+            if system is not None:
+                ctx = Context(ctx.role, ctx.element, system)
+                id_attr = "value"
+        for name, value in attrib.items():
+            if not value:
+                continue
+            attr = _local(name)
+            yield Field(
+                value,
+                ctx,
+                partial(_locate, prefix, el, "/@" + attr),
+                identifier=attr == id_attr,
+            )
+
+    def _text(
+        self,
+        el: etree._Element,
+        text: str,
+        ctx: Context,
+        prefix: str,
+        payload: Payload,
+        state: ScanState,
+    ) -> Iterator[Item]:
+        where = partial(_locate, prefix, el, "/text()")
+        if el.get("representation") == "B64":
+            data = decode_base64(text)
+            if data is None:
+                raise UnscannableError(
+                    "element declared representation=\"B64\" holds invalid Base64",
+                    mask_text(_locate(prefix, el, "")),
+                )
+            yield nested(
+                data,
+                el.get("mediaType"),
+                _locate(prefix, el, "!base64"),
+                payload,
+                ctx,
+                state,
+                declared=el.get("mediaType") is not None,
+            )
+            return
+        if looks_base64(text):
+            data = decode_base64(text)
+            if data is not None:
+                yield nested(
+                    data, None, _locate(prefix, el, "!base64"), payload, ctx, state, declared=False
+                )
+                return
+        identifier = ctx.element == "AttributeValue" and _saml_system(el) is not None
+        if identifier:
+            ctx = Context(ctx.role, ctx.element, _saml_system(el))
+        yield Field(text, ctx, where, identifier=identifier)
+
+    def _misc(self, node: etree._Element, prefix: str, ctx: Context) -> Iterator[Item]:
+        """Comments and processing instructions: their text and their tail."""
+        if node.text and not node.text.isspace():
+            yield Field(node.text, ctx, partial(_locate, prefix, node, ""))
+        if node.tail and not node.tail.isspace():
+            yield Field(node.tail, ctx, partial(_locate, prefix, node, "/following::text()[1]"))
+
+
+def _fhir_system(el: etree._Element) -> str | None:
+    """For FHIR XML ``identifier/value`` or ``coding/code``: the sibling ``system/@value``."""
+    parent = el.getparent()
+    if parent is None:
+        return None
+    system = parent.find(f"{{{FHIR_NS}}}system")
+    if system is None or not system.get("value"):
+        return None
+    return normalise_system(system.get("value", ""))
+
+
+def _saml_system(el: etree._Element) -> str | None:
+    """For a SAML ``AttributeValue``: its ``Attribute/@Name`` as an OID, if it is a URN OID."""
+    parent = el.getparent()
+    if parent is None or _local(parent.tag) != "Attribute":
+        return None
+    name = parent.get("Name")
+    return normalise_system(name) if name else None
+
+
+def _fallback_text(payload: Payload) -> Iterator[Item]:
+    """A sniffed payload that turned out not to be XML is scanned as text instead."""
+    from .text import text_fields
+
+    yield from text_fields(payload, strict=False)

@@ -1,0 +1,187 @@
+"""The pipeline: a request (or a file) in, one :class:`Report` out.
+
+request → URL and header fields → body: size check → Content-Encoding → payload → the first parser
+that claims it → fields (to every detector) and nested payloads (parsed in turn, depth-limited) →
+hits → findings (masked, keyed-hashed, under the policy) → verdict.
+
+Anything that cannot be fully read raises :class:`UnscannableError` somewhere below; it ends the
+scan with an ``unscannable`` finding, which always blocks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .detectors import DETECTORS, Detector
+from .encoding import decode_content
+from .errors import UnscannableError
+from .idcode import mask_text
+from .masking import KeyedHasher
+from .mediatype import parse_media_type
+from .model import Action, Context, Field, Finding, Hit, Payload, Protocol, Report, Request, Role, Verdict
+from .parsers import PARSERS, Parser, ScanState, header_fields, url_fields
+from .parsers.base import Item
+from .policy import Policy
+from .rules import UNSCANNABLE
+
+__all__ = ["Scanner"]
+
+_RANK = {Action.OFF: 0, Action.WARN: 1, Action.BLOCK: 2}
+_VERDICT = {0: Verdict.PASS, 1: Verdict.WARN, 2: Verdict.BLOCK}
+
+
+class Scanner:
+    """Scans requests and files under one policy. Stateless between scans; safe to reuse."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        hasher: KeyedHasher,
+        *,
+        parsers: tuple[Parser, ...] = PARSERS,
+        detectors: tuple[Detector, ...] = DETECTORS,
+    ) -> None:
+        self.policy = policy
+        self._hasher = hasher
+        self._parsers = parsers
+        # Detectors whose every rule is off are not run at all.
+        self._detectors = tuple(
+            d for d in detectors if any(policy.action(r.id) is not Action.OFF for r in d.rules)
+        )
+
+    # -- entry points ---------------------------------------------------------------------------
+
+    def scan(self, request: Request) -> Report:
+        """Scan a whole request: URL, headers and body."""
+        state = ScanState(self.policy.limits)
+        findings: list[Finding] = []
+        counter = [0]
+        try:
+            self._fields(url_fields(request.target, state), findings, state, counter)
+            self._fields(header_fields(request.headers, state), findings, state, counter)
+            body = self._body(request.body, request.header("content-encoding"), state)
+            if body:
+                content_type = request.header("content-type")
+                payload = Payload(body, content_type, "", Context(Role.UNKNOWN),
+                                  declared=content_type is not None)
+                self._payload(payload, findings, state, counter)
+        except UnscannableError as exc:
+            findings.append(self._unscannable(exc))
+        protocol = state.protocol or _protocol_from_headers(request)
+        return self._report(findings, protocol, state, counter[0])
+
+    def scan_bytes(
+        self, data: bytes, content_type: str | None = None, content_encoding: str | None = None
+    ) -> Report:
+        """Scan a body on its own (a file, a saved body); the type is sniffed when not given."""
+        state = ScanState(self.policy.limits)
+        findings: list[Finding] = []
+        counter = [0]
+        try:
+            body = self._body(data, content_encoding, state)
+            if body:
+                payload = Payload(body, content_type, "", Context(Role.UNKNOWN),
+                                  declared=content_type is not None)
+                self._payload(payload, findings, state, counter)
+        except UnscannableError as exc:
+            findings.append(self._unscannable(exc))
+        return self._report(findings, state.protocol or Protocol.OTHER, state, counter[0])
+
+    # -- steps ----------------------------------------------------------------------------------
+
+    def _body(self, body: bytes, content_encoding: str | None, state: ScanState) -> bytes:
+        limits = self.policy.limits
+        if len(body) > limits.max_body_bytes:
+            raise UnscannableError(
+                f"too large: body of {len(body)} bytes exceeds the {limits.max_body_bytes}-byte "
+                "limit",
+                "body",
+            )
+        if content_encoding and content_encoding.strip().lower() not in ("", "identity"):
+            body = decode_content(body, content_encoding, max_size=limits.max_decoded_bytes)
+        state.charge(len(body), "body")
+        return body
+
+    def _payload(
+        self, payload: Payload, findings: list[Finding], state: ScanState, counter: list[int]
+    ) -> None:
+        if payload.depth > self.policy.limits.max_depth:
+            raise UnscannableError(
+                f"content nested more than {self.policy.limits.max_depth} layers deep",
+                mask_text(payload.location) or "body",
+            )
+        state.payloads += 1
+        media = parse_media_type(payload.content_type)
+        parser = next(p for p in self._parsers if p.claims(media, payload))
+        self._fields(parser.parse(payload, media, state), findings, state, counter)
+
+    def _fields(
+        self, items: Iterable[Item], findings: list[Finding], state: ScanState, counter: list[int]
+    ) -> None:
+        detectors = self._detectors
+        for item in items:
+            if isinstance(item, Field):
+                counter[0] += 1
+                for detector in detectors:
+                    for hit in detector.detect(item):
+                        finding = self._finding(hit)
+                        if finding is not None:
+                            findings.append(finding)
+            elif item.data:
+                self._payload(item, findings, state, counter)
+
+    # -- findings -------------------------------------------------------------------------------
+
+    def _finding(self, hit: Hit) -> Finding | None:
+        action = self.policy.action(hit.rule)
+        if action is Action.OFF:
+            return None
+        return Finding(
+            rule=hit.rule,
+            action=action,
+            location=mask_text(hit.field.location),
+            role=hit.field.context.role,
+            evidence=hit.masked,
+            value_hash=self._hasher(hit.raw),
+            explanation=hit.explanation,
+        )
+
+    @staticmethod
+    def _unscannable(exc: UnscannableError) -> Finding:
+        return Finding(
+            rule=UNSCANNABLE.id,
+            action=Action.BLOCK,
+            location=mask_text(exc.location),
+            role=Role.UNKNOWN,
+            evidence="",
+            value_hash="",
+            explanation=mask_text(exc.reason),
+        )
+
+    @staticmethod
+    def _report(
+        findings: list[Finding], protocol: Protocol, state: ScanState, fields: int
+    ) -> Report:
+        rank = max((_RANK[f.action] for f in findings), default=0)
+        return Report(
+            verdict=_VERDICT[rank],
+            findings=tuple(findings),
+            protocol=protocol,
+            fields_scanned=fields,
+            payloads_scanned=state.payloads,
+        )
+
+
+def _protocol_from_headers(request: Request) -> Protocol:
+    """The client's protocol when no payload revealed it (a GET, an unparsable body)."""
+    content_type = (request.header("content-type") or "").lower()
+    accept = (request.header("accept") or "").lower()
+    if "application/soap+xml" in content_type:
+        return Protocol.SOAP12
+    if request.header("soapaction") is not None:
+        return Protocol.SOAP11
+    if "fhir+xml" in content_type or (not content_type and "fhir+xml" in accept):
+        return Protocol.FHIR_XML
+    if "fhir" in content_type or "fhir" in accept or "_format=json" in request.target:
+        return Protocol.FHIR_JSON
+    return Protocol.OTHER

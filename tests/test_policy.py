@@ -1,0 +1,63 @@
+"""Tests for kanta_guard.policy: the embedded default, overrides, and errors that name the line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kanta_guard import Action, PolicyError, default_policy, load_policy
+from kanta_guard.policy import parse_policy
+from kanta_guard.rules import RULES
+
+
+def test_default_is_safe() -> None:
+    """The embedded default blocks real and malformed codes and warns on malformed test codes."""
+    policy = default_policy()
+    assert policy.action("hetu.real") is Action.BLOCK
+    assert policy.action("hetu.malformed") is Action.BLOCK
+    assert policy.action("hetu.malformed_test") is Action.WARN
+    assert policy.action("unscannable") is Action.BLOCK
+    assert set(policy.actions) == {spec.id for spec in RULES}
+
+
+def test_override_keeps_the_rest() -> None:
+    """A user file changes only the keys it names."""
+    policy = parse_policy('[rules]\n"hetu.malformed_test" = "off"\n[limits]\nmax_depth = 3\n')
+    assert policy.action("hetu.malformed_test") is Action.OFF
+    assert policy.action("hetu.real") is Action.BLOCK
+    assert policy.limits.max_depth == 3
+    assert policy.limits.max_parts == default_policy().limits.max_parts
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[rules]\n"hetu.realz" = "block"\n', "<policy>, line 2: unknown rule id 'hetu.realz'"),
+        ('[rules]\n\n"hetu.real" = "deny"\n', "line 3: rule 'hetu.real' has action 'deny'"),
+        ('[rules]\nunscannable = "warn"\n', "line 2: rule 'unscannable' cannot be set"),
+        ("[limits]\nmax_depth = 0\n", "line 2: limits.max_depth must be a positive integer"),
+        ("[limits]\nmax_depth = true\n", "line 2: limits.max_depth must be a positive integer"),
+        ('[limits]\nmax_depth = "8"\n', "line 2: limits.max_depth must be a positive integer"),
+        ("[limits]\nmax_body_bytes = 100\nmax_decoded_bytes = 10\n", "line 3: limits.max_decoded"),
+        ("[limits]\nspeed = 1\n", "line 2: unknown key limits.speed"),
+        ("[logs]\npath = 'x'\n", "line 1: unknown section [logs]"),
+        ('[log]\npath = ""\n', "line 2: log.path must not be empty"),
+        ("[rules\n", "not valid TOML"),
+    ],
+)
+def test_errors_name_the_problem(text: str, message: str) -> None:
+    """Every invalid policy raises PolicyError whose message names the line and the problem."""
+    with pytest.raises(PolicyError) as info:
+        parse_policy(text)
+    assert message in str(info.value)
+
+
+def test_load_policy_file(tmp_path: Path) -> None:
+    """A policy file is read from disk; a missing one is a PolicyError naming the path."""
+    path = tmp_path / "policy.toml"
+    path.write_text('[rules]\n"hetu.real" = "warn"\n', "utf-8")
+    assert load_policy(path).action("hetu.real") is Action.WARN
+    assert load_policy(None).source == "<embedded default>"
+    with pytest.raises(PolicyError, match="cannot read policy file .*missing.toml"):
+        load_policy(tmp_path / "missing.toml")
