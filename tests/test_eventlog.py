@@ -1,0 +1,304 @@
+"""Tests of kanta_guard.eventlog: the record of a blocked request and the rotating log."""
+
+from __future__ import annotations
+
+import json
+import re
+import stat
+import threading
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from kanta_guard.errors import PolicyError
+from kanta_guard.eventlog import EventLog, make_record, read_records
+from kanta_guard.model import Action, Finding, Protocol, Report, Role, Verdict
+
+# Real-range code (valid checksum, individual number 025): appears here only to prove it is masked.
+LEAK = "050775-0251"
+
+REAL = Finding(
+    rule="hetu.real",
+    action=Action.BLOCK,
+    location="/ClinicalDocument/recordTarget/patientRole/id[1]/@extension",
+    role=Role.PATIENT,
+    evidence="******-****",
+    value_hash="hmac:0123456789abcdef",
+    explanation="a real personal identity code",
+)
+OFF = Finding("hetu.off_rule", Action.OFF, "/off", Role.UNKNOWN, "******-****", "hmac:0", "off")
+REPORT = Report(Verdict.BLOCK, (REAL, OFF), Protocol.SOAP11)
+WHEN = datetime(2025, 3, 4, 7, 8, 9, 123456, tzinfo=timezone(timedelta(hours=2)))
+
+
+def record(
+    *,
+    client: str | None = "10.0.0.7:51234",
+    method: str = "POST",
+    path: str = "/services/pt",
+    time: datetime | None = WHEN,
+) -> dict[str, object]:
+    return make_record(
+        REPORT,
+        flow_id="3f2a9c1e-0d4b-4c3e-9a55-0b7e6d1f2a33",
+        client=client,
+        method=method,
+        host="kanta.example",
+        path=path,
+        time=time,
+    )
+
+
+def test_record_shape() -> None:
+    """A record has the documented keys, UTC time with Z, and the findings that count."""
+    assert record() == {
+        "time": "2025-03-04T05:08:09.123Z",
+        "flow_id": "3f2a9c1e-0d4b-4c3e-9a55-0b7e6d1f2a33",
+        "client": "10.0.0.7:51234",
+        "method": "POST",
+        "host": "kanta.example",
+        "path": "/services/pt",
+        "verdict": "block",
+        "rules": ["hetu.real"],
+        "findings": [
+            {
+                "rule": "hetu.real",
+                "action": "block",
+                "role": "patient",
+                "location": REAL.location,
+                "evidence": "******-****",
+                "value_hash": "hmac:0123456789abcdef",
+                "explanation": "a real personal identity code",
+            }
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("time", "expected"),
+    [
+        (datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC), "2025-01-02T03:04:05.000Z"),
+        (datetime(2025, 1, 2, 3, 4, 5), "2025-01-02T03:04:05.000Z"),  # naive: taken as UTC
+        (
+            datetime(2025, 1, 1, 23, 0, tzinfo=timezone(timedelta(hours=-3))),
+            "2025-01-02T02:00:00.000Z",
+        ),
+    ],
+)
+def test_record_time_is_utc(time: datetime, expected: str) -> None:
+    """The time is ISO 8601 in UTC with a Z, whatever zone it was given in."""
+    assert record(time=time)["time"] == expected
+
+
+def test_record_time_defaults_to_now() -> None:
+    """Without a time the record is stamped now, in UTC."""
+    before = datetime.now(UTC).replace(microsecond=0, tzinfo=None)
+    stamp = record(time=None)["time"]
+    assert isinstance(stamp, str) and stamp.endswith("Z")
+    assert datetime.fromisoformat(stamp[:-1]) >= before
+
+
+def test_record_without_client() -> None:
+    """An unknown client is null."""
+    assert record(client=None)["client"] is None
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        (f"/Patient?identifier={LEAK}", "/Patient?identifier=******-****"),
+        # the code follows the letter C of %7C: masked in the raw path
+        (
+            f"/Patient?identifier=urn%3Aoid%3A1.2.246.21%7C{LEAK}",
+            "/Patient?identifier=urn%3Aoid%3A1.2.246.21%7C******-****",
+        ),
+        ("/Patient?identifier=050775%2D0251", "/Patient?identifier=******-****"),
+        # decoding glues the code to the letter A: masked before decoding
+        (f"/p/{LEAK}%41", "/p/******-****%41"),
+        ("/Patient?name=Meik%C3%A4l%C3%A4inen", "/Patient?name=Meik%C3%A4l%C3%A4inen"),
+    ],
+)
+def test_record_path_is_masked(path: str, expected: str) -> None:
+    """Codes in the path are masked, also percent-encoded ones; a clean path is kept raw."""
+    assert record(path=path)["path"] == expected
+
+
+def test_record_masks_every_field() -> None:
+    """A code that slipped into any field of the request or the findings is masked."""
+    leaky = Finding("hetu.real", Action.BLOCK, f"url:{LEAK}", Role.URL, LEAK, "hmac:1", LEAK)
+    made = make_record(
+        Report(Verdict.BLOCK, (leaky,)),
+        flow_id=LEAK,
+        client=LEAK,
+        method=LEAK,
+        host=f"{LEAK}.example",
+        path=LEAK,
+        time=WHEN,
+    )
+    text = json.dumps(made, ensure_ascii=False)
+    assert "050775" not in text and "******-****" in text
+
+
+def test_write_and_read(tmp_path: Path) -> None:
+    """Each record is one compact JSON line, written through at once, read back in order."""
+    path = tmp_path / "log" / "blocked.jsonl"  # the parent is created
+    log = EventLog(path)
+    log.write(record())
+    log.write(record(method="PUT"))
+    lines = path.read_text("utf-8").splitlines()  # readable before close: flushed
+    assert len(lines) == 2 and ": " not in lines[0] and ", " not in lines[0].split('"findings"')[0]
+    log.close()
+    assert [r["method"] for r in read_records(path)] == ["POST", "PUT"]
+    assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0
+
+
+def test_write_masks_the_line(tmp_path: Path) -> None:
+    """A record not made by make_record is still masked when written."""
+    path = tmp_path / "blocked.jsonl"
+    with EventLog(path) as log:
+        log.write({"note": f"see {LEAK}", "path": f"/x?{LEAK}"})
+    assert "050775" not in path.read_text("utf-8")
+    assert read_records(path) == [{"note": "see ******-****", "path": "/x?******-****"}]
+
+
+def test_line_separators_stay_inside_the_record(tmp_path: Path) -> None:
+    """U+2028, U+0085 and the like (left unescaped by ensure_ascii=False) do not split records."""
+    path = tmp_path / "blocked.jsonl"
+    with EventLog(path) as log:
+        log.write({"text": "a\u2028b\u0085c\nd\re"})
+        log.write({"text": "Ä"})
+    assert read_records(path) == [{"text": "a\u2028b\u0085c\nd\re"}, {"text": "Ä"}]
+    assert len(path.read_bytes().split(b"\n")) == 3
+
+
+def test_append_across_restart(tmp_path: Path) -> None:
+    """A second EventLog on the same path appends to what the first wrote."""
+    path = tmp_path / "blocked.jsonl"
+    with EventLog(path) as first:
+        first.write({"n": 1})
+    with EventLog(path) as second:
+        second.write({"n": 2})
+    assert read_records(path) == [{"n": 1}, {"n": 2}]
+
+
+def _numbers(path: Path) -> list[int]:
+    return [int(str(r["n"])) for r in read_records(path)] if path.exists() else []
+
+
+@pytest.mark.parametrize(
+    ("backups", "files"),
+    [
+        # each line is {"n":N,"pad":"xxxxxxxxxx"} + newline = 27 bytes; 100 bytes hold 3 lines
+        (2, {"": [9], ".1": [6, 7, 8], ".2": [3, 4, 5]}),  # 0-2 dropped with the oldest backup
+        (5, {"": [9], ".1": [6, 7, 8], ".2": [3, 4, 5], ".3": [0, 1, 2]}),
+        (0, {"": [9]}),  # no backups: the file starts afresh
+    ],
+)
+def test_rotation(tmp_path: Path, backups: int, files: dict[str, list[int]]) -> None:
+    """At max_bytes the file is shifted to .1, .1 to .2 and so on; the oldest is dropped."""
+    path = tmp_path / "blocked.jsonl"
+    with EventLog(path, max_bytes=100, backups=backups) as log:
+        for n in range(10):
+            log.write({"n": n, "pad": "x" * 10})
+    found = {p.name.removeprefix(path.name): _numbers(p) for p in tmp_path.iterdir()}
+    assert found == files
+    assert all(p.stat().st_size <= 100 for p in tmp_path.iterdir())
+
+
+def test_oversized_record_is_written_alone(tmp_path: Path) -> None:
+    """A record larger than max_bytes is still written, into a file of its own."""
+    path = tmp_path / "blocked.jsonl"
+    with EventLog(path, max_bytes=50, backups=3) as log:
+        log.write({"n": 0})
+        log.write({"n": 1, "pad": "x" * 100})
+        log.write({"n": 2})
+    assert (_numbers(path), _numbers(tmp_path / "blocked.jsonl.1")) == ([2], [1])
+    assert _numbers(tmp_path / "blocked.jsonl.2") == [0]
+
+
+def test_failed_rotation_keeps_the_record(tmp_path: Path) -> None:
+    """A failed rotation raises, yet the record still goes into the current file."""
+    path = tmp_path / "blocked.jsonl"
+    (tmp_path / "blocked.jsonl.1" / "occupied").mkdir(parents=True)  # path cannot become path.1
+    with EventLog(path, max_bytes=30, backups=1) as log:
+        log.write({"n": 0})
+        for n in (1, 2):  # each write tries the rotation again
+            with pytest.raises(IsADirectoryError):
+                log.write({"n": n, "pad": "x" * 20})
+    assert _numbers(path) == [0, 1, 2]
+
+
+def test_no_rotation_when_max_bytes_is_zero(tmp_path: Path) -> None:
+    """max_bytes=0 never rotates."""
+    path = tmp_path / "blocked.jsonl"
+    with EventLog(path, max_bytes=0) as log:
+        for n in range(50):
+            log.write({"n": n, "pad": "x" * 100})
+    assert _numbers(path) == list(range(50))
+    assert [p.name for p in tmp_path.iterdir()] == ["blocked.jsonl"]
+
+
+def test_threads_do_not_interleave(tmp_path: Path) -> None:
+    """Records written from many threads at once each stay whole, none lost across rotations."""
+    path = tmp_path / "blocked.jsonl"
+    log = EventLog(path, max_bytes=4000, backups=100)
+
+    def writer(t: int) -> None:
+        for i in range(50):
+            log.write({"n": t * 1000 + i, "pad": "y" * 40})
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    log.close()
+    numbers = [n for p in tmp_path.iterdir() for n in _numbers(p)]
+    assert sorted(numbers) == sorted(t * 1000 + i for t in range(8) for i in range(50))
+
+
+def test_write_after_close(tmp_path: Path) -> None:
+    """Writing to a closed log raises ValueError; closing twice is harmless."""
+    log = EventLog(tmp_path / "blocked.jsonl")
+    log.close()
+    log.close()
+    with pytest.raises(ValueError, match="closed"):
+        log.write({"n": 1})
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        "under-a-file/blocked.jsonl",  # the parent is a regular file
+        "a-directory",  # the log path is a directory
+    ],
+)
+def test_unopenable_path_is_a_policy_error(tmp_path: Path, where: str) -> None:
+    """A path that cannot be opened stops start-up with a PolicyError naming the path."""
+    (tmp_path / "under-a-file").write_text("")
+    (tmp_path / "a-directory").mkdir()
+    path = tmp_path / where
+    with pytest.raises(PolicyError, match=re.escape(str(path))):
+        EventLog(path)
+
+
+@pytest.mark.parametrize(("max_bytes", "backups"), [(-1, 5), (100, -1)])
+def test_negative_limits_are_a_policy_error(tmp_path: Path, max_bytes: int, backups: int) -> None:
+    """A negative size or backup count is a configuration error."""
+    with pytest.raises(PolicyError, match="negative"):
+        EventLog(tmp_path / "blocked.jsonl", max_bytes=max_bytes, backups=backups)
+
+
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [(b'{"n":1}\nnot json\n', ValueError), (b'{"n":1}\n[1,2]\n', TypeError)],
+)
+def test_read_records_rejects_bad_lines(
+    tmp_path: Path, content: bytes, error: type[Exception]
+) -> None:
+    """A line that is not a JSON object is an error naming the line, not silently skipped."""
+    path = tmp_path / "blocked.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(error, match=":2:"):
+        read_records(path)
