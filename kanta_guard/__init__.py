@@ -13,7 +13,18 @@ from __future__ import annotations
 from .answer import Answer, blocked_answer
 from .errors import KantaGuardError, PolicyError, UnscannableError
 from .masking import KeyedHasher, load_key
-from .model import Action, Context, Field, Finding, Payload, Protocol, Report, Request, Role, Verdict
+from .model import (
+    Action,
+    Context,
+    Field,
+    Finding,
+    Payload,
+    Protocol,
+    Report,
+    Request,
+    Role,
+    Verdict,
+)
 from .pipeline import Scanner
 from .policy import Policy, default_policy, load_policy
 from .rules import RULES, RuleSpec

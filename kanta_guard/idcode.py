@@ -28,11 +28,12 @@ __all__ = ["TOKEN", "Kind", "classify", "individual_number", "mask", "mask_text"
 _DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212"
 _SIGNS = "-+ABCDEFUVWXYabcdefuvwxy" + _DASHES
 # A token: DDMMYY, century sign, ZZZ, check character; horizontal whitespace tolerated between the
-# groups (hand-typed narrative), not inside them. Not preceded or followed by a letter or digit, so
-# OIDs, timestamps and longer numbers do not match.
+# groups (hand-typed narrative), not inside them. Not preceded or followed by a digit, so
+# timestamps and longer numbers do not match; a letter may touch it ("HETU010181-900C"): a code
+# glued to a word is still a code.
 TOKEN = re.compile(
-    rf"(?<![0-9A-Za-z.])([0-3][0-9][01][0-9]{{3}})[ \t\u00a0]?([{re.escape(_SIGNS)}])"
-    r"[ \t\u00a0]?([0-9]{3})[ \t\u00a0]?([0-9A-Ya-y])(?![0-9A-Za-z])"
+    rf"(?<![0-9])([0-3][0-9][01][0-9]{{3}})[ \t\u00a0]?([{re.escape(_SIGNS)}])"
+    r"[ \t\u00a0]?([0-9]{3})[ \t\u00a0]?([0-9A-Ya-y])(?![0-9])"
 )
 _DASH_TABLE = str.maketrans(dict.fromkeys(_DASHES, "-"))
 _WS = re.compile(r"\s+")

@@ -1,9 +1,9 @@
 """The one adapter between kanta-guard and mitmproxy: the addon, the content view, the launcher.
 
 Everything else in :mod:`kanta_guard` is pure and runs without a proxy; this module only
-translates flows and options into library calls (mitmproxy's addon style: options declared in
-``load``, re-parsed in ``configure`` with bad values raised as ``OptionsError``, hooks opening with a
-guard clause).
+translates flows and options into library calls (mitmproxy's addon style: options declared
+in ``load``, re-parsed in ``configure`` with bad values raised as ``OptionsError``, hooks opening
+with a guard clause).
 """
 
 from __future__ import annotations
@@ -89,8 +89,7 @@ class KantaGuard:
     def configure(self, updated: set[str]) -> None:
         if "stream_large_bodies" in updated and ctx.options.stream_large_bodies:
             raise exceptions.OptionsError(
-                "kanta-guard never streams request bodies past the scan: "
-                "unset stream_large_bodies"
+                "kanta-guard never streams request bodies past the scan: unset stream_large_bodies"
             )
         if self.scanner is not None and not updated & {"kanta_guard_policy", "kanta_guard_log"}:
             return
@@ -174,14 +173,14 @@ class KantaGuard:
             client=f"{client[0]}:{client[1]}" if client else None,
             method=flow.request.method,
             host=flow.request.pretty_host,
-            path=unquote(flow.request.path),
+            path=flow.request.path,
         )
         self.log.write(record)
         logger.warning(
             "kanta-guard %s %s %s: %s",
             report.verdict,
             flow.request.method,
-            mask_text(unquote(flow.request.path)),
+            record["path"],
             ", ".join(report.rules),
         )
 
@@ -194,7 +193,7 @@ class KantaGuard:
         """
         assert self.scanner is not None
         req = flow.request
-        req.path = mask_text(unquote(req.path))
+        req.path = mask_text(unquote(req.path, errors="replace"))
         for name in set(req.headers.keys()):
             values = req.headers.get_all(name)
             req.headers.set_all(name, [mask_text(v) for v in values])
@@ -216,11 +215,12 @@ class KantaGuard:
             req.headers["x-kanta-guard-redacted"] = "identity codes masked"
 
 
-class KantaGuardView:
+class KantaGuardView(contentviews.Contentview):
     """The "kanta-guard" content view: a flow's findings, with their locations."""
 
-    name = "kanta-guard"
-    syntax_highlight = "none"
+    @property
+    def name(self) -> str:
+        return "kanta-guard"
 
     def prettify(self, data: bytes, metadata: contentviews.Metadata) -> str:
         flow = metadata.flow
@@ -251,9 +251,6 @@ class KantaGuardView:
         report = flow.metadata[METADATA_KEY]
         # On a flagged request, show the findings first; on a clean one, leave the usual view.
         return 2 if report.get("findings") else -1
-
-    def __lt__(self, other: Any) -> bool:
-        return bool(self.name < other.name)
 
 
 def run_tool(tool: str, args: Sequence[str]) -> int:

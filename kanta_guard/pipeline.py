@@ -18,7 +18,19 @@ from .errors import UnscannableError
 from .idcode import mask_text
 from .masking import KeyedHasher
 from .mediatype import parse_media_type
-from .model import Action, Context, Field, Finding, Hit, Payload, Protocol, Report, Request, Role, Verdict
+from .model import (
+    Action,
+    Context,
+    Field,
+    Finding,
+    Hit,
+    Payload,
+    Protocol,
+    Report,
+    Request,
+    Role,
+    Verdict,
+)
 from .parsers import PARSERS, Parser, ScanState, header_fields, url_fields
 from .parsers.base import Item
 from .policy import Policy
@@ -62,8 +74,9 @@ class Scanner:
             body = self._body(request.body, request.header("content-encoding"), state)
             if body:
                 content_type = request.header("content-type")
-                payload = Payload(body, content_type, "", Context(Role.UNKNOWN),
-                                  declared=content_type is not None)
+                payload = Payload(
+                    body, content_type, "", Context(Role.UNKNOWN), declared=content_type is not None
+                )
                 self._payload(payload, findings, state, counter)
         except UnscannableError as exc:
             findings.append(self._unscannable(exc))
@@ -80,8 +93,9 @@ class Scanner:
         try:
             body = self._body(data, content_encoding, state)
             if body:
-                payload = Payload(body, content_type, "", Context(Role.UNKNOWN),
-                                  declared=content_type is not None)
+                payload = Payload(
+                    body, content_type, "", Context(Role.UNKNOWN), declared=content_type is not None
+                )
                 self._payload(payload, findings, state, counter)
         except UnscannableError as exc:
             findings.append(self._unscannable(exc))

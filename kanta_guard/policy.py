@@ -135,7 +135,9 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
             raise PolicyError(f"{_where(source, text, key, 'limits')}: unknown key limits.{key}")
     limits = Limits(
         **{
-            key: _positive_int(limits_raw[key], f"limits.{key}", _where(source, text, key, "limits"))
+            key: _positive_int(
+                limits_raw[key], f"limits.{key}", _where(source, text, key, "limits")
+            )
             for key in _LIMIT_KEYS
         }
     )

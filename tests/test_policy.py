@@ -59,5 +59,5 @@ def test_load_policy_file(tmp_path: Path) -> None:
     path.write_text('[rules]\n"hetu.real" = "warn"\n', "utf-8")
     assert load_policy(path).action("hetu.real") is Action.WARN
     assert load_policy(None).source == "<embedded default>"
-    with pytest.raises(PolicyError, match="cannot read policy file .*missing.toml"):
+    with pytest.raises(PolicyError, match=r"cannot read policy file .*missing\.toml"):
         load_policy(tmp_path / "missing.toml")

@@ -48,11 +48,12 @@ class ScanState:
             self.protocol = protocol
 
     def charge(self, size: int, location: str) -> None:
-        """Count decoded bytes against ``max_decoded_bytes``; over it, the request is unscannable."""
+        """Count decoded bytes against ``max_decoded_bytes``; past it, unscannable."""
         self.decoded_bytes += size
         if self.decoded_bytes > self.limits.max_decoded_bytes:
             raise UnscannableError(
-                f"too large: decoded content exceeds the {self.limits.max_decoded_bytes}-byte limit",
+                "too large: decoded content exceeds the "
+                f"{self.limits.max_decoded_bytes}-byte limit",
                 location,
             )
 

@@ -32,7 +32,12 @@ def param_fields(
             continue
         if value.lstrip().startswith(_NESTED_STARTS):
             yield nested(
-                value.encode("utf-8"), None, where, payload, Context(ctx.role, name), state,
+                value.encode("utf-8"),
+                None,
+                where,
+                payload,
+                Context(ctx.role, name),
+                state,
                 declared=False,
             )
             continue
@@ -41,14 +46,20 @@ def param_fields(
             if data is not None:
                 yield nested(data, None, where + "!base64", payload, ctx, state, declared=False)
                 continue
-        yield Field(value, Context(ctx.role, name), where)
-        # FHIR search: token parameters are [system]|[code], several OR-ed with commas.
+        if "|" not in value:
+            yield Field(value, Context(ctx.role, name), where)
+            continue
+        # FHIR search: token parameters are [system]|[code], several OR-ed with commas; the code
+        # of a token is an identifier under its system, the rest is text.
         for token in value.split(","):
             system, bar, code = token.partition("|")
             if bar and system and code:
+                yield Field(system, Context(ctx.role, name), where)
                 yield Field(
                     code, Context(ctx.role, name, normalise_system(system)), where, identifier=True
                 )
+            else:
+                yield Field(token, Context(ctx.role, name), where)
 
 
 class FormParser:

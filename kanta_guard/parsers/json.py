@@ -36,7 +36,7 @@ def _escape(token: str) -> str:
 
 
 class JsonParser:
-    """Parses JSON payloads (declared ``*/json``, ``*+json``; or sniffed by a leading ``{``/``[``)."""
+    """Parses JSON (declared ``*/json``, ``*+json``; or sniffed by a leading ``{``/``[``)."""
 
     name = "json"
 
@@ -78,9 +78,7 @@ class JsonParser:
     def _walk(self, doc: object, payload: Payload, state: ScanState) -> Iterator[Item]:
         prefix = payload.location + ":" if payload.location else ""
         # (value, pointer, context, identifier-system or None)
-        stack: list[tuple[object, str, Context, str | None]] = [
-            (doc, "", payload.context, None)
-        ]
+        stack: list[tuple[object, str, Context, str | None]] = [(doc, "", payload.context, None)]
         while stack:
             node, pointer, ctx, id_system = stack.pop()
             if isinstance(node, str):
@@ -93,7 +91,9 @@ class JsonParser:
                     role = FHIR_RESOURCE_ROLES.get(resource, Role.DOCUMENT)
                 system = keys.get("system")
                 system = normalise_system(system) if isinstance(system, str) else None
-                obj_ctx = Context(role, ctx.element, system) if role is not ctx.role or system else ctx
+                obj_ctx = (
+                    Context(role, ctx.element, system) if role is not ctx.role or system else ctx
+                )
                 children: list[tuple[object, str, Context, str | None]] = []
                 for key, value in node:
                     child_pointer = f"{pointer}/{_escape(key)}"

@@ -23,7 +23,9 @@ class MultipartParser:
         return media.type.startswith("multipart/")
 
     def parse(self, payload: Payload, media: MediaType, state: ScanState) -> Iterator[Item]:
-        parts = parse_multipart(payload.data, payload.content_type or "", max_parts=state.limits.max_parts)
+        parts = parse_multipart(
+            payload.data, payload.content_type or "", max_parts=state.limits.max_parts
+        )
         base = payload.location + "/" if payload.location else ""
         for part in parts:
             where = f"{base}part[{part.index}]"

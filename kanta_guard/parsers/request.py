@@ -28,8 +28,9 @@ def url_fields(target: str, state: ScanState) -> Iterator[Item]:
     carrier = Payload(b"", None, "url", Context(Role.URL))
     for index, segment in enumerate(path.split("/")):
         if segment:
-            yield Field(unquote(segment, errors="replace"), Context(Role.URL, "path"),
-                        f"url:path[{index}]")
+            yield Field(
+                unquote(segment, errors="replace"), Context(Role.URL, "path"), f"url:path[{index}]"
+            )
     if query:
         pairs = parse_qsl(query, keep_blank_values=True, errors="replace")
         yield from param_fields(pairs, "url:query:", Context(Role.URL), carrier, state)

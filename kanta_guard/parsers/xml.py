@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from functools import lru_cache, partial
+from typing import Any
 
 from lxml import etree
 
@@ -23,7 +24,7 @@ from ..errors import UnscannableError
 from ..idcode import mask_text
 from ..mediatype import MediaType
 from ..model import Context, Field, Payload, Protocol, Role
-from ..roles import XML_ROLES
+from ..roles import FHIR_KEY_ROLES, FHIR_RESOURCE_ROLES, XML_ROLES
 from .base import Item, ScanState, decode_base64, looks_base64, nested, normalise_system
 
 __all__ = ["XmlParser"]
@@ -31,7 +32,7 @@ __all__ = ["XmlParser"]
 SOAP11_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12_NS = "http://www.w3.org/2003/05/soap-envelope"
 FHIR_NS = "http://hl7.org/fhir"
-_XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
+_FHIR_PREFIX = "{" + FHIR_NS + "}"
 _SNIFF_TYPES = frozenset({"", "text/plain", "application/octet-stream"})
 
 
@@ -61,6 +62,9 @@ def _step(el: etree._Element) -> str:
     name = _local(el.tag) if isinstance(el.tag, str) else "node()"
     parent = el.getparent()
     if parent is None:
+        if not isinstance(el.tag, str):
+            kind = "comment()" if isinstance(el, etree._Comment) else "processing-instruction()"
+            return "/" + kind
         return "/" + name
     if not isinstance(el.tag, str):
         siblings = [c for c in parent if not isinstance(c.tag, str)]
@@ -107,7 +111,9 @@ class XmlParser:
             try:
                 parser = _parser(charset.lower())
             except LookupError:
-                raise UnscannableError(f"unknown charset {charset!r}", payload.location or "body")
+                raise UnscannableError(
+                    f"unknown charset {charset!r}", payload.location or "body"
+                ) from None
         else:
             parser = _parser(None)
         try:
@@ -121,7 +127,7 @@ class XmlParser:
             raise UnscannableError(
                 f"XML cannot be decoded: {type(exc).__name__}", payload.location or "body"
             ) from None
-        docinfo = root.getroottree().docinfo
+        docinfo: Any = root.getroottree().docinfo
         if docinfo.doctype or docinfo.internalDTD is not None:
             raise UnscannableError(
                 "XML declares a DOCTYPE: entities and DTDs are refused, their content would be "
@@ -151,14 +157,23 @@ class XmlParser:
                 contexts.pop()
                 tail = el.tail
                 if tail and not tail.isspace():
-                    yield Field(tail, contexts[-1], partial(_locate, prefix, el, "/following::text()[1]"))
+                    yield Field(
+                        tail, contexts[-1], partial(_locate, prefix, el, "/following::text()[1]")
+                    )
                 continue
             if event != "start":
                 yield from self._misc(el, prefix, contexts[-1])
                 continue
             parent_ctx = contexts[-1]
             local = _local(el.tag)
-            role = XML_ROLES.get(local, parent_ctx.role)
+            if el.tag.startswith(_FHIR_PREFIX):
+                role = (
+                    FHIR_RESOURCE_ROLES.get(local)
+                    or FHIR_KEY_ROLES.get(local)
+                    or (Role.DOCUMENT if local[:1].isupper() else parent_ctx.role)
+                )
+            else:
+                role = XML_ROLES.get(local, parent_ctx.role)
             if local == "text" and parent_ctx.element == "section":
                 role = Role.NARRATIVE
             attrib = el.attrib
@@ -180,7 +195,11 @@ class XmlParser:
                 id_attr = "extension"
             elif "codeSystem" in attrib:
                 id_attr = "code"
-        if ctx.element in ("value", "code") and "value" in attrib and el.tag.startswith("{" + FHIR_NS):
+        if (
+            ctx.element in ("value", "code")
+            and "value" in attrib
+            and el.tag.startswith(_FHIR_PREFIX)
+        ):
             system = _fhir_system(el)
             if system is not None:
                 ctx = Context(ctx.role, ctx.element, system)
@@ -188,7 +207,8 @@ class XmlParser:
         for name, value in attrib.items():
             if not value:
                 continue
-            attr = _local(name)
+            attr = _local(str(name))
+            value = str(value)
             yield Field(
                 value,
                 ctx,
@@ -210,7 +230,7 @@ class XmlParser:
             data = decode_base64(text)
             if data is None:
                 raise UnscannableError(
-                    "element declared representation=\"B64\" holds invalid Base64",
+                    'element declared representation="B64" holds invalid Base64',
                     mask_text(_locate(prefix, el, "")),
                 )
             yield nested(

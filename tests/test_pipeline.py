@@ -1,0 +1,591 @@
+"""Tests for kanta_guard.pipeline: every placement, encoding and charset, in the library."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import zlib
+from collections.abc import Callable
+
+import brotli
+import pytest
+from helpers import REAL, REAL_2, TEST, b64, bundle, cda, code, render, soap_with_cda
+
+from kanta_guard import Action, Protocol, Request, Role, Scanner, Verdict
+from kanta_guard.encoding import decode_content  # noqa: F401  (imported: the module must exist)
+
+try:
+    from compression import zstd  # type: ignore[import-not-found]
+except ImportError:
+    from backports import zstd
+
+SOAP11 = "text/xml; charset=utf-8"
+
+
+def post(
+    body: str | bytes,
+    content_type: str | None,
+    path: str = "/services",
+    headers: tuple[tuple[str, str], ...] = (),
+) -> Request:
+    """A POST request with the given body and content type."""
+    data = body.encode("utf-8") if isinstance(body, str) else body
+    hdrs = (("Content-Type", content_type),) if content_type else ()
+    return Request("POST", path, hdrs + headers, data, "kanta.test")
+
+
+def only_block(scanner: Scanner, request: Request) -> tuple[str, str, Role]:
+    """Scan and return (rule, location, role) of the single blocking finding."""
+    report = scanner.scan(request)
+    blocking = [f for f in report.findings if f.action is Action.BLOCK]
+    assert report.verdict is Verdict.BLOCK, report.as_dict()
+    assert len(blocking) == 1, report.as_dict()
+    return blocking[0].rule, blocking[0].location, blocking[0].role
+
+
+# -- clean traffic passes ------------------------------------------------------------------------
+
+CLEAN: list[tuple[str, Callable[[], Request]]] = [
+    ("CDA", lambda: post(cda(), "application/xml")),
+    ("HL7 V3 SOAP with Base64 CDA", lambda: post(soap_with_cda(), SOAP11)),
+    ("FHIR Bundle", lambda: post(bundle(), "application/fhir+json")),
+    ("FHIR XML", lambda: post(render("fhir_patient.xml"), "application/fhir+xml")),
+    ("search", lambda: Request("GET", f"/fhir/Patient?identifier=urn:oid:1.2.246.21|{TEST}")),
+]
+
+
+@pytest.mark.parametrize(("name", "build"), CLEAN, ids=[c[0] for c in CLEAN])
+def test_clean_passes(scanner: Scanner, name: str, build: Callable[[], Request]) -> None:
+    """Messages carrying only 900-series codes pass with no findings."""
+    report = scanner.scan(build())
+    assert report.verdict is Verdict.PASS, report.as_dict()
+    assert report.findings == ()
+    assert report.fields_scanned > 0
+
+
+# -- each placement of a real code is found, located and attributed -----------------------------
+
+PLACEMENTS: list[tuple[str, Callable[[], Request], str, Role]] = [
+    (
+        "patient",
+        lambda: post(cda(patient=REAL), "application/xml"),
+        "/ClinicalDocument/recordTarget/patientRole/id/@extension",
+        Role.PATIENT,
+    ),
+    (
+        "guardian of a minor",
+        lambda: post(cda(guardian=REAL), "application/xml"),
+        "/ClinicalDocument/recordTarget/patientRole/patient/guardian/id/@extension",
+        Role.GUARDIAN,
+    ),
+    (
+        "author",
+        lambda: post(cda(author=REAL), "application/xml"),
+        "/ClinicalDocument/author/assignedAuthor/id[2]/@extension",
+        Role.AUTHOR,
+    ),
+    (
+        "participant",
+        lambda: post(cda(participant=REAL), "application/xml"),
+        "/ClinicalDocument/participant/associatedEntity/code/@code",
+        Role.PARTICIPANT,
+    ),
+    (
+        "narrative text",
+        lambda: post(cda(narrative=REAL), "application/xml"),
+        "/ClinicalDocument/component/structuredBody/component/section/text/text()",
+        Role.NARRATIVE,
+    ),
+    (
+        "observation value II",
+        lambda: post(cda(observation=REAL), "application/xml"),
+        "/section/entry/observation/value/@extension",
+        Role.UNKNOWN,
+    ),
+    (
+        "hl7fi localHeader",
+        lambda: post(cda(registry=REAL), "application/xml"),
+        "/ClinicalDocument/localHeader/patientRegistrySpecifier/text()",
+        Role.UNKNOWN,
+    ),
+    (
+        "HL7 V3 wrapper subject",
+        lambda: post(soap_with_cda(subject=REAL), SOAP11),
+        "/Envelope/Body/PORX_IN010380FI01/controlActProcess/subject/patient/id/@extension",
+        Role.PATIENT,
+    ),
+    (
+        "SAML attribute",
+        lambda: post(soap_with_cda(saml=REAL), SOAP11),
+        "/Envelope/Header/Assertion/AttributeStatement/Attribute/AttributeValue/text()",
+        Role.USER,
+    ),
+    (
+        "Base64-embedded CDA",
+        lambda: post(soap_with_cda(cda(patient=REAL)), SOAP11),
+        "subject/document/text!base64:/ClinicalDocument/recordTarget/patientRole/id/@extension",
+        Role.PATIENT,
+    ),
+    (
+        "FHIR Patient",
+        lambda: post(bundle(patient=REAL), "application/fhir+json"),
+        "/entry/0/resource/identifier/0/value",
+        Role.PATIENT,
+    ),
+    (
+        "contact extension",
+        lambda: post(bundle(contact=REAL), "application/fhir+json"),
+        "/entry/0/resource/contact/0/extension/0/valueIdentifier/value",
+        Role.RELATED_PERSON,
+    ),
+    (
+        "contained resource",
+        lambda: post(bundle(contained=REAL), "application/fhir+json"),
+        "/entry/0/resource/contained/0/identifier/0/value",
+        Role.RELATED_PERSON,
+    ),
+    (
+        "Bundle entry reference",
+        lambda: post(bundle(subject=REAL), "application/fhir+json"),
+        "/entry/2/resource/subject/identifier/value",
+        Role.PATIENT,
+    ),
+    (
+        "FHIR narrative string",
+        lambda: post(bundle(narrative=REAL), "application/fhir+json"),
+        "/entry/2/resource/description",
+        Role.DOCUMENT,
+    ),
+    (
+        "Binary",
+        lambda: post(bundle(binary=f"Potilas {REAL}"), "application/fhir+json"),
+        "/entry/1/resource/data!base64:line 1",
+        Role.DOCUMENT,
+    ),
+    (
+        "Attachment.data",
+        lambda: post(bundle(attachment={"hetu": REAL}), "application/fhir+json"),
+        "/entry/2/resource/content/0/attachment/data!base64:/hetu",
+        Role.DOCUMENT,
+    ),
+    (
+        "FHIR XML",
+        lambda: post(render("fhir_patient.xml", patient=REAL), "application/fhir+xml"),
+        "/Patient/identifier/value/@value",
+        Role.PATIENT,
+    ),
+    (
+        "FHIR XML narrative",
+        lambda: post(render("fhir_patient.xml", narrative=REAL), "application/fhir+xml"),
+        "/Patient/text/div/text()",
+        Role.PATIENT,
+    ),
+    (
+        "search query",
+        lambda: Request("GET", f"/fhir/Patient?identifier=urn:oid:1.2.246.21|{REAL}"),
+        "url:query:identifier",
+        Role.URL,
+    ),
+    ("URL path", lambda: Request("GET", f"/fhir/Patient/{REAL}/_history"), "url:path[3]", Role.URL),
+    (
+        "percent-encoded URL",
+        lambda: Request("GET", "/x?q=" + REAL.replace("-", "%E2%80%93")),
+        "url:query:q",
+        Role.URL,
+    ),
+    (
+        "header",
+        lambda: Request("GET", "/fhir/metadata", (("X-Patient-Id", REAL),)),
+        "header:X-Patient-Id",
+        Role.HEADER,
+    ),
+    (
+        "Base64 JSON Authorization",
+        lambda: Request(
+            "GET", "/medication", (("Authorization", b64(json.dumps({"hetu": REAL}))),)
+        ),
+        "header:Authorization!base64:/hetu",
+        Role.HEADER,
+    ),
+    (
+        "JWT Authorization",
+        lambda: Request(
+            "GET",
+            "/medication",
+            (
+                (
+                    "Authorization",
+                    "Bearer eyJhbGciOiJub25lIn0."
+                    + base64.urlsafe_b64encode(json.dumps({"sub": REAL}).encode())
+                    .decode()
+                    .rstrip("=")
+                    + ".sig",
+                ),
+            ),
+        ),
+        "header:Authorization!base64:/sub",
+        Role.HEADER,
+    ),
+    (
+        "form",
+        lambda: post(f"hetu={REAL}&nimi=Testi", "application/x-www-form-urlencoded"),
+        "form:hetu",
+        Role.UNKNOWN,
+    ),
+    (
+        "generic JSON",
+        lambda: post(json.dumps({"henkilo": {"tunnus": REAL}}), "application/json"),
+        "/henkilo/tunnus",
+        Role.UNKNOWN,
+    ),
+    (
+        "unknown content type",
+        lambda: post(f"rivi 1\nhetu {REAL}\n", "application/x-unknown"),
+        "line 2",
+        Role.UNKNOWN,
+    ),
+    (
+        "no content type, sniffed JSON",
+        lambda: post(json.dumps({"id": REAL}), None),
+        "/id",
+        Role.UNKNOWN,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "build", "location", "role"), PLACEMENTS, ids=[p[0] for p in PLACEMENTS]
+)
+def test_placement_is_blocked(
+    scanner: Scanner, name: str, build: Callable[[], Request], location: str, role: Role
+) -> None:
+    """A real-range code in each placement blocks with hetu.real, its location and its role."""
+    rule, where, who = only_block(scanner, build())
+    assert rule == "hetu.real"
+    assert where.endswith(location), where
+    assert who is role
+
+
+def _nonxml_cda(text: str) -> str:
+    body = cda().split("<component>\n    <structuredBody>")[0]
+    return (
+        body + f'<component><nonXMLBody><text mediaType="text/plain" representation="B64">'
+        f"{b64(text)}</text></nonXMLBody></component></ClinicalDocument>"
+    )
+
+
+def _mtom(attachment: str) -> tuple[bytes, str]:
+    root = (
+        '<env:Envelope xmlns:env="http://www.w3.org/2003/05/soap-envelope"><env:Body>'
+        '<ProvideAndRegisterDocumentSetRequest xmlns="urn:ihe:iti:xds-b:2007"><Document id="d1">'
+        '<xop:Include xmlns:xop="http://www.w3.org/2004/08/xop/include" '
+        'href="cid:doc1@kanta.test"/>'
+        "</Document></ProvideAndRegisterDocumentSetRequest></env:Body></env:Envelope>"
+    )
+    body = (
+        "--MIMEBoundary_1\r\n"
+        'Content-Type: application/xop+xml; charset=UTF-8; type="application/soap+xml"\r\n'
+        "Content-Transfer-Encoding: binary\r\nContent-ID: <root.message@kanta.test>\r\n\r\n"
+        f"{root}\r\n"
+        "--MIMEBoundary_1\r\nContent-Type: text/xml\r\nContent-Transfer-Encoding: binary\r\n"
+        "Content-ID: <doc1@kanta.test>\r\n\r\n"
+        f"{attachment}\r\n--MIMEBoundary_1--\r\n"
+    ).encode()
+    content_type = (
+        'multipart/related; boundary=MIMEBoundary_1; type="application/xop+xml"; '
+        'start="<root.message@kanta.test>"; start-info="application/soap+xml"'
+    )
+    return body, content_type
+
+
+def test_nonxml_body_attachment(scanner: Scanner) -> None:
+    """A code in a nonXMLBody Base64 attachment is found inside the decoded attachment."""
+    rule, where, _ = only_block(scanner, post(_nonxml_cda(f"Potilas {REAL}"), "application/xml"))
+    assert rule == "hetu.real"
+    assert where.endswith("/component/nonXMLBody/text!base64:line 1")
+
+
+def test_mtom_part(scanner: Scanner) -> None:
+    """A code in an MTOM/XOP attachment part is found; the answer would be SOAP 1.2."""
+    body, content_type = _mtom(cda(patient=REAL))
+    report = scanner.scan(post(body, content_type))
+    assert report.verdict is Verdict.BLOCK
+    assert report.findings[0].location.startswith("part[2]:/ClinicalDocument/recordTarget")
+    assert report.protocol is Protocol.SOAP12
+    clean_body, _ = _mtom(cda())
+    assert scanner.scan(post(clean_body, content_type)).verdict is Verdict.PASS
+
+
+def test_form_data_binary_part(scanner: Scanner) -> None:
+    """multipart/form-data: a code in a file part next to binary bytes is found."""
+    binary = bytes(range(256))
+    body = (
+        b'--xyz\r\nContent-Disposition: form-data; name="doc"; filename="a.bin"\r\n'
+        b"Content-Type: application/octet-stream\r\n\r\n"
+        + binary
+        + b"\n"
+        + REAL.encode()
+        + b"\r\n--xyz--\r\n"
+    )
+    rule, where, _ = only_block(scanner, post(body, "multipart/form-data; boundary=xyz"))
+    assert rule == "hetu.real"
+    assert where.startswith("part[1]:line ")
+
+
+# -- content encodings and charsets -------------------------------------------------------------
+
+ENCODINGS: list[tuple[str, Callable[[bytes], bytes]]] = [
+    ("gzip", gzip.compress),
+    ("deflate", zlib.compress),
+    ("br", brotli.compress),
+    ("zstd", zstd.compress),
+    ("gzip, br", lambda b: brotli.compress(gzip.compress(b))),
+    ("deflate, zstd, gzip", lambda b: gzip.compress(zstd.compress(zlib.compress(b)))),
+]
+
+
+@pytest.mark.parametrize(("encoding", "encode"), ENCODINGS, ids=[e[0] for e in ENCODINGS])
+def test_content_encodings(
+    scanner: Scanner, encoding: str, encode: Callable[[bytes], bytes]
+) -> None:
+    """Each Content-Encoding, alone or stacked, is decoded before the scan."""
+    dirty = post(
+        encode(cda(patient=REAL).encode()),
+        "application/xml",
+        headers=(("Content-Encoding", encoding),),
+    )
+    assert only_block(scanner, dirty)[0] == "hetu.real"
+    clean = post(
+        encode(cda().encode()), "application/xml", headers=(("Content-Encoding", encoding),)
+    )
+    assert scanner.scan(clean).verdict is Verdict.PASS
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body", "reason"),
+    [
+        ("compress", b"\x1f\x9d...", "unknown content encoding"),
+        ("gzip", b"not gzip at all", "gzip"),
+        ("gzip", gzip.compress(b"\0" * 50_000_000), "limit"),
+    ],
+)
+def test_undecodable_bodies_are_unscannable(
+    scanner: Scanner, encoding: str, body: bytes, reason: str
+) -> None:
+    """Unknown encodings, corrupt streams and decompression bombs block as unscannable."""
+    from kanta_guard import KeyedHasher
+    from kanta_guard.policy import parse_policy
+
+    small = Scanner(
+        parse_policy("[limits]\nmax_body_bytes = 1000000\nmax_decoded_bytes = 10000000\n"),
+        KeyedHasher(b"k" * 16),
+    )
+    report = small.scan(post(body, "application/xml", headers=(("Content-Encoding", encoding),)))
+    assert report.verdict is Verdict.BLOCK
+    assert report.rules == ("unscannable",)
+    assert reason in report.findings[0].explanation
+
+
+CHARSETS: list[tuple[str, Callable[[str], bytes], str]] = [
+    (
+        "UTF-16 XML with BOM",
+        lambda s: s.replace('encoding="UTF-8"', 'encoding="UTF-16"').encode("utf-16"),
+        "application/xml",
+    ),
+    (
+        "ISO-8859-1 XML declared",
+        lambda s: s.replace('encoding="UTF-8"', 'encoding="ISO-8859-1"').encode("iso-8859-1"),
+        "application/xml",
+    ),
+    (
+        "ISO-8859-1 from the HTTP header",
+        lambda s: s.replace(' encoding="UTF-8"', "").encode("iso-8859-1"),
+        "text/xml; charset=ISO-8859-1",
+    ),
+    (
+        "UTF-16LE JSON from the header",
+        lambda s: s.encode("utf-16-le"),
+        "application/json; charset=utf-16le",
+    ),
+    ("UTF-8 BOM text", lambda s: b"\xef\xbb\xbf" + s.encode("utf-8"), "text/plain"),
+]
+
+
+@pytest.mark.parametrize(("name", "encode", "content_type"), CHARSETS, ids=[c[0] for c in CHARSETS])
+def test_charsets(
+    scanner: Scanner, name: str, encode: Callable[[str], bytes], content_type: str
+) -> None:
+    """Codes are found whatever the charset, taken from BOM, XML declaration or HTTP header."""
+    text = cda(patient=REAL) if "xml" in content_type else json.dumps({"hetu": REAL, "n": "ÄÖ"})
+    if content_type == "text/plain":
+        text = f"Hätä: {REAL}"
+    assert only_block(scanner, post(encode(text), content_type))[0] == "hetu.real"
+
+
+# -- the identity-code rules --------------------------------------------------------------------
+
+SIGNS = ["+", "-", "Y", "X", "W", "V", "U", "A", "B", "C", "D", "E", "F"]
+
+
+@pytest.mark.parametrize("sign", SIGNS)
+def test_every_century_sign(scanner: Scanner, sign: str) -> None:
+    """Real-range codes with each of the thirteen century signs block; 900-series ones pass."""
+    real = code("150505", sign, 123)
+    assert only_block(scanner, post(f"hetu {real}", "text/plain"))[0] == "hetu.real"
+    test = code("150505", sign, 987)
+    assert scanner.scan(post(f"hetu {test}", "text/plain")).verdict is Verdict.PASS
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        REAL.lower(),
+        REAL.replace("-", "\u2013"),
+        REAL.replace("-", "\u2212"),
+        REAL.replace("-", " - "),
+        REAL[:10] + " " + REAL[10],
+    ],
+    ids=["lower case", "en dash", "minus sign", "spaced dash", "split check character"],
+)
+def test_typed_variants(scanner: Scanner, typed: str) -> None:
+    """Lower case, Unicode dashes and stray whitespace in narrative do not hide a code."""
+    assert only_block(scanner, post(cda(narrative=typed), "application/xml"))[0] == "hetu.real"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "OID 1.2.246.10.1234567.14.2026.1129.1",
+        "aikaleima 20261129101500 ja 2026-11-29T10:15:00+02:00",
+        "tilausnumero 131052-3081 ja 131052-308",
+        f"väärä tarkiste {REAL[:-1]}{'A' if REAL[-1] != 'A' else 'B'}",
+        "puhelin 040-1234567, 09-85678800",
+    ],
+)
+def test_lookalikes_do_not_block(scanner: Scanner, text: str) -> None:
+    """OIDs, timestamps, order numbers and wrong check characters in free text pass."""
+    assert scanner.scan(post(cda(narrative=text), "application/xml")).verdict is Verdict.PASS
+
+
+@pytest.mark.parametrize(
+    ("value", "rule", "verdict"),
+    [
+        (REAL[:-1] + ("A" if REAL[-1] != "A" else "B"), "hetu.malformed", Verdict.BLOCK),
+        ("131052-308", "hetu.malformed", Verdict.BLOCK),
+        ("250810A999Y", "hetu.malformed_test", Verdict.WARN),
+        ("010190-999Y", "hetu.malformed_test", Verdict.WARN),
+    ],
+)
+def test_structured_field_must_be_valid(
+    scanner: Scanner, value: str, rule: str, verdict: Verdict
+) -> None:
+    """An invalid value in an identity field blocks below 900 and warns in the 900 series."""
+    for request in (
+        post(cda(patient=value), "application/xml"),
+        post(bundle(patient=value), "application/fhir+json"),
+        Request("GET", f"/fhir/Patient?identifier=urn:oid:1.2.246.21|{value}"),
+    ):
+        report = scanner.scan(request)
+        assert report.verdict is verdict, report.as_dict()
+        assert report.rules == (rule,)
+
+
+def test_duplicate_json_keys_are_all_scanned(scanner: Scanner) -> None:
+    """A second "value" key cannot hide a real code behind a test one."""
+    body = (
+        '{"resourceType":"Patient","identifier":[{"system":"urn:oid:1.2.246.21",'
+        f'"value":"{TEST}","value":"{REAL}"}}]}}'
+    )
+    assert only_block(scanner, post(body, "application/fhir+json"))[0] == "hetu.real"
+
+
+def test_several_findings_all_reported(scanner: Scanner) -> None:
+    """Every real code is reported, each once, so a tester can fix them all in one go."""
+    report = scanner.scan(post(cda(patient=REAL, guardian=REAL_2, narrative=REAL), "text/xml"))
+    assert [f.role for f in report.findings] == [Role.PATIENT, Role.GUARDIAN, Role.NARRATIVE]
+    assert report.findings[0].value_hash == report.findings[2].value_hash
+    assert report.findings[0].value_hash != report.findings[1].value_hash
+
+
+# -- fail closed --------------------------------------------------------------------------------
+
+UNSCANNABLE: list[tuple[str, Request, str]] = [
+    (
+        "DOCTYPE",
+        post('<!DOCTYPE x [<!ENTITY e "131052-308T">]><x>&e;</x>', "application/xml"),
+        "DOCTYPE",
+    ),
+    (
+        "broken XML",
+        post("<ClinicalDocument><id></ClinicalDocument>", "application/xml"),
+        "XML parse error",
+    ),
+    (
+        "broken JSON",
+        post('{"resourceType": "Patient",', "application/fhir+json"),
+        "JSON parse error",
+    ),
+    (
+        "invalid declared B64",
+        post(
+            cda().replace("<title>", '<text representation="B64">@@not base64@@</text><title>'),
+            "application/xml",
+        ),
+        "invalid Base64",
+    ),
+    ("bad declared charset", post(b"ok \xc3\x28\xfa", "text/plain; charset=utf-8"), "utf-8"),
+    ("multipart without close", post(b"--b\r\n\r\nx", "multipart/related; boundary=b"), ""),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "request_", "reason"), UNSCANNABLE, ids=[u[0] for u in UNSCANNABLE]
+)
+def test_unreadable_is_unscannable(
+    scanner: Scanner, name: str, request_: Request, reason: str
+) -> None:
+    """What cannot be fully read is blocked with rule unscannable and a reason."""
+    report = scanner.scan(request_)
+    assert report.verdict is Verdict.BLOCK
+    assert "unscannable" in report.rules
+    assert reason.lower() in report.findings[-1].explanation.lower()
+
+
+def test_sniffed_non_xml_falls_back_to_text(scanner: Scanner) -> None:
+    """An undeclared body that starts with "<" but is not XML is scanned as text, not refused."""
+    assert scanner.scan(post("<3 kiitos", None)).verdict is Verdict.PASS
+    assert only_block(scanner, post(f"<3 {REAL}", None))[0] == "hetu.real"
+
+
+def test_depth_limit(scanner: Scanner) -> None:
+    """Base64 nested deeper than max_depth is unscannable rather than half-read."""
+    payload = f"hetu {TEST}"
+    for _ in range(12):
+        payload = json.dumps({"data": b64(payload)})
+    report = scanner.scan(post(payload, "application/json"))
+    assert report.rules == ("unscannable",)
+    assert "layers deep" in report.findings[0].explanation
+
+
+def test_body_over_limit() -> None:
+    """A body over max_body_bytes is unscannable, "too large"."""
+    from kanta_guard import KeyedHasher
+    from kanta_guard.policy import parse_policy
+
+    small = Scanner(parse_policy("[limits]\nmax_body_bytes = 1000\n"), KeyedHasher(b"k" * 16))
+    report = small.scan(post("x" * 1001, "text/plain"))
+    assert report.rules == ("unscannable",)
+    assert report.findings[0].explanation.startswith("too large:")
+
+
+def test_report_never_holds_a_raw_code(scanner: Scanner) -> None:
+    """No raw code survives into the report: not in evidence, location or explanation."""
+    body = json.dumps({REAL: REAL_2, "x": f"/{REAL}/"})
+    report = scanner.scan(
+        Request("POST", f"/p/{REAL}?{REAL_2}=1", (("X-A", REAL),), body.encode(), "h")
+    )
+    dumped = json.dumps(report.as_dict())
+    assert report.verdict is Verdict.BLOCK
+    for raw in (REAL, REAL_2, REAL.replace("-", ""), REAL[:6] + REAL[7:]):
+        assert raw not in dumped
