@@ -1,0 +1,122 @@
+"""Tests for kanta_guard.cli: ``scan`` on the shared corpus and on fixtures, exit codes, JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import corpus_dir
+from helpers import REAL, cda
+
+from kanta_guard.cli import main
+
+#: The verdicts the corpus README lists for each file (identity-code and certificate rules).
+CORPUS_VERDICTS = {
+    "kanta-cda/LM_varaus.xml": "block",
+    "kanta-cda/apteekissa_tallennettu_laakemaarays_puhelin.xml": "block",
+    "kanta-cda/LT1_testiasiakirja_toimitus.xml": "pass",
+    "kanta-cda/Esim_OSVA_Omakannasta.xml": "pass",
+    "kanta-cda/LM_testiasiakirja_mitatointiin.xml": "pass",
+    "kanta-cda/Esko_1_Diatsepaami_LM.xml": "pass",
+    "kanta-cda/Acute_5_ENfamil_hetuton.xml": "pass",
+    "fhir/appointment.json": "block",
+    "fhir/patientesim1.json": "warn",
+    "fhir/kanta-phr-example-patient.json": "pass",
+    "fhir/Observation-BodyWeight-min.json": "pass",
+}
+
+
+def scan_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, object]]:
+    """Run ``kanta-guard scan --json`` and return its exit code and parsed output."""
+    code = main(["scan", "--json", *args])
+    return code, json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize(("name", "verdict"), sorted(CORPUS_VERDICTS.items()))
+def test_corpus_verdicts(capsys: pytest.CaptureFixture[str], name: str, verdict: str) -> None:
+    """Each corpus file gets the verdict its README lists, and the exit code that goes with it."""
+    path = corpus_dir() / name
+    code, out = scan_json(capsys, str(path))
+    files = out["files"]
+    assert isinstance(files, list)
+    assert files[0]["verdict"] == verdict
+    assert code == (1 if verdict == "block" else 0)
+
+
+def test_corpus_whole_directory(capsys: pytest.CaptureFixture[str]) -> None:
+    """Scanning the corpus directory covers every file, blocks (exit 1) and never prints a code."""
+    code, out = scan_json(capsys, str(corpus_dir()))
+    files = out["files"]
+    assert isinstance(files, list)
+    assert code == 1
+    seen = {Path(f["path"]).relative_to(corpus_dir()).as_posix() for f in files}
+    assert set(CORPUS_VERDICTS) <= seen
+    dumped = json.dumps(out)
+    for raw in ("050775-0251", "160345-0277", "010101-123N"):
+        assert raw not in dumped
+
+
+def test_findings_in_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """--json gives per file the verdict and findings with rule, location and masked evidence."""
+    path = tmp_path / "doc.xml"
+    path.write_text(cda(patient=REAL), "utf-8")
+    code, out = scan_json(capsys, str(path))
+    assert code == 1
+    files = out["files"]
+    assert isinstance(files, list)
+    finding = files[0]["findings"][0]
+    assert finding["rule"] == "hetu.real"
+    assert finding["location"] == "/ClinicalDocument/recordTarget/patientRole/id/@extension"
+    assert finding["evidence"] == "******-****"
+    assert finding["value_hash"].startswith("hmac:")
+
+
+def test_human_output(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Without --json each file gets a verdict line and one line per finding, masked."""
+    clean, dirty = tmp_path / "clean.xml", tmp_path / "dirty.xml"
+    clean.write_text(cda(), "utf-8")
+    dirty.write_text(cda(guardian=REAL), "utf-8")
+    assert main(["scan", str(clean)]) == 0
+    assert main(["scan", str(clean), str(dirty)]) == 1
+    out = capsys.readouterr().out
+    assert "PASS   " in out and "BLOCK  " in out and "hetu.real" in out
+    assert REAL not in out
+
+
+def test_io_error_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A file that cannot be read is reported and the exit code is 2."""
+    code, out = scan_json(capsys, str(tmp_path / "missing.xml"))
+    assert code == 2
+    files = out["files"]
+    assert isinstance(files, list) and "error" in files[0]
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """No paths, an unknown option or a bad policy exit with 2 and a message."""
+    with pytest.raises(SystemExit) as info:
+        main(["scan"])
+    assert info.value.code == 2
+    with pytest.raises(SystemExit) as info:
+        main(["scan", "--bogus", "x"])
+    assert info.value.code == 2
+    bad = tmp_path / "p.toml"
+    bad.write_text("[limits]\nmax_depth = -1\n", "utf-8")
+    with pytest.raises(SystemExit) as info:
+        main(["scan", "--policy", str(bad), str(bad)])
+    assert info.value.code == 2
+    assert "p.toml, line 2" in capsys.readouterr().err
+
+
+def test_content_type_and_encoding_options(capsys: pytest.CaptureFixture[str],
+                                           tmp_path: Path) -> None:
+    """--content-type and --content-encoding apply to saved bodies."""
+    import gzip
+
+    path = tmp_path / "body.bin"
+    path.write_bytes(gzip.compress(f"hetu={REAL}".encode()))
+    code, out = scan_json(capsys, "--content-type", "application/x-www-form-urlencoded",
+                          "--content-encoding", "gzip", str(path))
+    files = out["files"]
+    assert isinstance(files, list)
+    assert code == 1 and files[0]["findings"][0]["location"] == "form:hetu"
