@@ -96,16 +96,29 @@ class Context:
 
 @dataclass(frozen=True, slots=True)
 class Payload:
-    """Bytes still to be parsed: a request body, a multipart part, a decoded Base64 value."""
+    """Bytes still to be parsed: a request body, a multipart part, a decoded Base64 value.
+
+    ``where`` and ``owner`` (its location, and the context of the element or key that holds it)
+    may be functions computing them: a parser that finds nested content without walking the
+    document looks its holder up only if something inside is reported.
+    """
 
     data: bytes
     content_type: str | None
-    location: str
-    context: Context = Context()
+    where: str | Callable[[], str]
+    owner: Context | Callable[[], Context] = Context()
     depth: int = 0
     #: True when the payload's type was declared (a header, ``mediaType``): a parse failure is
     #: then unscannable. False when it was sniffed: a failed parse falls back to text.
     declared: bool = True
+
+    @property
+    def location(self) -> str:
+        return self.where if isinstance(self.where, str) else self.where()
+
+    @property
+    def context(self) -> Context:
+        return self.owner if isinstance(self.owner, Context) else self.owner()
 
 
 @dataclass(frozen=True, slots=True)

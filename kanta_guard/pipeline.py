@@ -61,11 +61,15 @@ class Scanner:
             d for d in detectors if any(policy.action(r.id) is not Action.OFF for r in d.rules)
         )
 
+    def _screen(self, data: bytes) -> bool:
+        """Could any field of this document produce a hit? Asks every detector."""
+        return any(detector.screen(data) for detector in self._detectors)
+
     # -- entry points ---------------------------------------------------------------------------
 
     def scan(self, request: Request) -> Report:
         """Scan a whole request: URL, headers and body."""
-        state = ScanState(self.policy.limits)
+        state = ScanState(self.policy.limits, self._screen)
         findings: list[Finding] = []
         counter = [0]
         try:
@@ -87,7 +91,7 @@ class Scanner:
         self, data: bytes, content_type: str | None = None, content_encoding: str | None = None
     ) -> Report:
         """Scan a body on its own (a file, a saved body); the type is sniffed when not given."""
-        state = ScanState(self.policy.limits)
+        state = ScanState(self.policy.limits, self._screen)
         findings: list[Finding] = []
         counter = [0]
         try:

@@ -20,6 +20,14 @@ class Detector(Protocol):
 
     def detect(self, field: Field) -> Iterator[Hit]: ...
 
+    def screen(self, data: bytes) -> bool:
+        """Could any field of a document whose UTF-8 text is ``data`` produce a hit?
+
+        Parsers ask before reading every field: False lets them skip the field-by-field walk,
+        which costs more than parsing. A detector that cannot tell returns True.
+        """
+        ...
+
 
 #: The detectors every field goes through, in order.
 DETECTORS: tuple[Detector, ...] = (HetuDetector(),)

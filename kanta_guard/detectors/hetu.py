@@ -13,6 +13,7 @@ Two ways a code is found (DVV's rules, as applied by Kela to the test environmen
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from .. import idcode
@@ -20,6 +21,11 @@ from ..model import HETU_OID, Field, Hit
 from ..rules import RuleSpec, rule
 
 __all__ = ["HetuDetector"]
+
+# The HETU OID, not as the prefix of a longer OID.
+_OID = re.compile(rb"1\.2\.246\.21(?![0-9.])")
+_ATTR = re.compile(rb"""([\w:.-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+_HETU_OID = HETU_OID.encode("ascii")
 
 
 class HetuDetector:
@@ -47,6 +53,22 @@ class HetuDetector:
                     idcode.mask(token),
                     "valid identity code in the real range (individual number 002-899)",
                 )
+
+    def screen(self, data: bytes) -> bool:
+        """Could any field of this document (its UTF-8 text, markup included) produce a hit?
+
+        False only when provably not: no HETU-shaped token in it is a valid real-range code, and
+        every occurrence of the HETU OID is a CDA ``II``/``code`` attribute whose identifier
+        value is empty or a valid test code. Anything else (the OID in text, JSON, FHIR or SAML
+        form) answers True, and the parser reads every field.
+        """
+        for token in idcode.find_tokens(data):
+            if idcode.classify(token) is idcode.Kind.REAL:
+                return True
+        for match in _OID.finditer(data):
+            if not _test_coded_tag(data, match.start()):
+                return True
+        return False
 
     def _structured(self, field: Field) -> Iterator[Hit]:
         value = field.value.strip()
@@ -85,3 +107,26 @@ class HetuDetector:
                 "identity field holds a value that is not a valid code and not in the 900 "
                 "series: it may be a real person's code mistyped",
             )
+
+
+def _test_coded_tag(data: bytes, pos: int) -> bool:
+    """True if the OID at ``pos`` is the system of an XML start tag whose identifier is a test code.
+
+    Mirrors the XML parser: the system is ``@root`` or else ``@codeSystem``; the identifier is
+    ``@extension`` under ``@root``, ``@code`` under ``@codeSystem``.
+    """
+    start = data.rfind(b"<", 0, pos)
+    if start == -1 or data.rfind(b">", start, pos) != -1:
+        return False  # not inside a tag
+    end = data.find(b">", pos)
+    if end == -1:
+        return False
+    attrs = {m.group(1): m.group(2) if m.group(2) is not None else m.group(3)
+             for m in _ATTR.finditer(data, start, end)}
+    system = attrs.get(b"root") or attrs.get(b"codeSystem")
+    if system != _HETU_OID:
+        return False
+    value = attrs.get(b"extension" if b"root" in attrs else b"code", b"").strip()
+    if not value:
+        return True
+    return idcode.classify(value.decode("utf-8", "replace")) is idcode.Kind.TEST

@@ -5,7 +5,7 @@ from __future__ import annotations
 import binascii
 import re
 from base64 import b64decode, urlsafe_b64decode
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol as TypingProtocol
 
@@ -19,6 +19,7 @@ __all__ = [
     "Item",
     "Parser",
     "ScanState",
+    "base64_runs",
     "decode_base64",
     "looks_base64",
     "nested",
@@ -29,7 +30,15 @@ type Item = Field | Payload
 
 #: Shortest string tried as Base64 when nothing declares it (shorter ones are words or numbers).
 MIN_BASE64 = 32
-_B64 = re.compile(r"[A-Za-z0-9+/=\s]+|[A-Za-z0-9_\-=\s]+")
+_B64 = re.compile(r"[A-Za-z0-9+/]+={0,2}|[A-Za-z0-9_\-]+={0,2}")
+# Hex digits and dashes only (UUIDs, digests): identifiers, not Base64 content.
+_HEXISH = re.compile(r"[0-9A-Fa-f\-]+")
+# Base64 and Base64url characters to "b", all else to ".": runs are found with bytes.find.
+_B64_MAP = bytes(
+    0x62 if chr(b).isascii() and (chr(b).isalnum() or chr(b) in "+/=-_") else 0x2E
+    for b in range(256)
+)
+_RUN = b"b" * MIN_BASE64
 
 
 @dataclass(slots=True)
@@ -37,6 +46,8 @@ class ScanState:
     """Mutable state of one scan: the limits, the decoded-bytes budget, the client's protocol."""
 
     limits: Limits
+    #: Could any field of a document with this UTF-8 text produce a hit? (the detectors' screens)
+    screen: Callable[[bytes], bool] = field(default=lambda data: True)
     protocol: Protocol | None = None
     decoded_bytes: int = 0
     payloads: int = 0
@@ -47,14 +58,14 @@ class ScanState:
         if self.protocol is None:
             self.protocol = protocol
 
-    def charge(self, size: int, location: str) -> None:
+    def charge(self, size: int, location: str | Callable[[], str]) -> None:
         """Count decoded bytes against ``max_decoded_bytes``; past it, unscannable."""
         self.decoded_bytes += size
         if self.decoded_bytes > self.limits.max_decoded_bytes:
             raise UnscannableError(
                 "too large: decoded content exceeds the "
                 f"{self.limits.max_decoded_bytes}-byte limit",
-                location,
+                location if isinstance(location, str) else location(),
             )
 
 
@@ -81,8 +92,41 @@ def normalise_system(system: str) -> str:
 
 
 def looks_base64(text: str) -> bool:
-    """True for a long string made only of Base64 (or Base64url) characters and whitespace."""
-    return len(text) >= MIN_BASE64 and _B64.fullmatch(text) is not None
+    """True for a long string of Base64 (or Base64url), possibly wrapped in lines.
+
+    Natural text is not: its words are split by spaces into pieces of uneven length, where
+    wrapped Base64 has lines of one length (64, 76) but the last. Hex strings and UUIDs are
+    identifiers, not encoded content.
+    """
+    if len(text) < MIN_BASE64:
+        return False
+    lines = text.split()
+    if not lines:
+        return False
+    if len(lines) > 1:
+        width = len(lines[0])
+        if width < 16 or any(len(line) != width for line in lines[:-1]):
+            return False
+        if len(lines[-1]) > width:
+            return False
+    compact = "".join(lines)
+    return (
+        len(compact) >= MIN_BASE64
+        and _B64.fullmatch(compact) is not None
+        and _HEXISH.fullmatch(compact) is None
+    )
+
+
+def base64_runs(data: bytes) -> Iterator[int]:
+    """Start offsets of runs of at least ``MIN_BASE64`` Base64(url) characters in ``data``."""
+    mapped = data.translate(_B64_MAP)
+    pos = mapped.find(_RUN)
+    while pos != -1:
+        yield pos
+        end = mapped.find(b".", pos)
+        if end == -1:
+            return
+        pos = mapped.find(_RUN, end)
 
 
 def decode_base64(text: str) -> bytes | None:
@@ -102,9 +146,9 @@ def decode_base64(text: str) -> bytes | None:
 def nested(
     data: bytes,
     content_type: str | None,
-    location: str,
+    location: str | Callable[[], str],
     parent: Payload,
-    context: Context,
+    context: Context | Callable[[], Context],
     state: ScanState,
     *,
     declared: bool,

@@ -15,7 +15,7 @@ invisible to the scan.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from functools import lru_cache, partial
+from functools import cached_property, lru_cache, partial
 from typing import Any
 
 from lxml import etree
@@ -25,7 +25,15 @@ from ..idcode import mask_text
 from ..mediatype import MediaType
 from ..model import Context, Field, Payload, Protocol, Role
 from ..roles import FHIR_KEY_ROLES, FHIR_RESOURCE_ROLES, XML_ROLES
-from .base import Item, ScanState, decode_base64, looks_base64, nested, normalise_system
+from .base import (
+    Item,
+    ScanState,
+    base64_runs,
+    decode_base64,
+    looks_base64,
+    nested,
+    normalise_system,
+)
 
 __all__ = ["XmlParser"]
 
@@ -80,8 +88,36 @@ def _xpath(el: etree._Element) -> str:
     return "".join(steps) + _step(el)
 
 
-def _locate(prefix: str, el: etree._Element, suffix: str) -> str:
-    return f"{prefix}{_xpath(el)}{suffix}"
+def _locate(payload: Payload, el: etree._Element, suffix: str) -> str:
+    """The location of a node: the payload's own location, then the node's XPath."""
+    prefix = payload.location
+    return f"{prefix}:{_xpath(el)}{suffix}" if prefix else f"{_xpath(el)}{suffix}"
+
+
+def _role(el: etree._Element, parent: Context) -> Role:
+    """The role of an element, given its parent's context (the nearest naming element wins)."""
+    local = _local(el.tag)
+    if el.tag.startswith(_FHIR_PREFIX):
+        return (
+            FHIR_RESOURCE_ROLES.get(local)
+            or FHIR_KEY_ROLES.get(local)
+            or (Role.DOCUMENT if local[:1].isupper() else parent.role)
+        )
+    if local == "text" and parent.element == "section":
+        return Role.NARRATIVE
+    return XML_ROLES.get(local, parent.role)
+
+
+def _context_of(el: etree._Element, base: Context) -> Context:
+    """An element's context computed from its ancestors (for nodes found without the walk)."""
+    chain = [el, *el.iterancestors()]
+    ctx = Context(base.role)
+    for node in reversed(chain):
+        attrib = node.attrib
+        ctx = Context(
+            _role(node, ctx), _local(node.tag), attrib.get("root") or attrib.get("codeSystem")
+        )
+    return ctx
 
 
 class XmlParser:
@@ -103,7 +139,53 @@ class XmlParser:
                 raise
             yield from _fallback_text(payload)
             return
+        ns = root.tag.partition("}")[0][1:] if isinstance(root.tag, str) else ""
+        if ns == SOAP11_NS:
+            state.note_protocol(Protocol.SOAP11)
+        elif ns == SOAP12_NS:
+            state.note_protocol(Protocol.SOAP12)
+        elif ns == FHIR_NS:
+            state.note_protocol(Protocol.FHIR_XML)
+        raw = _utf8(payload.data, media, root)
+        if (
+            raw is not None
+            and b"&#" not in raw  # a character reference could spell a code the screen can't see
+            and b"<![CDATA[" not in raw
+            and b"B64" not in raw  # declared Base64 is decoded (and checked) by the walk
+            and not state.screen(raw)
+        ):
+            yield from self._nested_only(root, raw, payload, state)
+            return
         yield from self._walk(root, payload, state)
+
+    def _nested_only(
+        self, root: etree._Element, raw: bytes, payload: Payload, state: ScanState
+    ) -> Iterator[Item]:
+        """The fast path: no field can fire, so only Base64 content is looked for, in the text.
+
+        Element text made of a long Base64 run is decoded and yielded as a nested payload; the
+        element holding it is looked up only if something inside is reported.
+        """
+        done = 0
+        for pos in base64_runs(raw):
+            if pos < done:
+                continue
+            if raw.rfind(b">", 0, pos) < raw.rfind(b"<", 0, pos):
+                continue  # inside a tag: attribute values are not decoded (nor by the walk)
+            start, end = raw.rfind(b">", 0, pos) + 1, raw.find(b"<", pos)
+            if end == -1:
+                break
+            done = end
+            text = raw[start:end].decode("utf-8", "replace")
+            if not looks_base64(text):
+                continue
+            data = decode_base64(text)
+            if data is None:
+                continue
+            holder = _Holder(root, text, payload)
+            yield nested(
+                data, None, holder.location, payload, holder.context, state, declared=False
+            )
 
     def _parse_tree(self, payload: Payload, media: MediaType) -> etree._Element:
         charset = media.params.get("charset")
@@ -137,20 +219,11 @@ class XmlParser:
         return root
 
     def _walk(self, root: etree._Element, payload: Payload, state: ScanState) -> Iterator[Item]:
-        prefix = payload.location + ":" if payload.location else ""
-        ns = root.tag.partition("}")[0][1:] if isinstance(root.tag, str) else ""
-        if ns == SOAP11_NS:
-            state.note_protocol(Protocol.SOAP11)
-        elif ns == SOAP12_NS:
-            state.note_protocol(Protocol.SOAP12)
-        elif ns == FHIR_NS:
-            state.note_protocol(Protocol.FHIR_XML)
-
         base_role = payload.context.role
         contexts: list[Context] = [Context(base_role)]
         # Comments and PIs before/after the root element are part of the document too.
         for sibling in (*root.itersiblings(preceding=True), *root.itersiblings()):
-            yield from self._misc(sibling, prefix, contexts[0])
+            yield from self._misc(sibling, payload, contexts[0])
 
         for event, el in etree.iterwalk(root, events=("start", "end", "comment", "pi")):
             if event == "end":
@@ -158,36 +231,26 @@ class XmlParser:
                 tail = el.tail
                 if tail and not tail.isspace():
                     yield Field(
-                        tail, contexts[-1], partial(_locate, prefix, el, "/following::text()[1]")
+                        tail, contexts[-1], partial(_locate, payload, el, "/following::text()[1]")
                     )
                 continue
             if event != "start":
-                yield from self._misc(el, prefix, contexts[-1])
+                yield from self._misc(el, payload, contexts[-1])
                 continue
-            parent_ctx = contexts[-1]
             local = _local(el.tag)
-            if el.tag.startswith(_FHIR_PREFIX):
-                role = (
-                    FHIR_RESOURCE_ROLES.get(local)
-                    or FHIR_KEY_ROLES.get(local)
-                    or (Role.DOCUMENT if local[:1].isupper() else parent_ctx.role)
-                )
-            else:
-                role = XML_ROLES.get(local, parent_ctx.role)
-            if local == "text" and parent_ctx.element == "section":
-                role = Role.NARRATIVE
+            role = _role(el, contexts[-1])
             attrib = el.attrib
             system = attrib.get("root") or attrib.get("codeSystem")
             ctx = Context(role, local, system)
             contexts.append(ctx)
             if attrib:
-                yield from self._attributes(el, attrib, ctx, prefix)
+                yield from self._attributes(el, attrib, ctx, payload)
             text = el.text
             if text and not text.isspace():
-                yield from self._text(el, text, ctx, prefix, payload, state)
+                yield from self._text(el, text, ctx, payload, state)
 
     def _attributes(
-        self, el: etree._Element, attrib: etree._Attrib, ctx: Context, prefix: str
+        self, el: etree._Element, attrib: etree._Attrib, ctx: Context, payload: Payload
     ) -> Iterator[Item]:
         id_attr = None
         if ctx.system is not None:
@@ -212,7 +275,7 @@ class XmlParser:
             yield Field(
                 value,
                 ctx,
-                partial(_locate, prefix, el, "/@" + attr),
+                partial(_locate, payload, el, "/@" + attr),
                 identifier=attr == id_attr,
             )
 
@@ -221,22 +284,21 @@ class XmlParser:
         el: etree._Element,
         text: str,
         ctx: Context,
-        prefix: str,
         payload: Payload,
         state: ScanState,
     ) -> Iterator[Item]:
-        where = partial(_locate, prefix, el, "/text()")
+        where = partial(_locate, payload, el, "/text()")
         if el.get("representation") == "B64":
             data = decode_base64(text)
             if data is None:
                 raise UnscannableError(
                     'element declared representation="B64" holds invalid Base64',
-                    mask_text(_locate(prefix, el, "")),
+                    mask_text(_locate(payload, el, "")),
                 )
             yield nested(
                 data,
                 el.get("mediaType"),
-                _locate(prefix, el, "!base64"),
+                _locate(payload, el, "!base64"),
                 payload,
                 ctx,
                 state,
@@ -247,7 +309,7 @@ class XmlParser:
             data = decode_base64(text)
             if data is not None:
                 yield nested(
-                    data, None, _locate(prefix, el, "!base64"), payload, ctx, state, declared=False
+                    data, None, _locate(payload, el, "!base64"), payload, ctx, state, declared=False
                 )
                 return
         identifier = ctx.element == "AttributeValue" and _saml_system(el) is not None
@@ -255,12 +317,12 @@ class XmlParser:
             ctx = Context(ctx.role, ctx.element, _saml_system(el))
         yield Field(text, ctx, where, identifier=identifier)
 
-    def _misc(self, node: etree._Element, prefix: str, ctx: Context) -> Iterator[Item]:
+    def _misc(self, node: etree._Element, payload: Payload, ctx: Context) -> Iterator[Item]:
         """Comments and processing instructions: their text and their tail."""
         if node.text and not node.text.isspace():
-            yield Field(node.text, ctx, partial(_locate, prefix, node, ""))
+            yield Field(node.text, ctx, partial(_locate, payload, node, ""))
         if node.tail and not node.tail.isspace():
-            yield Field(node.tail, ctx, partial(_locate, prefix, node, "/following::text()[1]"))
+            yield Field(node.tail, ctx, partial(_locate, payload, node, "/following::text()[1]"))
 
 
 def _fhir_system(el: etree._Element) -> str | None:
@@ -288,3 +350,41 @@ def _fallback_text(payload: Payload) -> Iterator[Item]:
     from .text import text_fields
 
     yield from text_fields(payload, strict=False)
+
+
+def _utf8(data: bytes, media: MediaType, root: etree._Element) -> bytes | None:
+    """The document as UTF-8 for the screen: itself when it already is, else re-encoded."""
+    docinfo: Any = root.getroottree().docinfo
+    encoding = media.params.get("charset") or docinfo.encoding or "UTF-8"
+    if encoding.lower().replace("-", "").replace("_", "") in ("utf8", "ascii", "usascii"):
+        return data
+    try:
+        return data.decode(encoding).encode("utf-8")
+    except (LookupError, UnicodeError):
+        return None
+
+
+class _Holder:
+    """The node whose text is a Base64 run, looked up in the tree only when asked."""
+
+    def __init__(self, root: etree._Element, text: str, payload: Payload) -> None:
+        self._root, self._text, self._payload = root, text.strip(), payload
+
+    @cached_property
+    def _node(self) -> tuple[etree._Element, bool]:
+        for el in self._root.iter():
+            if el.text and el.text.strip() == self._text:
+                return el, False
+            if el.tail and el.tail.strip() == self._text:
+                return el, True
+        return self._root, False  # unreachable for text taken from this document
+
+    def location(self) -> str:
+        el, tail = self._node
+        return _locate(self._payload, el, "/following::text()[1]!base64" if tail else "!base64")
+
+    def context(self) -> Context:
+        el, tail = self._node
+        parent = el.getparent() if tail else el
+        base = self._payload.context
+        return _context_of(parent, base) if parent is not None else base
