@@ -1,0 +1,1 @@
+"""End-to-end tests: the real proxy between a real client and a real upstream."""
