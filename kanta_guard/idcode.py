@@ -54,6 +54,8 @@ _TOKEN_BYTES = re.compile(
 )
 # Digits to "0", everything else to "x": a run of exactly six digits is where a token can start.
 _DIGIT_MAP = bytes(0x30 if 0x30 <= b <= 0x39 else 0x78 for b in range(256))
+# Runs of six or more digits in the mapped bytes (a literal prefix: searched fast by re).
+_SIX_DIGITS = re.compile(rb"000000+")
 _DASH_TABLE = str.maketrans(dict.fromkeys(_DASHES, "-"))
 _WS = re.compile(r"\s+")
 
@@ -98,20 +100,14 @@ def find_tokens(data: bytes) -> list[str]:
 
     Python's ``re`` tries a pattern that starts with a character class at every position, which
     costs more than parsing the document. A token starts where a run of exactly six digits does,
-    so the runs are found first with ``bytes.find`` on a digit map, and the pattern is tried only
-    there.
+    so the runs are found first on a digit map (where they are a literal), and the pattern is
+    tried only there.
     """
-    mapped = data.translate(_DIGIT_MAP)
     tokens: list[str] = []
-    find, match = mapped.find, _TOKEN_BYTES.match
-    pos = find(b"000000")
-    while pos != -1:
-        end = find(b"x", pos)
-        if end == -1:
-            end = len(mapped)
-        if end - pos == 6 and (found := match(data, pos)) is not None:
+    match = _TOKEN_BYTES.match
+    for run in _SIX_DIGITS.finditer(data.translate(_DIGIT_MAP)):
+        if run.end() - run.start() == 6 and (found := match(data, run.start())) is not None:
             tokens.append(found.group(0).decode("utf-8", "replace"))
-        pos = find(b"000000", end)
     return tokens
 
 

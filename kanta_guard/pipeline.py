@@ -61,9 +61,15 @@ class Scanner:
             d for d in detectors if any(policy.action(r.id) is not Action.OFF for r in d.rules)
         )
 
-    def _screen(self, data: bytes) -> bool:
-        """Could any field of this document produce a hit? Asks every detector."""
-        return any(detector.screen(data) for detector in self._detectors)
+    def _screen(self, data: bytes) -> frozenset[bytes] | None:
+        """The needles of every detector (see ``Detector.screen``); None if one cannot tell."""
+        needles: frozenset[bytes] = frozenset()
+        for detector in self._detectors:
+            found = detector.screen(data)
+            if found is None:
+                return None
+            needles |= found
+        return needles
 
     # -- entry points ---------------------------------------------------------------------------
 

@@ -20,11 +20,12 @@ class Detector(Protocol):
 
     def detect(self, field: Field) -> Iterator[Hit]: ...
 
-    def screen(self, data: bytes) -> bool:
-        """Could any field of a document whose UTF-8 text is ``data`` produce a hit?
+    def screen(self, data: bytes) -> frozenset[bytes] | None:
+        """Which fields of a document whose UTF-8 text is ``data`` could produce a hit?
 
-        Parsers ask before reading every field: False lets them skip the field-by-field walk,
-        which costs more than parsing. A detector that cannot tell returns True.
+        Parsers ask before reading every field, which costs more than parsing. The answer is a
+        set of needles: only fields whose value contains one need reading (an empty set: none).
+        None: the detector cannot tell, and every field is read.
         """
         ...
 

@@ -54,21 +54,25 @@ class HetuDetector:
                     "valid identity code in the real range (individual number 002-899)",
                 )
 
-    def screen(self, data: bytes) -> bool:
-        """Could any field of this document (its UTF-8 text, markup included) produce a hit?
+    def screen(self, data: bytes) -> frozenset[bytes] | None:
+        """Which fields of this document (its UTF-8 text, markup included) could produce a hit?
 
-        False only when provably not: no HETU-shaped token in it is a valid real-range code, and
-        every occurrence of the HETU OID is a CDA ``II``/``code`` attribute whose identifier
-        value is empty or a valid test code. Anything else (the OID in text, JSON, FHIR or SAML
-        form) answers True, and the parser reads every field.
+        The answer is the needles: every real-range token, and every identifier value declared
+        under the HETU OID in a CDA ``II``/``code`` tag that is not a valid test code. An empty
+        set: none can. None: it cannot tell (the OID in text, JSON, FHIR or SAML form), so the
+        parser reads every field.
         """
+        needles: set[bytes] = set()
         for token in idcode.find_tokens(data):
             if idcode.classify(token) is idcode.Kind.REAL:
-                return True
+                needles.add(token.encode("utf-8"))
         for match in _OID.finditer(data):
-            if not _test_coded_tag(data, match.start()):
-                return True
-        return False
+            value = _coded_value(data, match.start())
+            if value is None:
+                return None
+            if value and idcode.classify(value.decode("utf-8", "replace")) is not idcode.Kind.TEST:
+                needles.add(value)
+        return frozenset(needles)
 
     def _structured(self, field: Field) -> Iterator[Hit]:
         value = field.value.strip()
@@ -109,24 +113,22 @@ class HetuDetector:
             )
 
 
-def _test_coded_tag(data: bytes, pos: int) -> bool:
-    """True if the OID at ``pos`` is the system of an XML start tag whose identifier is a test code.
+def _coded_value(data: bytes, pos: int) -> bytes | None:
+    """The identifier an XML start tag declares under the OID at ``pos`` (b"" if none).
 
     Mirrors the XML parser: the system is ``@root`` or else ``@codeSystem``; the identifier is
-    ``@extension`` under ``@root``, ``@code`` under ``@codeSystem``.
+    ``@extension`` under ``@root``, ``@code`` under ``@codeSystem``. None when the OID at
+    ``pos`` is not such a system (text, JSON, another attribute).
     """
     start = data.rfind(b"<", 0, pos)
     if start == -1 or data.rfind(b">", start, pos) != -1:
-        return False  # not inside a tag
+        return None  # not inside a tag
     end = data.find(b">", pos)
     if end == -1:
-        return False
+        return None
     attrs = {m.group(1): m.group(2) if m.group(2) is not None else m.group(3)
              for m in _ATTR.finditer(data, start, end)}
     system = attrs.get(b"root") or attrs.get(b"codeSystem")
     if system != _HETU_OID:
-        return False
-    value = attrs.get(b"extension" if b"root" in attrs else b"code", b"").strip()
-    if not value:
-        return True
-    return idcode.classify(value.decode("utf-8", "replace")) is idcode.Kind.TEST
+        return None
+    return attrs.get(b"extension" if b"root" in attrs else b"code", b"").strip()

@@ -46,8 +46,9 @@ class ScanState:
     """Mutable state of one scan: the limits, the decoded-bytes budget, the client's protocol."""
 
     limits: Limits
-    #: Could any field of a document with this UTF-8 text produce a hit? (the detectors' screens)
-    screen: Callable[[bytes], bool] = field(default=lambda data: True)
+    #: Which fields of a document with this UTF-8 text could produce a hit: the detectors'
+    #: needles, or None when every field must be read (``Detector.screen``).
+    screen: Callable[[bytes], frozenset[bytes] | None] = field(default=lambda data: None)
     protocol: Protocol | None = None
     decoded_bytes: int = 0
     payloads: int = 0

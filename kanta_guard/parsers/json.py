@@ -20,7 +20,15 @@ from ..errors import UnscannableError
 from ..mediatype import MediaType
 from ..model import Context, Field, Payload, Protocol, Role
 from ..roles import FHIR_KEY_ROLES, FHIR_RESOURCE_ROLES
-from .base import Item, ScanState, decode_base64, looks_base64, nested, normalise_system
+from .base import (
+    Item,
+    ScanState,
+    base64_runs,
+    decode_base64,
+    looks_base64,
+    nested,
+    normalise_system,
+)
 
 __all__ = ["JsonParser"]
 
@@ -73,6 +81,9 @@ class JsonParser:
             isinstance(doc, _Object) and any(k == "resourceType" for k, _ in doc)
         ):
             state.note_protocol(Protocol.FHIR_JSON)
+        raw = text.encode("utf-8", "surrogatepass")
+        if _screenable(raw) and state.screen(raw) == frozenset():
+            return  # no field can fire and nothing is encoded inside: the walk would find nothing
         yield from self._walk(doc, payload, state)
 
     def _walk(self, doc: object, payload: Payload, state: ScanState) -> Iterator[Item]:
@@ -155,3 +166,20 @@ class JsonParser:
                 yield nested(data, None, where + "!base64", payload, ctx, state, declared=False)
                 return
         yield Field(value, ctx, where)
+
+
+def _screenable(raw: bytes) -> bool:
+    """True if the raw JSON shows every string as the walk reads it, with no Base64 inside.
+
+    Not when a ``\\u`` or ``\\/`` escape could spell part of a code, a ``data`` member holds
+    Base64 the walk decodes whatever its length, or a string is a Base64 run.
+    """
+    if raw.find(b"\\") != -1 and (b"\\u" in raw or b"\\/" in raw):
+        return False
+    if b'"data"' in raw:
+        return False
+    for pos in base64_runs(raw):
+        start, end = raw.rfind(b'"', 0, pos), raw.find(b'"', pos)
+        if end != -1 and looks_base64(raw[start + 1 : end].decode("utf-8", "replace")):
+            return False
+    return True

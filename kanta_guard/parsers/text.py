@@ -22,22 +22,33 @@ def text_fields(
     *,
     strict: bool,
     charset: str | None = None,
-    screen: Callable[[bytes], bool] | None = None,
+    screen: Callable[[bytes], frozenset[bytes] | None] | None = None,
 ) -> Iterator[Item]:
-    """One field per non-blank line, located as ``line N``; none if ``screen`` rules hits out."""
-    if screen is not None and _ascii_compatible(payload.data, charset) and not strict:
-        # The screen looks for ASCII (and UTF-8 dashes): on an ASCII-compatible text it can read
-        # the bytes as they are, without decoding a binary it will most likely rule out.
-        if not screen(payload.data):
-            return
-        screen = None
-    text = decode_text(payload.data, charset, strict=strict)
-    if screen is not None and not screen(text.encode("utf-8", "surrogatepass")):
+    """One field per non-blank line, located as ``line N``: the lines ``screen`` asks for."""
+    # The screen looks for ASCII (and UTF-8 dashes): on an ASCII-compatible text it can rule a
+    # binary out on its bytes as they are, without decoding it.
+    if (
+        screen is not None
+        and not strict
+        and _ascii_compatible(payload.data, charset)
+        and screen(payload.data) == frozenset()
+    ):
         return
+    text = decode_text(payload.data, charset, strict=strict)
+    needles: list[str] | None = None
+    if screen is not None:
+        wanted = screen(text.encode("utf-8", "surrogatepass"))
+        if wanted == frozenset():
+            return
+        if wanted:
+            needles = [n.decode("utf-8", "replace") for n in wanted]
     prefix = payload.location + ":" if payload.location else ""
     for number, line in enumerate(text.splitlines(), start=1):
-        if line and not line.isspace():
-            yield Field(line, payload.context, f"{prefix}line {number}")
+        if not line or line.isspace():
+            continue
+        if needles is not None and not any(n in line for n in needles):
+            continue
+        yield Field(line, payload.context, f"{prefix}line {number}")
 
 
 class TextParser:

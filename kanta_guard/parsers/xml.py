@@ -14,6 +14,7 @@ invisible to the scan.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from functools import cached_property, lru_cache, partial
 from typing import Any
@@ -78,8 +79,10 @@ def _step(el: etree._Element) -> str:
         siblings = [c for c in parent if not isinstance(c.tag, str)]
         kind = "comment()" if isinstance(el, etree._Comment) else "processing-instruction()"
         return f"/{kind}[{siblings.index(el) + 1}]"
-    same = [c for c in parent if c.tag == el.tag]
-    return f"/{name}[{same.index(el) + 1}]" if len(same) > 1 else "/" + name
+    before = sum(1 for _ in el.itersiblings(el.tag, preceding=True))
+    if before or next(el.itersiblings(el.tag), None) is not None:
+        return f"/{name}[{before + 1}]"
+    return "/" + name
 
 
 def _xpath(el: etree._Element) -> str:
@@ -109,15 +112,20 @@ def _role(el: etree._Element, parent: Context) -> Role:
 
 
 def _context_of(el: etree._Element, base: Context) -> Context:
-    """An element's context computed from its ancestors (for nodes found without the walk)."""
-    chain = [el, *el.iterancestors()]
-    ctx = Context(base.role)
-    for node in reversed(chain):
-        attrib = node.attrib
-        ctx = Context(
-            _role(node, ctx), _local(node.tag), attrib.get("root") or attrib.get("codeSystem")
-        )
-    return ctx
+    """An element's context from its ancestors (for nodes found without the walk).
+
+    The same answer as the walk's: the nearest element that names a role decides.
+    """
+    role = base.role
+    for node in (el, *el.iterancestors()):
+        parent = node.getparent()
+        above = _local(parent.tag) if parent is not None else None
+        named = _role(node, Context(Role.UNKNOWN, above))
+        if named is not Role.UNKNOWN:
+            role = named
+            break
+    attrib = el.attrib
+    return Context(role, _local(el.tag), attrib.get("root") or attrib.get("codeSystem"))
 
 
 class XmlParser:
@@ -147,16 +155,66 @@ class XmlParser:
         elif ns == FHIR_NS:
             state.note_protocol(Protocol.FHIR_XML)
         raw = _utf8(payload.data, media, root)
-        if (
-            raw is not None
-            and b"&#" not in raw  # a character reference could spell a code the screen can't see
-            and b"<![CDATA[" not in raw
-            and b"B64" not in raw  # declared Base64 is decoded (and checked) by the walk
-            and not state.screen(raw)
-        ):
-            yield from self._nested_only(root, raw, payload, state)
-            return
+        wanted = state.screen(raw) if raw is not None and _screenable(raw) else None
+        if wanted is not None:
+            targeted = self._targeted(root, raw or b"", wanted, payload, state) if wanted else []
+            if targeted is not None:
+                yield from targeted
+                yield from self._nested_only(root, raw or b"", payload, state)
+                return
         yield from self._walk(root, payload, state)
+
+    def _targeted(
+        self,
+        root: etree._Element,
+        raw: bytes,
+        needles: frozenset[bytes],
+        payload: Payload,
+        state: ScanState,
+    ) -> list[Item] | None:
+        """The fields of the nodes holding a needle, each with its context from its ancestors.
+
+        Each place a needle stands in the raw text names the markup before it: a start tag (the
+        needle is in its attributes or text), an end tag (in the element's tail), a comment or PI.
+        The nodes of that name are then asked for the needle, by lxml's C-level tag filter. None
+        if a needle is found in no node so (an entity or whitespace normalisation changed it):
+        then only the full walk can be trusted.
+        """
+        found: dict[tuple[etree._Element, str], None] = {}
+        for needle in needles:
+            text = needle.decode("utf-8", "replace")
+            hits = 0
+            offset = raw.find(needle)
+            while offset != -1:
+                hits += _holders(root, raw, offset, text, found)
+                offset = raw.find(needle, offset + len(needle))
+            if not hits:
+                return None
+        # Findings in document order, as the walk would give them (by source line).
+        order = {"misc": 0, "attr": 1, "text": 2, "tail": 3}
+        items: list[Item] = []
+        for el, kind in sorted(found, key=lambda k: (k[0].sourceline or 0, order[k[1]])):
+            if kind == "misc":
+                parent = el.getparent()
+                ctx = _context_of(parent, payload.context) if parent is not None else (
+                    payload.context
+                )
+                items.extend(self._misc(el, payload, ctx))
+                continue
+            if kind == "tail":
+                parent = el.getparent()
+                ctx = _context_of(parent, payload.context) if parent is not None else (
+                    payload.context
+                )
+                items.append(Field(el.tail or "", ctx,
+                                   partial(_locate, payload, el, "/following::text()[1]")))
+                continue
+            ctx = _context_of(el, payload.context)
+            if kind == "attr":
+                items.extend(self._attributes(el, el.attrib, ctx, payload))
+            else:
+                items.extend(self._text(el, el.text or "", ctx, payload, state))
+        return items
 
     def _nested_only(
         self, root: etree._Element, raw: bytes, payload: Payload, state: ScanState
@@ -166,6 +224,7 @@ class XmlParser:
         Element text made of a long Base64 run is decoded and yielded as a nested payload; the
         element holding it is looked up only if something inside is reported.
         """
+        found: list[tuple[str, bytes]] = []
         done = 0
         for pos in base64_runs(raw):
             if pos < done:
@@ -180,8 +239,17 @@ class XmlParser:
             if not looks_base64(text):
                 continue
             data = decode_base64(text)
-            if data is None:
-                continue
+            if data is not None:
+                found.append((text, data))
+        if not found:
+            return
+        plain = [data for _, data in found if _plain(data)]
+        if len(plain) == len(found) and state.screen(b"\0".join(plain)) == frozenset():
+            # What the text parser would conclude of each (certificates, signature values), in
+            # one screen and without nested payloads: nothing in them can fire.
+            state.charge(sum(map(len, plain)), "body")
+            return
+        for text, data in found:
             holder = _Holder(root, text, payload)
             yield nested(
                 data, None, holder.location, payload, holder.context, state, declared=False
@@ -350,6 +418,75 @@ def _fallback_text(payload: Payload) -> Iterator[Item]:
     from .text import text_fields
 
     yield from text_fields(payload, strict=False)
+
+
+_NAME_END = re.compile(rb"[\s/>]")
+
+
+def _holders(
+    root: etree._Element,
+    raw: bytes,
+    offset: int,
+    text: str,
+    found: dict[tuple[etree._Element, str], None],
+) -> int:
+    """Add the nodes holding ``text`` whose markup precedes ``offset``; return how many."""
+    start = raw.rfind(b"<", 0, offset)
+    if start == -1:
+        return 0
+    kinds: tuple[str, ...]
+    if raw.startswith(b"<!--", start):
+        candidates, kinds = root.getroottree().iter(etree.Comment), ("misc",)
+    elif raw.startswith(b"<?", start):
+        candidates, kinds = root.getroottree().iter(etree.ProcessingInstruction), ("misc",)
+    else:
+        closing = raw.startswith(b"</", start)
+        begin = start + (2 if closing else 1)
+        end = _NAME_END.search(raw, begin)
+        name = raw[begin : end.start() if end else len(raw)].decode("utf-8", "replace")
+        local = name.rpartition(":")[2]
+        candidates = root.iter("{*}" + local, local)
+        kinds = ("tail",) if closing else ("attr", "text", "tail")
+    count = 0
+    for node in candidates:
+        for kind in kinds:
+            if kind == "misc":
+                hit = text in (node.text or "") or text in (node.tail or "")
+            elif kind == "attr":
+                hit = any(text in value for value in node.attrib.values())
+            elif kind == "text":
+                hit = text in (node.text or "")
+            else:
+                hit = text in (node.tail or "")
+            if hit:
+                found[node, kind] = None
+                count += 1
+    return count
+
+
+def _plain(data: bytes) -> bool:
+    """Decoded bytes that would be read as ASCII-compatible text, not as a document."""
+    if data[:2] in (b"<\x00", b"\x00<"):  # BOM-less UTF-16
+        return False
+    head = data[:64].lstrip()
+    return not head.startswith((b"<", b"{", b"[", b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff"))
+
+
+def _screenable(raw: bytes) -> bool:
+    """True if the raw text shows every value as the walk would read it.
+
+    Not when a character reference could spell a code the screen cannot see, CDATA could split
+    a text, or an element declares Base64 (the walk decodes it, and refuses it if invalid). The
+    checks search single bytes, which is fast, and look closer only where one is found.
+    """
+    amp = raw.find(b"&")
+    while amp != -1:
+        if raw[amp + 1 : amp + 2] == b"#":
+            return False
+        amp = raw.find(b"&", amp + 1)
+    if raw.find(b"[") != -1 and b"<![CDATA[" in raw:
+        return False
+    return b"representation" not in raw
 
 
 def _utf8(data: bytes, media: MediaType, root: etree._Element) -> bytes | None:
