@@ -135,10 +135,17 @@ class Field:
     context: Context
     where: str | Callable[[], str]
     identifier: bool = False
+    #: The full context (the role), when the parser found the field without walking to it and
+    #: computes the role only if something is reported; ``context`` then holds the system.
+    owner: Callable[[], Context] | None = None
 
     @property
     def location(self) -> str:
         return self.where if isinstance(self.where, str) else self.where()
+
+    @property
+    def role(self) -> Role:
+        return (self.owner() if self.owner is not None else self.context).role
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,6 +60,7 @@ class Scanner:
         self._detectors = tuple(
             d for d in detectors if any(policy.action(r.id) is not Action.OFF for r in d.rules)
         )
+        self._systems = frozenset().union(*(d.systems for d in self._detectors))
 
     def _screen(self, data: bytes) -> frozenset[bytes] | None:
         """The needles of every detector (see ``Detector.screen``); None if one cannot tell."""
@@ -75,7 +76,7 @@ class Scanner:
 
     def scan(self, request: Request) -> Report:
         """Scan a whole request: URL, headers and body."""
-        state = ScanState(self.policy.limits, self._screen)
+        state = ScanState(self.policy.limits, self._screen, self._systems)
         findings: list[Finding] = []
         counter = [0]
         try:
@@ -97,7 +98,7 @@ class Scanner:
         self, data: bytes, content_type: str | None = None, content_encoding: str | None = None
     ) -> Report:
         """Scan a body on its own (a file, a saved body); the type is sniffed when not given."""
-        state = ScanState(self.policy.limits, self._screen)
+        state = ScanState(self.policy.limits, self._screen, self._systems)
         findings: list[Finding] = []
         counter = [0]
         try:
@@ -164,7 +165,7 @@ class Scanner:
             rule=hit.rule,
             action=action,
             location=mask_text(hit.field.location),
-            role=hit.field.context.role,
+            role=hit.field.role,
             evidence=hit.masked,
             value_hash=self._hasher(hit.raw),
             explanation=hit.explanation,

@@ -17,6 +17,9 @@ class Detector(Protocol):
 
     name: str
     rules: tuple[RuleSpec, ...]
+    #: Identifier systems (bare OIDs) whose identifier fields this detector judges: parsers
+    #: always yield those, whatever the screen says.
+    systems: frozenset[str]
 
     def detect(self, field: Field) -> Iterator[Hit]: ...
 

@@ -26,12 +26,15 @@ __all__ = ["HetuDetector"]
 _OID = re.compile(rb"1\.2\.246\.21(?![0-9.])")
 _ATTR = re.compile(rb"""([\w:.-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 _HETU_OID = HETU_OID.encode("ascii")
+# A JSON member "system": "urn:oid:<OID> (the OID follows directly).
+_JSON_SYSTEM = re.compile(rb'"system"\s*:\s*"(?:urn:oid:)?\Z', re.IGNORECASE)
 
 
 class HetuDetector:
     """Finds real-range and malformed personal identity codes."""
 
     name = "hetu"
+    systems = frozenset({HETU_OID})
     rules: tuple[RuleSpec, ...] = (
         rule("hetu.real"),
         rule("hetu.malformed"),
@@ -59,14 +62,17 @@ class HetuDetector:
 
         The answer is the needles: every real-range token, and every identifier value declared
         under the HETU OID in a CDA ``II``/``code`` tag that is not a valid test code. An empty
-        set: none can. None: it cannot tell (the OID in text, JSON, FHIR or SAML form), so the
-        parser reads every field.
+        set: none can. None: it cannot tell (the OID in text, FHIR XML or SAML form), so the
+        parser reads every field. A JSON ``"system"`` member needs no needle: JSON parsers yield
+        the identifier fields of ``systems`` whatever the screen says.
         """
         needles: set[bytes] = set()
         for token in idcode.find_tokens(data):
             if idcode.classify(token) is idcode.Kind.REAL:
                 needles.add(token.encode("utf-8"))
         for match in _OID.finditer(data):
+            if _JSON_SYSTEM.search(data, max(0, match.start() - 48), match.start()):
+                continue
             value = _coded_value(data, match.start())
             if value is None:
                 return None

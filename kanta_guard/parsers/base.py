@@ -49,6 +49,8 @@ class ScanState:
     #: Which fields of a document with this UTF-8 text could produce a hit: the detectors'
     #: needles, or None when every field must be read (``Detector.screen``).
     screen: Callable[[bytes], frozenset[bytes] | None] = field(default=lambda data: None)
+    #: Identifier systems whose identifier fields are always yielded (``Detector.systems``).
+    systems: frozenset[str] = frozenset()
     protocol: Protocol | None = None
     decoded_bytes: int = 0
     payloads: int = 0

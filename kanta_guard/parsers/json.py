@@ -13,7 +13,9 @@ the first.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
+from functools import cached_property
 
 from ..charset import decode_text
 from ..errors import UnscannableError
@@ -83,8 +85,53 @@ class JsonParser:
             state.note_protocol(Protocol.FHIR_JSON)
         raw = text.encode("utf-8", "surrogatepass")
         if _screenable(raw) and state.screen(raw) == frozenset():
-            return  # no field can fire and nothing is encoded inside: the walk would find nothing
+            # No free text can fire and nothing is encoded inside: only the identifiers of the
+            # detectors' systems need reading, found without walking the document.
+            identifiers = self._identifiers(text, doc, payload, state)
+            if identifiers is not None:
+                yield from identifiers
+                return
         yield from self._walk(doc, payload, state)
+
+    def _identifiers(
+        self, text: str, doc: object, payload: Payload, state: ScanState
+    ) -> list[Item] | None:
+        """Identifier fields under ``state.systems``: each ``"system"`` member's object, decoded
+        on its own; located (by the walk) only if something is reported. None if an object
+        cannot be isolated so (escapes in the text make quotes ambiguous)."""
+        items: list[Item] = []
+        seen: dict[tuple[str, str], int] = {}
+        for member in _SYSTEM_MEMBER.finditer(text):
+            system = normalise_system(member.group(1))
+            if system not in state.systems:
+                continue
+            start = _object_start(text, member.start())
+            if start is None:
+                return None
+            try:
+                obj, _ = _DECODER.raw_decode(text, start)
+            except ValueError:
+                return None
+            keys = dict(obj) if isinstance(obj, _Object) else {}
+            declared = keys.get("system")
+            if not isinstance(declared, str) or normalise_system(declared) != system:
+                return None
+            for key, value in obj:
+                if key not in ("value", "code") or not isinstance(value, str):
+                    continue
+                ordinal = seen.get((system, value), 0)
+                seen[system, value] = ordinal + 1
+                finder = _Finder(self, doc, payload, state, system, value, ordinal)
+                items.append(
+                    Field(
+                        value,
+                        Context(payload.context.role, key, system),
+                        finder.location,
+                        identifier=True,
+                        owner=finder.context,
+                    )
+                )
+        return items
 
     def _walk(self, doc: object, payload: Payload, state: ScanState) -> Iterator[Item]:
         prefix = payload.location + ":" if payload.location else ""
@@ -183,3 +230,72 @@ def _screenable(raw: bytes) -> bool:
         if end != -1 and looks_base64(raw[start + 1 : end].decode("utf-8", "replace")):
             return False
     return True
+
+
+_SYSTEM_MEMBER = re.compile(r'"system"\s*:\s*"([^"\\]*)"')
+_DECODER = json.JSONDecoder(object_pairs_hook=_Object)
+
+
+def _object_start(text: str, pos: int) -> int | None:
+    """The offset of the ``{`` opening the object whose member starts at ``pos``.
+
+    Scans back counting braces outside strings; exact only without backslashes (no escaped
+    quotes), so None where the text has any.
+    """
+    if "\\" in text:
+        return None
+    depth, in_string = 0, False
+    for index in range(pos - 1, -1, -1):
+        char = text[index]
+        if char == '"':
+            in_string = not in_string
+        elif in_string:
+            continue
+        elif char == "}" or char == "]":
+            depth += 1
+        elif char == "{" or char == "[":
+            if depth == 0:
+                return index if char == "{" else None
+            depth -= 1
+    return None
+
+
+class _Finder:
+    """The walk's own field for an identifier found without it: its location and context."""
+
+    def __init__(
+        self,
+        parser: JsonParser,
+        doc: object,
+        payload: Payload,
+        state: ScanState,
+        system: str,
+        value: str,
+        ordinal: int,
+    ) -> None:
+        self._args = (parser, doc, payload, state.limits)
+        self._key = (system, value, ordinal)
+
+    @cached_property
+    def _field(self) -> Field | None:
+        parser, doc, payload, limits = self._args
+        system, value, ordinal = self._key
+        for item in parser._walk(doc, payload, ScanState(limits)):
+            if (
+                isinstance(item, Field)
+                and item.identifier
+                and item.value == value
+                and item.context.system == system
+            ):
+                if ordinal == 0:
+                    return item
+                ordinal -= 1
+        return None
+
+    def location(self) -> str:
+        found = self._field
+        return found.location if found is not None else (self._args[2].location or "/")
+
+    def context(self) -> Context:
+        found = self._field
+        return found.context if found is not None else self._args[2].context
