@@ -19,7 +19,7 @@ __all__ = [
     "Item",
     "Parser",
     "ScanState",
-    "base64_runs",
+    "base64_spans",
     "decode_base64",
     "looks_base64",
     "nested",
@@ -120,15 +120,20 @@ def looks_base64(text: str) -> bool:
     )
 
 
-def base64_runs(data: bytes) -> Iterator[int]:
-    """Start offsets of runs of at least ``MIN_BASE64`` Base64(url) characters in ``data``."""
+def base64_spans(data: bytes, opener: bytes, closer: bytes) -> Iterator[tuple[int, int, int]]:
+    """Segments of ``data`` holding a run of ``MIN_BASE64`` or more Base64(url) characters.
+
+    Yields ``(start, run, end)``: the segment runs from after the ``opener`` before the run to
+    the ``closer`` after it (``>``/``<`` for XML text, quotes for a JSON string); the search
+    goes on after the segment, so a wrapped blob is one segment, not one per line.
+    """
     mapped = data.translate(_B64_MAP)
     pos = mapped.find(_RUN)
     while pos != -1:
-        yield pos
-        end = mapped.find(b".", pos)
+        end = data.find(closer, pos)
         if end == -1:
             return
+        yield data.rfind(opener, 0, pos) + 1, pos, end
         pos = mapped.find(_RUN, end)
 
 

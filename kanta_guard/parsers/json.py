@@ -25,7 +25,7 @@ from ..roles import FHIR_KEY_ROLES, FHIR_RESOURCE_ROLES
 from .base import (
     Item,
     ScanState,
-    base64_runs,
+    base64_spans,
     decode_base64,
     looks_base64,
     nested,
@@ -225,9 +225,8 @@ def _screenable(raw: bytes) -> bool:
         return False
     if b'"data"' in raw:
         return False
-    for pos in base64_runs(raw):
-        start, end = raw.rfind(b'"', 0, pos), raw.find(b'"', pos)
-        if end != -1 and looks_base64(raw[start + 1 : end].decode("utf-8", "replace")):
+    for start, _, end in base64_spans(raw, b'"', b'"'):
+        if looks_base64(raw[start:end].decode("utf-8", "replace")):
             return False
     return True
 

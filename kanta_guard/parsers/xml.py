@@ -29,7 +29,7 @@ from ..roles import FHIR_KEY_ROLES, FHIR_RESOURCE_ROLES, XML_ROLES
 from .base import (
     Item,
     ScanState,
-    base64_runs,
+    base64_spans,
     decode_base64,
     looks_base64,
     nested,
@@ -225,16 +225,9 @@ class XmlParser:
         element holding it is looked up only if something inside is reported.
         """
         found: list[tuple[str, bytes]] = []
-        done = 0
-        for pos in base64_runs(raw):
-            if pos < done:
-                continue
-            if raw.rfind(b">", 0, pos) < raw.rfind(b"<", 0, pos):
+        for start, run, end in base64_spans(raw, b">", b"<"):
+            if raw.rfind(b"<", start, run) != -1:
                 continue  # inside a tag: attribute values are not decoded (nor by the walk)
-            start, end = raw.rfind(b">", 0, pos) + 1, raw.find(b"<", pos)
-            if end == -1:
-                break
-            done = end
             text = raw[start:end].decode("utf-8", "replace")
             if not looks_base64(text):
                 continue
@@ -249,8 +242,11 @@ class XmlParser:
             # one screen and without nested payloads: nothing in them can fire.
             state.charge(sum(map(len, plain)), "body")
             return
+        ordinals: dict[str, int] = {}
         for text, data in found:
-            holder = _Holder(root, text, payload)
+            ordinal = ordinals.get(text, 0)
+            ordinals[text] = ordinal + 1
+            holder = _Holder(root, text, payload, ordinal)
             yield nested(
                 data, None, holder.location, payload, holder.context, state, declared=False
             )
@@ -504,16 +500,19 @@ def _utf8(data: bytes, media: MediaType, root: etree._Element) -> bytes | None:
 class _Holder:
     """The node whose text is a Base64 run, looked up in the tree only when asked."""
 
-    def __init__(self, root: etree._Element, text: str, payload: Payload) -> None:
+    def __init__(self, root: etree._Element, text: str, payload: Payload, ordinal: int) -> None:
         self._root, self._text, self._payload = root, text.strip(), payload
+        self._ordinal = ordinal  # the same text may stand in several nodes: which one
 
     @cached_property
     def _node(self) -> tuple[etree._Element, bool]:
+        skip = self._ordinal
         for el in self._root.iter():
-            if el.text and el.text.strip() == self._text:
-                return el, False
-            if el.tail and el.tail.strip() == self._text:
-                return el, True
+            for is_tail, value in ((False, el.text), (True, el.tail)):
+                if value and value.strip() == self._text:
+                    if not skip:
+                        return el, is_tail
+                    skip -= 1
         return self._root, False  # unreachable for text taken from this document
 
     def location(self) -> str:

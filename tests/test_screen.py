@@ -1,0 +1,147 @@
+"""The screens and fast paths never change what a scan finds: same findings as the full walk.
+
+Parsers skip the field-by-field walk when the detectors' screens rule fields out, read only the
+nodes that hold a needle, and find JSON identifiers and Base64 without walking. Each of those is
+checked here against a scanner whose detector cannot screen (and so walks everything).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import CORPUS, TEST_KEY
+from helpers import REAL, REAL_2, b64, bundle, cda, render, soap_with_cda
+from test_pipeline import CHARSETS, PLACEMENTS, UNSCANNABLE, _mtom, _nonxml_cda, post
+
+from kanta_guard import KeyedHasher, Request, Scanner, default_policy
+from kanta_guard.detectors import HetuDetector
+from kanta_guard.model import Field, Hit
+from kanta_guard.rules import RuleSpec
+
+
+class _Blind:
+    """The HETU detector without a screen: every field is read."""
+
+    name = "hetu-blind"
+    rules: tuple[RuleSpec, ...] = HetuDetector.rules
+    systems = HetuDetector.systems
+
+    def __init__(self) -> None:
+        self._inner = HetuDetector()
+
+    def detect(self, field: Field) -> Iterator[Hit]:
+        return self._inner.detect(field)
+
+    def screen(self, data: bytes) -> frozenset[bytes] | None:
+        return None
+
+
+FAST = Scanner(default_policy(), KeyedHasher(TEST_KEY))
+FULL = Scanner(default_policy(), KeyedHasher(TEST_KEY), detectors=(_Blind(),))
+
+
+def _requests() -> Iterator[tuple[str, Request]]:
+    for name, build, _, _ in PLACEMENTS:
+        yield name, build()
+    for name, request, _ in UNSCANNABLE:
+        yield name, request
+    for name, encode, content_type in CHARSETS:
+        yield name, post(encode(cda(patient=REAL)), content_type)
+    malformed = REAL[:-1] + ("A" if REAL[-1] != "A" else "B")
+    variants = {
+        "clean CDA": post(cda(), "application/xml"),
+        "several": post(cda(patient=REAL, guardian=REAL_2, narrative=REAL), "text/xml"),
+        "malformed CDA": post(cda(participant=malformed), "application/xml"),
+        "malformed test CDA": post(cda(patient="250810A999Y"), "application/xml"),
+        "malformed FHIR": post(bundle(contact=malformed), "application/fhir+json"),
+        "malformed test FHIR": post(bundle(patient="250810A999Y"), "application/fhir+json"),
+        "clean bundle": post(bundle(), "application/fhir+json"),
+        "clean FHIR XML": post(render("fhir_patient.xml"), "application/fhir+xml"),
+        "SOAP with Base64 CDA": post(soap_with_cda(cda(guardian=REAL)), "text/xml"),
+        "nonXMLBody": post(_nonxml_cda(f"x {REAL}"), "application/xml"),
+        "MTOM": post(*_mtom(cda(narrative=REAL))),
+        "code in a comment": post(cda().replace("<title>", f"<!-- {REAL} --><title>"), "text/xml"),
+        "code in a tail": post(cda().replace("<title>", f"<x/>{REAL}<title>"), "text/xml"),
+        "code split over lines in an attribute": post(
+            cda().replace('extension="020516C903K"', f'extension="{REAL[:7]}\n{REAL[7:]}"'),
+            "text/xml",
+        ),
+        "entity-encoded dash": post(
+            cda().replace("$", "").replace("Lääkemääräys</title>",
+                                            f"Lääkemääräys {REAL.replace('-', '&#45;')}</title>"),
+            "text/xml",
+        ),
+        "Base64 certificate-like blob": post(
+            cda().replace("<title>", f"<sig>{b64(bytes(range(256)) * 8)}</sig><title>"),
+            "text/xml",
+        ),
+        "Base64 text blob with a code": post(
+            cda().replace("<title>", f"<blob>{b64('potilas ' + REAL + ' ' * 40)}</blob><title>"),
+            "text/xml",
+        ),
+        "JSON with escapes": post(
+            json.dumps({"resourceType": "Patient", "text": {"div": '<div class="x">é</div>'},
+                        "identifier": [{"system": "urn:oid:1.2.246.21", "value": malformed}]},
+                       ensure_ascii=True),
+            "application/fhir+json",
+        ),
+        "JSON nested identifier": post(
+            json.dumps({"resourceType": "Patient", "identifier": [
+                {"type": {"text": "hetu"}, "system": "urn:oid:1.2.246.21", "value": malformed,
+                 "assigner": {"display": "DVV"}}]}),
+            "application/fhir+json",
+        ),
+        "text with a code": post(f"rivi\nhetu {REAL}\n", "text/plain"),
+        "binary": post(bytes(range(256)) + REAL.encode(), "application/octet-stream"),
+    }
+    yield from variants.items()
+
+
+def _key(report: object) -> list[tuple[str, str, str, str]]:
+    findings = report.findings  # type: ignore[attr-defined]
+    return sorted((f.rule, f.location, str(f.role), f.value_hash) for f in findings)
+
+
+@pytest.mark.parametrize(("name", "request_"), list(_requests()), ids=[n for n, _ in _requests()])
+def test_fast_equals_full(name: str, request_: Request) -> None:
+    """The screened scan finds exactly what the full walk finds, with the same locations."""
+    fast, full = FAST.scan(request_), FULL.scan(request_)
+    assert fast.verdict is full.verdict
+    assert _key(fast) == _key(full)
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(CORPUS.rglob("*.*")) if CORPUS.is_dir() else [],
+    ids=lambda p: Path(p).name,
+)
+def test_fast_equals_full_on_corpus(path: Path) -> None:
+    """On every corpus document the screened scan and the full walk agree."""
+    data = path.read_bytes()
+    content_type = "application/json" if path.suffix == ".json" else "application/xml"
+    fast, full = FAST.scan_bytes(data, content_type), FULL.scan_bytes(data, content_type)
+    assert fast.verdict is full.verdict
+    assert _key(fast) == _key(full)
+
+
+@pytest.mark.parametrize(
+    ("data", "needles"),
+    [
+        (b"<id root='1.2.246.21' extension='010181-900C'/>", frozenset()),
+        (f"<id root='1.2.246.21' extension='{REAL}'/>".encode(), frozenset({REAL.encode()})),
+        (b"<code code='250810A999Y' codeSystem='1.2.246.21'/>", frozenset({b"250810A999Y"})),
+        (b"<id root='1.2.246.21' nullFlavor='NI'/>", frozenset()),
+        (b"<system value='urn:oid:1.2.246.21'/>", None),
+        (b'{"system": "urn:oid:1.2.246.21", "value": "x"}', frozenset()),
+        (b"hetu-oid 1.2.246.21 in text", None),
+        (b"OID 1.2.246.21.5 is another", frozenset()),
+        (f"narrative {REAL}".encode(), frozenset({REAL.encode()})),
+        ("en dash 131052\u2013308T".encode(), frozenset({"131052\u2013308T".encode()})),
+    ],
+)
+def test_hetu_screen(data: bytes, needles: frozenset[bytes] | None) -> None:
+    """The HETU screen names real codes and bad CDA identifiers, and gives up where it must."""
+    assert HetuDetector().screen(data) == needles
