@@ -21,9 +21,11 @@ __all__ = [
     "ScanState",
     "base64_spans",
     "decode_base64",
+    "keep",
     "looks_base64",
     "nested",
     "normalise_system",
+    "wanted_texts",
 ]
 
 type Item = Field | Payload
@@ -84,6 +86,22 @@ class Parser(TypingProtocol):
     def parse(self, payload: Payload, media: MediaType, state: ScanState) -> Iterator[Item]:
         """Yield every field of the payload; raise UnscannableError if it cannot be fully read."""
         ...
+
+
+def wanted_texts(state: ScanState, texts: list[str]) -> list[str] | None:
+    """The screen's needles for a handful of values, as text: which values need fields.
+
+    None: every value does (the screen cannot tell); an empty list: none does.
+    """
+    needles = state.screen("\n".join(texts).encode("utf-8", "surrogatepass"))
+    if needles is None:
+        return None
+    return [needle.decode("utf-8", "replace") for needle in needles]
+
+
+def keep(value: str, wanted: list[str] | None) -> bool:
+    """Whether a plain-text field of this value could fire (see ``wanted_texts``)."""
+    return wanted is None or any(needle in value for needle in wanted)
 
 
 def normalise_system(system: str) -> str:

@@ -10,7 +10,16 @@ from urllib.parse import parse_qsl
 from ..charset import decode_text
 from ..mediatype import MediaType
 from ..model import Context, Field, Payload
-from .base import Item, ScanState, decode_base64, looks_base64, nested, normalise_system
+from .base import (
+    Item,
+    ScanState,
+    decode_base64,
+    keep,
+    looks_base64,
+    nested,
+    normalise_system,
+    wanted_texts,
+)
 
 __all__ = ["FormParser", "param_fields"]
 
@@ -24,10 +33,15 @@ def param_fields(
     payload: Payload,
     state: ScanState,
 ) -> Iterator[Item]:
-    """Fields of name/value pairs; ``system|code`` tokens (FHIR search) declare identifiers."""
+    """Fields of name/value pairs; ``system|code`` tokens (FHIR search) declare identifiers.
+
+    Plain-text fields the screen rules out are not yielded; identifiers always are.
+    """
+    wanted = wanted_texts(state, [text for pair in pairs for text in pair])
     for name, value in pairs:
         where = f"{prefix}{name}"
-        yield Field(name, ctx, where + "#name")
+        if keep(name, wanted):
+            yield Field(name, ctx, where + "#name")
         if not value:
             continue
         if value.lstrip().startswith(_NESTED_STARTS):
@@ -47,18 +61,20 @@ def param_fields(
                 yield nested(data, None, where + "!base64", payload, ctx, state, declared=False)
                 continue
         if "|" not in value:
-            yield Field(value, Context(ctx.role, name), where)
+            if keep(value, wanted):
+                yield Field(value, Context(ctx.role, name), where)
             continue
         # FHIR search: token parameters are [system]|[code], several OR-ed with commas; the code
         # of a token is an identifier under its system, the rest is text.
         for token in value.split(","):
             system, bar, code = token.partition("|")
             if bar and system and code:
-                yield Field(system, Context(ctx.role, name), where)
+                if keep(system, wanted):
+                    yield Field(system, Context(ctx.role, name), where)
                 yield Field(
                     code, Context(ctx.role, name, normalise_system(system)), where, identifier=True
                 )
-            else:
+            elif keep(token, wanted):
                 yield Field(token, Context(ctx.role, name), where)
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from urllib.parse import parse_qsl, unquote
 
 from ..model import Context, Field, Payload, Role
-from .base import Item, ScanState, decode_base64, nested
+from .base import Item, ScanState, decode_base64, keep, nested, wanted_texts
 from .form import param_fields
 
 __all__ = ["header_fields", "url_fields"]
@@ -26,22 +26,25 @@ def url_fields(target: str, state: ScanState) -> Iterator[Item]:
     """Fields of the request target (path and query), percent-decoded."""
     path, _, query = target.partition("?")
     carrier = Payload(b"", None, "url", Context(Role.URL))
-    for index, segment in enumerate(path.split("/")):
-        if segment:
-            yield Field(
-                unquote(segment, errors="replace"), Context(Role.URL, "path"), f"url:path[{index}]"
-            )
+    segments = [unquote(segment, errors="replace") for segment in path.split("/")]
+    wanted = wanted_texts(state, segments)
+    for index, segment in enumerate(segments):
+        if segment and keep(segment, wanted):
+            yield Field(segment, Context(Role.URL, "path"), f"url:path[{index}]")
     if query:
         pairs = parse_qsl(query, keep_blank_values=True, errors="replace")
         yield from param_fields(pairs, "url:query:", Context(Role.URL), carrier, state)
 
 
 def header_fields(headers: tuple[tuple[str, str], ...], state: ScanState) -> Iterator[Item]:
-    """Every header value as a field; Base64 tokens in it as nested payloads."""
+    """Every header value as a field (those the screen leaves in); Base64 tokens in it as nested
+    payloads."""
+    wanted = wanted_texts(state, [value for _, value in headers])
     for name, value in headers:
         ctx = Context(Role.HEADER, name.lower())
         where = f"header:{name}"
-        yield Field(value, ctx, where)
+        if keep(value, wanted):
+            yield Field(value, ctx, where)
         carrier = Payload(b"", None, where, ctx)
         for token in _TOKEN_SPLIT.split(value):
             if len(token) < _MIN_HEADER_B64 or token.isdigit():
