@@ -29,6 +29,11 @@ class Detector(Protocol):
         Parsers ask before reading every field, which costs more than parsing. The answer is a
         set of needles: only fields whose value contains one need reading (an empty set: none).
         None: the detector cannot tell, and every field is read.
+
+        The JSON parser always yields the identifier fields of ``systems``; the XML parser does
+        not, so a screen must name as needles the XML identifiers of its systems that could
+        fire (as the HETU screen does for CDA ``II``/``code`` tags), or answer None.
+        tests/test_screen.py holds every screen to the full walk's findings.
         """
         ...
 
