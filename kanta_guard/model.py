@@ -8,7 +8,7 @@ pipeline) → the pipeline masks and hashes each hit into a :class:`Finding` →
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 __all__ = [
@@ -192,7 +192,6 @@ class Report:
     protocol: Protocol = Protocol.OTHER
     fields_scanned: int = 0
     payloads_scanned: int = 0
-    notes: tuple[str, ...] = field(default=())
 
     @property
     def rules(self) -> tuple[str, ...]:

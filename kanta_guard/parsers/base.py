@@ -56,7 +56,6 @@ class ScanState:
     protocol: Protocol | None = None
     decoded_bytes: int = 0
     payloads: int = 0
-    notes: list[str] = field(default_factory=list)
 
     def note_protocol(self, protocol: Protocol) -> None:
         """Record the protocol of the outermost payload that reveals one."""
