@@ -85,7 +85,17 @@ def _step(el: etree._Element) -> str:
     return "/" + name
 
 
+_CLARK_NS = re.compile(r"\{[^}]*\}")
+
+
 def _xpath(el: etree._Element) -> str:
+    """A readable XPath: local names, positions among same-named siblings where they repeat."""
+    parent = el.getparent()
+    if isinstance(el.tag, str) and parent is not None:
+        # lxml's ElementPath of the element (C-level): the same steps, with namespaces.
+        tree = el.getroottree()
+        relative = _CLARK_NS.sub("", tree.getelementpath(el))
+        return f"/{_local(tree.getroot().tag)}/{relative}"
     steps = [_step(a) for a in el.iterancestors()]
     steps.reverse()
     return "".join(steps) + _step(el)
@@ -117,13 +127,26 @@ def _context_of(el: etree._Element, base: Context) -> Context:
     The same answer as the walk's: the nearest element that names a role decides.
     """
     role = base.role
-    for node in (el, *el.iterancestors()):
+    node: etree._Element | None = el
+    while node is not None:
         parent = node.getparent()
-        above = _local(parent.tag) if parent is not None else None
-        named = _role(node, Context(Role.UNKNOWN, above))
-        if named is not Role.UNKNOWN:
+        tag = node.tag
+        local = _local(tag)
+        named: Role | None
+        if tag.startswith(_FHIR_PREFIX):
+            named = (
+                FHIR_RESOURCE_ROLES.get(local)
+                or FHIR_KEY_ROLES.get(local)
+                or (Role.DOCUMENT if local[:1].isupper() else None)
+            )
+        elif local == "text" and parent is not None and _local(parent.tag) == "section":
+            named = Role.NARRATIVE
+        else:
+            named = XML_ROLES.get(local)
+        if named is not None:
             role = named
             break
+        node = parent
     attrib = el.attrib
     return Context(role, _local(el.tag), attrib.get("root") or attrib.get("codeSystem"))
 
@@ -441,7 +464,7 @@ def _holders(
         end = _NAME_END.search(raw, begin)
         name = raw[begin : end.start() if end else len(raw)].decode("utf-8", "replace")
         local = name.rpartition(":")[2]
-        candidates = root.iter("{*}" + local, local)
+        candidates = root.iter("{*}" + local)
         kinds = ("tail",) if closing else ("attr", "text", "tail")
     count = 0
     for node in candidates:
@@ -449,7 +472,11 @@ def _holders(
             if kind == "misc":
                 hit = text in (node.text or "") or text in (node.tail or "")
             elif kind == "attr":
-                hit = any(text in value for value in node.attrib.values())
+                hit = False
+                for value in node.attrib.values():
+                    if text in value:
+                        hit = True
+                        break
             elif kind == "text":
                 hit = text in (node.text or "")
             else:
