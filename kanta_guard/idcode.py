@@ -54,8 +54,8 @@ _TOKEN_BYTES = re.compile(
 )
 # Digits to "0", everything else to "x": a run of exactly six digits is where a token can start.
 _DIGIT_MAP = bytes(0x30 if 0x30 <= b <= 0x39 else 0x78 for b in range(256))
-# Runs of six or more digits in the mapped bytes (a literal prefix: searched fast by re).
-_SIX_DIGITS = re.compile(rb"000000+")
+# A run of exactly six digits in the mapped bytes: a literal, found fast by bytes.find.
+_EXACTLY_SIX = b"x000000x"
 _DASH_TABLE = str.maketrans(dict.fromkeys(_DASHES, "-"))
 _WS = re.compile(r"\s+")
 
@@ -100,14 +100,19 @@ def find_tokens(data: bytes) -> list[str]:
 
     Python's ``re`` tries a pattern that starts with a character class at every position, which
     costs more than parsing the document. A token starts where a run of exactly six digits does,
-    so the runs are found first on a digit map (where they are a literal), and the pattern is
-    tried only there.
+    so the runs are found first on a digit map (where one is the literal ``x000000x``), and the
+    pattern is tried only there.
     """
     tokens: list[str] = []
     match = _TOKEN_BYTES.match
-    for run in _SIX_DIGITS.finditer(data.translate(_DIGIT_MAP)):
-        if run.end() - run.start() == 6 and (found := match(data, run.start())) is not None:
+    # Padded so that a run at either end is bounded too; mapped[i + 1] is data[i].
+    mapped = b"x" + data.translate(_DIGIT_MAP) + b"x"
+    find = mapped.find
+    pos = find(_EXACTLY_SIX)
+    while pos != -1:
+        if (found := match(data, pos)) is not None:
             tokens.append(found.group(0).decode("utf-8", "replace"))
+        pos = find(_EXACTLY_SIX, pos + 7)  # the closing "x" may open the next run
     return tokens
 
 
