@@ -71,10 +71,10 @@ class HetuDetector:
             if idcode.classify(token) is idcode.Kind.REAL:
                 needles.add(token.encode("utf-8"))
         for match in _OID.finditer(data):
-            if _JSON_SYSTEM.search(data, max(0, match.start() - 48), match.start()):
-                continue
             value = _coded_value(data, match.start())
             if value is None:
+                if _JSON_SYSTEM.search(data, max(0, match.start() - 48), match.start()):
+                    continue
                 return None
             if value and idcode.classify(value.decode("utf-8", "replace")) is not idcode.Kind.TEST:
                 needles.add(value)

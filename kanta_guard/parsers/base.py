@@ -19,6 +19,7 @@ __all__ = [
     "Item",
     "Parser",
     "ScanState",
+    "base64_content",
     "base64_spans",
     "decode_base64",
     "keep",
@@ -32,9 +33,9 @@ type Item = Field | Payload
 
 #: Shortest string tried as Base64 when nothing declares it (shorter ones are words or numbers).
 MIN_BASE64 = 32
-_B64 = re.compile(r"[A-Za-z0-9+/]+={0,2}|[A-Za-z0-9_\-]+={0,2}")
+_B64 = re.compile(rb"[A-Za-z0-9+/]+={0,2}|[A-Za-z0-9_\-]+={0,2}")
 # Hex digits and dashes only (UUIDs, digests): identifiers, not Base64 content.
-_HEXISH = re.compile(r"[0-9A-Fa-f\-]+")
+_HEXISH = re.compile(rb"[0-9A-Fa-f\-]+")
 # Base64 and Base64url characters to "b", all else to ".": runs are found with bytes.find.
 _B64_MAP = bytes(
     0x62 if chr(b).isascii() and (chr(b).isalnum() or chr(b) in "+/=-_") else 0x2E
@@ -118,23 +119,48 @@ def looks_base64(text: str) -> bool:
     wrapped Base64 has lines of one length (64, 76) but the last. Hex strings and UUIDs are
     identifiers, not encoded content.
     """
+    return _compact(text.encode("utf-8", "replace")) is not None
+
+
+def base64_content(text: str | bytes) -> bytes | None:
+    """What ``looks_base64`` text decodes to; None if it is not such text."""
+    raw = text.encode("utf-8", "replace") if isinstance(text, str) else text
+    compact = _compact(raw)
+    return None if compact is None else _decode(compact)
+
+
+def _compact(text: bytes) -> bytes | None:
+    """The Base64 characters of ``text`` without line breaks, if it looks like Base64."""
     if len(text) < MIN_BASE64:
-        return False
+        return None
     lines = text.split()
     if not lines:
-        return False
+        return None
     if len(lines) > 1:
         width = len(lines[0])
-        if width < 16 or any(len(line) != width for line in lines[:-1]):
-            return False
-        if len(lines[-1]) > width:
-            return False
-    compact = "".join(lines)
-    return (
-        len(compact) >= MIN_BASE64
-        and _B64.fullmatch(compact) is not None
-        and _HEXISH.fullmatch(compact) is None
-    )
+        if width < 16 or len(lines[-1]) > width:
+            return None
+        for line in lines[:-1]:
+            if len(line) != width:
+                return None
+    compact = b"".join(lines)
+    if (
+        len(compact) < MIN_BASE64
+        or _B64.fullmatch(compact) is None
+        or _HEXISH.fullmatch(compact) is not None
+    ):
+        return None
+    return compact
+
+
+def _decode(compact: bytes) -> bytes | None:
+    compact += b"=" * (-len(compact) % 4)
+    try:
+        if b"-" in compact or b"_" in compact:
+            return urlsafe_b64decode(compact)
+        return b64decode(compact, validate=True)
+    except (binascii.Error, ValueError):
+        return None
 
 
 def base64_spans(data: bytes, opener: bytes, closer: bytes) -> Iterator[tuple[int, int, int]]:
@@ -156,16 +182,11 @@ def base64_spans(data: bytes, opener: bytes, closer: bytes) -> Iterator[tuple[in
 
 def decode_base64(text: str) -> bytes | None:
     """Decode Base64 or Base64url (whitespace and missing padding tolerated); None if it is not."""
-    compact = "".join(text.split())
-    if not compact:
-        return None
-    compact += "=" * (-len(compact) % 4)
     try:
-        if "-" in compact or "_" in compact:
-            return urlsafe_b64decode(compact.encode("ascii"))
-        return b64decode(compact, validate=True)
-    except (binascii.Error, ValueError):
+        compact = b"".join(text.encode("ascii").split())
+    except UnicodeEncodeError:
         return None
+    return _decode(compact) if compact else None
 
 
 def nested(

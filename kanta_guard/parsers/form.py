@@ -13,9 +13,8 @@ from ..model import Context, Field, Payload
 from .base import (
     Item,
     ScanState,
-    decode_base64,
+    base64_content,
     keep,
-    looks_base64,
     nested,
     normalise_system,
     wanted_texts,
@@ -55,11 +54,9 @@ def param_fields(
                 declared=False,
             )
             continue
-        if looks_base64(value):
-            data = decode_base64(value)
-            if data is not None:
-                yield nested(data, None, where + "!base64", payload, ctx, state, declared=False)
-                continue
+        if (data := base64_content(value)) is not None:
+            yield nested(data, None, where + "!base64", payload, ctx, state, declared=False)
+            continue
         if "|" not in value:
             if keep(value, wanted):
                 yield Field(value, Context(ctx.role, name), where)

@@ -25,9 +25,9 @@ from ..roles import FHIR_KEY_ROLES, FHIR_RESOURCE_ROLES
 from .base import (
     Item,
     ScanState,
+    base64_content,
     base64_spans,
     decode_base64,
-    looks_base64,
     nested,
     normalise_system,
 )
@@ -207,11 +207,9 @@ class JsonParser:
         if id_system is not None:
             yield Field(value, Context(ctx.role, ctx.element, id_system), where, identifier=True)
             return
-        if looks_base64(value):
-            data = decode_base64(value)
-            if data is not None:
-                yield nested(data, None, where + "!base64", payload, ctx, state, declared=False)
-                return
+        if (data := base64_content(value)) is not None:
+            yield nested(data, None, where + "!base64", payload, ctx, state, declared=False)
+            return
         yield Field(value, ctx, where)
 
 
@@ -226,7 +224,7 @@ def _screenable(raw: bytes) -> bool:
     if b'"data"' in raw:
         return False
     for start, _, end in base64_spans(raw, b'"', b'"'):
-        if looks_base64(raw[start:end].decode("utf-8", "replace")):
+        if base64_content(raw[start:end]) is not None:
             return False
     return True
 

@@ -29,9 +29,9 @@ from ..roles import FHIR_KEY_ROLES, FHIR_RESOURCE_ROLES, XML_ROLES
 from .base import (
     Item,
     ScanState,
+    base64_content,
     base64_spans,
     decode_base64,
-    looks_base64,
     nested,
     normalise_system,
 )
@@ -251,12 +251,9 @@ class XmlParser:
         for start, run, end in base64_spans(raw, b">", b"<"):
             if raw.rfind(b"<", start, run) != -1:
                 continue  # inside a tag: attribute values are not decoded (nor by the walk)
-            text = raw[start:end].decode("utf-8", "replace")
-            if not looks_base64(text):
-                continue
-            data = decode_base64(text)
+            data = base64_content(raw[start:end])
             if data is not None:
-                found.append((text, data))
+                found.append((raw[start:end].decode("utf-8", "replace"), data))
         if not found:
             return
         plain = [data for _, data in found if _plain(data)]
@@ -392,13 +389,11 @@ class XmlParser:
                 declared=el.get("mediaType") is not None,
             )
             return
-        if looks_base64(text):
-            data = decode_base64(text)
-            if data is not None:
-                yield nested(
-                    data, None, _locate(payload, el, "!base64"), payload, ctx, state, declared=False
-                )
-                return
+        if (data := base64_content(text)) is not None:
+            yield nested(
+                data, None, _locate(payload, el, "!base64"), payload, ctx, state, declared=False
+            )
+            return
         identifier = ctx.element == "AttributeValue" and _saml_system(el) is not None
         if identifier:
             ctx = Context(ctx.role, ctx.element, _saml_system(el))
