@@ -7,6 +7,7 @@ import re
 from base64 import b64decode, urlsafe_b64decode
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Protocol as TypingProtocol
 
 from ..errors import UnscannableError
@@ -36,12 +37,6 @@ MIN_BASE64 = 32
 _B64 = re.compile(rb"[A-Za-z0-9+/]+={0,2}|[A-Za-z0-9_\-]+={0,2}")
 # Hex digits and dashes only (UUIDs, digests): identifiers, not Base64 content.
 _HEXISH = re.compile(rb"[0-9A-Fa-f\-]+")
-# Base64 and Base64url characters to "b", all else to ".": runs are found with bytes.find.
-_B64_MAP = bytes(
-    0x62 if chr(b).isascii() and (chr(b).isalnum() or chr(b) in "+/=-_") else 0x2E
-    for b in range(256)
-)
-_RUN = b"b" * MIN_BASE64
 
 
 @dataclass(slots=True)
@@ -163,21 +158,27 @@ def _decode(compact: bytes) -> bytes | None:
         return None
 
 
-def base64_spans(data: bytes, opener: bytes, closer: bytes) -> Iterator[tuple[int, int, int]]:
-    """Segments of ``data`` holding a run of ``MIN_BASE64`` or more Base64(url) characters.
-
-    Yields ``(start, run, end)``: the segment runs from after the ``opener`` before the run to
-    the ``closer`` after it (``>``/``<`` for XML text, quotes for a JSON string); the search
-    goes on after the segment, so a wrapped blob is one segment, not one per line.
+def base64_spans(data: bytes, opener: bytes, closer: bytes) -> Iterator[tuple[int, int]]:
+    """Segments of ``data`` long enough to be Base64: ``(start, end)`` from after an ``opener`` to
+    the next ``closer`` (``>``/``<`` for XML text, quotes for JSON strings), at least
+    ``MIN_BASE64`` bytes long. A superset: the caller checks each with ``base64_content``.
     """
-    mapped = data.translate(_B64_MAP)
-    pos = mapped.find(_RUN)
-    while pos != -1:
-        end = data.find(closer, pos)
+    last = 0
+    for match in _span_pattern(opener, closer).finditer(data):
+        start = match.start() + 1
+        if start < last:
+            continue  # an opener inside a segment already given
+        end = data.find(closer, match.end())
         if end == -1:
             return
-        yield data.rfind(opener, 0, pos) + 1, pos, end
-        pos = mapped.find(_RUN, end)
+        last = end
+        yield start, end
+
+
+@lru_cache(maxsize=8)
+def _span_pattern(opener: bytes, closer: bytes) -> re.Pattern[bytes]:
+    # A literal first byte, so re finds candidates fast.
+    return re.compile(re.escape(opener) + b"[^" + re.escape(closer) + b"]{%d}" % MIN_BASE64)
 
 
 def decode_base64(text: str) -> bytes | None:

@@ -223,7 +223,7 @@ def _screenable(raw: bytes) -> bool:
         return False
     if b'"data"' in raw:
         return False
-    for start, _, end in base64_spans(raw, b'"', b'"'):
+    for start, end in base64_spans(raw, b'"', b'"'):
         if base64_content(raw[start:end]) is not None:
             return False
     return True

@@ -248,9 +248,8 @@ class XmlParser:
         element holding it is looked up only if something inside is reported.
         """
         found: list[tuple[str, bytes]] = []
-        for start, run, end in base64_spans(raw, b">", b"<"):
-            if raw.rfind(b"<", start, run) != -1:
-                continue  # inside a tag: attribute values are not decoded (nor by the walk)
+        for start, end in base64_spans(raw, b">", b"<"):
+            # (A ">" inside an attribute value starts a segment that holds markup: no Base64.)
             data = base64_content(raw[start:end])
             if data is not None:
                 found.append((raw[start:end].decode("utf-8", "replace"), data))
