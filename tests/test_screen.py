@@ -88,6 +88,16 @@ def _requests() -> Iterator[tuple[str, Request]]:
                        ensure_ascii=True),
             "application/fhir+json",
         ),
+        "JSON with escaped quotes": post(
+            json.dumps({"resourceType": "Patient",
+                        "text": {"div": '<div xmlns="http://www.w3.org/1999/xhtml">{é} \\"</div>'},
+                        "identifier": [{"system": "urn:oid:1.2.246.21", "value": malformed}],
+                        "contact": [{"name": {"text": 'x"}{"'}, "extension": [{"url": "u",
+                                     "valueIdentifier": {"system": "urn:oid:1.2.246.21",
+                                                         "value": "250810A999Y"}}]}]},
+                       ensure_ascii=False),
+            "application/fhir+json",
+        ),
         "JSON nested identifier": post(
             json.dumps({"resourceType": "Patient", "identifier": [
                 {"type": {"text": "hetu"}, "system": "urn:oid:1.2.246.21", "value": malformed,

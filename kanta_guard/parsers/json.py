@@ -236,16 +236,18 @@ _DECODER = json.JSONDecoder(object_pairs_hook=_Object)
 def _object_start(text: str, pos: int) -> int | None:
     """The offset of the ``{`` opening the object whose member starts at ``pos``.
 
-    Scans back counting braces outside strings; exact only without backslashes (no escaped
-    quotes), so None where the text has any.
+    Scans back counting braces outside strings. A quote preceded by an odd number of
+    backslashes is escaped (RFC 8259 §7), inside a string: it neither opens nor closes one.
     """
-    if "\\" in text:
-        return None
     depth, in_string = 0, False
     for index in range(pos - 1, -1, -1):
         char = text[index]
         if char == '"':
-            in_string = not in_string
+            slashes = 0
+            while index - slashes - 1 >= 0 and text[index - slashes - 1] == "\\":
+                slashes += 1
+            if slashes % 2 == 0:
+                in_string = not in_string
         elif in_string:
             continue
         elif char == "}" or char == "]":
