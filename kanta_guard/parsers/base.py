@@ -35,6 +35,9 @@ type Item = Field | Payload
 #: Shortest string tried as Base64 when nothing declares it (shorter ones are words or numbers).
 MIN_BASE64 = 32
 _B64 = re.compile(rb"[A-Za-z0-9+/]+={0,2}|[A-Za-z0-9_\-]+={0,2}")
+_BASE64_AND_SPACE = (
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_ \t\r\n\f\v"
+)
 # Hex digits and dashes only (UUIDs, digests): identifiers, not Base64 content.
 _HEXISH = re.compile(rb"[0-9A-Fa-f\-]+")
 
@@ -126,8 +129,8 @@ def base64_content(text: str | bytes) -> bytes | None:
 
 def _compact(text: bytes) -> bytes | None:
     """The Base64 characters of ``text`` without line breaks, if it looks like Base64."""
-    if len(text) < MIN_BASE64:
-        return None
+    if len(text) < MIN_BASE64 or text.translate(None, _BASE64_AND_SPACE):
+        return None  # too short, or a character no Base64(url) text has (one C-level pass)
     lines = text.split()
     if not lines:
         return None
