@@ -108,15 +108,22 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     assert "p.toml, line 2" in capsys.readouterr().err
 
 
-def test_content_type_and_encoding_options(capsys: pytest.CaptureFixture[str],
-                                           tmp_path: Path) -> None:
+def test_content_type_and_encoding_options(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     """--content-type and --content-encoding apply to saved bodies."""
     import gzip
 
     path = tmp_path / "body.bin"
     path.write_bytes(gzip.compress(f"hetu={REAL}".encode()))
-    code, out = scan_json(capsys, "--content-type", "application/x-www-form-urlencoded",
-                          "--content-encoding", "gzip", str(path))
+    code, out = scan_json(
+        capsys,
+        "--content-type",
+        "application/x-www-form-urlencoded",
+        "--content-encoding",
+        "gzip",
+        str(path),
+    )
     files = out["files"]
     assert isinstance(files, list)
     assert code == 1 and files[0]["findings"][0]["location"] == "form:hetu"

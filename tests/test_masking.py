@@ -20,8 +20,9 @@ def test_hash_is_stable_keyed_and_short() -> None:
     assert "aaaa" not in repr(one)
 
 
-def test_key_file_created_private_and_reused(monkeypatch: pytest.MonkeyPatch,
-                                             tmp_path: Path) -> None:
+def test_key_file_created_private_and_reused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """Without the variable, a 0600 key file is created once and read back after a restart."""
     monkeypatch.delenv(KEY_ENV, raising=False)
     path = tmp_path / "state" / "hash.key"

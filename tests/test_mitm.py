@@ -18,13 +18,19 @@ from kanta_guard.mitm import MARK_BLOCKED, MARK_WARNED, KantaGuard, KantaGuardVi
 ADDON_SCRIPT = Path(__file__).resolve().parent.parent / "addons" / "kanta_guard.py"
 
 
-def flow(body: str | bytes, content_type: str, path: str = "/services",
-         headers: dict[str, str] | None = None) -> http.HTTPFlow:
+def flow(
+    body: str | bytes,
+    content_type: str,
+    path: str = "/services",
+    headers: dict[str, str] | None = None,
+) -> http.HTTPFlow:
     """A live flow with a POST request to a Kanta-like host."""
     data = body.encode() if isinstance(body, str) else body
     f = tflow.tflow()
     f.request = http.Request.make(
-        "POST", f"https://kanta.test{path}", data,
+        "POST",
+        f"https://kanta.test{path}",
+        data,
         {"Content-Type": content_type, **(headers or {})},
     )
     return f

@@ -70,8 +70,9 @@ def _requests() -> Iterator[tuple[str, Request]]:
             "text/xml",
         ),
         "entity-encoded dash": post(
-            cda().replace("$", "").replace("Lääkemääräys</title>",
-                                            f"Lääkemääräys {REAL.replace('-', '&#45;')}</title>"),
+            cda()
+            .replace("$", "")
+            .replace("Lääkemääräys</title>", f"Lääkemääräys {REAL.replace('-', '&#45;')}</title>"),
             "text/xml",
         ),
         "Base64 certificate-like blob": post(
@@ -83,25 +84,55 @@ def _requests() -> Iterator[tuple[str, Request]]:
             "text/xml",
         ),
         "JSON with escapes": post(
-            json.dumps({"resourceType": "Patient", "text": {"div": '<div class="x">é</div>'},
-                        "identifier": [{"system": "urn:oid:1.2.246.21", "value": malformed}]},
-                       ensure_ascii=True),
+            json.dumps(
+                {
+                    "resourceType": "Patient",
+                    "text": {"div": '<div class="x">é</div>'},
+                    "identifier": [{"system": "urn:oid:1.2.246.21", "value": malformed}],
+                },
+                ensure_ascii=True,
+            ),
             "application/fhir+json",
         ),
         "JSON with escaped quotes": post(
-            json.dumps({"resourceType": "Patient",
-                        "text": {"div": '<div xmlns="http://www.w3.org/1999/xhtml">{é} \\"</div>'},
-                        "identifier": [{"system": "urn:oid:1.2.246.21", "value": malformed}],
-                        "contact": [{"name": {"text": 'x"}{"'}, "extension": [{"url": "u",
-                                     "valueIdentifier": {"system": "urn:oid:1.2.246.21",
-                                                         "value": "250810A999Y"}}]}]},
-                       ensure_ascii=False),
+            json.dumps(
+                {
+                    "resourceType": "Patient",
+                    "text": {"div": '<div xmlns="http://www.w3.org/1999/xhtml">{é} \\"</div>'},
+                    "identifier": [{"system": "urn:oid:1.2.246.21", "value": malformed}],
+                    "contact": [
+                        {
+                            "name": {"text": 'x"}{"'},
+                            "extension": [
+                                {
+                                    "url": "u",
+                                    "valueIdentifier": {
+                                        "system": "urn:oid:1.2.246.21",
+                                        "value": "250810A999Y",
+                                    },
+                                }
+                            ],
+                        }
+                    ],
+                },
+                ensure_ascii=False,
+            ),
             "application/fhir+json",
         ),
         "JSON nested identifier": post(
-            json.dumps({"resourceType": "Patient", "identifier": [
-                {"type": {"text": "hetu"}, "system": "urn:oid:1.2.246.21", "value": malformed,
-                 "assigner": {"display": "DVV"}}]}),
+            json.dumps(
+                {
+                    "resourceType": "Patient",
+                    "identifier": [
+                        {
+                            "type": {"text": "hetu"},
+                            "system": "urn:oid:1.2.246.21",
+                            "value": malformed,
+                            "assigner": {"display": "DVV"},
+                        }
+                    ],
+                }
+            ),
             "application/fhir+json",
         ),
         "text with a code": post(f"rivi\nhetu {REAL}\n", "text/plain"),

@@ -132,8 +132,10 @@ def _coded_value(data: bytes, pos: int) -> bytes | None:
     end = data.find(b">", pos)
     if end == -1:
         return None
-    attrs = {m.group(1): m.group(2) if m.group(2) is not None else m.group(3)
-             for m in _ATTR.finditer(data, start, end)}
+    attrs = {
+        m.group(1): m.group(2) if m.group(2) is not None else m.group(3)
+        for m in _ATTR.finditer(data, start, end)
+    }
     system = attrs.get(b"root") or attrs.get(b"codeSystem")
     if system != _HETU_OID:
         return None

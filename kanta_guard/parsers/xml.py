@@ -219,18 +219,25 @@ class XmlParser:
         for el, kind in sorted(found, key=lambda k: (k[0].sourceline or 0, order[k[1]])):
             if kind == "misc":
                 parent = el.getparent()
-                ctx = _context_of(parent, payload.context) if parent is not None else (
-                    payload.context
+                ctx = (
+                    _context_of(parent, payload.context)
+                    if parent is not None
+                    else (payload.context)
                 )
                 items.extend(self._misc(el, payload, ctx))
                 continue
             if kind == "tail":
                 parent = el.getparent()
-                ctx = _context_of(parent, payload.context) if parent is not None else (
-                    payload.context
+                ctx = (
+                    _context_of(parent, payload.context)
+                    if parent is not None
+                    else (payload.context)
                 )
-                items.append(Field(el.tail or "", ctx,
-                                   partial(_locate, payload, el, "/following::text()[1]")))
+                items.append(
+                    Field(
+                        el.tail or "", ctx, partial(_locate, payload, el, "/following::text()[1]")
+                    )
+                )
                 continue
             ctx = _context_of(el, payload.context)
             if kind == "attr":
