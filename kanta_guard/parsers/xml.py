@@ -454,6 +454,9 @@ def _holders(
     start = raw.rfind(b"<", 0, offset)
     if start == -1:
         return 0
+    # The markup starts on this line: a start tag, comment or PI is the node whose sourceline
+    # it is (an end tag's node started elsewhere).
+    line: int | None = raw.count(b"\n", 0, start) + 1
     kinds: tuple[str, ...]
     if raw.startswith(b"<!--", start):
         candidates, kinds = root.getroottree().iter(etree.Comment), ("misc",)
@@ -467,8 +470,12 @@ def _holders(
         local = name.rpartition(":")[2]
         candidates = root.iter("{*}" + local)
         kinds = ("tail",) if closing else ("attr", "text", "tail")
+        if closing:
+            line = None
     count = 0
     for node in candidates:
+        if line is not None and node.sourceline != line:
+            continue
         for kind in kinds:
             if kind == "misc":
                 hit = text in (node.text or "") or text in (node.tail or "")
