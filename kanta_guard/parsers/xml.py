@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from functools import cached_property, lru_cache, partial
-from typing import Any
+from typing import Any, cast
 
 from lxml import etree
 
@@ -474,7 +474,8 @@ def _holders(
             line = None
     count = 0
     for node in candidates:
-        if line is not None and node.sourceline != line:
+        # (lxml-stubs type sourceline wrongly; it is an int, or None.)
+        if line is not None and cast(int | None, node.sourceline) != line:
             continue
         for kind in kinds:
             if kind == "misc":
