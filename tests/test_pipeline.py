@@ -589,3 +589,27 @@ def test_report_never_holds_a_raw_code(scanner: Scanner) -> None:
     assert report.verdict is Verdict.BLOCK
     for raw in (REAL, REAL_2, REAL.replace("-", ""), REAL[:6] + REAL[7:]):
         assert raw not in dumped
+
+
+ESCAPED: list[tuple[str, bytes, str]] = [
+    (
+        "JSON \\u escape",
+        f'{{"n": "x {REAL.replace("-", "\\u002d")}"}}'.encode(),
+        "application/json",
+    ),
+    ("JSON \\/ escape", f'{{"n": "a\\/b {REAL}"}}'.encode(), "application/json"),
+    ("XML decimal reference", f"<a>x {REAL.replace('-', '&#45;')}</a>".encode(), "application/xml"),
+    ("XML hex reference", f"<a>x {REAL.replace('-', '&#x2013;')}</a>".encode(), "application/xml"),
+    ("XML CDATA", f"<a><![CDATA[x {REAL}]]></a>".encode(), "application/xml"),
+    ("XML attribute with a newline", f'<a b="{REAL[:7]}\n{REAL[7:]}"/>'.encode(), "text/xml"),
+    ("form %2D", f"x={REAL.replace('-', '%2D')}".encode(), "application/x-www-form-urlencoded"),
+    ("UTF-16 text with BOM", f"hetu {REAL}".encode("utf-16"), "text/plain"),
+]
+
+
+@pytest.mark.parametrize(("name", "body", "content_type"), ESCAPED, ids=[e[0] for e in ESCAPED])
+def test_escaped_forms_are_read(
+    scanner: Scanner, name: str, body: bytes, content_type: str
+) -> None:
+    """Escapes, references, CDATA and normalised whitespace do not hide a code from the screen."""
+    assert only_block(scanner, post(body, content_type))[0] == "hetu.real"
