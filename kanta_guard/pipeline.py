@@ -82,13 +82,14 @@ class Scanner:
         try:
             self._fields(url_fields(request.target, state), findings, state, counter)
             self._fields(header_fields(request.headers, state), findings, state, counter)
-            body = self._body(request.body, request.header("content-encoding"), state)
-            if body:
-                content_type = request.header("content-type")
-                payload = Payload(
-                    body, content_type, "", Context(Role.UNKNOWN), declared=content_type is not None
-                )
-                self._payload(payload, findings, state, counter)
+            self._scan_body(
+                request.body,
+                request.header("content-type"),
+                request.header("content-encoding"),
+                findings,
+                state,
+                counter,
+            )
         except UnscannableError as exc:
             findings.append(self._unscannable(exc))
         protocol = state.protocol or _protocol_from_headers(request)
@@ -102,17 +103,28 @@ class Scanner:
         findings: list[Finding] = []
         counter = [0]
         try:
-            body = self._body(data, content_encoding, state)
-            if body:
-                payload = Payload(
-                    body, content_type, "", Context(Role.UNKNOWN), declared=content_type is not None
-                )
-                self._payload(payload, findings, state, counter)
+            self._scan_body(data, content_type, content_encoding, findings, state, counter)
         except UnscannableError as exc:
             findings.append(self._unscannable(exc))
         return self._report(findings, state.protocol or Protocol.OTHER, state, counter[0])
 
     # -- steps ----------------------------------------------------------------------------------
+
+    def _scan_body(
+        self,
+        data: bytes,
+        content_type: str | None,
+        content_encoding: str | None,
+        findings: list[Finding],
+        state: ScanState,
+        counter: list[int],
+    ) -> None:
+        body = self._body(data, content_encoding, state)
+        if body:
+            payload = Payload(
+                body, content_type, "", Context(Role.UNKNOWN), declared=content_type is not None
+            )
+            self._payload(payload, findings, state, counter)
 
     def _body(self, body: bytes, content_encoding: str | None, state: ScanState) -> bytes:
         limits = self.policy.limits

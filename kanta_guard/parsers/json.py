@@ -31,6 +31,7 @@ from .base import (
     nested,
     normalise_system,
 )
+from .text import text_fields
 
 __all__ = ["JsonParser"]
 
@@ -61,22 +62,16 @@ class JsonParser:
         try:
             text = decode_text(payload.data, media.params.get("charset"), strict=True)
             doc = json.loads(text, object_pairs_hook=_Object)
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnscannableError) as exc:
             if not strict:
-                from .text import text_fields
-
+                # A sniffed payload that is not JSON after all is scanned as text instead.
                 yield from text_fields(payload, strict=False)
                 return
+            if isinstance(exc, UnscannableError):
+                raise
             raise UnscannableError(
                 f"JSON parse error at line {exc.lineno} column {exc.colno}: {exc.msg}", location
             ) from None
-        except UnscannableError:
-            if strict:
-                raise
-            from .text import text_fields
-
-            yield from text_fields(payload, strict=False)
-            return
         except RecursionError:
             raise UnscannableError("JSON nested too deeply", location) from None
         if "fhir" in media.type or (

@@ -35,6 +35,7 @@ from .base import (
     nested,
     normalise_system,
 )
+from .text import text_fields
 
 __all__ = ["XmlParser"]
 
@@ -107,18 +108,24 @@ def _locate(payload: Payload, el: etree._Element, suffix: str) -> str:
     return f"{prefix}:{_xpath(el)}{suffix}" if prefix else f"{_xpath(el)}{suffix}"
 
 
-def _role(el: etree._Element, parent: Context) -> Role:
-    """The role of an element, given its parent's context (the nearest naming element wins)."""
+def _named_role(el: etree._Element, parent_local: str | None) -> Role | None:
+    """The role an element names itself, if any (else it inherits its parent's)."""
     local = _local(el.tag)
     if el.tag.startswith(_FHIR_PREFIX):
         return (
             FHIR_RESOURCE_ROLES.get(local)
             or FHIR_KEY_ROLES.get(local)
-            or (Role.DOCUMENT if local[:1].isupper() else parent.role)
+            or (Role.DOCUMENT if local[:1].isupper() else None)
         )
-    if local == "text" and parent.element == "section":
+    if local == "text" and parent_local == "section":
         return Role.NARRATIVE
-    return XML_ROLES.get(local, parent.role)
+    return XML_ROLES.get(local)
+
+
+def _parent_context(el: etree._Element, payload: Payload) -> Context:
+    """The context of the node holding ``el``'s tail (or a comment): its parent's."""
+    parent = el.getparent()
+    return _context_of(parent, payload.context) if parent is not None else payload.context
 
 
 def _context_of(el: etree._Element, base: Context) -> Context:
@@ -130,19 +137,7 @@ def _context_of(el: etree._Element, base: Context) -> Context:
     node: etree._Element | None = el
     while node is not None:
         parent = node.getparent()
-        tag = node.tag
-        local = _local(tag)
-        named: Role | None
-        if tag.startswith(_FHIR_PREFIX):
-            named = (
-                FHIR_RESOURCE_ROLES.get(local)
-                or FHIR_KEY_ROLES.get(local)
-                or (Role.DOCUMENT if local[:1].isupper() else None)
-            )
-        elif local == "text" and parent is not None and _local(parent.tag) == "section":
-            named = Role.NARRATIVE
-        else:
-            named = XML_ROLES.get(local)
+        named = _named_role(node, _local(parent.tag) if parent is not None else None)
         if named is not None:
             role = named
             break
@@ -218,21 +213,10 @@ class XmlParser:
         items: list[Item] = []
         for el, kind in sorted(found, key=lambda k: (k[0].sourceline or 0, order[k[1]])):
             if kind == "misc":
-                parent = el.getparent()
-                ctx = (
-                    _context_of(parent, payload.context)
-                    if parent is not None
-                    else (payload.context)
-                )
-                items.extend(self._misc(el, payload, ctx))
+                items.extend(self._misc(el, payload, _parent_context(el, payload)))
                 continue
             if kind == "tail":
-                parent = el.getparent()
-                ctx = (
-                    _context_of(parent, payload.context)
-                    if parent is not None
-                    else (payload.context)
-                )
+                ctx = _parent_context(el, payload)
                 items.append(
                     Field(
                         el.tail or "", ctx, partial(_locate, payload, el, "/following::text()[1]")
@@ -328,7 +312,8 @@ class XmlParser:
                 yield from self._misc(el, payload, contexts[-1])
                 continue
             local = _local(el.tag)
-            role = _role(el, contexts[-1])
+            parent_ctx = contexts[-1]
+            role = _named_role(el, parent_ctx.element) or parent_ctx.role
             attrib = el.attrib
             system = attrib.get("root") or attrib.get("codeSystem")
             ctx = Context(role, local, system)
@@ -435,8 +420,6 @@ def _saml_system(el: etree._Element) -> str | None:
 
 def _fallback_text(payload: Payload) -> Iterator[Item]:
     """A sniffed payload that turned out not to be XML is scanned as text instead."""
-    from .text import text_fields
-
     yield from text_fields(payload, strict=False)
 
 
