@@ -135,10 +135,31 @@ def _requests() -> Iterator[tuple[str, Request]]:
             ),
             "application/fhir+json",
         ),
+        "JSON with wrapped Base64 (escaped newlines)": post(
+            json.dumps(
+                {
+                    "resourceType": "DocumentReference",
+                    "note": _wrapped(b64(f"<a>{REAL}</a>" + " " * 40), 16, "\n"),
+                    "pem": _wrapped(b64("x " * 30 + REAL), 64, "\r\n"),
+                }
+            ),
+            "application/fhir+json",
+        ),
+        "XML with wrapped Base64": post(
+            cda().replace(
+                "<title>", f"<blob>{_wrapped(b64(f'<a>{REAL}</a>' * 4), 20, chr(10))}</blob><title>"
+            ),
+            "text/xml",
+        ),
         "text with a code": post(f"rivi\nhetu {REAL}\n", "text/plain"),
         "binary": post(bytes(range(256)) + REAL.encode(), "application/octet-stream"),
     }
     yield from variants.items()
+
+
+def _wrapped(text: str, width: int, newline: str) -> str:
+    """Base64 text wrapped in lines of ``width``, as PEM and MIME write it."""
+    return newline.join(text[i : i + width] for i in range(0, len(text), width))
 
 
 def _key(report: object) -> list[tuple[str, str, str, str]]:

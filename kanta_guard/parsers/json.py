@@ -219,9 +219,19 @@ def _screenable(raw: bytes) -> bool:
     if b'"data"' in raw:
         return False
     for start, end in base64_spans(raw, b'"', b'"'):
-        if base64_content(raw[start:end]) is not None:
+        segment = raw[start:end]
+        if b"\\" in segment:
+            # Wrapped Base64 (a PEM body, say) reaches JSON with its line breaks escaped; the
+            # walk reads the string unescaped, so must this. (Other escapes cannot stand in
+            # Base64: \u and \/ were refused above, and a backslash is not in its alphabet.)
+            for escape, char in _WHITESPACE_ESCAPES:
+                segment = segment.replace(escape, char)
+        if base64_content(segment) is not None:
             return False
     return True
+
+
+_WHITESPACE_ESCAPES = ((b"\\n", b"\n"), (b"\\r", b"\r"), (b"\\t", b"\t"), (b"\\f", b"\f"))
 
 
 _SYSTEM_MEMBER = re.compile(r'"system"\s*:\s*"([^"\\]*)"')
