@@ -162,9 +162,9 @@ def _decode(compact: bytes) -> bytes | None:
 
 
 def base64_spans(data: bytes, opener: bytes, closer: bytes) -> Iterator[tuple[int, int]]:
-    """Segments of ``data`` long enough to be Base64: ``(start, end)`` from after an ``opener`` to
-    the next ``closer`` (``>``/``<`` for XML text, quotes for JSON strings), at least
-    ``MIN_BASE64`` bytes long. A superset: the caller checks each with ``base64_content``.
+    """Segments of ``data`` that may be Base64: ``(start, end)`` from after an ``opener`` to the
+    next ``closer`` (``>``/``<`` for XML text, quotes for JSON strings). A superset of what
+    ``base64_content`` accepts, which the caller checks each with.
     """
     last = 0
     for match in _span_pattern(opener, closer).finditer(data):
@@ -180,8 +180,10 @@ def base64_spans(data: bytes, opener: bytes, closer: bytes) -> Iterator[tuple[in
 
 @lru_cache(maxsize=8)
 def _span_pattern(opener: bytes, closer: bytes) -> re.Pattern[bytes]:
-    # A literal first byte, so re finds candidates fast.
-    return re.compile(re.escape(opener) + b"[^" + re.escape(closer) + b"]{%d}" % MIN_BASE64)
+    # A literal first byte, so re finds candidates fast; then what every text ``_compact``
+    # accepts starts with: whitespace (or a JSON whitespace escape), then a first line of at
+    # least 16 Base64 characters. Natural text fails at its first space, so few candidates remain.
+    return re.compile(re.escape(opener) + rb"(?:[ \t\n\r\f\v]|\\[nrtf])*[A-Za-z0-9+/=_\-]{16}")
 
 
 def decode_base64(text: str) -> bytes | None:
