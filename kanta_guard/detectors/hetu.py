@@ -22,10 +22,9 @@ from ..rules import RuleSpec, rule
 
 __all__ = ["HetuDetector"]
 
-# The HETU OID, not as the prefix of a longer OID.
-_OID = re.compile(rb"1\.2\.246\.21(?![0-9.])")
 _ATTR = re.compile(rb"""([\w:.-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 _HETU_OID = HETU_OID.encode("ascii")
+_TAG_REACH = 2048
 # A JSON member "system": "urn:oid:<OID> (the OID follows directly).
 _JSON_SYSTEM = re.compile(rb'"system"\s*:\s*"(?:urn:oid:)?\Z', re.IGNORECASE)
 
@@ -70,10 +69,10 @@ class HetuDetector:
         for token in idcode.find_tokens(data):
             if idcode.classify(token) is idcode.Kind.REAL:
                 needles.add(token.encode("utf-8"))
-        for match in _OID.finditer(data):
-            value = _coded_value(data, match.start())
+        for pos in _oid_positions(data):
+            value = _coded_value(data, pos)
             if value is None:
-                if _JSON_SYSTEM.search(data, max(0, match.start() - 48), match.start()):
+                if _JSON_SYSTEM.search(data, max(0, pos - 48), pos):
                     continue
                 return None
             if value and idcode.classify(value.decode("utf-8", "replace")) is not idcode.Kind.TEST:
@@ -119,6 +118,17 @@ class HetuDetector:
             )
 
 
+def _oid_positions(data: bytes) -> Iterator[int]:
+    """Where the HETU OID stands, not as the prefix of a longer OID (a literal search: fast)."""
+    size = len(_HETU_OID)
+    pos = data.find(_HETU_OID)
+    while pos != -1:
+        after = data[pos + size : pos + size + 1]
+        if not after or after not in b"0123456789.":
+            yield pos
+        pos = data.find(_HETU_OID, pos + size)
+
+
 def _coded_value(data: bytes, pos: int) -> bytes | None:
     """The identifier an XML start tag declares under the OID at ``pos`` (b"" if none).
 
@@ -126,7 +136,9 @@ def _coded_value(data: bytes, pos: int) -> bytes | None:
     ``@extension`` under ``@root``, ``@code`` under ``@codeSystem``. None when the OID at
     ``pos`` is not such a system (text, JSON, another attribute).
     """
-    start = data.rfind(b"<", 0, pos)
+    # Looked for within reach only: a JSON document has no "<" to find, and a start tag this
+    # long is no II or code (None sends the parser down the full walk, which reads everything).
+    start = data.rfind(b"<", max(0, pos - _TAG_REACH), pos)
     if start == -1 or data.rfind(b">", start, pos) != -1:
         return None  # not inside a tag
     end = data.find(b">", pos)

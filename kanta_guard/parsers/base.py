@@ -167,6 +167,7 @@ def base64_spans(data: bytes, opener: bytes, closer: bytes) -> Iterator[tuple[in
     ``base64_content`` accepts, which the caller checks each with.
     """
     last = 0
+    first_line = _FIRST_LINE.match
     for match in _span_pattern(opener, closer).finditer(data):
         start = match.start() + 1
         if start < last:
@@ -175,15 +176,19 @@ def base64_spans(data: bytes, opener: bytes, closer: bytes) -> Iterator[tuple[in
         if end == -1:
             return
         last = end
-        yield start, end
+        if first_line(data, start, end) is not None:
+            yield start, end
 
 
 @lru_cache(maxsize=8)
 def _span_pattern(opener: bytes, closer: bytes) -> re.Pattern[bytes]:
-    # A literal first byte, so re finds candidates fast; then what every text ``_compact``
-    # accepts starts with: whitespace (or a JSON whitespace escape), then a first line of at
-    # least 16 Base64 characters. Natural text fails at its first space, so few candidates remain.
-    return re.compile(re.escape(opener) + rb"(?:[ \t\n\r\f\v]|\\[nrtf])*[A-Za-z0-9+/=_\-]{16}")
+    # A literal first byte, so re finds candidates fast.
+    return re.compile(re.escape(opener) + b"[^" + re.escape(closer) + b"]{%d}" % MIN_BASE64)
+
+
+# What every text ``_compact`` accepts starts with: whitespace (or a JSON whitespace escape),
+# then a first line of at least 16 Base64 characters. Natural text fails at its first space.
+_FIRST_LINE = re.compile(rb"(?:[ \t\n\r\f\v]|\\[nrtf])*[A-Za-z0-9+/=_\-]{16}")
 
 
 def decode_base64(text: str) -> bytes | None:
