@@ -16,7 +16,7 @@ from helpers import REAL, REAL_2, b64, bundle, cda, render, soap_with_cda
 from test_cli import CORPUS_VERDICTS
 from test_pipeline import CHARSETS, PLACEMENTS, UNSCANNABLE, _mtom, _nonxml_cda, post
 
-from kanta_guard import KeyedHasher, Request, Scanner, default_policy
+from kanta_guard import KeyedHasher, Request, Scanner, Verdict, default_policy
 from kanta_guard.detectors import HetuDetector
 from kanta_guard.model import Field, Hit
 from kanta_guard.rules import RuleSpec
@@ -204,3 +204,83 @@ def test_fast_equals_full_on_corpus(name: str) -> None:
 def test_hetu_screen(data: bytes, needles: frozenset[bytes] | None) -> None:
     """The HETU screen names real codes and bad CDA identifiers, and gives up where it must."""
     assert HetuDetector().screen(data) == needles
+
+
+SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
+_CLEAN_SOAP12 = (
+    '<?xml version="1.0"?>\n<!-- a comment -->\n<?pi x?>\n'
+    '<env:Envelope xmlns:env="http://www.w3.org/2003/05/soap-envelope" a=">"><env:Body>'
+    '<x xmlns="urn:hl7-org:v3"><id root="1.2.246.21" extension="010181-900C"/></x>'
+    "</env:Body></env:Envelope>"
+)
+#: Documents with no code in them (so the screen clears them and no tree is built), each
+#: malformed or refused in its own way.
+_REFUSED = {
+    "tag mismatch": "<a><b></a>",
+    "undeclared prefix": "<a><x:b/></a>",
+    "undeclared root prefix": "<x:a/>",
+    "namespaced attribute twice": '<a xmlns:p="urn:x" xmlns:q="urn:x"><b p:c="1" q:c="2"/></a>',
+    "invalid namespace URI": '<a xmlns:p="http://x y"/>',
+    "DOCTYPE": "<!DOCTYPE a><a/>",
+    "DOCTYPE with an entity": '<!DOCTYPE a [<!ENTITY e "x">]><a>&e;</a>',
+    "undefined entity": "<a>&e;</a>",
+    "content after the root": "<a/><b/>",
+    "control character": "<a>\x01</a>",
+    "duplicate attribute": '<a b="1" b="2"/>',
+    "truncated": _CLEAN_SOAP12[:-5],
+}
+
+
+@pytest.mark.parametrize("name", sorted(_REFUSED))
+def test_fast_refuses_what_full_refuses(name: str) -> None:
+    """A document read without building its tree is refused exactly when, and as, the tree
+    parse refuses it."""
+    request_ = post(_REFUSED[name], "application/xml")
+    fast, full = FAST.scan(request_), FULL.scan(request_)
+    assert fast.rules == full.rules == ("unscannable",)
+    assert fast.findings[0].explanation == full.findings[0].explanation
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (_CLEAN_SOAP12, "application/soap+xml"),
+        (_CLEAN_SOAP12.replace("2003/05/soap-envelope", "2003/05/other"), "application/xml"),
+        (
+            "<s:Envelope xmlns:s='http://schemas.xmlsoap.org/soap/envelope/'><s:Body/></s:Envelope>",
+            "text/xml",
+        ),
+        ("\ufeff<Envelope\n xmlns='http://schemas.xmlsoap.org/soap/envelope/'/>", "text/xml"),
+        ('<Patient xmlns="http://hl7.org/fhir"><active value="true"/></Patient>', "text/xml"),
+        ('<f:Patient xmlns="http://hl7.org/fhir" xmlns:f="urn:other"/>', "text/xml"),
+        ("<plain><x xmlns='http://hl7.org/fhir'/></plain>", "application/xml"),
+    ],
+)
+def test_fast_protocol(body: str, content_type: str) -> None:
+    """The protocol read off the root start tag is the one the tree gives."""
+    request_ = Request("POST", "/x", (("Content-Type", content_type),), body.encode())
+    fast, full = FAST.scan(request_), FULL.scan(request_)
+    assert fast.verdict is Verdict.PASS
+    assert fast.protocol is full.protocol
+
+
+def test_clean_xml_builds_no_tree(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A document the screen clears is checked by the parser without building its tree (the
+    cost the proxy pays on every clean request); one with a needle is built and read."""
+    from kanta_guard.parsers.xml import XmlParser
+
+    built: list[int] = []
+    original = XmlParser._parse_tree
+
+    def counting(self: XmlParser, *args: object) -> object:
+        built.append(1)
+        return original(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(XmlParser, "_parse_tree", counting)
+    inline = cda().split("?>", 1)[-1] if cda().startswith("<?xml") else cda()
+    soap = f'<s:Envelope xmlns:s="{SOAP11}"><s:Body>{inline}</s:Body></s:Envelope>'
+    assert FAST.scan(post(soap, "text/xml")).verdict is Verdict.PASS
+    assert FAST.scan(post(cda(), "application/xml")).verdict is Verdict.PASS
+    assert built == []
+    assert FAST.scan(post(cda(patient=REAL), "application/xml")).verdict is Verdict.BLOCK
+    assert built == [1]

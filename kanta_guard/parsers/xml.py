@@ -15,12 +15,13 @@ invisible to the scan.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from functools import cached_property, lru_cache, partial
+from collections.abc import Callable, Iterator
+from functools import cache, cached_property, lru_cache, partial
 from typing import Any, cast
 
 from lxml import etree
 
+from ..charset import sniff_bom, xml_declared_encoding
 from ..errors import UnscannableError
 from ..idcode import mask_text
 from ..mediatype import MediaType
@@ -44,11 +45,18 @@ SOAP12_NS = "http://www.w3.org/2003/05/soap-envelope"
 FHIR_NS = "http://hl7.org/fhir"
 _FHIR_PREFIX = "{" + FHIR_NS + "}"
 _SNIFF_TYPES = frozenset({"", "text/plain", "application/octet-stream"})
+_PROTOCOLS = {SOAP11_NS: Protocol.SOAP11, SOAP12_NS: Protocol.SOAP12, FHIR_NS: Protocol.FHIR_XML}
 
 
-@lru_cache(maxsize=16)
-def _parser(encoding: str | None) -> etree.XMLParser:
-    """A hardened parser; ``encoding`` overrides the document's own (an HTTP charset wins)."""
+@lru_cache(maxsize=32)
+def _parser(encoding: str | None, check: bool = False) -> etree.XMLParser:
+    """A hardened parser; ``encoding`` overrides the document's own (an HTTP charset wins).
+
+    ``check``: the same parser with a target that builds nothing (``_Checker``), for documents
+    whose fields need no reading: libxml2 still reads every byte under the same rules.
+    """
+    # (lxml-stubs require every callback of a target; lxml calls only those it has.)
+    target: Any = _Checker() if check else None
     return etree.XMLParser(
         encoding=encoding,
         resolve_entities=False,
@@ -60,7 +68,45 @@ def _parser(encoding: str | None) -> etree.XMLParser:
         remove_pis=False,
         recover=False,
         collect_ids=False,
+        target=target,
     )
+
+
+class _Checker:
+    """An lxml parser target that keeps nothing but whether a DOCTYPE was declared.
+
+    With a target, lxml calls back only the methods it has, so a document is read (and refused
+    if malformed) at about half the cost of building its tree.
+    """
+
+    def __init__(self) -> None:
+        self.declared = False
+
+    def doctype(self, name: str | None, pubid: str | None, system: str | None) -> None:
+        self.declared = True
+
+    def close(self) -> bool:
+        declared, self.declared = self.declared, False
+        return declared
+
+
+def _well_formed(payload: Payload, media: MediaType) -> bool:
+    """True if the hardened parser reads the document without an error and it has no DOCTYPE.
+
+    False for anything else: the tree parse then gives the verdict and the exact reason.
+    """
+    charset = media.params.get("charset")
+    try:
+        parser = _parser(charset.lower() if charset else None, True)
+        parser.target.declared = False  # (a previous document may have failed mid-way)
+        declared = etree.fromstring(payload.data, parser)
+    except (etree.XMLSyntaxError, LookupError, ValueError):
+        return False
+    if declared:
+        return False
+    # Namespace errors (an undeclared prefix) do not stop a target parse; they are logged.
+    log = parser.error_log
+    return not log or not log.filter_from_errors()
 
 
 def _local(tag: str) -> str:
@@ -158,6 +204,16 @@ class XmlParser:
 
     def parse(self, payload: Payload, media: MediaType, state: ScanState) -> Iterator[Item]:
         strict = payload.declared and media.is_xml
+        # Screened first, on the raw bytes: when no field can fire, no tree is built.
+        raw = _utf8_as_sent(payload.data, media)
+        wanted = state.screen(raw) if raw is not None and _screenable(raw) else None
+        if wanted == frozenset() and raw is not None:
+            namespace = _root_namespace(raw)
+            if namespace is not None and _well_formed(payload, media):
+                self._note_protocol(namespace, state)
+                tree = cache(partial(self._parse_tree, payload, media))
+                yield from self._nested_only(tree, raw, payload, state)
+                return
         try:
             root = self._parse_tree(payload, media)
         except UnscannableError:
@@ -165,22 +221,24 @@ class XmlParser:
                 raise
             yield from _fallback_text(payload)
             return
-        ns = root.tag.partition("}")[0][1:] if isinstance(root.tag, str) else ""
-        if ns == SOAP11_NS:
-            state.note_protocol(Protocol.SOAP11)
-        elif ns == SOAP12_NS:
-            state.note_protocol(Protocol.SOAP12)
-        elif ns == FHIR_NS:
-            state.note_protocol(Protocol.FHIR_XML)
-        raw = _utf8(payload.data, media, root)
-        wanted = state.screen(raw) if raw is not None and _screenable(raw) else None
+        self._note_protocol(etree.QName(root).namespace or "", state)
+        if raw is None:
+            # Not UTF-8 as sent: the screen reads it re-encoded, as the parser decoded it.
+            raw = _utf8(payload.data, media, root)
+            wanted = state.screen(raw) if raw is not None and _screenable(raw) else None
         if wanted is not None:
             targeted = self._targeted(root, raw or b"", wanted, payload, state) if wanted else []
             if targeted is not None:
                 yield from targeted
-                yield from self._nested_only(root, raw or b"", payload, state)
+                yield from self._nested_only(lambda: root, raw or b"", payload, state)
                 return
         yield from self._walk(root, payload, state)
+
+    @staticmethod
+    def _note_protocol(namespace: str, state: ScanState) -> None:
+        protocol = _PROTOCOLS.get(namespace)
+        if protocol is not None:
+            state.note_protocol(protocol)
 
     def _targeted(
         self,
@@ -231,12 +289,17 @@ class XmlParser:
         return items
 
     def _nested_only(
-        self, root: etree._Element, raw: bytes, payload: Payload, state: ScanState
+        self,
+        tree: Callable[[], etree._Element],
+        raw: bytes,
+        payload: Payload,
+        state: ScanState,
     ) -> Iterator[Item]:
         """The fast path: no field can fire, so only Base64 content is looked for, in the text.
 
         Element text made of a long Base64 run is decoded and yielded as a nested payload; the
-        element holding it is looked up only if something inside is reported.
+        element holding it (and the tree, if none was built) is looked up only if something
+        inside is reported.
         """
         found: list[tuple[str, bytes]] = []
         for start, end in base64_spans(raw, b">", b"<"):
@@ -256,7 +319,7 @@ class XmlParser:
         for text, data in found:
             ordinal = ordinals.get(text, 0)
             ordinals[text] = ordinal + 1
-            holder = _Holder(root, text, payload, ordinal)
+            holder = _Holder(tree, text, payload, ordinal)
             yield nested(
                 data, None, holder.location, payload, holder.context, state, declared=False
             )
@@ -504,11 +567,66 @@ def _screenable(raw: bytes) -> bool:
     return b"representation" not in raw
 
 
+_UTF8_NAMES = frozenset({"utf8", "ascii", "usascii"})
+
+
+def _is_utf8(name: str) -> bool:
+    return name.lower().replace("-", "").replace("_", "") in _UTF8_NAMES
+
+
+def _utf8_as_sent(data: bytes, media: MediaType) -> bytes | None:
+    """The document itself if the parser will read it as UTF-8 (or ASCII); else None.
+
+    The parser's precedence: an HTTP charset overrides, then a byte order mark, then the XML
+    declaration; without any of them XML is UTF-8 (NUL bytes show UTF-16/32 without a mark).
+    """
+    charset = media.params.get("charset")
+    if charset:
+        return data if _is_utf8(charset) else None
+    bom = sniff_bom(data)
+    if bom is not None:
+        return data if bom == "utf-8" else None
+    if data[:1] == b"\0" or data[1:2] == b"\0":
+        return None
+    declared = xml_declared_encoding(data)
+    return data if declared is None or _is_utf8(declared) else None
+
+
+# The root element's start tag after the prolog (XML declaration, PIs, comments, whitespace).
+_ROOT_TAG = re.compile(
+    rb"""(?:\xef\xbb\xbf)?(?:[ \t\r\n]|<\?.*?\?>|<!--.*?-->)*"""
+    rb"""<([^\s/>]+)((?:[ \t\r\n]+[^\s=/>]+[ \t\r\n]*=[ \t\r\n]*(?:"[^"]*"|'[^']*'))*)"""
+    rb"""[ \t\r\n]*/?>""",
+    re.DOTALL,
+)
+_XMLNS = re.compile(
+    rb"""[ \t\r\n](xmlns(?::[^\s=]+)?)[ \t\r\n]*=[ \t\r\n]*(?:"([^"]*)"|'([^']*)')"""
+)
+
+
+def _root_namespace(raw: bytes) -> str | None:
+    """The namespace of the root element, read off its start tag ("" for none), as lxml would.
+
+    The root declares every prefix it uses itself. None if the start tag cannot be read so (the
+    caller then builds the tree).
+    """
+    match = _ROOT_TAG.match(raw)
+    if match is None:
+        return None
+    prefix, colon, _ = match.group(1).rpartition(b":")
+    wanted = b"xmlns:" + prefix if colon else b"xmlns"
+    for decl in _XMLNS.finditer(match.group(2)):
+        if decl.group(1) == wanted:
+            value = decl.group(2) if decl.group(2) is not None else decl.group(3)
+            return value.decode("utf-8", "replace")
+    return "" if not colon else None
+
+
 def _utf8(data: bytes, media: MediaType, root: etree._Element) -> bytes | None:
     """The document as UTF-8 for the screen: itself when it already is, else re-encoded."""
     docinfo: Any = root.getroottree().docinfo
     encoding = media.params.get("charset") or docinfo.encoding or "UTF-8"
-    if encoding.lower().replace("-", "").replace("_", "") in ("utf8", "ascii", "usascii"):
+    if _is_utf8(encoding):
         return data
     try:
         return data.decode(encoding).encode("utf-8")
@@ -519,20 +637,23 @@ def _utf8(data: bytes, media: MediaType, root: etree._Element) -> bytes | None:
 class _Holder:
     """The node whose text is a Base64 run, looked up in the tree only when asked."""
 
-    def __init__(self, root: etree._Element, text: str, payload: Payload, ordinal: int) -> None:
-        self._root, self._text, self._payload = root, text.strip(), payload
+    def __init__(
+        self, tree: Callable[[], etree._Element], text: str, payload: Payload, ordinal: int
+    ) -> None:
+        self._tree, self._text, self._payload = tree, text.strip(), payload
         self._ordinal = ordinal  # the same text may stand in several nodes: which one
 
     @cached_property
     def _node(self) -> tuple[etree._Element, bool]:
         skip = self._ordinal
-        for el in self._root.iter():
+        root = self._tree()
+        for el in root.iter():
             for is_tail, value in ((False, el.text), (True, el.tail)):
                 if value and value.strip() == self._text:
                     if not skip:
                         return el, is_tail
                     skip -= 1
-        return self._root, False  # unreachable for text taken from this document
+        return root, False  # unreachable for text taken from this document
 
     def location(self) -> str:
         el, tail = self._node
