@@ -18,6 +18,8 @@ from .form import param_fields
 __all__ = ["header_fields", "url_fields"]
 
 _TOKEN_SPLIT = re.compile(r"[\s,;:.]+")
+# Base64 or Base64url, padded or not (a token with other characters is no encoded content).
+_B64_TOKEN = re.compile(r"[A-Za-z0-9+/_\-]+={0,2}")
 #: Shortest header token tried as Base64 (a Basic credential is short; random ids are not text).
 _MIN_HEADER_B64 = 12
 
@@ -45,13 +47,15 @@ def header_fields(headers: tuple[tuple[str, str], ...], state: ScanState) -> Ite
         where = f"header:{name}"
         if keep(value, wanted):
             yield Field(value, ctx, where)
-        carrier = Payload(b"", None, where, ctx)
+        if len(value) < _MIN_HEADER_B64:
+            continue
         for token in _TOKEN_SPLIT.split(value):
-            if len(token) < _MIN_HEADER_B64 or token.isdigit():
+            if len(token) < _MIN_HEADER_B64 or token.isdigit() or not _B64_TOKEN.fullmatch(token):
                 continue
             data = decode_base64(token)
             if data is None or not _texty(data):
                 continue
+            carrier = Payload(b"", None, where, ctx)
             yield nested(data, None, f"{where}!base64", carrier, ctx, state, declared=False)
 
 
