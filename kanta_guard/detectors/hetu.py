@@ -25,8 +25,6 @@ __all__ = ["HetuDetector"]
 _ATTR = re.compile(rb"""([\w:.-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 _HETU_OID = HETU_OID.encode("ascii")
 _TAG_REACH = 2048
-# A JSON member "system": "urn:oid:<OID> (the OID follows directly).
-_JSON_SYSTEM = re.compile(rb'"system"\s*:\s*"(?:urn:oid:)?\Z', re.IGNORECASE)
 
 
 class HetuDetector:
@@ -72,7 +70,7 @@ class HetuDetector:
         for pos in _oid_positions(data):
             value = _coded_value(data, pos)
             if value is None:
-                if _JSON_SYSTEM.search(data, max(0, pos - 48), pos):
+                if _json_system(data, pos):
                     continue
                 return None
             if value and idcode.classify(value.decode("utf-8", "replace")) is not idcode.Kind.TEST:
@@ -127,6 +125,17 @@ def _oid_positions(data: bytes) -> Iterator[int]:
         if not after or after not in b"0123456789.":
             yield pos
         pos = data.find(_HETU_OID, pos + size)
+
+
+def _json_system(data: bytes, pos: int) -> bool:
+    """True if the OID at ``pos`` opens the value of a JSON member ``"system": "[urn:oid:]``."""
+    head = data[max(0, pos - 48) : pos]
+    if head[-8:].lower() == b"urn:oid:":
+        head = head[:-8]
+    if head[-1:] != b'"':
+        return False
+    head = head[:-1].rstrip()
+    return head[-1:] == b":" and head[:-1].rstrip().endswith(b'"system"')
 
 
 def _coded_value(data: bytes, pos: int) -> bytes | None:

@@ -182,7 +182,12 @@ def base64_spans(data: bytes, opener: bytes, closer: bytes) -> Iterator[tuple[in
 
 @lru_cache(maxsize=8)
 def _span_pattern(opener: bytes, closer: bytes) -> re.Pattern[bytes]:
-    # A literal first byte, so re finds candidates fast.
+    # A literal first byte, so re finds candidates fast. Inside JSON strings (quotes), 16 bytes
+    # of Base64, whitespace or escapes rule out most strings at once (keys are followed by a
+    # colon). XML text after ">" is often a long run of indentation: there, MIN_BASE64 bytes
+    # without a "<" are cheaper to ask for (on a 31 KB corpus CDA: 22 µs against 150 µs).
+    if opener == closer == b'"':
+        return re.compile(rb'"[A-Za-z0-9+/=_\- \t\r\n\f\v\\]{16}')
     return re.compile(re.escape(opener) + b"[^" + re.escape(closer) + b"]{%d}" % MIN_BASE64)
 
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from functools import cached_property
+from collections.abc import Callable, Iterator
+from functools import cache, cached_property, partial
 
 from ..charset import decode_text
 from ..errors import UnscannableError
@@ -61,7 +61,11 @@ class JsonParser:
         location = payload.location or "body"
         try:
             text = decode_text(payload.data, media.params.get("charset"), strict=True)
-            doc = json.loads(text, object_pairs_hook=_Object)
+            raw = text.encode("utf-8", "surrogatepass")
+            # Screened first: when only identifiers need reading, the document is parsed into
+            # plain dicts (C speed) just to prove it is JSON; else into pairs, duplicates kept.
+            fast = _screenable(raw) and state.screen(raw) == frozenset()
+            doc = json.loads(text) if fast else json.loads(text, object_pairs_hook=_Object)
         except (json.JSONDecodeError, UnscannableError) as exc:
             if not strict:
                 # A sniffed payload that is not JSON after all is scanned as text instead.
@@ -74,22 +78,21 @@ class JsonParser:
             ) from None
         except RecursionError:
             raise UnscannableError("JSON nested too deeply", location) from None
-        if "fhir" in media.type or (
-            isinstance(doc, _Object) and any(k == "resourceType" for k, _ in doc)
-        ):
+        if "fhir" in media.type or _has_resource_type(doc):
             state.note_protocol(Protocol.FHIR_JSON)
-        raw = text.encode("utf-8", "surrogatepass")
-        if _screenable(raw) and state.screen(raw) == frozenset():
+        if fast:
             # No free text can fire and nothing is encoded inside: only the identifiers of the
             # detectors' systems need reading, found without walking the document.
-            identifiers = self._identifiers(text, doc, payload, state)
+            pairs = cache(partial(json.loads, text, object_pairs_hook=_Object))
+            identifiers = self._identifiers(text, pairs, payload, state)
             if identifiers is not None:
                 yield from identifiers
                 return
+            doc = pairs()
         yield from self._walk(doc, payload, state)
 
     def _identifiers(
-        self, text: str, doc: object, payload: Payload, state: ScanState
+        self, text: str, doc: Callable[[], object], payload: Payload, state: ScanState
     ) -> list[Item] | None:
         """Identifier fields under ``state.systems``: each ``"system"`` member's object, decoded
         on its own; located (by the walk) only if something is reported. None if an object
@@ -208,6 +211,12 @@ class JsonParser:
         yield Field(value, ctx, where)
 
 
+def _has_resource_type(doc: object) -> bool:
+    if isinstance(doc, dict):
+        return "resourceType" in doc
+    return isinstance(doc, _Object) and any(key == "resourceType" for key, _ in doc)
+
+
 def _screenable(raw: bytes) -> bool:
     """True if the raw JSON shows every string as the walk reads it, with no Base64 inside.
 
@@ -244,6 +253,19 @@ def _object_start(text: str, pos: int) -> int | None:
     Scans back counting braces outside strings. A quote preceded by an odd number of
     backslashes is escaped (RFC 8259 §7), inside a string: it neither opens nor closes one.
     """
+    brace = text.rfind("{", 0, pos)
+    if brace != -1:
+        # The usual case, at C speed: only flat members (no brackets, no escapes) between the
+        # nearest "{" and the member, and quotes paired, so that "{" is outside any string.
+        between = text[brace + 1 : pos]
+        if (
+            between.count('"') % 2 == 0
+            and "\\" not in between
+            and "}" not in between
+            and "[" not in between
+            and "]" not in between
+        ):
+            return brace
     depth, in_string = 0, False
     for index in range(pos - 1, -1, -1):
         char = text[index]
@@ -270,7 +292,7 @@ class _Finder:
     def __init__(
         self,
         parser: JsonParser,
-        doc: object,
+        doc: Callable[[], object],
         payload: Payload,
         state: ScanState,
         system: str,
@@ -284,7 +306,7 @@ class _Finder:
     def _field(self) -> Field | None:
         parser, doc, payload, limits = self._args
         system, value, ordinal = self._key
-        for item in parser._walk(doc, payload, ScanState(limits)):
+        for item in parser._walk(doc(), payload, ScanState(limits)):
             if (
                 isinstance(item, Field)
                 and item.identifier
