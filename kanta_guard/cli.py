@@ -66,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
             default=CERTS,
             help="where the proxy's CA lives (default: %(default)s)",
         )
+        proxy.add_argument(
+            "--workers",
+            type=_non_negative,
+            help="scan worker processes (default: cores - 1, 1 to 4; 0: scan in the proxy thread)",
+        )
     scan = sub.add_parser(
         "scan",
         help="scan files offline with the same pipeline",
@@ -98,6 +103,16 @@ def _load(policy_path: Path | None) -> Policy:
         raise SystemExit(EXIT_ERROR) from None
 
 
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
 def _proxy(args: argparse.Namespace, extra: list[str]) -> int:
     policy = _load(args.policy)
     try:
@@ -119,6 +134,8 @@ def _proxy(args: argparse.Namespace, extra: list[str]) -> int:
     ]  # fmt: skip
     if args.log:
         tool_args += ["--set", f"kanta_guard_log={args.log}"]
+    if args.workers is not None:
+        tool_args += ["--set", f"kanta_guard_workers={args.workers}"]
     tool = "mitmdump"
     if args.command == "web":
         tool = "mitmweb"

@@ -9,6 +9,7 @@ with a guard clause).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,9 @@ from .eventlog import EventLog, make_record
 from .idcode import mask_text
 from .masking import KeyedHasher, load_key
 from .model import Action, Report, Request, Verdict
-from .pipeline import Scanner
+from .pipeline import Scanner, unscannable_report
 from .policy import Policy, load_policy
+from .worker import WorkerPool
 
 __all__ = ["KantaGuard", "KantaGuardView", "flow_request", "run_tool"]
 
@@ -65,6 +67,8 @@ class KantaGuard:
         self.policy: Policy | None = None
         self.scanner: Scanner | None = None
         self.log: EventLog | None = None
+        self.workers: WorkerPool | None = None
+        self._key = b""
 
     def load(self, loader: Any) -> None:
         loader.add_option(
@@ -84,6 +88,26 @@ class KantaGuard:
             Blocked-request log (JSON Lines), overriding the policy's log.path.
             """,
         )
+        loader.add_option(
+            "kanta_guard_workers",
+            int,
+            _default_workers(),
+            """
+            kanta-guard scan worker processes. Each scans one request at a time on its own
+            core, so the proxy's event loop is never held by a scan. 0: scan in the proxy's
+            own thread. The default is one less than the number of cores (at least 1, at
+            most 4).
+            """,
+        )
+        loader.add_option(
+            "kanta_guard_scan_timeout",
+            float,
+            30.0,
+            """
+            Seconds a worker may take over one request; past it the request is blocked as
+            unscannable and the worker replaced.
+            """,
+        )
         contentviews.add(KantaGuardView)
 
     def configure(self, updated: set[str]) -> None:
@@ -92,18 +116,31 @@ class KantaGuard:
             raise exceptions.OptionsError(
                 "kanta-guard never streams request bodies past the scan: unset stream_large_bodies"
             )
-        if self.scanner is not None and not updated & {"kanta_guard_policy", "kanta_guard_log"}:
+        if ctx.options.kanta_guard_workers < 0:
+            raise exceptions.OptionsError("kanta_guard_workers must be 0 or more")
+        if ctx.options.kanta_guard_scan_timeout <= 0:
+            raise exceptions.OptionsError("kanta_guard_scan_timeout must be more than 0")
+        ours = {"kanta_guard_policy", "kanta_guard_log", "kanta_guard_workers"}
+        ours.add("kanta_guard_scan_timeout")
+        if self.scanner is not None and not updated & ours:
             return
         try:
             policy = load_policy(ctx.options.kanta_guard_policy)
-            hasher = KeyedHasher(load_key(policy.log.hash_key_file))
+            key = load_key(policy.log.hash_key_file)
+            hasher = KeyedHasher(key)
             log_path = Path(ctx.options.kanta_guard_log or policy.log.path)
             log = EventLog(log_path, max_bytes=policy.log.max_bytes, backups=policy.log.backups)
         except PolicyError as exc:
             raise exceptions.OptionsError(f"kanta-guard: {exc}") from exc
         if self.log is not None:
             self.log.close()
+        if self.workers is not None:
+            self.workers.close()
         self.policy, self.scanner, self.log = policy, Scanner(policy, hasher), log
+        count = ctx.options.kanta_guard_workers
+        self.workers = (
+            WorkerPool(policy, key, count, ctx.options.kanta_guard_scan_timeout) if count else None
+        )
         # A hard backstop: bodies far beyond the scan limit are refused before being buffered.
         backstop = 2 * policy.limits.max_body_bytes
         if getattr(ctx.options, "body_size_limit", "unset") is None:
@@ -114,10 +151,27 @@ class KantaGuard:
         # Never stream: the body must be read whole before anything reaches the upstream.
         flow.request.stream = False
 
-    def request(self, flow: http.HTTPFlow) -> None:
+    async def running(self) -> None:
+        # Workers start with the proxy, so that the first requests do not wait for them.
+        if self.workers is not None:
+            await self.workers.start()
+
+    async def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live or self.scanner is None:
             return
-        report = self.scanner.scan(flow_request(flow))
+        request = flow_request(flow)
+        try:
+            if self.workers is not None:
+                report = await self.workers.scan(request)
+            else:
+                report = self.scanner.scan(request)
+        except Exception as exc:
+            # Never forward what was not scanned: an error here blocks the request (an addon
+            # exception would otherwise only be logged, and the flow would go on upstream).
+            logger.exception("kanta-guard: the scan failed")
+            report = unscannable_report(
+                request, f"internal error in the scan: {type(exc).__name__}"
+            )
         flow.metadata[METADATA_KEY] = report.as_dict()
         if report.verdict is Verdict.PASS:
             return
@@ -140,21 +194,9 @@ class KantaGuard:
             return
         if METADATA_KEY in flow.metadata:
             return
-        from .model import Finding, Role
-
-        report = Report(
-            verdict=Verdict.BLOCK,
-            findings=(
-                Finding(
-                    "unscannable",
-                    Action.BLOCK,
-                    "body",
-                    Role.UNKNOWN,
-                    "",
-                    "",
-                    "too large: body exceeds the proxy's body_size_limit; refused unread",
-                ),
-            ),
+        report = unscannable_report(
+            flow_request(flow),
+            "too large: body exceeds the proxy's body_size_limit; refused unread",
         )
         flow.metadata[METADATA_KEY] = report.as_dict()
         flow.marked = MARK_BLOCKED
@@ -162,6 +204,8 @@ class KantaGuard:
         self._record(flow, report)
 
     def done(self) -> None:
+        if self.workers is not None:
+            self.workers.close()
         if self.log is not None:
             self.log.close()
 
@@ -210,8 +254,12 @@ class KantaGuard:
         req.content = mask_text(body.decode("latin-1")).encode("latin-1")
         # Masking turns test codes in identity fields into "malformed" ones; what matters is
         # whether a real code is still readable anywhere (inside Base64, say).
-        again = self.scanner.scan(flow_request(flow))
-        if any(f.rule == "hetu.real" for f in again.findings):
+        try:
+            again = self.scanner.scan(flow_request(flow))
+            withhold = any(f.rule == "hetu.real" for f in again.findings)
+        except Exception:
+            withhold = True  # what cannot be shown clean is not kept
+        if withhold:
             req.content = b""
             req.headers["x-kanta-guard-redacted"] = "body withheld: it still held blocked data"
         else:
@@ -254,6 +302,11 @@ class KantaGuardView(contentviews.Contentview):
         report = flow.metadata[METADATA_KEY]
         # On a flagged request, show the findings first; on a clean one, leave the usual view.
         return 2 if report.get("findings") else -1
+
+
+def _default_workers() -> int:
+    """One core for the proxy's own thread, the others (up to 4) for scans; at least one."""
+    return max(1, min(4, (os.cpu_count() or 2) - 1))
 
 
 def run_tool(tool: str, args: Sequence[str]) -> int:

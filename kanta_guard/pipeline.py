@@ -36,7 +36,7 @@ from .parsers.base import Item
 from .policy import Policy
 from .rules import UNSCANNABLE
 
-__all__ = ["Scanner"]
+__all__ = ["Scanner", "unscannable_report"]
 
 _RANK = {Action.OFF: 0, Action.WARN: 1, Action.BLOCK: 2}
 _VERDICT = {0: Verdict.PASS, 1: Verdict.WARN, 2: Verdict.BLOCK}
@@ -207,6 +207,14 @@ class Scanner:
             fields_scanned=fields,
             payloads_scanned=state.payloads,
         )
+
+
+def unscannable_report(request: Request, reason: str, location: str = "body") -> Report:
+    """A request refused unread (too large for the proxy, its scan failed or timed out)."""
+    finding = Scanner._unscannable(UnscannableError(reason, location))
+    return Report(
+        verdict=Verdict.BLOCK, findings=(finding,), protocol=_protocol_from_headers(request)
+    )
 
 
 def _protocol_from_headers(request: Request) -> Protocol:

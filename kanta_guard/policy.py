@@ -55,6 +55,14 @@ class Policy:
     def action(self, rule_id: str) -> Action:
         return self.actions[rule_id]
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Pickled for the scan workers (kanta_guard.worker); a mappingproxy is not picklable.
+        return (_rebuild, (dict(self.actions), self.limits, self.log, self.source))
+
+
+def _rebuild(actions: dict[str, Action], limits: Limits, log: LogSettings, source: str) -> Policy:
+    return Policy(MappingProxyType(actions), limits, log, source)
+
 
 _DEFAULT_TEXT = resources.files(__package__).joinpath("default_policy.toml").read_text("utf-8")
 _SECTIONS = {"rules", "limits", "log"}

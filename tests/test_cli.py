@@ -106,6 +106,10 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path)
         main(["scan", "--policy", str(bad), str(bad)])
     assert info.value.code == 2
     assert "p.toml, line 2" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["run", "--workers", "-1"])
+    assert info.value.code == 2
+    assert "--workers: must be 0 or more" in capsys.readouterr().err
 
 
 def test_content_type_and_encoding_options(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 from pathlib import Path
@@ -41,7 +42,10 @@ def guard(tmp_path: Path):  # type: ignore[no-untyped-def]
     """The addon inside a taddons context, logging to a temporary file."""
     addon = KantaGuard()
     with taddons.context(proxyserver.Proxyserver(), addon) as tctx:
-        tctx.configure(addon, kanta_guard_log=str(tmp_path / "blocked.jsonl"))
+        # Scans in the test's own thread; tests/test_worker.py runs the worker processes.
+        tctx.configure(
+            addon, kanta_guard_log=str(tmp_path / "blocked.jsonl"), kanta_guard_workers=0
+        )
         yield addon, tctx, tmp_path / "blocked.jsonl"
     addon.done()
 
@@ -51,7 +55,7 @@ def test_clean_flow_passes_untouched(guard) -> None:  # type: ignore[no-untyped-
     addon, _, log = guard
     f = flow(soap_with_cda(), "text/xml")
     before = f.request.raw_content
-    addon.request(f)
+    asyncio.run(addon.request(f))
     assert f.response is None
     assert not f.marked
     assert f.request.raw_content == before
@@ -63,7 +67,7 @@ def test_blocked_flow_is_answered_marked_logged_and_redacted(guard) -> None:  # 
     """A real code: SOAP Fault from the proxy, :no_entry: mark, one log line, no raw code kept."""
     addon, _, log = guard
     f = flow(soap_with_cda(cda(patient=REAL)), "text/xml", headers={"SOAPAction": "x"})
-    addon.request(f)
+    asyncio.run(addon.request(f))
     assert f.response is not None
     assert f.response.status_code == 403
     assert f.response.headers["X-Kanta-Guard"] == "blocked"
@@ -86,7 +90,7 @@ def test_redaction_masks_plain_body_and_url(guard) -> None:  # type: ignore[no-u
     f = flow(b"", "application/xml", path=f"/p/{REAL}", headers={"X-Id": REAL})
     f.request.headers["Content-Encoding"] = "gzip"
     f.request.raw_content = gzip.compress(cda(narrative=REAL).encode())
-    addon.request(f)
+    asyncio.run(addon.request(f))
     assert f.marked == MARK_BLOCKED
     assert b"******-****" in (f.request.content or b"")
     assert b"<ClinicalDocument" in (f.request.content or b"")
@@ -99,7 +103,7 @@ def test_warned_flow_is_forwarded_and_logged(guard) -> None:  # type: ignore[no-
     """A malformed 900-series identifier is forwarded with a :warning: mark and a log line."""
     addon, _, log = guard
     f = flow(bundle(patient="250810A999Y"), "application/fhir+json")
-    addon.request(f)
+    asyncio.run(addon.request(f))
     assert f.response is None
     assert f.marked == MARK_WARNED
     assert "hetu.malformed_test" in f.comment
@@ -110,7 +114,7 @@ def test_fhir_client_gets_operation_outcome(guard) -> None:  # type: ignore[no-u
     """A FHIR request is answered with an OperationOutcome."""
     addon, _, _ = guard
     f = flow(bundle(patient=REAL), "application/fhir+json")
-    addon.request(f)
+    asyncio.run(addon.request(f))
     assert f.response is not None
     assert json.loads(f.response.content or b"")["resourceType"] == "OperationOutcome"
 
@@ -119,7 +123,7 @@ def test_flows_already_answered_are_skipped(guard) -> None:  # type: ignore[no-u
     """A flow another addon already answered (or a dead one) is not scanned again."""
     addon, _, _ = guard
     f = tflow.tflow(resp=True)
-    addon.request(f)
+    asyncio.run(addon.request(f))
     assert "kanta_guard" not in f.metadata
 
 
@@ -168,7 +172,7 @@ def test_content_view_lists_findings(guard) -> None:  # type: ignore[no-untyped-
     """The kanta-guard view shows verdict, rule, location and masked evidence."""
     addon, _, _ = guard
     f = flow(cda(patient=REAL, guardian=TEST), "application/xml")
-    addon.request(f)
+    asyncio.run(addon.request(f))
     view = KantaGuardView()
     meta = contentviews.Metadata(flow=f, http_message=f.request)
     text = view.prettify(f.request.content or b"", meta)
@@ -185,3 +189,12 @@ def test_addon_script_loads_on_its_own() -> None:
     with taddons.context(proxyserver.Proxyserver()) as tctx:
         module = tctx.script(str(ADDON_SCRIPT))
         assert [type(a).__name__ for a in module.addons] == ["KantaGuard"]
+
+
+def test_bad_worker_options_fail_configure(guard) -> None:  # type: ignore[no-untyped-def]
+    """Negative workers or a non-positive scan timeout are OptionsErrors naming the option."""
+    addon, tctx, _ = guard
+    with pytest.raises(exceptions.OptionsError, match="kanta_guard_workers"):
+        tctx.configure(addon, kanta_guard_workers=-1)
+    with pytest.raises(exceptions.OptionsError, match="kanta_guard_scan_timeout"):
+        tctx.configure(addon, kanta_guard_scan_timeout=0.0)

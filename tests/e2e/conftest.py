@@ -353,7 +353,8 @@ def proxy(
     guard = Proxy(
         workdir,
         workdir / "blocked.jsonl",
-        ["--set", f"ssl_verify_upstream_trusted_ca={upstream_cert[0]}"],
+        # Two scan workers, whatever the machine: requests in flight together go to both.
+        ["--workers", "2", "--set", f"ssl_verify_upstream_trusted_ca={upstream_cert[0]}"],
     )
     guard.start()
     yield guard
@@ -362,9 +363,14 @@ def proxy(
 
 @pytest.fixture(scope="session")
 def reverse_proxy(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterator[Proxy]:
-    """The guard in reverse mode in front of the plain upstream."""
+    """The guard in reverse mode in front of the plain upstream, scanning on the proxy's own
+    thread (no worker processes: the single-core set-up)."""
     workdir = tmp_path_factory.mktemp("proxy-reverse")
-    guard = Proxy(workdir, workdir / "blocked.jsonl", ["--mode", f"reverse:{upstream.url('')}"])
+    guard = Proxy(
+        workdir,
+        workdir / "blocked.jsonl",
+        ["--mode", f"reverse:{upstream.url('')}", "--workers", "0"],
+    )
     guard.start()
     yield guard
     guard.stop()

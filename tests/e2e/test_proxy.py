@@ -22,6 +22,7 @@ import urllib.request
 import uuid
 import zlib
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -397,6 +398,48 @@ def test_reverse_mode_clean_passes_dirty_blocked(reverse_proxy: Proxy, upstream:
     assert etree.fromstring(blocked_content).find(f".//{{{SOAP11}}}Fault") is not None
     assert upstream.got(dirty_path) == []
     assert [r["verdict"] for r in reverse_proxy.records() if r["path"] == dirty_path] == ["block"]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = entry.joinpath("stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rpartition(")")[2].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def test_concurrent_requests_through_scan_workers(proxy: Proxy, upstream: Upstream) -> None:
+    """Requests in flight together are scanned by the proxy's worker processes: each clean one
+    arrives unchanged, each dirty one is answered by the proxy and never arrives."""
+    assert proxy.process is not None
+    workers = _children(proxy.process.pid)
+    assert len(workers) == 2, "kanta-guard run --workers 2 has two worker processes"
+    cases = [(marker(f"burst-{i}"), i % 2 == 0) for i in range(24)]
+
+    def send(case: tuple[str, bool]) -> int:
+        path, dirty = case
+        body = bodies.soap11(patient=REAL_KELA) if dirty else bodies.soap11()
+        connection = http.client.HTTPConnection(LOOPBACK, proxy.port, timeout=30)
+        try:
+            connection.request("POST", upstream.url(path), body=body, headers=soap11_headers("b"))
+            response = connection.getresponse()
+            response.read()
+            return response.status
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(send, cases))
+    assert statuses == [403 if dirty else 200 for _, dirty in cases]
+    for (path, dirty), _ in zip(cases, statuses, strict=True):
+        got = upstream.got(path)
+        assert len(got) == (0 if dirty else 1)
+    assert sorted(_children(proxy.process.pid)) == sorted(workers)  # none died or was replaced
 
 
 # --- 8: HTTPS through the proxy -------------------------------------------------------------------

@@ -1,0 +1,255 @@
+"""Scanning off the proxy's event loop: worker processes, each with its own :class:`Scanner`.
+
+Why processes: mitmproxy runs every connection on one asyncio thread. A scan on that thread holds
+it, so one large upload stalls every other tester's traffic, and the scan competes with the
+proxy's own work for one core. Python threads would share one interpreter lock (tried: slower).
+A worker process scans on another core while the proxy only hands bytes over a pipe.
+
+The wire is the worker's stdin and stdout: frames of a 4-byte big-endian length and a pickle.
+Both ends are this module, started by the guard, so the pickles come from the guard itself. The
+first frame carries the policy and the hash key (never the command line, which ``ps`` shows).
+
+Fail closed: a worker that dies, answers garbage or runs past the timeout is killed and replaced,
+and its request gets an ``unscannable`` report; it is never forwarded unscanned.
+
+Run as ``python -m kanta_guard.worker`` by :class:`WorkerPool` only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import pickle
+import signal
+import struct
+import sys
+from pathlib import Path
+from typing import BinaryIO
+
+from .masking import KeyedHasher
+from .model import Report, Request
+from .pipeline import Scanner, unscannable_report
+from .policy import Policy
+
+__all__ = ["WorkerError", "WorkerPool", "main"]
+
+logger = logging.getLogger("kanta_guard")
+
+_LENGTH = struct.Struct("!I")
+_READY = b"ready"
+_START_TIMEOUT = 60.0
+#: The package's parent directory: the worker imports this very copy of kanta_guard.
+_SOURCE_ROOT = str(Path(__file__).resolve().parent.parent)
+
+
+class WorkerError(Exception):
+    """A worker did not answer as it should (died, timed out, sent something unreadable)."""
+
+
+class _Worker:
+    """One worker process and its pipes; one request at a time."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        assert process.stdin is not None and process.stdout is not None
+        self._stdin = process.stdin
+        self._stdout = process.stdout
+
+    @classmethod
+    async def start(cls, policy: Policy, key: bytes) -> _Worker:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_SOURCE_ROOT, env.get("PYTHONPATH")]))
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "kanta_guard.worker",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        worker = cls(process)
+        try:
+            await worker._send(pickle.dumps((policy, key), protocol=pickle.HIGHEST_PROTOCOL))
+            if await worker._receive() != _READY:
+                raise WorkerError("the scan worker did not start")
+        except BaseException:
+            worker.kill()
+            raise
+        return worker
+
+    async def scan(self, request: Request) -> Report:
+        await self._send(pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL))
+        data = await self._receive()
+        try:
+            report = pickle.loads(data)
+        except Exception as exc:  # a truncated or corrupt frame
+            raise WorkerError("the scan worker sent an unreadable answer") from exc
+        if not isinstance(report, Report):
+            raise WorkerError("the scan worker sent an unexpected answer")
+        return report
+
+    async def _send(self, data: bytes) -> None:
+        try:
+            self._stdin.write(_LENGTH.pack(len(data)) + data)
+            await self._stdin.drain()
+        except (ConnectionError, RuntimeError) as exc:
+            raise WorkerError("the scan worker is gone") from exc
+
+    async def _receive(self) -> bytes:
+        try:
+            (size,) = _LENGTH.unpack(await self._stdout.readexactly(_LENGTH.size))
+            return await self._stdout.readexactly(size)
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            raise WorkerError("the scan worker exited") from exc
+
+    def kill(self) -> None:
+        self._stdin.close()  # (a worker whose stdin closes exits by itself, too)
+        if self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+
+
+class WorkerPool:
+    """Scans requests in ``size`` worker processes, each under the same policy and hash key.
+
+    Requests queue for the next idle worker. Workers start on first use (or on :meth:`start`);
+    a worker that fails is replaced on the next request that needs one.
+    """
+
+    def __init__(self, policy: Policy, key: bytes, size: int, timeout: float) -> None:
+        if size < 1:
+            raise ValueError("a worker pool needs at least one worker")
+        self.policy, self.size, self.timeout = policy, size, timeout
+        self._key = key
+        self._idle: asyncio.Queue[_Worker | None] = asyncio.Queue()
+        self._all: set[_Worker] = set()
+        self._closed = False
+        for _ in range(size):
+            self._idle.put_nowait(None)  # a slot; the worker starts when first taken
+
+    async def start(self) -> None:
+        """Start every worker now (so the first requests do not wait for them)."""
+        slots = [self._idle.get_nowait() for _ in range(self._idle.qsize())]
+        try:
+            started = await asyncio.gather(*(self._ensure(slot) for slot in slots))
+        except BaseException:
+            for slot in slots:
+                self._idle.put_nowait(slot if slot in self._all else None)
+            raise
+        for worker in started:
+            self._idle.put_nowait(worker)
+
+    async def scan(self, request: Request) -> Report:
+        """The report of one request; an ``unscannable`` report if its worker fails."""
+        if self._closed:
+            raise RuntimeError("the worker pool is closed")
+        slot = await self._idle.get()
+        worker: _Worker | None = None
+        try:
+            worker = await self._ensure(slot)
+            report = await asyncio.wait_for(worker.scan(request), self.timeout)
+        except TimeoutError:
+            self._discard(worker)
+            worker = None
+            logger.error("kanta-guard: a scan ran past %s s; its worker was replaced", self.timeout)
+            return unscannable_report(
+                request, f"scan did not finish within {self.timeout:g} s (the worker was stopped)"
+            )
+        except WorkerError as exc:
+            self._discard(worker)
+            worker = None
+            logger.error("kanta-guard: %s; it will be replaced", exc)
+            return unscannable_report(request, f"scan failed: {exc}")
+        except BaseException:
+            # Cancelled (the client went away, the proxy stops): the worker may be mid-answer.
+            self._discard(worker)
+            worker = None
+            raise
+        finally:
+            self._idle.put_nowait(worker)
+        return report
+
+    async def _ensure(self, slot: _Worker | None) -> _Worker:
+        if slot is not None and slot.process.returncode is None:
+            return slot
+        self._discard(slot)
+        try:
+            worker = await asyncio.wait_for(_Worker.start(self.policy, self._key), _START_TIMEOUT)
+        except TimeoutError:
+            raise WorkerError(
+                f"the scan worker did not start within {_START_TIMEOUT:g} s"
+            ) from None
+        self._all.add(worker)
+        return worker
+
+    def _discard(self, worker: _Worker | None) -> None:
+        if worker is not None:
+            worker.kill()
+            self._all.discard(worker)
+
+    def close(self) -> None:
+        """Stop every worker (also safe when the event loop is no longer running)."""
+        self._closed = True
+        for worker in list(self._all):
+            self._discard(worker)
+
+    async def aclose(self) -> None:
+        """Stop every worker and wait until each has exited."""
+        workers = list(self._all)
+        self.close()
+        await asyncio.gather(*(w.process.wait() for w in workers))
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the running workers (for tests and diagnostics)."""
+        return [w.process.pid for w in self._all if w.process.returncode is None]
+
+
+# -- the worker process --------------------------------------------------------------------------
+
+
+def _read_frame(stream: BinaryIO) -> bytes | None:
+    head = stream.read(_LENGTH.size)
+    if len(head) < _LENGTH.size:
+        return None
+    (size,) = _LENGTH.unpack(head)
+    data = stream.read(size)
+    return data if len(data) == size else None
+
+
+def _write_frame(stream: BinaryIO, data: bytes) -> None:
+    stream.write(_LENGTH.pack(len(data)) + data)
+    stream.flush()
+
+
+def main() -> int:
+    """The worker: read requests from stdin, write reports to stdout, until stdin closes."""
+    # Ctrl-C reaches the whole process group; the proxy decides when workers stop (by closing
+    # their stdin, or killing them), so a worker does not die with a traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    requests = sys.stdin.buffer
+    # The frames own stdout: anything else printed goes to stderr.
+    answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    setup = _read_frame(requests)
+    if setup is None:
+        return 1
+    policy, key = pickle.loads(setup)
+    scanner = Scanner(policy, KeyedHasher(key))
+    _write_frame(answers, _READY)
+    while (frame := _read_frame(requests)) is not None:
+        request: Request = pickle.loads(frame)
+        try:
+            report = scanner.scan(request)
+        except Exception as exc:  # a bug in a parser: refuse the request, keep serving
+            report = unscannable_report(
+                request, f"internal error in the scan: {type(exc).__name__}"
+            )
+        _write_frame(answers, pickle.dumps(report, protocol=pickle.HIGHEST_PROTOCOL))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
