@@ -61,3 +61,15 @@ def test_load_policy_file(tmp_path: Path) -> None:
     assert load_policy(None).source == "<embedded default>"
     with pytest.raises(PolicyError, match=r"cannot read policy file .*missing\.toml"):
         load_policy(tmp_path / "missing.toml")
+
+
+def test_policy_pickles_for_the_workers() -> None:
+    """A policy crosses to the scan workers by pickle, unchanged and still read-only."""
+    import pickle
+
+    policy = parse_policy('[rules]\n"hetu.malformed_test" = "off"\n[limits]\nmax_depth = 3\n')
+    again = pickle.loads(pickle.dumps(policy))
+    assert again == policy
+    assert again.action("hetu.malformed_test") is Action.OFF and again.limits.max_depth == 3
+    with pytest.raises(TypeError):
+        again.actions["hetu.real"] = Action.OFF  # type: ignore[index]
