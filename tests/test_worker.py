@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import os
 import signal
 from pathlib import Path
@@ -15,7 +16,7 @@ from mitmproxy.addons import proxyserver
 from mitmproxy.test import taddons, tflow
 
 from kanta_guard import KeyedHasher, Request, Scanner, Verdict, default_policy
-from kanta_guard.mitm import MARK_BLOCKED, KantaGuard
+from kanta_guard.mitm import INLINE_BYTES, MARK_BLOCKED, KantaGuard
 from kanta_guard.worker import WorkerPool
 
 POLICY = default_policy()
@@ -152,6 +153,11 @@ def test_closed_pool_stops_its_workers() -> None:
         assert not Path(f"/proc/{pid}").exists()
 
 
+def _large(document: str) -> str:
+    """The document padded past INLINE_BYTES, so that the addon hands it to a worker."""
+    return document.replace("<title>", "<!--" + "pad " * INLINE_BYTES + "--><title>", 1)
+
+
 def _flow(body: str, content_type: str) -> http.HTTPFlow:
     f = tflow.tflow()
     f.request = http.Request.make(
@@ -172,7 +178,8 @@ def test_addon_scans_in_workers(tmp_path: Path) -> None:
             await addon.running()
             assert addon.workers is not None
             pids = addon.workers.pids
-            blocked, clean = _flow(cda(patient=REAL), "application/xml"), _flow(cda(), "text/xml")
+            blocked = _flow(_large(cda(patient=REAL)), "application/xml")
+            clean = _flow(_large(cda()), "text/xml")
             await asyncio.gather(addon.request(blocked), addon.request(clean))
             await addon.workers.aclose()
             addon.done()
@@ -202,7 +209,7 @@ def test_addon_blocks_when_the_scan_itself_fails(
             )
             target = addon.workers if workers else addon.scanner
             monkeypatch.setattr(target, "scan", broken)
-            f = _flow(cda(), "application/xml")
+            f = _flow(_large(cda()), "application/xml")
             await addon.request(f)
             if addon.workers is not None:
                 await addon.workers.aclose()
@@ -213,3 +220,40 @@ def test_addon_blocks_when_the_scan_itself_fails(
     assert f.response is not None and f.response.status_code == 422
     assert f.response.headers["X-Kanta-Guard-Rules"] == "unscannable"
     assert "internal error in the scan: RuntimeError" in f.response.text
+
+
+def test_small_requests_are_scanned_without_a_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small, uncompressed request is scanned on the proxy's thread (cheaper than the hand-over);
+    a large or compressed one goes to a worker."""
+    addon = KantaGuard()
+    handed: list[int] = []
+
+    async def scenario() -> list[http.HTTPFlow]:
+        with taddons.context(proxyserver.Proxyserver(), addon) as tctx:
+            tctx.configure(addon, kanta_guard_log=str(tmp_path / "l.jsonl"), kanta_guard_workers=1)
+            assert addon.workers is not None
+            scan = addon.workers.scan
+
+            async def counting(request: Request) -> object:
+                handed.append(len(request.body))
+                return await scan(request)
+
+            monkeypatch.setattr(addon.workers, "scan", counting)
+            small = _flow(cda(patient=REAL), "application/xml")
+            large = _flow(_large(cda()), "application/xml")
+            gzipped = _flow("", "application/xml")
+            gzipped.request.headers["Content-Encoding"] = "gzip"
+            gzipped.request.raw_content = gzip.compress(cda(patient=REAL).encode())
+            for f in (small, large, gzipped):
+                await addon.request(f)
+            await addon.workers.aclose()
+            addon.done()
+            return [small, large, gzipped]
+
+    small, large, gzipped = asyncio.run(scenario())
+    assert len(handed) == 2 and handed[0] > INLINE_BYTES
+    assert small.response is not None and small.response.status_code == 403
+    assert large.response is None
+    assert gzipped.response is not None and gzipped.response.status_code == 403

@@ -413,6 +413,11 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return int(fields[11]) + int(fields[12])
+
+
 def test_concurrent_requests_through_scan_workers(proxy: Proxy, upstream: Upstream) -> None:
     """Requests in flight together are scanned by the proxy's worker processes: each clean one
     arrives unchanged, each dirty one is answered by the proxy and never arrives."""
@@ -424,6 +429,10 @@ def test_concurrent_requests_through_scan_workers(proxy: Proxy, upstream: Upstre
     def send(case: tuple[str, bool]) -> int:
         path, dirty = case
         body = bodies.soap11(patient=REAL_KELA) if dirty else bodies.soap11()
+        # About 1 MB (an MTOM upload's size): small bodies are scanned without a worker, and the
+        # workers must spend measurable CPU (the kernel counts it in 10 ms ticks).
+        pad = b"<!--" + b" pad" * 250_000 + b" -->"
+        body = body.replace(b"<soap:Header/>", b"<soap:Header>" + pad + b"</soap:Header>")
         connection = http.client.HTTPConnection(LOOPBACK, proxy.port, timeout=30)
         try:
             connection.request("POST", upstream.url(path), body=body, headers=soap11_headers("b"))
@@ -433,8 +442,12 @@ def test_concurrent_requests_through_scan_workers(proxy: Proxy, upstream: Upstre
         finally:
             connection.close()
 
+    cpu_before = [_cpu_ticks(pid) for pid in workers]
     with ThreadPoolExecutor(max_workers=8) as pool:
         statuses = list(pool.map(send, cases))
+    assert all(
+        after > before for before, after in zip(cpu_before, map(_cpu_ticks, workers), strict=True)
+    ), "both workers scanned"
     assert statuses == [403 if dirty else 200 for _, dirty in cases]
     for (path, dirty), _ in zip(cases, statuses, strict=True):
         got = upstream.got(path)
