@@ -135,14 +135,18 @@ class WorkerPool:
     async def start(self) -> None:
         """Start every worker now (so the first requests do not wait for them)."""
         slots = [self._idle.get_nowait() for _ in range(self._idle.qsize())]
-        try:
-            started = await asyncio.gather(*(self._ensure(slot) for slot in slots))
-        except BaseException:
-            for slot in slots:
-                self._idle.put_nowait(slot if slot in self._all else None)
-            raise
-        for worker in started:
-            self._idle.put_nowait(worker)
+        results = await asyncio.gather(
+            *(self._ensure(slot) for slot in slots), return_exceptions=True
+        )
+        failed: BaseException | None = None
+        for result in results:
+            if isinstance(result, BaseException):
+                failed = failed or result
+                self._idle.put_nowait(None)  # tried again by the next request that needs it
+            else:
+                self._idle.put_nowait(result)
+        if failed is not None:
+            raise failed
 
     async def scan(self, request: Request) -> Report:
         """The report of one request; an ``unscannable`` report if its worker fails."""

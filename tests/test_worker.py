@@ -257,3 +257,29 @@ def test_small_requests_are_scanned_without_a_worker(
     assert small.response is not None and small.response.status_code == 403
     assert large.response is None
     assert gzipped.response is not None and gzipped.response.status_code == 403
+
+
+def test_worker_that_cannot_start_blocks_until_one_can(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No worker can start (here: the interpreter exits at once): start-up says so, requests are
+    blocked as unscannable, and once a worker can start again, requests are scanned."""
+    import sys
+
+    from kanta_guard.worker import WorkerError
+
+    async def scenario() -> tuple[object, object]:
+        pool = WorkerPool(POLICY, TEST_KEY, size=1, timeout=30)
+        try:
+            with monkeypatch.context() as patch:
+                patch.setattr(sys, "executable", "/bin/false")
+                with pytest.raises(WorkerError):
+                    await pool.start()
+                refused = await pool.scan(REQUESTS[0])
+            scanned = await pool.scan(REQUESTS[0])
+            return refused, scanned
+        finally:
+            await pool.aclose()
+
+    refused, scanned = asyncio.run(scenario())
+    assert refused.rules == ("unscannable",)  # type: ignore[attr-defined]
+    assert "scan failed: the scan worker" in refused.findings[0].explanation  # type: ignore[attr-defined]
+    assert scanned.verdict is Verdict.PASS  # type: ignore[attr-defined]
