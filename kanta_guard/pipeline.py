@@ -32,7 +32,7 @@ from .model import (
     Verdict,
 )
 from .parsers import PARSERS, Parser, ScanState, header_fields, url_fields
-from .parsers.base import Item
+from .parsers.base import BlobMemo, Item
 from .policy import Policy
 from .rules import UNSCANNABLE
 
@@ -61,6 +61,7 @@ class Scanner:
             d for d in detectors if any(policy.action(r.id) is not Action.OFF for r in d.rules)
         )
         self._systems = frozenset().union(*(d.systems for d in self._detectors))
+        self._inert = BlobMemo()
 
     def _screen(self, data: bytes) -> frozenset[bytes] | None:
         """The needles of every detector (see ``Detector.screen``); None if one cannot tell."""
@@ -76,7 +77,7 @@ class Scanner:
 
     def scan(self, request: Request) -> Report:
         """Scan a whole request: URL, headers and body."""
-        state = ScanState(self.policy.limits, self._screen, self._systems)
+        state = ScanState(self.policy.limits, self._screen, self._systems, self._inert)
         findings: list[Finding] = []
         counter = [0]
         try:
@@ -99,7 +100,7 @@ class Scanner:
         self, data: bytes, content_type: str | None = None, content_encoding: str | None = None
     ) -> Report:
         """Scan a body on its own (a file, a saved body); the type is sniffed when not given."""
-        state = ScanState(self.policy.limits, self._screen, self._systems)
+        state = ScanState(self.policy.limits, self._screen, self._systems, self._inert)
         findings: list[Finding] = []
         counter = [0]
         try:

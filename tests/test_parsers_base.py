@@ -63,3 +63,19 @@ def test_natural_text_is_no_candidate() -> None:
     sentence = b"Potilas kayttaa laaketta ohjeen mukaan kahdesti paivassa. "
     text = b"<text>" + sentence * 20 + b"</text>"
     assert list(base64_spans(text, b">", b"<")) == []
+
+
+def test_blob_memo_keeps_certificate_sized_texts_only() -> None:
+    """Only 1-16 KB texts are kept (certificates), and the memo is bounded."""
+    from kanta_guard.parsers.base import BlobMemo
+
+    memo = BlobMemo()
+    short, cert, document = b"A" * 344, b"B" * 2000, b"C" * 20_000
+    for text in (short, cert, document):
+        memo.add(text, len(text) * 3 // 4)
+    assert memo.get(short) is None and memo.get(document) is None
+    assert memo.get(cert) == 1500
+    for i in range(BlobMemo.MAX_ENTRIES):
+        memo.add(b"%05d" % i + b"D" * 2000, 1)
+    assert memo.get(cert) is None  # full: started over
+    assert len(memo._known) <= BlobMemo.MAX_ENTRIES

@@ -284,3 +284,22 @@ def test_clean_xml_builds_no_tree(monkeypatch: pytest.MonkeyPatch) -> None:
     assert built == []
     assert FAST.scan(post(cda(patient=REAL), "application/xml")).verdict is Verdict.BLOCK
     assert built == [1]
+
+
+def test_inert_certificate_is_remembered_and_codes_still_found() -> None:
+    """A certificate-sized Base64 blob found inert is not decoded again by the same scanner; a
+    blob of the same size with a real code inside is still blocked, every time."""
+    scanner = Scanner(default_policy(), KeyedHasher(TEST_KEY))
+    cert = b64(bytes(range(256)) * 6)  # 1.5 KB of binary, like a DER certificate
+    dirty = b64(("x " * 600 + REAL).encode())
+    clean_doc = cda().replace("<title>", f"<sig>{cert}</sig><title>")
+    dirty_doc = cda().replace("<title>", f"<sig>{cert}</sig><b>{dirty}</b><title>")
+    first = scanner.scan(post(clean_doc, "text/xml"))
+    assert scanner._inert.get(cert.encode()) == 1536
+    again = scanner.scan(post(clean_doc, "text/xml"))
+    assert first == again and first.verdict is Verdict.PASS
+    for _ in range(2):
+        blocked = scanner.scan(post(dirty_doc, "text/xml"))
+        assert blocked.rules == ("hetu.real",)
+        assert _key(blocked) == _key(FULL.scan(post(dirty_doc, "text/xml")))
+    assert scanner._inert.get(dirty.encode()) is None

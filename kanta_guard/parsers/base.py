@@ -17,6 +17,7 @@ from ..policy import Limits
 
 __all__ = [
     "MIN_BASE64",
+    "BlobMemo",
     "Item",
     "Parser",
     "ScanState",
@@ -52,6 +53,8 @@ class ScanState:
     screen: Callable[[bytes], frozenset[bytes] | None] = field(default=lambda data: None)
     #: Identifier systems whose identifier fields are always yielded (``Detector.systems``).
     systems: frozenset[str] = frozenset()
+    #: Base64 texts already decoded and found inert by this screen (``BlobMemo``); None: no memo.
+    inert: BlobMemo | None = None
     protocol: Protocol | None = None
     decoded_bytes: int = 0
     payloads: int = 0
@@ -70,6 +73,32 @@ class ScanState:
                 f"{self.limits.max_decoded_bytes}-byte limit",
                 location if isinstance(location, str) else location(),
             )
+
+
+class BlobMemo:
+    """Base64 texts (certificates, mostly) that decoded to plain bytes no detector's screen
+    named anything in, with their decoded length; kept for one Scanner, whose screen decides.
+
+    A system under test signs every document with the same certificate, so the same 1-3 KB of
+    Base64 comes in request after request. Shorter texts (signature and digest values, which
+    differ per document) are not kept; neither are long ones (documents, not certificates).
+    """
+
+    MIN_TEXT, MAX_TEXT, MAX_ENTRIES = 1024, 16 * 1024, 256
+
+    def __init__(self) -> None:
+        self._known: dict[bytes, int] = {}
+
+    def get(self, text: bytes) -> int | None:
+        """The decoded length of a known inert text, else None."""
+        return self._known.get(text) if self.MIN_TEXT <= len(text) <= self.MAX_TEXT else None
+
+    def add(self, text: bytes, decoded: int) -> None:
+        if not self.MIN_TEXT <= len(text) <= self.MAX_TEXT:
+            return
+        if len(self._known) >= self.MAX_ENTRIES:
+            self._known.clear()  # a new set of certificates: start over
+        self._known[text] = decoded
 
 
 class Parser(TypingProtocol):

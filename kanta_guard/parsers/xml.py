@@ -301,12 +301,17 @@ class XmlParser:
         element holding it (and the tree, if none was built) is looked up only if something
         inside is reported.
         """
-        found: list[tuple[str, bytes]] = []
+        found: list[tuple[bytes, bytes]] = []
+        memo = state.inert
         for start, end in base64_spans(raw, b">", b"<"):
             # (A ">" inside an attribute value starts a segment that holds markup: no Base64.)
-            data = base64_content(raw[start:end])
+            segment = raw[start:end]
+            if memo is not None and (known := memo.get(segment)) is not None:
+                state.charge(known, "body")
+                continue
+            data = base64_content(segment)
             if data is not None:
-                found.append((raw[start:end].decode("utf-8", "replace"), data))
+                found.append((segment, data))
         if not found:
             return
         plain = [data for _, data in found if _plain(data)]
@@ -314,9 +319,13 @@ class XmlParser:
             # What the text parser would conclude of each (certificates, signature values), in
             # one screen and without nested payloads: nothing in them can fire.
             state.charge(sum(map(len, plain)), "body")
+            if memo is not None:
+                for segment, data in found:
+                    memo.add(segment, len(data))
             return
         ordinals: dict[str, int] = {}
-        for text, data in found:
+        for segment, data in found:
+            text = segment.decode("utf-8", "replace")
             ordinal = ordinals.get(text, 0)
             ordinals[text] = ordinal + 1
             holder = _Holder(tree, text, payload, ordinal)
