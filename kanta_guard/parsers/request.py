@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 from urllib.parse import parse_qsl, unquote
 
 from ..model import Context, Field, Payload, Role
@@ -50,13 +51,26 @@ def header_fields(headers: tuple[tuple[str, str], ...], state: ScanState) -> Ite
         if len(value) < _MIN_HEADER_B64:
             continue
         for token in _TOKEN_SPLIT.split(value):
-            if len(token) < _MIN_HEADER_B64 or token.isdigit() or not _B64_TOKEN.fullmatch(token):
+            if len(token) < _MIN_HEADER_B64 or token.isdigit():
                 continue
-            data = decode_base64(token)
-            if data is None or not _texty(data):
+            data = _encoded_text(token)
+            if data is None:
                 continue
             carrier = Payload(b"", None, where, ctx)
             yield nested(data, None, f"{where}!base64", carrier, ctx, state, declared=False)
+
+
+@lru_cache(maxsize=1024)
+def _encoded_text(token: str) -> bytes | None:
+    """What a header token decodes to, if it is Base64 or Base64url of text; else None.
+
+    Cached: header values repeat request after request (Content-Type, Accept, User-Agent,
+    SOAPAction, a session's Authorization), and the answer depends on the token alone.
+    """
+    if not _B64_TOKEN.fullmatch(token):
+        return None
+    data = decode_base64(token)
+    return data if data is not None and _texty(data) else None
 
 
 def _texty(data: bytes) -> bool:
