@@ -105,12 +105,17 @@ def find_tokens(data: bytes) -> list[str]:
     """
     tokens: list[str] = []
     match = _TOKEN_BYTES.match
-    # Padded so that a run at either end is bounded too; mapped[i + 1] is data[i].
-    mapped = b"x" + data.translate(_DIGIT_MAP) + b"x"
+    mapped = data.translate(_DIGIT_MAP)
     find = mapped.find
+    # A run at the very start has no "x" before it (no padding: that would copy the document).
+    at_start = mapped[:6] == b"000000" and mapped[6:7] != b"0"
+    if at_start and (found := match(data, 0)) is not None:
+        tokens.append(found.group(0).decode("utf-8", "replace"))
     pos = find(_EXACTLY_SIX)
     while pos != -1:
-        if (found := match(data, pos)) is not None:
+        # The run starts after the "x". (A run at the very end has no closing "x", and needs
+        # none: six digits with nothing after them are no code.)
+        if (found := match(data, pos + 1)) is not None:
             tokens.append(found.group(0).decode("utf-8", "replace"))
         pos = find(_EXACTLY_SIX, pos + 7)  # the closing "x" may open the next run
     return tokens

@@ -80,3 +80,42 @@ def test_mask_hides_every_digit() -> None:
 def test_individual_number(value: str, number: int | None) -> None:
     """The individual number is read even from an invalid code."""
     assert idcode.individual_number(value) == number
+
+
+def test_find_tokens_equals_the_plain_pattern() -> None:
+    """The digit-map search finds exactly what the token pattern finds scanning every position
+    (on random text dense with digits, signs, dashes and whitespace, runs at both ends)."""
+    import random
+
+    from kanta_guard.idcode import _TOKEN_BYTES, find_tokens
+
+    rng = random.Random(20261129)
+
+    def piece() -> bytes:
+        kind = rng.randrange(7)
+        if kind >= 5:  # a whole code-shaped token
+            return piece_of(0) + piece_of(1) + piece_of(2) + piece_of(3)
+        return piece_of(kind)
+
+    def piece_of(kind: int) -> bytes:
+        if kind == 0:  # the date part of a code
+            day, month, year = rng.randrange(40), rng.randrange(20), rng.randrange(100)
+            return f"{day:02d}{month:02d}{year:02d}".encode()
+        if kind == 1:  # a century sign or a dash
+            return rng.choice([b"-", b"+", b"A", b"y", "\u2013".encode(), b"\xc2\xa0"])
+        if kind == 2:  # the individual number
+            return f"{rng.randrange(1000):03d}".encode()
+        if kind == 3:  # a check character
+            return bytes([rng.choice(b"0123456789ACHYx")])
+        return bytes([rng.choice(b'0123456789 \t\n<>"')])
+
+    found = 0
+    for _ in range(3000):
+        data = b"".join(piece() for _ in range(rng.randrange(0, 14)))
+        expected = [m.group(0).decode("utf-8", "replace") for m in _TOKEN_BYTES.finditer(data)]
+        assert find_tokens(data) == expected, data
+        found += len(expected)
+    assert found > 100  # the text really was dense with tokens
+    assert find_tokens(b"010181-900C") == ["010181-900C"]
+    assert find_tokens(b"x 010181-900C") == ["010181-900C"]
+    assert find_tokens(b"1010181-900C 20240115093000") == []
