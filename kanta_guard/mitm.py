@@ -36,6 +36,10 @@ logger = logging.getLogger("kanta_guard")
 METADATA_KEY = "kanta_guard"
 MARK_BLOCKED = ":no_entry:"
 MARK_WARNED = ":warning:"
+#: The addon's own options: a change to any of them rebuilds the scanner, log and workers.
+_OPTIONS = frozenset(
+    {"kanta_guard_policy", "kanta_guard_log", "kanta_guard_workers", "kanta_guard_scan_timeout"}
+)
 
 
 def flow_request(flow: http.HTTPFlow) -> Request:
@@ -120,9 +124,7 @@ class KantaGuard:
             raise exceptions.OptionsError("kanta_guard_workers must be 0 or more")
         if ctx.options.kanta_guard_scan_timeout <= 0:
             raise exceptions.OptionsError("kanta_guard_scan_timeout must be more than 0")
-        ours = {"kanta_guard_policy", "kanta_guard_log", "kanta_guard_workers"}
-        ours.add("kanta_guard_scan_timeout")
-        if self.scanner is not None and not updated & ours:
+        if self.scanner is not None and not updated & _OPTIONS:
             return
         try:
             policy = load_policy(ctx.options.kanta_guard_policy)

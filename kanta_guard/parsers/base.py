@@ -17,6 +17,7 @@ from ..policy import Limits
 
 __all__ = [
     "MIN_BASE64",
+    "SNIFF_TYPES",
     "BlobMemo",
     "Item",
     "Parser",
@@ -33,6 +34,8 @@ __all__ = [
 
 type Item = Field | Payload
 
+#: Declared types under which a body is sniffed: XML if it starts with "<", JSON with "{" or "[".
+SNIFF_TYPES = frozenset({"", "text/plain", "application/octet-stream"})
 #: Shortest string tried as Base64 when nothing declares it (shorter ones are words or numbers).
 MIN_BASE64 = 32
 _B64 = re.compile(rb"[A-Za-z0-9+/]+={0,2}|[A-Za-z0-9_\-]+={0,2}")

@@ -23,6 +23,7 @@ from ..mediatype import MediaType
 from ..model import Context, Field, Payload, Protocol, Role
 from ..roles import FHIR_KEY_ROLES, FHIR_RESOURCE_ROLES
 from .base import (
+    SNIFF_TYPES,
     Item,
     ScanState,
     base64_content,
@@ -34,8 +35,6 @@ from .base import (
 from .text import text_fields
 
 __all__ = ["JsonParser"]
-
-_SNIFF_TYPES = frozenset({"", "text/plain", "application/octet-stream"})
 
 
 class _Object(list[tuple[str, object]]):
@@ -54,7 +53,7 @@ class JsonParser:
     def claims(self, media: MediaType, payload: Payload) -> bool:
         if media.is_json:
             return True
-        return media.type in _SNIFF_TYPES and payload.data.lstrip()[:1] in (b"{", b"[")
+        return media.type in SNIFF_TYPES and payload.data.lstrip()[:1] in (b"{", b"[")
 
     def parse(self, payload: Payload, media: MediaType, state: ScanState) -> Iterator[Item]:
         strict = payload.declared and media.is_json

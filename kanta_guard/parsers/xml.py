@@ -28,6 +28,7 @@ from ..mediatype import MediaType
 from ..model import Context, Field, Payload, Protocol, Role
 from ..roles import FHIR_KEY_ROLES, FHIR_RESOURCE_ROLES, XML_ROLES
 from .base import (
+    SNIFF_TYPES,
     Item,
     ScanState,
     base64_content,
@@ -44,7 +45,6 @@ SOAP11_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12_NS = "http://www.w3.org/2003/05/soap-envelope"
 FHIR_NS = "http://hl7.org/fhir"
 _FHIR_PREFIX = "{" + FHIR_NS + "}"
-_SNIFF_TYPES = frozenset({"", "text/plain", "application/octet-stream"})
 _PROTOCOLS = {SOAP11_NS: Protocol.SOAP11, SOAP12_NS: Protocol.SOAP12, FHIR_NS: Protocol.FHIR_XML}
 
 
@@ -90,14 +90,20 @@ class _Checker:
         return declared
 
 
+def _parser_for(media: MediaType, check: bool = False) -> etree.XMLParser:
+    """The hardened parser for a payload of this media type (its charset overriding the
+    document's); LookupError for a charset no codec knows."""
+    charset = media.params.get("charset")
+    return _parser(charset.lower() if charset else None, check)
+
+
 def _well_formed(payload: Payload, media: MediaType) -> bool:
     """True if the hardened parser reads the document without an error and it has no DOCTYPE.
 
     False for anything else: the tree parse then gives the verdict and the exact reason.
     """
-    charset = media.params.get("charset")
     try:
-        parser = _parser(charset.lower() if charset else None, True)
+        parser = _parser_for(media, check=True)
         parser.target.declared = False  # (a previous document may have failed mid-way)
         declared = etree.fromstring(payload.data, parser)
     except (etree.XMLSyntaxError, LookupError, ValueError):
@@ -200,7 +206,7 @@ class XmlParser:
     def claims(self, media: MediaType, payload: Payload) -> bool:
         if media.is_xml:
             return True
-        return media.type in _SNIFF_TYPES and payload.data.lstrip()[:1] == b"<"
+        return media.type in SNIFF_TYPES and payload.data.lstrip()[:1] == b"<"
 
     def parse(self, payload: Payload, media: MediaType, state: ScanState) -> Iterator[Item]:
         strict = payload.declared and media.is_xml
@@ -334,16 +340,13 @@ class XmlParser:
             )
 
     def _parse_tree(self, payload: Payload, media: MediaType) -> etree._Element:
-        charset = media.params.get("charset")
-        if charset:
-            try:
-                parser = _parser(charset.lower())
-            except LookupError:
-                raise UnscannableError(
-                    f"unknown charset {charset!r}", payload.location or "body"
-                ) from None
-        else:
-            parser = _parser(None)
+        try:
+            parser = _parser_for(media)
+        except LookupError:
+            charset = media.params.get("charset")
+            raise UnscannableError(
+                f"unknown charset {charset!r}", payload.location or "body"
+            ) from None
         try:
             root = etree.fromstring(payload.data, parser)
         except etree.XMLSyntaxError as exc:
