@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from .idcode import mask_text
 from .model import Action, Finding, Protocol, Report
-from .rules import UNSCANNABLE
+from .rules import REFUSED, UNAVAILABLE, UNSCANNABLE
 
 __all__ = ["FINDINGS_NS", "Answer", "blocked_answer", "blocked_status"]
 
@@ -60,11 +60,13 @@ _Issue = dict[str, str | list[str]]
 _FORBIDDEN = HTTPStatus.FORBIDDEN.value  # 403: a rule violation
 _TOO_BIG = HTTPStatus.REQUEST_ENTITY_TOO_LARGE.value  # 413: over the size limit
 _UNPROCESSABLE = HTTPStatus.UNPROCESSABLE_ENTITY.value  # 422: otherwise unreadable
+_UNAVAILABLE = HTTPStatus.SERVICE_UNAVAILABLE.value  # 503: the guard cannot judge right now
 
 _TITLES = {
     _FORBIDDEN: "Request blocked: it carries data the policy forbids",
     _TOO_BIG: "Request blocked: too large to scan",
     _UNPROCESSABLE: "Request blocked: could not be scanned",
+    _UNAVAILABLE: "Request refused: kanta-guard cannot judge traffic right now",
 }
 
 
@@ -80,11 +82,15 @@ class Answer:
 def blocked_status(report: Report) -> int:
     """The HTTP status of the blocked answer for ``report``.
 
-    403 when any blocking finding is a rule violation; when every blocking finding is
-    ``unscannable``, 413 if one says the body is over the size limit, else 422. A report with no
-    blocking finding (the caller blocked it anyway) gets 403.
+    503 when the guard itself could not judge (``guard.unavailable``: no valid policy, a log
+    that cannot be written); else 403 when any blocking finding is a rule violation (or a refused
+    protocol path); when every blocking finding is ``unscannable``, 413 if one says the body is
+    over the size limit, else 422. A report with no blocking finding (the caller blocked it
+    anyway) gets 403.
     """
     blocking = [f for f in report.findings if f.action is Action.BLOCK]
+    if any(f.rule == UNAVAILABLE.id for f in blocking):
+        return _UNAVAILABLE
     if not blocking or any(f.rule != UNSCANNABLE.id for f in blocking):
         return _FORBIDDEN
     if any(_is_too_large(f) for f in blocking):
@@ -146,7 +152,9 @@ def _one_line(text: str) -> str:
 def _summary(status: int, rules: list[str]) -> str:
     """One line for ``faultstring``, ``Reason/Text``, the first issue and the problem's detail."""
     listed = ", ".join(rules) or "none"
-    if status == _TOO_BIG:
+    if status == _UNAVAILABLE:
+        text = "kanta-guard cannot judge traffic right now, so nothing is forwarded"
+    elif status == _TOO_BIG:
         text = "the request is larger than kanta-guard can scan, so it was not forwarded"
     elif status == _UNPROCESSABLE:
         text = "the request could not be fully scanned, so it was not forwarded"
@@ -157,6 +165,10 @@ def _summary(status: int, rules: list[str]) -> str:
 
 def _issue_code(finding: dict[str, str]) -> str:
     """FHIR R4 IssueType: ``security`` for a rule violation, else what kept the scan out."""
+    if finding["rule"] == UNAVAILABLE.id:
+        return "transient"
+    if finding["rule"] == REFUSED.id:
+        return "not-supported"
     if finding["rule"] != UNSCANNABLE.id:
         return "security"
     explanation = finding["explanation"].lstrip().lower()
@@ -192,7 +204,9 @@ def _issues(status: int, summary: str, shown: list[dict[str, str]]) -> list[_Iss
     Members in the order of the R4 element definitions (severity, code, diagnostics, location,
     expression), which the XML form must keep.
     """
-    summary_code = {_FORBIDDEN: "security", _TOO_BIG: "too-costly"}.get(status, "processing")
+    summary_code = {_FORBIDDEN: "security", _TOO_BIG: "too-costly", _UNAVAILABLE: "transient"}.get(
+        status, "processing"
+    )
     issues: list[_Issue] = [{"severity": "error", "code": summary_code, "diagnostics": summary}]
     for finding in shown:
         issue: _Issue = {
@@ -229,7 +243,7 @@ def _problem(
     request_id: str | None,
 ) -> dict[str, object]:
     """RFC 9457 problem details, with ``rules`` and ``findings`` as extension members (§3.2)."""
-    kind = "blocked" if status == _FORBIDDEN else "unscannable"
+    kind = {_FORBIDDEN: "blocked", _UNAVAILABLE: "unavailable"}.get(status, "unscannable")
     problem: dict[str, object] = {
         "type": _PROBLEM_TYPE + kind,
         "title": _TITLES[status],  # §3.1.3: the same for every occurrence of the type

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from .model import Action
 
-__all__ = ["RULES", "UNSCANNABLE", "RuleSpec", "rule"]
+__all__ = ["REFUSED", "RULES", "UNAVAILABLE", "UNSCANNABLE", "RuleSpec", "rule"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +25,23 @@ UNSCANNABLE = RuleSpec(
     Action.BLOCK,
     "The request could not be decoded, parsed or fully read (unknown encoding, parse error, "
     "DOCTYPE, size or depth limit), so it cannot be shown to be clean.",
+    adjustable=False,
+)
+
+REFUSED = RuleSpec(
+    "protocol.refused",
+    Action.BLOCK,
+    "The connection or request would take a path the guard does not read (raw TCP, TLS "
+    "passthrough, a protocol upgrade such as WebSocket, request trailers towards a server that "
+    "cannot take them), so it is refused rather than relayed unread.",
+    adjustable=False,
+)
+
+UNAVAILABLE = RuleSpec(
+    "guard.unavailable",
+    Action.BLOCK,
+    "The guard cannot judge traffic right now (it holds no valid policy, or its blocked-request "
+    "log cannot be written), so it forwards nothing until it can.",
     adjustable=False,
 )
 
@@ -50,6 +67,8 @@ RULES: tuple[RuleSpec, ...] = (
         "code (wrong check character or date); Kanta will reject it.",
     ),
     UNSCANNABLE,
+    REFUSED,
+    UNAVAILABLE,
 )
 
 _BY_ID = {spec.id: spec for spec in RULES}
