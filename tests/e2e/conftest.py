@@ -374,3 +374,394 @@ def reverse_proxy(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) 
     guard.start()
     yield guard
     guard.stop()
+
+
+# --- additions for the path tests (test_paths.py and friends) -------------------------------------
+#
+# Everything below is opt-in: the fixtures above are unchanged. ``GuardProxy`` is a ``Proxy`` that
+# (1) cannot resolve any name but localhost (a ``sitecustomize`` put on the proxy's PYTHONPATH
+# makes ``socket.getaddrinfo`` refuse every other name, so a request the proxy wrongly lets
+# through to ``<code>.kanta.test`` fails there instead of sending the name to a DNS server),
+# (2) can run ``web`` instead of ``run`` and (3) can leave ``--log`` out.
+
+#: Put first on the proxy's PYTHONPATH: only loopback names resolve in the proxy process.
+_LOOPBACK_ONLY = '''\
+"""e2e safety net: this process resolves localhost and IP literals only, never a DNS name."""
+import ipaddress
+import socket
+
+_getaddrinfo = socket.getaddrinfo
+_ALLOWED = {"localhost", "localhost.", "ip6-localhost"}
+
+
+def _loopback_only(host, *args, **kwargs):
+    name = host.decode("idna") if isinstance(host, bytes) else host
+    if name is not None and name.lower() not in _ALLOWED:
+        try:
+            ipaddress.ip_address(str(name).strip("[]").split("%")[0])
+        except ValueError:
+            raise socket.gaierror(socket.EAI_NONAME, "e2e: only loopback names resolve") from None
+    return _getaddrinfo(host, *args, **kwargs)
+
+
+def _no_name(name, *args, **kwargs):
+    return _loopback_only(name, 0)[0][4][0]
+
+
+socket.getaddrinfo = _loopback_only
+socket.gethostbyname = _no_name
+'''
+
+
+def loopback_only_path(directory: Path) -> Path:
+    """A directory holding the loopback-only ``sitecustomize.py`` (created on first use)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    module = directory / "sitecustomize.py"
+    if not module.exists():
+        module.write_text(_LOOPBACK_ONLY, encoding="utf-8")
+    return directory
+
+
+@dataclass
+class GuardProxy(Proxy):
+    """A ``Proxy`` that resolves loopback names only, and can be ``web`` or run without --log."""
+
+    tool: str = "run"
+    with_log_flag: bool = True
+
+    def command(self) -> list[str]:
+        command = super().command()
+        command[3] = self.tool
+        if not self.with_log_flag:
+            at = command.index("--log")
+            del command[at : at + 2]
+        return command
+
+    def env(self) -> dict[str, str]:
+        env = super().env()
+        site = loopback_only_path(self.workdir / "site")
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(site), env.get("PYTHONPATH")) if p)
+        return env
+
+    def blocked(self) -> list[dict[str, object]]:
+        """The log's request records (not the ``{"event": ...}`` ones)."""
+        return [r for r in self.records() if "event" not in r]
+
+    def events(self, kind: str) -> list[dict[str, object]]:
+        """The log's ``{"event": kind}`` records."""
+        return [r for r in self.records() if r.get("event") == kind]
+
+    def wait_records(
+        self, predicate: object, since: int = 0, timeout: float = 5.0
+    ) -> list[dict[str, object]]:
+        """Request records after the first ``since`` that match ``predicate``, waiting a while."""
+        assert callable(predicate)
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [r for r in self.blocked()[since:] if predicate(r)]
+            if found or time.monotonic() > deadline:
+                return found
+            time.sleep(0.05)
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text("utf-8", "replace") if self.stderr_path.exists() else ""
+
+
+@dataclass(frozen=True)
+class StartResult:
+    """How a proxy start that is expected to be refused went."""
+
+    returncode: int | None
+    listened: bool
+    stderr: str
+    output: str
+
+
+def start_refused(guard: Proxy, timeout: float = 20.0) -> StartResult:
+    """Spawn ``guard``; wait until it exits or listens (then stop it). Never leaves it running."""
+    process = guard.spawn()
+    listened = False
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            if listening(guard.port):
+                listened = True
+                break
+            time.sleep(0.05)
+    finally:
+        guard.stop()
+        if process.poll() is None:  # pragma: no cover - stop() always ends it
+            process.kill()
+            process.wait(STOP_TIMEOUT)
+    stderr = guard.stderr_path.read_text("utf-8", "replace") if guard.stderr_path.exists() else ""
+    return StartResult(None if listened else process.returncode, listened, stderr, guard.output())
+
+
+def children(pid: int) -> list[int]:
+    """The pids whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = entry.joinpath("stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rpartition(")")[2].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a process that has not ended (a zombie has ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+class RawServer:
+    """A threaded TCP server on 127.0.0.1 that records every byte of every connection.
+
+    ``banner`` is sent as soon as a connection is accepted (a server that speaks first);
+    ``reply`` is sent once the first request head (up to a blank line) has arrived; with ``tls``
+    each connection is TLS (the bytes recorded are the plaintext). It never closes a connection
+    first, except after ``idle`` seconds of silence.
+    """
+
+    def __init__(
+        self,
+        *,
+        banner: bytes = b"",
+        reply: bytes = b"",
+        tls: ssl.SSLContext | None = None,
+        idle: float = 10.0,
+    ) -> None:
+        self.banner, self.reply, self.tls, self.idle = banner, reply, tls, idle
+        self.connections: list[bytearray] = []
+        self.accepted = 0
+        self._lock = threading.Lock()
+        self._sock = socket.socket()
+        self._sock.bind((LOOPBACK, 0))
+        self._sock.listen(16)
+        self._sock.settimeout(0.2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._sock.getsockname()[1])
+
+    def data(self) -> bytes:
+        """Everything received, all connections together."""
+        with self._lock:
+            return b"".join(bytes(c) for c in self.connections)
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        received = bytearray()
+        with self._lock:
+            self.accepted += 1
+            self.connections.append(received)
+        try:
+            conn.settimeout(self.idle)
+            if self.tls is not None:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            if self.banner:
+                conn.sendall(self.banner)
+            replied = not self.reply
+            while not self._stop.is_set():
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                with self._lock:
+                    received.extend(chunk)
+                if not replied and b"\r\n\r\n" in received:
+                    replied = True
+                    conn.sendall(self.reply)
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            conn.close()
+
+    def __enter__(self) -> RawServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._sock.close()
+        self._thread.join(2)
+
+
+def recv_all(sock: socket.socket, timeout: float = 3.0, limit: int = 1 << 20) -> tuple[bytes, bool]:
+    """Read until the peer closes or ``timeout`` passes: (bytes, whether the peer closed)."""
+    sock.settimeout(timeout)
+    data = bytearray()
+    deadline = time.monotonic() + timeout
+    try:
+        while len(data) < limit and time.monotonic() < deadline:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return bytes(data), True
+            data.extend(chunk)
+    except TimeoutError:
+        return bytes(data), False
+    except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
+        return bytes(data), True
+    except OSError:
+        return bytes(data), True
+    return bytes(data), False
+
+
+def read_head(sock: socket.socket, timeout: float = 10.0) -> bytes:
+    """Read an HTTP response head (up to the blank line) and return it; b"" if closed first."""
+    sock.settimeout(timeout)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(1)
+        if not chunk:
+            return data
+        data += chunk
+    return data
+
+
+def connect_tunnel(proxy: Proxy, port: int, timeout: float = 10.0) -> tuple[socket.socket, bytes]:
+    """A socket to ``proxy`` after ``CONNECT 127.0.0.1:port``: (socket, the proxy's answer head)."""
+    sock = socket.create_connection((LOOPBACK, proxy.port), timeout=timeout)
+    target = f"{LOOPBACK}:{port}"
+    sock.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+    return sock, read_head(sock, timeout)
+
+
+def client_tls(proxy: Proxy, alpn: Sequence[str] = ()) -> ssl.SSLContext:
+    """A client TLS context trusting only the proxy's CA, offering ``alpn`` (none by default)."""
+    context = ssl.create_default_context(cafile=str(proxy.ca_cert))
+    if alpn:
+        context.set_alpn_protocols(list(alpn))
+    return context
+
+
+def socks5_connect(proxy: Proxy, port: int, timeout: float = 10.0) -> socket.socket:
+    """A socket through ``proxy`` in SOCKS5 mode to 127.0.0.1:``port`` (RFC 1928, no auth)."""
+    sock = socket.create_connection((LOOPBACK, proxy.port), timeout=timeout)
+    try:
+        sock.sendall(b"\x05\x01\x00")
+        assert _recv_exact(sock, 2) == b"\x05\x00", "SOCKS5: no-auth method refused"
+        sock.sendall(b"\x05\x01\x00\x01" + socket.inet_aton(LOOPBACK) + port.to_bytes(2, "big"))
+        reply = _recv_exact(sock, 4)
+        assert reply[:2] == b"\x05\x00", f"SOCKS5 CONNECT refused: {reply!r}"
+        size = {1: 4, 4: 16}.get(reply[3]) or _recv_exact(sock, 1)[0]
+        _recv_exact(sock, size + 2)  # the bound address and port
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _recv_exact(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError(f"closed after {len(data)} of {size} bytes")
+        data += chunk
+    return data
+
+
+@dataclass
+class H2Answer:
+    """What an HTTP/2 stream got back (status None: reset or closed before a response)."""
+
+    status: int | None
+    headers: dict[str, str]
+    body: bytes
+    reset: bool = False
+
+
+def h2_request(
+    sock: ssl.SSLSocket,
+    headers: Sequence[tuple[str, str]],
+    body: bytes = b"",
+    trailers: Sequence[tuple[str, str]] = (),
+    timeout: float = 10.0,
+) -> H2Answer:
+    """Send one request on a fresh HTTP/2 connection over ``sock`` and read its answer."""
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    sock.sendall(conn.data_to_send())
+    stream = conn.get_next_available_stream_id()
+    conn.send_headers(stream, list(headers), end_stream=not body and not trailers)
+    if body:
+        conn.send_data(stream, body, end_stream=not trailers)
+    if trailers:
+        conn.send_headers(stream, list(trailers), end_stream=True)
+    sock.sendall(conn.data_to_send())
+    answer = H2Answer(None, {}, b"")
+    sock.settimeout(timeout)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            data = sock.recv(65536)
+        except (TimeoutError, ssl.SSLError, OSError):
+            break
+        if not data:
+            break
+        for event in conn.receive_data(data):
+            if isinstance(event, h2.events.ResponseReceived):
+                got = {_text(k): _text(v) for k, v in event.headers}
+                answer.status = int(got[":status"])
+                answer.headers = got
+            elif isinstance(event, h2.events.DataReceived):
+                answer.body += event.data
+                conn.acknowledge_received_data(event.flow_controlled_length, stream)
+            elif isinstance(event, h2.events.StreamReset):
+                answer.reset = True
+                return answer
+            elif isinstance(event, h2.events.StreamEnded | h2.events.ConnectionTerminated):
+                return answer
+        pending = conn.data_to_send()
+        if pending:
+            sock.sendall(pending)
+    return answer
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode("latin-1") if isinstance(value, bytes) else value
+
+
+@pytest.fixture(scope="session")
+def guard(
+    tmp_path_factory: pytest.TempPathFactory, upstream_cert: tuple[Path, Path]
+) -> Iterator[GuardProxy]:
+    """The guard in regular mode (one scan worker), loopback names only, trusting the HTTPS
+    upstream's certificate: shared by the path tests that need no special options."""
+    workdir = tmp_path_factory.mktemp("guard-paths")
+    proxy = GuardProxy(
+        workdir,
+        workdir / "blocked.jsonl",
+        ["--workers", "1", "--set", f"ssl_verify_upstream_trusted_ca={upstream_cert[0]}"],
+    )
+    proxy.start()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+def raw_server() -> Iterator[RawServer]:
+    """A plain recording TCP server (it never speaks)."""
+    with RawServer() as server:
+        yield server
