@@ -16,6 +16,7 @@ import codecs
 import re
 
 from kanta_guard.errors import UnscannableError
+from kanta_guard.idcode import quote_input
 from kanta_guard.mediatype import parse_media_type
 
 __all__ = ["charset_param", "decode_text", "sniff_bom", "xml_declared_encoding"]
@@ -159,7 +160,7 @@ def _lookup(charset: str, *, strict: bool) -> str | None:
     if name and name not in _NOT_CHARSETS:
         return name
     if strict:
-        raise UnscannableError(f"unknown charset {label[:32]!r}")
+        raise UnscannableError(f"unknown charset {quote_input(label, 32)}")
     return None
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import brotli
 
 from kanta_guard.errors import UnscannableError
+from kanta_guard.idcode import quote_input
 
 if sys.version_info >= (3, 14):
     from compression import zstd
@@ -76,7 +77,7 @@ def _decoder(coding: str) -> Callable[[bytes, int], bytes]:
         return _DECODERS[coding]
     except KeyError:
         raise UnscannableError(
-            f"unknown content encoding {coding[:32]!r}", "header:Content-Encoding"
+            f"unknown content encoding {quote_input(coding, 32)}", "header:Content-Encoding"
         ) from None
 
 

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from kanta_guard.errors import UnscannableError
+from kanta_guard.idcode import quote_input
 from kanta_guard.mediatype import decode_ext_value, parse_header_params, parse_media_type
 
 __all__ = ["Part", "parse_multipart"]
@@ -224,4 +225,4 @@ def _transfer_decode(raw: bytes, cte: str, location: str) -> bytes:
     if cte == "quoted-printable":
         # RFC 2045 §6.7; a2b_qp keeps malformed "=" sequences as they are, as most decoders do.
         return binascii.a2b_qp(raw)
-    raise UnscannableError(f"unknown content transfer encoding {cte[:32]!r}", location)
+    raise UnscannableError(f"unknown content transfer encoding {quote_input(cte, 32)}", location)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from helpers import REAL
 
 from kanta_guard import idcode
 from kanta_guard.idcode import Kind
@@ -119,3 +120,69 @@ def test_find_tokens_equals_the_plain_pattern() -> None:
     assert find_tokens(b"010181-900C") == ["010181-900C"]
     assert find_tokens(b"x 010181-900C") == ["010181-900C"]
     assert find_tokens(b"1010181-900C 20240115093000") == []
+
+
+# -- codes in escaped and encoded forms ------------------------------------------------------
+
+_D, _N = REAL[:6], REAL[7:10]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"{_D}\\t-{_N}X",  # repr of a tab
+        f"{_D}\\x2d{_N}X",
+        f"{_D}\\u002D{_N}X",
+        f"{_D}\\N{{HYPHEN-MINUS}}{_N}X",
+        f"{_D}%2D{_N}X",
+        f"{_D}%252D{_N}X",  # percent-encoded twice
+        f"{_D}&#45;{_N}X",
+        f"{_D}&minus;{_N}X",
+        f"{_D}&amp;#45;{_N}X",  # a reference escaped once more
+        "".join(chr(ord(c) + 0xFEE0) if c.isdigit() else c for c in REAL),
+        "".join(chr(0x0660 + int(c)) if c.isdigit() else c for c in REAL),  # Arabic-Indic
+        f"{_D}\u200b-{_N}X",
+        f"{_D[:2]}\u00ad{_D[2:]}-{_N}X",  # a soft hyphen inside the date
+        f"{_D}\n\t -  {_N}X",
+        f"9{REAL}9",  # digits touching it
+    ],
+)
+def test_reveals_code_in_every_reading(text: str) -> None:
+    """A code's date and number in any escaped or encoded form are seen, and masked away."""
+    assert idcode.reveals_code(text)
+    masked = idcode.mask_any_form(text)
+    assert not idcode.reveals_code(masked), masked
+    assert _D not in masked and not idcode.reveals_code(idcode.quote_input(text))
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("gzip, x-custom", "gzip, x-custom"),
+        ("iso-8859-15", "iso-8859-15"),
+        ("GET /a?b=1 HTTP/1.1 from 127.0.0.1:51234", "GET /a?b=1 HTTP/1.1 from 127.0.0.1:51234"),
+        (f"code {REAL} here", "code ******-**** here"),
+        # Only the stretch up to the nearest quote or colon loses its digits.
+        (f"at 12:00 '{_D}\\t-{_N}X' line 7", "at 12:00 '******\\t-***X' line 7"),
+    ],
+)
+def test_mask_any_form_keeps_the_rest(text: str, masked: str) -> None:
+    """Text without a hidden code is unchanged, and around one only its own stretch is masked."""
+    assert idcode.mask_any_form(text) == masked
+
+
+@pytest.mark.parametrize(
+    ("value", "quoted"),
+    [
+        ("x-zip", "'x-zip'"),
+        ("a\tb", "'a\\tb'"),
+        (f"{_D}\t-{_N}X", "'******-****'"),
+        (f"{_D}\u200b-{_N}X", "'******\\u200b-***X'"),
+        ("y" * 50, "'" + "y" * 40 + "'…"),
+        # Cut inside a code that digits touch: masked before the cut, nothing left to read.
+        ("y" * 30 + f"{REAL}5", "'" + "y" * 30 + "******-***'…"),
+    ],
+)
+def test_quote_input(value: str, quoted: str) -> None:
+    """Input is masked in every form, then escaped like repr, then cut to the limit."""
+    assert idcode.quote_input(value) == quoted

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import base64
 import gzip
+import html
 import json
+import re
+import unicodedata
 import zlib
 from collections.abc import Callable
+from urllib.parse import unquote
 
 import brotli
 import pytest
 from helpers import REAL, REAL_2, TEST, b64, bundle, cda, code, render, soap_with_cda
 
 from kanta_guard import Action, Protocol, Request, Role, Scanner, Verdict
+from kanta_guard.answer import blocked_answer
 from kanta_guard.encoding import decode_content  # noqa: F401  (imported: the module must exist)
+from kanta_guard.eventlog import make_record
 
 try:
     from compression import zstd  # type: ignore[import-not-found]
@@ -613,3 +619,136 @@ def test_escaped_forms_are_read(
 ) -> None:
     """Escapes, references, CDATA and normalised whitespace do not hide a code from the screen."""
     assert only_block(scanner, post(body, content_type))[0] == "hetu.real"
+
+
+# -- reasons never quote input unmasked, in any form ---------------------------------------------
+# Regression: an unknown Content-Encoding holding a code with a tab between its parts reached the
+# answer and the log as repr() wrote it ('…\\t…'), which mask_text did not recognise.
+
+_ESCAPE = re.compile(r"\\(?:x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|(.))", re.DOTALL)
+_SIMPLE = {"t": "\t", "n": "\n", "r": "\r", "f": "\f", "v": "\v"}
+
+
+def _unbackslash(text: str) -> str:
+    """Backslash escapes undone the way a reader of Python, JSON or C output would."""
+
+    def one(m: re.Match[str]) -> str:
+        number = m.group(1) or m.group(2) or m.group(3)
+        return chr(int(number, 16)) if number else _SIMPLE.get(m.group(4), m.group(4))
+
+    return _ESCAPE.sub(one, text)
+
+
+def all_readings(text: str) -> list[str]:
+    """``text`` decoded each way a reader could: escapes, percent, references, NFKC, without
+    format characters, without whitespace, and every combination of them applied repeatedly."""
+    decoders: list[Callable[[str], str]] = [
+        _unbackslash,
+        lambda t: unquote(t, errors="replace"),
+        html.unescape,
+        lambda t: unicodedata.normalize("NFKC", t),
+        lambda t: "".join(c for c in t if unicodedata.category(c) != "Cf"),
+    ]
+    seen = {text}
+    frontier = [text]
+    for _ in range(3):  # decoders applied in any order, up to three deep
+        frontier = [d(t) for t in frontier for d in decoders if d(t) not in seen]
+        seen.update(frontier)
+    return sorted(seen | {re.sub(r"\s+", "", t) for t in seen})
+
+
+def shows_code(text: str, raw: str = REAL) -> bool:
+    """Whether any reading of ``text`` shows ``raw``'s date and individual number together
+    (with a few characters between them: the sign, spacing, a stray letter, a broken escape)."""
+    date, number = raw[:6], raw[7:10]
+    pattern = re.compile(rf"{date}\D{{1,8}}{number}")
+    return any(pattern.search(reading) for reading in all_readings(text))
+
+
+def test_shows_code_sees_every_form() -> None:
+    """The finder itself recognises the code in each escaped form the table below uses."""
+    for _, form in CODE_FORMS:
+        assert shows_code(form) and shows_code(repr(form)), form
+    assert not shows_code(f"{REAL[:6]}-***{REAL[10]}")
+
+
+def _fullwidth(text: str) -> str:
+    return "".join(chr(ord(c) + 0xFEE0) if c.isdigit() else c for c in text)
+
+
+_D, _S, _N, _C = REAL[:6], REAL[6], REAL[7:10], REAL[10]
+CODE_FORMS: list[tuple[str, str]] = [
+    ("tab", f"{_D}\t{_S}{_N}{_C}"),
+    ("backslash t", f"{_D}\\t{_S}{_N}{_C}"),
+    ("backslash x", f"{_D}\\x2d{_N}{_C}"),
+    ("backslash u", f"{_D}\\u002d{_N}{_C}"),
+    ("percent dash", f"{_D}%2D{_N}{_C}"),
+    ("percent tab", f"{_D}%09{_S}{_N}{_C}"),
+    ("percent digits", "".join(f"%{ord(c):02X}" for c in REAL)),
+    ("decimal reference", f"{_D}&#45;{_N}{_C}"),
+    ("hex reference", f"&#x{ord(_D[0]):x};{_D[1:]}{_S}{_N}{_C}"),
+    ("fullwidth digits", _fullwidth(REAL)),
+    ("zero-width space", f"{_D}\u200b{_S}{_N}{_C}"),
+    ("soft hyphen in the date", f"{_D[:3]}\u00ad{_D[3:]}{_S}{_N}{_C}"),
+    ("word joiner in the number", f"{_D}{_S}{_N[:1]}\u2060{_N[1:]}{_C}"),
+    ("spaces and dashes", f"{_D}  - \u2013 {_N} {_C}"),
+    ("line break", f"{_D}\r\n {_S}{_N}{_C}"),
+    ("glued to digits", f"9{REAL}9"),
+]
+
+# Where a request's input is quoted in a reason: each builds a request from one code form.
+PLACES: list[tuple[str, Callable[[str], Request]]] = [
+    ("Content-Encoding", lambda f: post(b"x", "text/plain", headers=(("Content-Encoding", f),))),
+    (
+        "stacked Content-Encoding",
+        lambda f: post(b"x", None, headers=(("Content-Encoding", f"gzip, {f}"),)),
+    ),
+    ("text charset", lambda f: post(b"hello", f'text/plain; charset="{f}"')),
+    ("XML charset", lambda f: post(b"<a/>", f'application/xml; charset="{f}"')),
+    ("JSON charset", lambda f: post(b"{}", f'application/json; charset="{f}"')),
+    (
+        "part Content-Transfer-Encoding",
+        lambda f: post(
+            f"--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: {f}\r\n\r\nx\r\n"
+            "--b--\r\n",
+            "multipart/related; boundary=b",
+        ),
+    ),
+    (
+        "part charset",
+        lambda f: post(
+            f'--b\r\nContent-Type: text/plain; charset="{f}"\r\n\r\nx\r\n--b--\r\n',
+            "multipart/mixed; boundary=b",
+        ),
+    ),
+    (
+        "multipart boundary",
+        lambda f: post(b"--x\r\n\r\n--x--\r\n", f'multipart/form-data; boundary="{f}"'),
+    ),
+    (
+        "XML tag name",
+        lambda f: post(f"<a{f.replace(chr(9), chr(0x200C))}>x</b>", "application/xml"),
+    ),
+]
+
+
+@pytest.mark.parametrize(("form_name", "form"), CODE_FORMS, ids=[f[0] for f in CODE_FORMS])
+@pytest.mark.parametrize(("place", "build"), PLACES, ids=[p[0] for p in PLACES])
+def test_reasons_never_show_a_code(
+    scanner: Scanner,
+    place: str,
+    build: Callable[[str], Request],
+    form_name: str,
+    form: str,
+) -> None:
+    """No reading of the report, the blocked answer or the log record shows the quoted code."""
+    request = build(form)
+    report = scanner.scan(request)
+    assert report.verdict is Verdict.BLOCK, report.as_dict()
+    shown = [f.explanation for f in report.findings] + [f.location for f in report.findings]
+    answer = blocked_answer(report, request_id="f1").body.decode("utf-8")
+    record = json.dumps(
+        make_record(report, flow_id="f1", client=None, method="POST", host="h", path="/")
+    )
+    for text in (*shown, json.dumps(report.as_dict()), answer, record):
+        assert not shows_code(text), text

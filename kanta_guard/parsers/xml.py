@@ -23,7 +23,7 @@ from lxml import etree
 
 from ..charset import sniff_bom, xml_declared_encoding
 from ..errors import UnscannableError
-from ..idcode import mask_text
+from ..idcode import mask_any_form, mask_text, quote_input
 from ..mediatype import MediaType
 from ..model import Context, Field, Payload, Protocol, Role
 from ..roles import FHIR_KEY_ROLES, FHIR_RESOURCE_ROLES, XML_ROLES
@@ -343,14 +343,15 @@ class XmlParser:
         try:
             parser = _parser_for(media)
         except LookupError:
-            charset = media.params.get("charset")
+            charset = media.params.get("charset") or ""
             raise UnscannableError(
-                f"unknown charset {charset!r}", payload.location or "body"
+                f"unknown charset {quote_input(charset, 32)}", payload.location or "body"
             ) from None
         try:
             root = etree.fromstring(payload.data, parser)
         except etree.XMLSyntaxError as exc:
-            msg = mask_text(str(exc.msg or "syntax error"))
+            # libxml2 quotes names and text of the document: masked in every form it could take.
+            msg = mask_any_form(str(exc.msg or "syntax error"))
             raise UnscannableError(
                 f"XML parse error at line {exc.lineno}: {msg}", payload.location or "body"
             ) from None
