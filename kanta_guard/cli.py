@@ -14,15 +14,15 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from .errors import PolicyError
+from .eventlog import EventLog
 from .masking import KeyedHasher, load_key
 from .model import Report, Verdict
 from .pipeline import Scanner
 from .policy import Policy, load_policy
 
-__all__ = ["main"]
+__all__ = ["guard_settings", "main"]
 
 ROOT = Path(__file__).resolve().parent.parent
-ADDON = ROOT / "addons" / "kanta_guard.py"
 CERTS = ROOT / "certs"
 
 EXIT_PASS, EXIT_BLOCK, EXIT_ERROR = 0, 1, 2
@@ -113,15 +113,100 @@ def _non_negative(text: str) -> int:
     return value
 
 
-def _proxy(args: argparse.Namespace, extra: list[str]) -> int:
-    policy = _load(args.policy)
+#: The guard's options that have a flag of their own: ``--set NAME=…`` and the flag are one value.
+_FLAGS = {
+    "kanta_guard_policy": "--policy",
+    "kanta_guard_log": "--log",
+    "kanta_guard_workers": "--workers",
+}
+_GUARD_OPTIONS = (*_FLAGS, "kanta_guard_scan_timeout")
+
+
+def guard_settings(args: argparse.Namespace, extra: list[str]) -> tuple[dict[str, str], list[str]]:
+    """The guard's options from the flags and from ``--set kanta_guard_…`` in ``extra``.
+
+    Returns the settings and ``extra`` without them. The same option given twice (by a flag and
+    by ``--set``, or by ``--set`` twice) is one value when both say the same, else a usage error
+    naming both.
+    """
+    given: dict[str, tuple[str, str]] = {}  # option -> (value, how it was given)
+    flags = {"kanta_guard_policy": args.policy, "kanta_guard_log": args.log}
+    flags["kanta_guard_workers"] = args.workers
+    for name, value in flags.items():
+        if value is not None:
+            given[name] = (str(value), _FLAGS[name])
+    rest: list[str] = []
+    items = iter(extra)
+    for arg in items:
+        if arg == "--set" or arg.startswith("--set="):
+            spec = arg[len("--set=") :] if arg.startswith("--set=") else next(items, "")
+            name, has_value, value = spec.partition("=")
+            if name in _GUARD_OPTIONS:
+                if not has_value:
+                    raise _Usage(f"--set {name} needs a value: --set {name}=VALUE")
+                how = f"--set {name}={value}"
+                if name in given and not _same(name, given[name][0], value):
+                    raise _Usage(
+                        f"{name} is given twice with different values: {given[name][1]} "
+                        f"({given[name][0]}) and {how}; give it once"
+                    )
+                given.setdefault(name, (value, how))
+                continue
+            rest += ["--set", spec]
+            continue
+        rest.append(arg)
+    return {name: value for name, (value, _) in given.items()}, rest
+
+
+class _Usage(Exception):
+    """A usage error in the proxy's arguments (exit 2)."""
+
+
+def _same(name: str, first: str, second: str) -> bool:
+    if name in ("kanta_guard_policy", "kanta_guard_log"):
+        return Path(first).expanduser().resolve() == Path(second).expanduser().resolve()
+    if name == "kanta_guard_workers":
+        return first.strip() == second.strip() or _int_or_none(first) == _int_or_none(second)
+    return first == second
+
+
+def _int_or_none(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def _check_settings(settings: dict[str, str]) -> None:
+    """Check the guard's options before mitmproxy starts: a problem stops here, named."""
+    policy = _load(
+        Path(settings["kanta_guard_policy"]) if settings.get("kanta_guard_policy") else None
+    )
     try:
         load_key(policy.log.hash_key_file)
+        if "kanta_guard_workers" in settings:
+            _non_negative(settings["kanta_guard_workers"])
+        if "kanta_guard_scan_timeout" in settings:
+            timeout = float(settings["kanta_guard_scan_timeout"])
+            if not timeout > 0:
+                raise ValueError
+        log = Path(settings.get("kanta_guard_log") or policy.log.path)
+        EventLog(log, max_bytes=policy.log.max_bytes, backups=policy.log.backups).close()
     except PolicyError as exc:
+        raise _Usage(str(exc)) from None
+    except (ValueError, argparse.ArgumentTypeError):
+        raise _Usage(
+            "kanta_guard_workers must be a whole number of 0 or more, "
+            "kanta_guard_scan_timeout a number of seconds above 0"
+        ) from None
+
+
+def _proxy(args: argparse.Namespace, extra: list[str]) -> int:
+    try:
+        settings, rest = guard_settings(args, extra)
+        _check_settings(settings)
+    except _Usage as exc:
         print(f"kanta-guard: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    if not ADDON.is_file():
-        print(f"kanta-guard: error: addon script {ADDON} is missing", file=sys.stderr)
         return EXIT_ERROR
     args.confdir.mkdir(parents=True, exist_ok=True)
     tool_args = [
@@ -129,20 +214,14 @@ def _proxy(args: argparse.Namespace, extra: list[str]) -> int:
         "--listen-port", str(args.listen_port),
         "--mode", args.mode,
         "--set", f"confdir={args.confdir}",
-        "-s", str(ADDON),
-        "--set", f"kanta_guard_policy={args.policy or ''}",
     ]  # fmt: skip
-    if args.log:
-        tool_args += ["--set", f"kanta_guard_log={args.log}"]
-    if args.workers is not None:
-        tool_args += ["--set", f"kanta_guard_workers={args.workers}"]
     tool = "mitmdump"
     if args.command == "web":
         tool = "mitmweb"
         tool_args += ["--set", "web_open_browser=false"]
-    from .mitm import run_tool
+    from .proxy.launch import run_tool
 
-    return run_tool(tool, tool_args + extra)
+    return run_tool(tool, tool_args + rest, settings)
 
 
 def _files(paths: Sequence[Path]) -> Iterator[Path]:

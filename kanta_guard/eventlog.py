@@ -23,10 +23,14 @@ from .errors import PolicyError
 from .idcode import mask_text
 from .model import Action, Report
 
-__all__ = ["EventLog", "make_record", "read_records"]
+__all__ = ["EventLog", "LogRotationError", "make_event", "make_record", "read_records"]
 
 #: The log and its backups hold client addresses and keyed hashes: owner only.
 _FILE_MODE = 0o600
+
+
+class LogRotationError(OSError):
+    """Rotating the log failed; the record was still written, into the current file."""
 
 
 def make_record(
@@ -69,6 +73,22 @@ def make_record(
     }
 
 
+def make_event(event: str, *, time: datetime | None = None, **fields: object) -> dict[str, object]:
+    """A record of something the guard did rather than a request: ``{"event": …, …}``.
+
+    ``policy`` (the active policy at start and at every change: its source and digest),
+    ``log-recovered`` (the log could be written again after a failure). String values are masked
+    like a request record's (a policy path could hold anything).
+    """
+    record: dict[str, object] = {
+        "time": _utc(time).isoformat(timespec="milliseconds") + "Z",
+        "event": event,
+    }
+    for key, value in fields.items():
+        record[key] = mask_text(value) if isinstance(value, str) else value
+    return record
+
+
 def _utc(time: datetime | None) -> datetime:
     """``time`` in UTC, without tzinfo (the caller appends ``Z``)."""
     if time is None:
@@ -105,7 +125,7 @@ class EventLog:
 
     The file is opened in append mode (a restart continues it) and every line is flushed, not
     fsynced. Write errors (:class:`OSError`) propagate to the caller; when a rotation fails, the
-    record is still written to the current file before the error is raised.
+    record is still written to the current file before :class:`LogRotationError` is raised.
     """
 
     def __init__(self, path: Path, *, max_bytes: int = 10 * 2**20, backups: int = 5) -> None:
@@ -146,7 +166,7 @@ class EventLog:
                 try:
                     self._shift()
                 except OSError as exc:  # the record still goes in, into the current file
-                    error = exc
+                    error = LogRotationError(exc.errno, exc.strerror)
                 file = self._file = self._open()
             file.write(line)
             file.flush()

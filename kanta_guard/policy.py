@@ -8,9 +8,11 @@ key, rule id or action, a weakened ``unscannable``, a limit that is not a positi
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
@@ -20,7 +22,16 @@ from .errors import PolicyError
 from .model import Action
 from .rules import RULES
 
-__all__ = ["Limits", "LogSettings", "Policy", "default_policy", "load_policy", "parse_policy"]
+__all__ = [
+    "Limits",
+    "LogSettings",
+    "Policy",
+    "RuntimeSettings",
+    "default_policy",
+    "load_policy",
+    "parse_policy",
+    "weakenings",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,33 +52,94 @@ class LogSettings:
     max_bytes: int
     backups: int
     hash_key_file: Path | None
+    #: True: while the log cannot be written, the guard refuses all traffic (the record of what
+    #: was stopped is part of the promise). False: it goes on blocking, without a record.
+    required: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeSettings:
+    """Who may change the running guard: whether a weaker policy may replace this one live."""
+
+    allow_weakening: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """A validated policy. ``actions`` maps every known rule id to its action."""
+    """A validated policy. ``actions`` maps every known rule id to its action.
+
+    ``digest`` is SHA-256 over the policy's effective content (every action, limit and log
+    setting, not its file's bytes): the same effective policy has the same digest wherever it was
+    read from, and any change to what it enforces changes it.
+    """
 
     actions: MappingProxyType[str, Action]
     limits: Limits
     log: LogSettings
     source: str
+    runtime: RuntimeSettings = RuntimeSettings()
 
     def action(self, rule_id: str) -> Action:
         return self.actions[rule_id]
 
+    @property
+    def digest(self) -> str:
+        content = {
+            "rules": dict(sorted((k, str(v)) for k, v in self.actions.items())),
+            "limits": asdict(self.limits),
+            "log": {k: str(v) for k, v in asdict(self.log).items()},
+            "runtime": asdict(self.runtime),
+        }
+        text = json.dumps(content, sort_keys=True, separators=(",", ":"))
+        return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
     def __reduce__(self) -> tuple[object, ...]:
         # Pickled for the scan workers (kanta_guard.worker); a mappingproxy is not picklable.
-        return (_rebuild, (dict(self.actions), self.limits, self.log, self.source))
+        return (
+            _rebuild,
+            (dict(self.actions), self.limits, self.log, self.source, self.runtime),
+        )
 
 
-def _rebuild(actions: dict[str, Action], limits: Limits, log: LogSettings, source: str) -> Policy:
-    return Policy(MappingProxyType(actions), limits, log, source)
+def _rebuild(
+    actions: dict[str, Action],
+    limits: Limits,
+    log: LogSettings,
+    source: str,
+    runtime: RuntimeSettings,
+) -> Policy:
+    return Policy(MappingProxyType(actions), limits, log, source, runtime)
+
+
+_RANK = {Action.OFF: 0, Action.WARN: 1, Action.BLOCK: 2}
+
+
+def weakenings(old: Policy, new: Policy) -> list[str]:
+    """What ``new`` enforces less strictly than ``old``, one phrase each (empty: none).
+
+    A rule whose action drops (block to warn or off, warn to off) and a limit that grows are
+    weakenings; so is a log that is no longer required, and a policy that newly allows weakening.
+    """
+    found = [
+        f"rule {rule_id!r} {old.action(rule_id)} -> {new.action(rule_id)}"
+        for rule_id in old.actions
+        if _RANK[new.actions.get(rule_id, Action.BLOCK)] < _RANK[old.action(rule_id)]
+    ]
+    for key, value in asdict(new.limits).items():
+        if value > getattr(old.limits, key):
+            found.append(f"limits.{key} {getattr(old.limits, key)} -> {value}")
+    if old.log.required and not new.log.required:
+        found.append("log.required true -> false")
+    if new.runtime.allow_weakening and not old.runtime.allow_weakening:
+        found.append("runtime.allow_weakening false -> true")
+    return found
 
 
 _DEFAULT_TEXT = resources.files(__package__).joinpath("default_policy.toml").read_text("utf-8")
-_SECTIONS = {"rules", "limits", "log"}
+_SECTIONS = {"rules", "limits", "log", "runtime"}
 _LIMIT_KEYS = {"max_body_bytes", "max_decoded_bytes", "max_depth", "max_parts"}
-_LOG_KEYS = {"path", "max_bytes", "backups", "hash_key_file"}
+_LOG_KEYS = {"path", "max_bytes", "backups", "hash_key_file", "required"}
+_RUNTIME_KEYS = {"allow_weakening"}
 
 
 def _line_of(text: str, key: str, section: str | None = None) -> int | None:
@@ -164,6 +236,12 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
             raise PolicyError(f"{_where(source, text, key, 'log')}: log.{key} must be a string")
     if not log_raw["path"]:
         raise PolicyError(f"{_where(source, text, 'path', 'log')}: log.path must not be empty")
+    for key in ("required",):
+        if not isinstance(log_raw[key], bool):
+            raise PolicyError(
+                f"{_where(source, text, key, 'log')}: log.{key} must be true or false, "
+                f"not {log_raw[key]!r}"
+            )
     log = LogSettings(
         path=Path(log_raw["path"]).expanduser(),
         max_bytes=_positive_int(
@@ -175,8 +253,18 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
         hash_key_file=Path(log_raw["hash_key_file"]).expanduser()
         if log_raw["hash_key_file"]
         else None,
+        required=log_raw["required"],
     )
-    return Policy(MappingProxyType(actions), limits, log, source)
+
+    runtime_raw = base["runtime"]
+    for key, value in runtime_raw.items():
+        where = _where(source, text, key, "runtime")
+        if key not in _RUNTIME_KEYS:
+            raise PolicyError(f"{where}: unknown key runtime.{key}")
+        if not isinstance(value, bool):
+            raise PolicyError(f"{where}: runtime.{key} must be true or false, not {value!r}")
+    runtime = RuntimeSettings(allow_weakening=runtime_raw["allow_weakening"])
+    return Policy(MappingProxyType(actions), limits, log, source, runtime)
 
 
 def default_policy() -> Policy:

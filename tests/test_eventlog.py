@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 import stat
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from kanta_guard.errors import PolicyError
-from kanta_guard.eventlog import EventLog, make_record, read_records
+from kanta_guard.eventlog import EventLog, LogRotationError, make_record, read_records
 from kanta_guard.model import Action, Finding, Protocol, Report, Role, Verdict
 
 # Real-range code (valid checksum, individual number 025): appears here only to prove it is masked.
@@ -218,14 +219,15 @@ def test_oversized_record_is_written_alone(tmp_path: Path) -> None:
 
 
 def test_failed_rotation_keeps_the_record(tmp_path: Path) -> None:
-    """A failed rotation raises, yet the record still goes into the current file."""
+    """A failed rotation raises LogRotationError (errno kept), yet the record still goes in."""
     path = tmp_path / "blocked.jsonl"
     (tmp_path / "blocked.jsonl.1" / "occupied").mkdir(parents=True)  # path cannot become path.1
     with EventLog(path, max_bytes=30, backups=1) as log:
         log.write({"n": 0})
         for n in (1, 2):  # each write tries the rotation again
-            with pytest.raises(IsADirectoryError):
+            with pytest.raises(LogRotationError) as raised:
                 log.write({"n": n, "pad": "x" * 20})
+            assert raised.value.errno == errno.EISDIR
     assert _numbers(path) == [0, 1, 2]
 
 

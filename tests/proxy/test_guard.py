@@ -1,4 +1,4 @@
-"""Tests for kanta_guard.mitm: the addon in taddons with tflow flows, and the content view."""
+"""Tests for kanta_guard.proxy.guard: the HTTP guard in taddons with tflow flows."""
 
 from __future__ import annotations
 
@@ -14,9 +14,18 @@ from mitmproxy.addons import proxyserver
 from mitmproxy.test import taddons, tflow
 
 from kanta_guard.eventlog import read_records
-from kanta_guard.mitm import MARK_BLOCKED, MARK_WARNED, KantaGuard, KantaGuardView
+from kanta_guard.proxy.connections import ConnectionGuard
+from kanta_guard.proxy.flows import MARK_BLOCKED, MARK_WARNED
+from kanta_guard.proxy.guard import HttpGuard
+from kanta_guard.proxy.state import GuardState
+from kanta_guard.proxy.view import KantaGuardView
 
-ADDON_SCRIPT = Path(__file__).resolve().parent.parent / "addons" / "kanta_guard.py"
+ADDON_SCRIPT = Path(__file__).resolve().parents[2] / "addons" / "kanta_guard.py"
+
+
+def records(log: Path) -> list[dict[str, object]]:
+    """The log's request records (not its event records)."""
+    return [r for r in read_records(log) if "event" not in r] if log.exists() else []
 
 
 def flow(
@@ -37,15 +46,19 @@ def flow(
     return f
 
 
+def make_guard(log: Path, **settings: object) -> HttpGuard:
+    """An HTTP guard configured as the launcher configures it (settings as option defaults)."""
+    # Scans in the test's own thread; tests/test_worker.py runs the worker processes.
+    return HttpGuard(
+        GuardState(), {"kanta_guard_log": str(log), "kanta_guard_workers": 0, **settings}
+    )
+
+
 @pytest.fixture
 def guard(tmp_path: Path):  # type: ignore[no-untyped-def]
     """The addon inside a taddons context, logging to a temporary file."""
-    addon = KantaGuard()
-    with taddons.context(proxyserver.Proxyserver(), addon) as tctx:
-        # Scans in the test's own thread; tests/test_worker.py runs the worker processes.
-        tctx.configure(
-            addon, kanta_guard_log=str(tmp_path / "blocked.jsonl"), kanta_guard_workers=0
-        )
+    addon = make_guard(tmp_path / "blocked.jsonl")
+    with taddons.context(proxyserver.Proxyserver(), ConnectionGuard(addon.state), addon) as tctx:
         yield addon, tctx, tmp_path / "blocked.jsonl"
     addon.done()
 
@@ -60,7 +73,7 @@ def test_clean_flow_passes_untouched(guard) -> None:  # type: ignore[no-untyped-
     assert not f.marked
     assert f.request.raw_content == before
     assert f.metadata["kanta_guard"]["verdict"] == "pass"
-    assert not log.exists() or read_records(log) == []
+    assert records(log) == []
 
 
 def test_blocked_flow_is_answered_marked_logged_and_redacted(guard) -> None:  # type: ignore[no-untyped-def]
@@ -75,8 +88,8 @@ def test_blocked_flow_is_answered_marked_logged_and_redacted(guard) -> None:  # 
     assert b"Envelope" in f.response.content and b"hetu.real" in f.response.content
     assert f.marked == MARK_BLOCKED
     assert f.comment.startswith("kanta-guard block: hetu.real at ")
-    records = read_records(log)
-    assert len(records) == 1 and records[0]["verdict"] == "block"
+    found = records(log)
+    assert len(found) == 1 and found[0]["verdict"] == "block"
     # The request kept in mitmweb no longer holds the code, even inside Base64: body withheld.
     assert REAL.encode() not in (f.request.raw_content or b"")
     assert "x-kanta-guard-redacted" in f.request.headers
@@ -107,7 +120,7 @@ def test_warned_flow_is_forwarded_and_logged(guard) -> None:  # type: ignore[no-
     assert f.response is None
     assert f.marked == MARK_WARNED
     assert "hetu.malformed_test" in f.comment
-    assert read_records(log)[0]["verdict"] == "warn"
+    assert records(log)[0]["verdict"] == "warn"
 
 
 def test_fhir_client_gets_operation_outcome(guard) -> None:  # type: ignore[no-untyped-def]
@@ -130,7 +143,7 @@ def test_flows_already_answered_are_skipped(guard) -> None:  # type: ignore[no-u
 def test_streaming_is_refused(guard) -> None:  # type: ignore[no-untyped-def]
     """stream_large_bodies would forward bodies before the scan: configuring it fails."""
     addon, tctx, _ = guard
-    with pytest.raises(exceptions.OptionsError, match="never streams"):
+    with pytest.raises(exceptions.OptionsError, match="refuses stream_large_bodies"):
         tctx.configure(addon, stream_large_bodies="1m")
 
 
@@ -165,7 +178,7 @@ def test_body_size_limit_error_is_logged(guard) -> None:  # type: ignore[no-unty
     f.error = tflow.flow.Error("Request body exceeds mitmproxy's body_size_limit.")
     addon.error(f)
     assert f.marked == MARK_BLOCKED
-    assert read_records(log)[0]["rules"] == ["unscannable"]
+    assert records(log)[0]["rules"] == ["unscannable"]
 
 
 def test_content_view_lists_findings(guard) -> None:  # type: ignore[no-untyped-def]
@@ -185,10 +198,15 @@ def test_content_view_lists_findings(guard) -> None:  # type: ignore[no-untyped-
 
 
 def test_addon_script_loads_on_its_own() -> None:
-    """addons/kanta_guard.py is a self-contained mitmproxy script."""
+    """addons/kanta_guard.py is a self-contained mitmproxy script with the guard's addons."""
     with taddons.context(proxyserver.Proxyserver()) as tctx:
         module = tctx.script(str(ADDON_SCRIPT))
-        assert [type(a).__name__ for a in module.addons] == ["KantaGuard"]
+        assert [type(a).__name__ for a in module.addons] == [
+            "Redactor",
+            "ConnectionGuard",
+            "Status",
+            "HttpGuard",
+        ]
 
 
 def test_bad_worker_options_fail_configure(guard) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,528 @@
+"""The HTTP guard: judges every request as it will leave the proxy, and stops what it must.
+
+mitmproxy's addon style: options declared in ``load``, re-read in ``configure`` (a bad value is an
+``OptionsError``: at start-up the proxy does not start), hooks that open with a guard clause.
+Every way out of a hook ends in a decision: a request is forwarded only when the guard is ready,
+has read it whole and judged it clean (or merely warned, with the warning on record).
+
+The guard runs last in the addon chain (:mod:`kanta_guard.proxy.launch` puts it there), so what it
+judges is what leaves: mitmproxy's ``modify_body``, ``modify_headers``, ``map_remote``,
+``stickycookie``, interception edits and user scripts have all run before it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mitmproxy import contentviews, ctx, exceptions, http
+
+from ..answer import blocked_answer
+from ..errors import PolicyError
+from ..eventlog import EventLog, make_event
+from ..idcode import mask_text
+from ..masking import KeyedHasher, load_key
+from ..model import Report, Request, Verdict
+from ..pipeline import Scanner, unscannable_report
+from ..policy import load_policy, weakenings
+from ..refusals import refusal, refused_report, unavailable_report, with_findings
+from ..rules import REFUSED
+from ..worker import WorkerPool
+from .flows import client_address, flow_request, mark, record
+from .redact import redact_request
+from .state import GuardState
+from .view import KantaGuardView
+
+__all__ = ["INLINE_BYTES", "OPTIONS", "HttpGuard", "default_workers"]
+
+logger = logging.getLogger("kanta_guard")
+
+#: The guard's own options: a change to any of them rebuilds the scanner, log and workers.
+OPTIONS = frozenset(
+    {"kanta_guard_policy", "kanta_guard_log", "kanta_guard_workers", "kanta_guard_scan_timeout"}
+)
+
+#: Requests whose body is at most this long, and not content-encoded, are scanned on the proxy's
+#: own thread even when there are workers: a scan that small (a GET, a FHIR resource of a few KB:
+#: 20-60 µs) costs less than handing the request to a worker and back (about 200 µs of the
+#: proxy's CPU, measured with bench/benchmark.py), and it cannot grow (no decompression).
+INLINE_BYTES = 8 * 1024
+
+#: Addons that, placed after the guard, change requests when their option is set.
+_MODIFIERS = {
+    "mapremote": "map_remote",
+    "modifybody": "modify_body",
+    "modifyheaders": "modify_headers",
+    "stickyauth": "stickyauth",
+    "stickycookie": "stickycookie",
+    "intercept": "intercept",
+}
+#: Addons with request hooks that never change a request that goes upstream: they record it,
+#: show it, or answer it themselves (then nothing goes upstream).
+_INERT = frozenset(
+    {
+        "save",
+        "savehar",
+        "dumper",
+        "view",
+        "eventstore",
+        "serverplayback",
+        "maplocal",
+        "upstreamauth",
+        "keepserving",
+        "readfilestdin",
+        "errorcheck",
+        "termlog",
+        "status",
+        "connectionguard",
+        "redactor",
+        "disableh2c",
+    }
+)
+
+
+def default_workers() -> int:
+    """One core for the proxy's own thread, the others (up to 4) for scans; at least one."""
+    return max(1, min(4, (os.cpu_count() or 2) - 1))
+
+
+class HttpGuard:
+    """Scans every HTTP request (and CONNECT) and blocks, warns or passes it under the policy."""
+
+    def __init__(self, state: GuardState, settings: Mapping[str, Any] | None = None) -> None:
+        self.state = state
+        #: Option values the launcher read from the command line: the options' defaults, so
+        #: that the guard is configured from the start (mitmproxy configures an addon that is not
+        #: a script only when an option changes).
+        self.settings = dict(settings or {})
+        self._running = False
+        self._key = b""
+
+    # -- options --------------------------------------------------------------------------------
+
+    def load(self, loader: Any) -> None:
+        settings = self.settings
+        loader.add_option(
+            "kanta_guard_policy",
+            str,
+            str(settings.get("kanta_guard_policy", "")),
+            """
+            kanta-guard policy file (TOML). Empty: the embedded default policy, which blocks
+            every real-range personal identity code and everything it cannot read. Changed at
+            run time, a policy that enforces less than the active one is refused unless the
+            active one says [runtime] allow_weakening = true.
+            """,
+        )
+        loader.add_option(
+            "kanta_guard_log",
+            str,
+            str(settings.get("kanta_guard_log", "")),
+            """
+            Blocked-request log (JSON Lines), overriding the policy's log.path.
+            """,
+        )
+        loader.add_option(
+            "kanta_guard_workers",
+            int,
+            int(settings.get("kanta_guard_workers", default_workers())),
+            """
+            kanta-guard scan worker processes. Each scans one request at a time on its own
+            core, so the proxy's event loop is never held by a scan. 0: scan in the proxy's
+            own thread. The default is one less than the number of cores (at least 1, at
+            most 4).
+            """,
+        )
+        loader.add_option(
+            "kanta_guard_scan_timeout",
+            float,
+            float(settings.get("kanta_guard_scan_timeout", 30.0)),
+            """
+            Seconds a worker may take over one request; past it the request is blocked as
+            unscannable and the worker replaced.
+            """,
+        )
+        contentviews.add(KantaGuardView)
+        if self.settings:
+            # Launched by kanta-guard run/web: configure now, before the proxy listens.
+            try:
+                self._apply()
+            except exceptions.OptionsError as exc:
+                self.state.config_error = str(exc)
+                logger.error("%s", exc)
+
+    def configure(self, updated: set[str]) -> None:
+        if "kanta_guard_workers" in updated and ctx.options.kanta_guard_workers < 0:
+            raise exceptions.OptionsError("kanta-guard: kanta_guard_workers must be 0 or more")
+        if "kanta_guard_scan_timeout" in updated and ctx.options.kanta_guard_scan_timeout <= 0:
+            raise exceptions.OptionsError(
+                "kanta-guard: kanta_guard_scan_timeout must be more than 0"
+            )
+        if self._running and updated & set(_MODIFIERS.values()):
+            self._check_order()
+        if self.state.policy is not None and not updated & OPTIONS:
+            return
+        self._apply()
+
+    def _apply(self) -> None:
+        """Build (or rebuild) the policy, scanner, log and workers from the options.
+
+        Nothing is swapped in until all of it is built; at run time, a policy weaker than the
+        active one is refused unless the active one allows it.
+        """
+        state, options = self.state, ctx.options
+        try:
+            policy = load_policy(options.kanta_guard_policy)
+            key = load_key(policy.log.hash_key_file)
+            hasher = KeyedHasher(key)
+        except PolicyError as exc:
+            raise exceptions.OptionsError(f"kanta-guard: {exc}") from exc
+        old = state.policy
+        if self._running and old is not None:
+            weaker = weakenings(old, policy)
+            if weaker and not old.runtime.allow_weakening:
+                raise exceptions.OptionsError(
+                    "kanta-guard: refused: the policy "
+                    f"{mask_text(policy.source)} enforces less than the active one "
+                    f"({'; '.join(weaker)}), and the active policy {mask_text(old.source)} does "
+                    "not allow that at run time ([runtime] allow_weakening = true)"
+                )
+        log_path = Path(options.kanta_guard_log or policy.log.path)
+        log = state.log
+        if log is None or log.path != log_path or (old is not None and old.log != policy.log):
+            try:
+                log = EventLog(log_path, max_bytes=policy.log.max_bytes, backups=policy.log.backups)
+            except PolicyError as exc:
+                raise exceptions.OptionsError(f"kanta-guard: {exc}") from exc
+        count = options.kanta_guard_workers
+        workers = (
+            WorkerPool(policy, key, count, options.kanta_guard_scan_timeout) if count else None
+        )
+        if state.log is not None and state.log is not log:
+            state.log.close()
+        if state.workers is not None:
+            state.workers.close()
+        state.policy, state.scanner, state.hasher = policy, Scanner(policy, hasher), hasher
+        state.log, state.workers, state.config_error = log, workers, None
+        state.log_error = state.rotation_error = None
+        self._key = key
+        # A hard backstop: bodies far beyond the scan limit are refused before being buffered.
+        backstop = 2 * policy.limits.max_body_bytes
+        if getattr(options, "body_size_limit", "unset") is None:
+            options.update(body_size_limit=str(backstop))
+        if self._running:
+            self._announce("change")
+            if workers is not None:
+                ctx.master.event_loop.create_task(workers.start())
+
+    def _announce(self, change: str) -> None:
+        """The active policy, in the log and in mitmproxy's event log (mitmweb shows it)."""
+        state = self.state
+        policy = state.policy
+        assert policy is not None and state.log is not None
+        state.write(
+            make_event(
+                "policy",
+                change=change,
+                source=policy.source,
+                digest=policy.digest,
+                rules={rule: str(action) for rule, action in policy.actions.items()},
+                log=str(state.log.path),
+            )
+        )
+        logger.warning(
+            "kanta-guard: %s policy %s %s, log %s",
+            "active" if change == "start" else "changed to",
+            mask_text(policy.source),
+            policy.digest,
+            mask_text(str(state.log.path)),
+        )
+
+    def _check_order(self) -> None:
+        """Refuse to run where an addon after the guard could change what it judged."""
+        after = _addons_after(self)
+        changing = sorted(
+            name
+            for name in after
+            if name not in _INERT
+            and (name not in _MODIFIERS or getattr(ctx.options, _MODIFIERS[name], None))
+        )
+        if changing:
+            raise exceptions.OptionsError(
+                "kanta-guard: addons that can change a request run after the guard here ("
+                + ", ".join(changing)
+                + "): what they change would go upstream unjudged. Start the guard with "
+                "`kanta-guard run` (it judges last), or leave them out."
+            )
+
+    async def running(self) -> None:
+        if self.state.policy is None:
+            try:
+                self._apply()
+            except exceptions.OptionsError as exc:
+                self.state.config_error = str(exc)
+        if self.state.policy is None:
+            # An error logged during start-up ends mitmproxy (its errorcheck addon), with this
+            # message; until then the guard refuses everything.
+            logger.error(
+                "kanta-guard: not configured, refusing all traffic: %s", self.state.config_error
+            )
+            return
+        try:
+            self._check_order()
+        except exceptions.OptionsError as exc:
+            self.state.config_error = str(exc)
+            self.state.policy = None
+            logger.error("%s", exc)
+            return
+        self._running = True
+        self._announce("start")
+        if self.state.workers is not None:
+            # Workers start with the proxy, so that the first requests do not wait for them.
+            await self.state.workers.start()
+
+    def done(self) -> None:
+        state = self.state
+        if state.workers is not None:
+            state.workers.close()
+        if state.log is not None:
+            state.log.close()
+
+    # -- hooks ----------------------------------------------------------------------------------
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        # Never stream: the body must be read whole before anything reaches the upstream. (Last
+        # in the chain, this overrides any addon that asked for streaming.)
+        flow.request.stream = False
+
+    def http_connect(self, flow: http.HTTPFlow) -> None:
+        """A CONNECT request: its authority and headers are judged before the tunnel opens."""
+        if flow.response is not None or flow.error is not None:
+            return
+        try:
+            request = flow_request(flow)
+            report = self._ready_or_refused(request)
+            if report is None:
+                assert self.state.scanner is not None
+                report = self.state.scanner.scan(request)
+        except Exception as exc:
+            logger.exception("kanta-guard: the scan of a CONNECT request failed")
+            report = _internal_error(flow, exc)
+        self._decide(flow, report)
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response is not None or flow.error is not None or not flow.live:
+            # Answered already by the proxy itself (nothing goes upstream), failed, or a flow
+            # loaded from a file that is not being sent.
+            return
+        try:
+            report = await self._judge(flow)
+        except Exception as exc:
+            # Never forward what was not scanned: an error here blocks the request (an addon
+            # exception would otherwise only be logged, and the flow would go on upstream).
+            logger.exception("kanta-guard: the scan failed")
+            report = _internal_error(flow, exc)
+        self._decide(flow, report)
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        """A server that switches protocols (101) would turn the connection into one the guard
+        never reads: the switch is refused and the connection closed."""
+        response = flow.response
+        if response is None or response.status_code != 101:
+            return
+        report = refused_report(
+            "the server switched protocols (101"
+            + (
+                f", {response.headers.get('upgrade', '')!s}"
+                if "upgrade" in response.headers
+                else ""
+            )
+            + "); kanta-guard reads only HTTP, so the connection is closed",
+            location="response:status",
+        )
+        try:
+            self._record(flow, report)
+            mark(flow, report)
+        finally:
+            answer = _answer_of(flow, report)
+            answer.status_code = 502
+            answer.headers["connection"] = "close"
+            flow.response = answer
+            flow.websocket = None
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        """A body over mitmproxy's body_size_limit never reached the scan: log it as blocked."""
+        if flow.error is None or "body_size_limit" not in flow.error.msg:
+            return
+        if flow.marked or flow.request is None:
+            return
+        report = unscannable_report(
+            flow_request(flow),
+            "too large: body exceeds the proxy's body_size_limit; refused unread",
+        )
+        mark(flow, report)
+        self._record(flow, report)
+
+    # -- deciding -------------------------------------------------------------------------------
+
+    def _ready_or_refused(self, request: Request) -> Report | None:
+        """A refusal while the guard cannot judge (no policy, a log it cannot write); else None."""
+        state = self.state
+        if state.ready:
+            return None
+        if state.policy is not None and state.log_error is not None and state.probe():
+            return None
+        return unavailable_report(state.why_not_ready(), _protocol(request))
+
+    async def _judge(self, flow: http.HTTPFlow) -> Report:
+        _frame(flow)
+        request = flow_request(flow)
+        report = self._ready_or_refused(request)
+        if report is not None:
+            return report
+        state = self.state
+        assert state.scanner is not None
+        if state.workers is not None and not _small(request):
+            report = await state.workers.scan(request)
+        else:
+            report = state.scanner.scan(request)
+        return with_findings(report, *_refusals(flow))
+
+    def _decide(self, flow: http.HTTPFlow, report: Report) -> None:
+        """Act on a verdict. The answer is set before anything else is tried, and no later
+        failure (marking, the log, redaction) can undo it."""
+        if report.verdict is Verdict.BLOCK:
+            flow.response = _answer_of(flow, report)
+        try:
+            mark(flow, report)
+        except Exception:
+            logger.exception("kanta-guard: could not mark the flow")
+        if report.verdict is Verdict.PASS:
+            return
+        written = self._record(flow, report)
+        if report.verdict is Verdict.WARN:
+            policy = self.state.policy
+            if not written and (policy is None or policy.log.required):
+                # A warned request goes upstream only with its record: without one, it stops.
+                report = unavailable_report(self.state.why_not_ready(), report.protocol)
+                flow.response = _answer_of(flow, report)
+                mark(flow, report)
+            else:
+                return
+        redact_request(flow, self.state.scanner)
+
+    def _record(self, flow: http.HTTPFlow, report: Report) -> bool:
+        req = flow.request
+        return record(
+            self.state,
+            report,
+            flow_id=flow.id,
+            client=client_address(flow.client_conn),
+            method=req.method,
+            host=req.pretty_host,
+            path=req.path,
+        )
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def _answer_of(flow: http.HTTPFlow, report: Report) -> http.Response:
+    """The blocked answer in the client's protocol; a plain one if even that cannot be built."""
+    try:
+        answer = blocked_answer(report, request_id=flow.id)
+        return http.Response.make(
+            answer.status, answer.body, [(k.encode(), v.encode()) for k, v in answer.headers]
+        )
+    except Exception:
+        logger.exception("kanta-guard: could not build the blocked answer; sending a plain one")
+        return http.Response.make(
+            403,
+            b"Blocked by kanta-guard.\n",
+            {"Content-Type": "text/plain", "X-Kanta-Guard": "blocked", "Cache-Control": "no-store"},
+        )
+
+
+def _internal_error(flow: http.HTTPFlow, exc: BaseException) -> Report:
+    try:
+        request = flow_request(flow)
+    except Exception:
+        request = Request(method="", target="")
+    return unscannable_report(request, f"internal error in the scan: {type(exc).__name__}")
+
+
+def _protocol(request: Request) -> Any:
+    return unscannable_report(request, "").protocol
+
+
+def _frame(flow: http.HTTPFlow) -> None:
+    """Give an HTTP/2 or HTTP/3 request with a body its length.
+
+    Such a request may come without ``content-length`` (the stream's end frames it). mitmproxy
+    turns it into HTTP/1.1 for an HTTP/1.1 server as it is: without a length, the server reads no
+    body, and reads the body as the next request (a second request, never scanned). With the
+    length the body is framed for any server; for an HTTP/2 server it is the same length the
+    stream carries (RFC 9113 §8.1.1).
+    """
+    req = flow.request
+    if not (req.is_http2 or req.is_http3):
+        return
+    if "content-length" in req.headers or "transfer-encoding" in req.headers:
+        return
+    body = req.raw_content or b""
+    if body:
+        req.headers["content-length"] = str(len(body))
+
+
+def _refusals(flow: http.HTTPFlow) -> list[Any]:
+    """Parts of a request that would take it where the guard does not read."""
+    req = flow.request
+    found = []
+    if "upgrade" in req.headers:
+        found.append(
+            refusal(
+                REFUSED,
+                "a protocol upgrade was asked for (Upgrade: "
+                f"{req.headers.get('upgrade', '')[:40]}); kanta-guard reads only HTTP, so "
+                "WebSocket and other upgrades are refused",
+                "header:Upgrade",
+            )
+        )
+    if req.trailers:
+        server = flow.server_conn
+        h2_through = req.is_http2 and server is not None and server.alpn == b"h2"
+        if not h2_through:
+            found.append(
+                refusal(
+                    REFUSED,
+                    "the request has trailers, which mitmproxy cannot pass on to an HTTP/1.1 "
+                    "server intact; send the fields as headers",
+                    "trailers",
+                )
+            )
+    return found
+
+
+def _small(request: Request) -> bool:
+    encoding = (request.header("content-encoding") or "").strip().lower()
+    return len(request.body) <= INLINE_BYTES and encoding in ("", "identity")
+
+
+def _addons_after(addon: object) -> list[str]:
+    """Names of the addons with request hooks that run after ``addon`` in the chain."""
+    from mitmproxy.addonmanager import traverse
+
+    names: list[str] = []
+    seen = False
+    for item in traverse(ctx.master.addons.chain):
+        if item is addon:
+            seen = True
+            continue
+        if seen and any(
+            callable(getattr(item, hook, None))
+            for hook in ("request", "requestheaders", "http_connect")
+        ):
+            names.append(str(getattr(item, "name", type(item).__name__.lower())))
+    return names

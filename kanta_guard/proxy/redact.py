@@ -1,0 +1,140 @@
+"""Redaction: what mitmweb and saved flows keep of a flagged request holds no readable value.
+
+A blocked request never reaches the upstream, so it is redacted as soon as it is judged. A warned
+request goes upstream as sent, so it is redacted once it has left (when its response starts, or
+when it fails); the :class:`Redactor` addon sits at the front of the addon chain, so that
+mitmproxy's dumper (``flow_detail``), the flow file writer and mitmweb see the redacted request,
+not the original. A request that failed before it was judged (a malformed header, a body over
+the limit) is redacted the same way: mitmproxy prints and keeps it too.
+
+Redacting masks every identity-code-shaped token in the URL, the headers, the trailers and the
+decoded body, then scans the result again: where something could still be read (inside Base64,
+a JWT, a compressed layer), that header or the body is withheld entirely.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import unquote
+
+from mitmproxy import http
+
+from ..encoding import decode_content
+from ..errors import UnscannableError
+from ..idcode import mask_text
+from ..pipeline import Scanner
+from .flows import METADATA_KEY, flow_request
+from .state import GuardState
+
+__all__ = ["REDACTED_HEADER", "WITHHELD", "Redactor", "redact_request"]
+
+logger = logging.getLogger("kanta_guard")
+
+#: Header added to a redacted request, saying what was done to it.
+REDACTED_HEADER = "x-kanta-guard-redacted"
+#: What a withheld header value or path is replaced with.
+WITHHELD = "withheld-by-kanta-guard"
+#: Findings that masking itself produces (a masked test code in an identity field reads as a
+#: malformed code): they say nothing readable is left.
+_FROM_MASKING = frozenset({"hetu.malformed", "hetu.malformed_test"})
+#: Flow metadata key: set once the request has been redacted.
+_DONE = "kanta_guard_redacted"
+
+
+def redact_request(flow: http.HTTPFlow, scanner: Scanner | None) -> None:
+    """Mask the flow's request in place; withhold what masking cannot make unreadable.
+
+    Never raises: a redaction that fails withholds everything it had not shown clean.
+    """
+    if flow.metadata.get(_DONE):
+        return
+    flow.metadata[_DONE] = True
+    req = flow.request
+    try:
+        req.path = mask_text(unquote(req.path, errors="replace"))
+        if req.authority:
+            req.authority = mask_text(req.authority)
+        for name in set(req.headers.keys()):
+            req.headers.set_all(name, [mask_text(v) for v in req.headers.get_all(name)])
+        if req.trailers:
+            for name in set(req.trailers.keys()):
+                req.trailers.set_all(name, [mask_text(v) for v in req.trailers.get_all(name)])
+        limit = scanner.policy.limits.max_decoded_bytes if scanner else 2**27
+        try:
+            body = decode_content(
+                req.raw_content or b"", req.headers.get("content-encoding"), max_size=limit
+            )
+        except UnscannableError:
+            body = b""
+        req.headers.pop("content-encoding", None)
+        req.content = mask_text(body.decode("latin-1")).encode("latin-1")
+        what = _withhold_readable(flow, scanner)
+    except Exception:
+        logger.exception("kanta-guard: redaction failed; the request is withheld from the record")
+        req.path = "/" + WITHHELD
+        req.headers.clear()
+        req.trailers = None
+        req.content = b""
+        what = "everything withheld: redaction failed"
+    req.headers[REDACTED_HEADER] = what
+
+
+def _withhold_readable(flow: http.HTTPFlow, scanner: Scanner | None) -> str:
+    """Scan the masked request again; withhold each part where a finding is still readable."""
+    req = flow.request
+    if scanner is None:
+        req.content = b""
+        return "identity codes masked; body withheld (no scanner to check it)"
+    report = scanner.scan(flow_request(flow))
+    left = [f for f in report.findings if f.rule not in _FROM_MASKING]
+    withheld: list[str] = []
+    for finding in left:
+        where = finding.location
+        if where.startswith(("header:", "header-name:")):
+            name = where.split(":", 1)[1].split("!", 1)[0]
+            if name in req.headers:
+                req.headers[name] = WITHHELD
+                withheld.append(f"header {name}")
+            else:  # a header name, or one the location does not name exactly: all headers
+                for key in set(req.headers.keys()):
+                    req.headers[key] = WITHHELD
+                withheld.append("headers")
+        elif where.startswith("trailer:"):
+            req.trailers = None
+            withheld.append("trailers")
+        elif where.startswith(("url", "request:")):
+            req.path = "/" + WITHHELD
+            req.authority = ""
+            withheld.append("url")
+        else:  # the body, a part of it, or a body that no longer scans
+            req.content = b""
+            withheld.append("body")
+    if not withheld:
+        return "identity codes masked"
+    return "identity codes masked; withheld as still readable: " + ", ".join(
+        dict.fromkeys(withheld)
+    )
+
+
+class Redactor:
+    """Redacts warned requests once sent, and requests that failed before they were judged.
+
+    Placed at the front of the addon chain (see :mod:`kanta_guard.proxy.launch`).
+    """
+
+    def __init__(self, state: GuardState) -> None:
+        self.state = state
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        # The request has left; what stays in mitmweb need no longer be what was sent.
+        if METADATA_KEY in flow.metadata and flow.marked:
+            redact_request(flow, self.state.scanner)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        if flow.request is None:
+            return
+        judged = METADATA_KEY in flow.metadata
+        if not judged or flow.marked:
+            # Not judged: it failed before the scan (a malformed request, a body over the
+            # limit); mitmproxy keeps and prints it, so it is masked like a flagged one.
+            redact_request(flow, self.state.scanner)
