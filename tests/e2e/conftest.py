@@ -484,7 +484,8 @@ def start_refused(guard: Proxy, timeout: float = 20.0) -> StartResult:
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline and process.poll() is None:
-            if listening(guard.port):
+            # A UDP mode (dns) never accepts TCP: mitmproxy's "listening at" line tells.
+            if listening(guard.port) or "listening at" in guard.output():
                 listened = True
                 break
             time.sleep(0.05)
