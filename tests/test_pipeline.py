@@ -752,3 +752,30 @@ def test_reasons_never_show_a_code(
     )
     for text in (*shown, json.dumps(report.as_dict()), answer, record):
         assert not shows_code(text), text
+
+
+_HIDDEN = f"{REAL[:6]}\u200b{REAL[6:]}"  # a zero-width space between date and sign
+NAMED_BY_INPUT: list[tuple[str, Request]] = [
+    ("form name", post(f"{_HIDDEN}={REAL}", "application/x-www-form-urlencoded")),
+    ("JSON key", post(f'{{"{_HIDDEN}": "{REAL}"}}', "application/json")),
+    # U+200C (zero-width non-joiner) is an XML name character; U+200B is not.
+    (
+        "XML tag",
+        post(f"<a{_HIDDEN}>{REAL}</a{_HIDDEN}>".replace("\u200b", "\u200c"), "application/xml"),
+    ),
+]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="pipeline._finding masks locations with mask_text, which misses a code split by a "
+    "format character; it should use idcode.mask_any_form (pipeline.py is not this change's)",
+)
+@pytest.mark.parametrize(("name", "request_"), NAMED_BY_INPUT, ids=[n[0] for n in NAMED_BY_INPUT])
+def test_locations_named_by_input_show_no_code(
+    scanner: Scanner, name: str, request_: Request
+) -> None:
+    """A location built from input (a form name, a key, a tag) shows no code in any reading."""
+    report = scanner.scan(request_)
+    assert report.verdict is Verdict.BLOCK
+    assert not any(shows_code(f.location) for f in report.findings), report.as_dict()

@@ -23,7 +23,7 @@ from lxml import etree
 
 from ..charset import sniff_bom, xml_declared_encoding
 from ..errors import UnscannableError
-from ..idcode import mask_any_form, mask_text, quote_input
+from ..idcode import mask_any_form, quote_input
 from ..mediatype import MediaType
 from ..model import Context, Field, Payload, Protocol, Role
 from ..roles import FHIR_KEY_ROLES, FHIR_RESOURCE_ROLES, XML_ROLES
@@ -444,7 +444,7 @@ class XmlParser:
             if data is None:
                 raise UnscannableError(
                     'element declared representation="B64" holds invalid Base64',
-                    mask_text(_locate(payload, el, "")),
+                    mask_any_form(_locate(payload, el, "")),
                 )
             yield nested(
                 data,
