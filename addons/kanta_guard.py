@@ -19,7 +19,10 @@ _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+from kanta_guard.proxy import quiet  # noqa: E402
 from kanta_guard.proxy.launch import addons as _addons  # noqa: E402
 from kanta_guard.proxy.state import GuardState  # noqa: E402
 
+# mitmproxy's own output (log lines, error pages, the flow dumper) never shows a raw value.
+quiet.install()
 addons = _addons(GuardState())

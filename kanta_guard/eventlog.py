@@ -178,8 +178,13 @@ class EventLog:
         with self._lock:
             self._closed = True
             if self._file is not None:
-                self._file.close()
-                self._file = None
+                file, self._file = self._file, None
+                try:
+                    file.close()
+                except OSError:
+                    # The buffer still holds the line whose write failed (and was reported then):
+                    # closing retries it. Closing is no write; the failure is already known.
+                    pass
 
     def __enter__(self) -> Self:
         return self

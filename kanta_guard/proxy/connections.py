@@ -118,6 +118,9 @@ LAYERS: dict[str, LayerRule] = {
     "mitmproxy.proxy.layers.quic._raw_layers.QuicStreamLayer": _QUIC,
     "mitmproxy.proxy.layers.quic._raw_layers.RawQuicLayer": _QUIC,
     "mitmproxy.proxy.layers.quic._raw_layers.QuicStreamNextLayer": _QUIC,
+    "mitmproxy.addons.clientplayback.MockServer": LayerRule(
+        True, "mitmproxy's client replay: the replayed request is judged like any other"
+    ),
     "kanta_guard.proxy.connections.RefusedLayer": LayerRule(
         False, "kanta-guard's own refusal: closes the connection"
     ),

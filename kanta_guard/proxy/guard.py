@@ -99,7 +99,7 @@ class HttpGuard:
         #: a script only when an option changes).
         self.settings = dict(settings or {})
         self._running = False
-        self._key = b""
+        self._workers_wanted: tuple[int, float] | None = None
 
     # -- options --------------------------------------------------------------------------------
 
@@ -190,6 +190,17 @@ class HttpGuard:
                     "not allow that at run time ([runtime] allow_weakening = true)"
                 )
         log_path = Path(options.kanta_guard_log or policy.log.path)
+        unchanged = (
+            old is not None
+            and state.log is not None
+            and policy.digest == old.digest
+            and policy.source == old.source
+            and state.log.path == log_path
+            and self._workers_wanted
+            == (options.kanta_guard_workers, options.kanta_guard_scan_timeout)
+        )
+        if unchanged:
+            return  # the same configuration again (a rolled-back change re-sets the old value)
         log = state.log
         if log is None or log.path != log_path or (old is not None and old.log != policy.log):
             try:
@@ -207,7 +218,7 @@ class HttpGuard:
         state.policy, state.scanner, state.hasher = policy, Scanner(policy, hasher), hasher
         state.log, state.workers, state.config_error = log, workers, None
         state.log_error = state.rotation_error = None
-        self._key = key
+        self._workers_wanted = (count, options.kanta_guard_scan_timeout)
         # A hard backstop: bodies far beyond the scan limit are refused before being buffered.
         backstop = 2 * policy.limits.max_body_bytes
         if getattr(options, "body_size_limit", "unset") is None:
@@ -411,7 +422,11 @@ class HttpGuard:
                 mark(flow, report)
             else:
                 return
-        redact_request(flow, self.state.scanner)
+        try:
+            redact_request(flow, self.state.scanner)
+        except Exception:  # redact_request withholds on its own errors; this is the last net
+            logger.exception("kanta-guard: redaction failed; the request's body is dropped")
+            flow.request.content = b""
 
     def _record(self, flow: http.HTTPFlow, report: Report) -> bool:
         req = flow.request
