@@ -9,7 +9,7 @@ import pytest
 from conftest import corpus_dir
 from helpers import REAL, cda
 
-from kanta_guard.cli import main
+from kanta_guard.cli import _parser, guard_settings, main
 
 #: The verdicts the corpus README lists for each file (identity-code and certificate rules).
 CORPUS_VERDICTS = {
@@ -131,3 +131,62 @@ def test_content_type_and_encoding_options(
     files = out["files"]
     assert isinstance(files, list)
     assert code == 1 and files[0]["findings"][0]["location"] == "form:hetu"
+
+
+def settings(*argv: str) -> tuple[dict[str, str], list[str]]:
+    """The guard's settings and mitmproxy's arguments from a ``run`` command line."""
+    args, extra = _parser().parse_known_args(["run", *argv])
+    return guard_settings(args, extra)
+
+
+def test_set_option_is_the_same_as_its_flag(tmp_path: Path) -> None:
+    """--set kanta_guard_policy=FILE gives the guard that policy, like --policy FILE."""
+    policy = str(tmp_path / "p.toml")
+    assert settings("--set", f"kanta_guard_policy={policy}")[0] == {"kanta_guard_policy": policy}
+    assert settings(f"--set=kanta_guard_log={policy}")[0] == {"kanta_guard_log": policy}
+    assert settings("--policy", policy)[0] == {"kanta_guard_policy": policy}
+
+
+def test_other_set_options_go_to_mitmproxy() -> None:
+    """Options that are not the guard's stay in mitmproxy's arguments, in order."""
+    found, rest = settings("--set", "flow_detail=3", "--set", "kanta_guard_workers=1", "-v")
+    assert found == {"kanta_guard_workers": "1"}
+    assert rest == ["--set", "flow_detail=3", "-v"]
+
+
+def test_same_value_twice_is_one_value(tmp_path: Path) -> None:
+    """The same option by flag and by --set, with the same value, is accepted once."""
+    policy = tmp_path / "p.toml"
+    found, _ = settings("--policy", str(policy), "--set", f"kanta_guard_policy={policy}")
+    assert found == {"kanta_guard_policy": str(policy)}
+    assert settings("--workers", "1", "--set", "kanta_guard_workers=1")[0] == {
+        "kanta_guard_workers": "1"
+    }
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (("--policy", "A.toml", "--set", "kanta_guard_policy=B.toml"), "--policy"),
+        (("--log", "A.jsonl", "--set", "kanta_guard_log=B.jsonl"), "--log"),
+        (("--workers", "1", "--set", "kanta_guard_workers=2"), "--workers"),
+        (("--set", "kanta_guard_log=A", "--set", "kanta_guard_log=B"), "--set kanta_guard_log=A"),
+    ],
+)
+def test_conflicting_values_stop_start_up(
+    capsys: pytest.CaptureFixture[str], argv: tuple[str, ...], named: str
+) -> None:
+    """The same option twice with different values exits 2 naming both ways it was given."""
+    assert main(["run", *argv]) == 2
+    err = capsys.readouterr().err
+    assert named in err and "--set kanta_guard_" in err and "given twice" in err
+
+
+def test_unwritable_log_directory_stops_start_up(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A log that cannot be opened (its directory is a file) stops start-up with exit 2."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["run", "--log", str(blocker / "log.jsonl")]) == 2
+    assert "cannot open event log" in capsys.readouterr().err

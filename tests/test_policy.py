@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from kanta_guard import Action, PolicyError, default_policy, load_policy
-from kanta_guard.policy import parse_policy
+from kanta_guard.policy import parse_policy, weakenings
 from kanta_guard.rules import RULES
 
 
@@ -44,6 +44,11 @@ def test_override_keeps_the_rest() -> None:
         ("[logs]\npath = 'x'\n", "line 1: unknown section [logs]"),
         ('[log]\npath = ""\n', "line 2: log.path must not be empty"),
         ("[rules\n", "not valid TOML"),
+        ('[log]\nrequired = "yes"\n', "line 2: log.required must be true or false"),
+        ("[runtime]\nallow_weakening = 1\n", "line 2: runtime.allow_weakening must be true"),
+        ("[runtime]\nlive = true\n", "line 2: unknown key runtime.live"),
+        ('[rules]\n"protocol.refused" = "off"\n', "rule 'protocol.refused' cannot be set"),
+        ('[rules]\n"guard.unavailable" = "warn"\n', "rule 'guard.unavailable' cannot be set"),
     ],
 )
 def test_errors_name_the_problem(text: str, message: str) -> None:
@@ -73,3 +78,35 @@ def test_policy_pickles_for_the_workers() -> None:
     assert again.action("hetu.malformed_test") is Action.OFF and again.limits.max_depth == 3
     with pytest.raises(TypeError):
         again.actions["hetu.real"] = Action.OFF  # type: ignore[index]
+
+
+def test_digest_follows_what_is_enforced() -> None:
+    """The digest is the same for the same effective policy and changes with any setting."""
+    assert default_policy().digest == parse_policy('[rules]\n"hetu.real" = "block"\n').digest
+    assert default_policy().digest.startswith("sha256:")
+    assert default_policy().digest != parse_policy("[limits]\nmax_depth = 3\n").digest
+    assert default_policy().digest != parse_policy("[log]\nrequired = false\n").digest
+
+
+@pytest.mark.parametrize(
+    ("text", "weaker"),
+    [
+        ('[rules]\n"hetu.real" = "warn"\n', ["rule 'hetu.real' block -> warn"]),
+        ('[rules]\n"hetu.malformed_test" = "off"\n', ["rule 'hetu.malformed_test' warn -> off"]),
+        ("[limits]\nmax_depth = 20\n", ["limits.max_depth 8 -> 20"]),
+        ("[log]\nrequired = false\n", ["log.required true -> false"]),
+        ("[runtime]\nallow_weakening = true\n", ["runtime.allow_weakening false -> true"]),
+        ('[rules]\n"hetu.malformed_test" = "block"\n', []),  # stricter
+        ("[limits]\nmax_depth = 3\n", []),  # stricter
+    ],
+)
+def test_weakenings(text: str, weaker: list[str]) -> None:
+    """What a new policy enforces less strictly than the default is listed; stricter is not."""
+    assert weakenings(default_policy(), parse_policy(text)) == weaker
+
+
+def test_runtime_and_log_defaults_are_safe() -> None:
+    """The default requires its log and does not allow weakening at run time."""
+    policy = default_policy()
+    assert policy.log.required is True
+    assert policy.runtime.allow_weakening is False
