@@ -8,6 +8,7 @@ masked evidence and keyed hashes, and every string is passed through
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -179,12 +180,10 @@ class EventLog:
             self._closed = True
             if self._file is not None:
                 file, self._file = self._file, None
-                try:
+                # The buffer may still hold the line whose write failed (and was reported then):
+                # closing retries it. Closing is no write; the failure is already known.
+                with contextlib.suppress(OSError):
                     file.close()
-                except OSError:
-                    # The buffer still holds the line whose write failed (and was reported then):
-                    # closing retries it. Closing is no write; the failure is already known.
-                    pass
 
     def __enter__(self) -> Self:
         return self
