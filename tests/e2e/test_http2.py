@@ -121,9 +121,19 @@ def test_h2_clean_trailers_refused_for_http1_upstream(
     assert_h2_blocked(answer, "protocol.refused")
 
 
-def test_h1_chunked_trailer_with_code_never_arrives(guard: GuardProxy, upstream: Upstream) -> None:
+def test_h1_chunked_trailer_with_code_never_arrives(tmp_path: Path, upstream: Upstream) -> None:
     """An HTTP/1.1 chunked request with a real code in its trailer never reaches the upstream
     (blocked, or refused: mitmproxy 12.3.1 cannot read HTTP/1 trailers at all)."""
+    # A proxy of its own: mitmdump 12.3.1 raises NotImplementedError on HTTP/1 trailers, and its
+    # error check can end the whole process when that happens just after start-up.
+    guard = GuardProxy(tmp_path, tmp_path / "blocked.jsonl", ["--workers", "0"]).start()
+    try:
+        _h1_trailer_case(guard, upstream)
+    finally:
+        guard.stop()
+
+
+def _h1_trailer_case(guard: GuardProxy, upstream: Upstream) -> None:
     path = marker("h1-trailer")
     host = f"{LOOPBACK}:{upstream.port}"
     request = (
@@ -133,7 +143,10 @@ def test_h1_chunked_trailer_with_code_never_arrives(guard: GuardProxy, upstream:
     )
     with socket.create_connection((LOOPBACK, guard.port), timeout=10) as sock:
         sock.sendall(request.encode())
-        head = read_head(sock)
+        try:
+            head = read_head(sock, timeout=5)
+        except TimeoutError:
+            head = b""  # no answer at all (mitmproxy 12.3.1 leaves the connection hanging)
     assert upstream.got(path) == []
     status = head.split(b"\r\n", 1)[0].split()[1:2]
     assert status == [] or status[0] >= b"400", head
