@@ -289,7 +289,11 @@ class HttpGuard:
             logger.error("%s", exc)
             return
         self._running = True
-        self._announce("start")
+        self.state.starting = True
+        try:
+            self._announce("start")
+        finally:
+            self.state.starting = False
         if self.state.workers is not None:
             # Workers start with the proxy, so that the first requests do not wait for them.
             await self.state.workers.start()

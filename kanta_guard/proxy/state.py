@@ -8,6 +8,7 @@ health rules (when the guard refuses traffic, when it recovers) are tested witho
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ class GuardState:
     rotation_error: str | None = None
     #: Reasons given at start-up for options the guard confined or refused, for the status.
     notes: list[str] = field(default_factory=list)
+    #: True while the proxy starts (see :meth:`_report`).
+    starting: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -141,8 +144,9 @@ class GuardState:
                 if required
                 else "going on blocking without a record (log.required = false)"
             )
-            logger.error(
-                "kanta-guard: the blocked-request log cannot be written (%s); %s", reason, then
+            self._report(
+                f"kanta-guard: the blocked-request log {self._path()} cannot be written "
+                f"({reason}); {then}"
             )
 
     def _rotation_failed(self, exc: BaseException) -> None:
@@ -151,11 +155,23 @@ class GuardState:
             first = self.rotation_error != reason
             self.rotation_error = reason
         if first:
-            logger.error(
-                "kanta-guard: rotating the blocked-request log failed (%s); records still go into "
-                "the current file, which now grows past log.max_bytes",
-                reason,
+            self._report(
+                f"kanta-guard: rotating the blocked-request log {self._path()} failed ({reason}); "
+                "records still go into the current file, which now grows past log.max_bytes"
             )
+
+    def _path(self) -> str:
+        return mask_text(str(self.log.path)) if self.log is not None else "(none)"
+
+    def _report(self, message: str) -> None:
+        """On stderr (mitmdump prints its own log to stdout) and in mitmproxy's event log.
+
+        While the proxy starts, mitmproxy ends the process on any error logged; a log that
+        cannot be written is no reason to stop (the guard refuses traffic instead), so it is a
+        warning there.
+        """
+        print(message, file=sys.stderr, flush=True)
+        logger.log(logging.WARNING if self.starting else logging.ERROR, "%s", message)
 
     def _recovered(self) -> None:
         with self._lock:

@@ -314,7 +314,7 @@ class Proxy:
         """The one log record of flow ``flow_id``."""
         deadline = time.monotonic() + 5
         while True:
-            found = [r for r in self.records() if r["flow_id"] == flow_id]
+            found = [r for r in self.records() if r.get("flow_id") == flow_id]
             if found or time.monotonic() > deadline:
                 break
             time.sleep(0.05)

@@ -86,7 +86,8 @@ def h2_post(
 def assert_h2_blocked(answer: H2Answer, rules: str) -> None:
     assert answer.status == 403, answer
     assert answer.headers.get("x-kanta-guard") == "blocked"
-    assert answer.headers.get("x-kanta-guard-rules") == rules
+    # The rule asked for is among those the answer names (trailers are also refused as such).
+    assert rules in (answer.headers.get("x-kanta-guard-rules") or "").split(","), answer
     assert REAL.encode() not in answer.body
 
 
@@ -225,14 +226,15 @@ def test_reverse_absolute_form_target_with_code_blocked(
     assert b"x-kanta-guard: blocked" in head.lower()
 
 
-def test_reverse_host_header_with_code_blocked(
+def test_reverse_host_header_with_code_never_arrives(
     reverse_guard: GuardProxy, upstream: Upstream
 ) -> None:
-    """In reverse mode a real code in the Host header is blocked (even where mitmproxy would
-    rewrite the header to the upstream's)."""
+    """In reverse mode a real code in the Host header never reaches the upstream: mitmproxy
+    replaces the header with the upstream's before any hook (unless keep_host_header), and the
+    guard judges the request as it leaves."""
     path = marker("reverse-host")
     request = f"GET {path} HTTP/1.1\r\nHost: {REAL}.kanta.test\r\n\r\n"
-    head = raw_exchange(reverse_guard, request.encode())
-    assert upstream.got(path) == []
-    assert head.split(b"\r\n", 1)[0].split()[1:2] == [b"403"], head
-    assert b"x-kanta-guard: blocked" in head.lower()
+    raw_exchange(reverse_guard, request.encode())
+    for got in upstream.got(path):
+        assert REAL not in (got.header("host") or "")
+        assert all(REAL not in value for _, value in got.headers)
