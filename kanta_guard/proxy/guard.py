@@ -213,11 +213,11 @@ class HttpGuard:
         )
         if state.log is not None and state.log is not log:
             state.log.close()
+            state.log_error = state.rotation_error = None  # a new log: its health is unknown
         if state.workers is not None:
             state.workers.close()
         state.policy, state.scanner, state.hasher = policy, Scanner(policy, hasher), hasher
         state.log, state.workers, state.config_error = log, workers, None
-        state.log_error = state.rotation_error = None
         self._workers_wanted = (count, options.kanta_guard_scan_timeout)
         # A hard backstop: bodies far beyond the scan limit are refused before being buffered.
         backstop = 2 * policy.limits.max_body_bytes
