@@ -214,9 +214,16 @@ class Request:
     method: str
     #: The request target as sent: path and query string, percent-encoded.
     target: str
+    #: Header fields in the order sent, names as sent; a value may still hold obs-folds.
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
+    #: Where the request goes, as the proxy resolved it (not scanned: not necessarily sent).
     host: str = ""
+    #: The authority as sent: the host[:port] of an absolute-form target (HTTP/1), the
+    #: ``:authority`` pseudo-header (HTTP/2, HTTP/3), a CONNECT target; "" for origin-form.
+    authority: str = ""
+    #: Trailer fields sent after a chunked or HTTP/2 body, in order (RFC 9110 §6.5).
+    trailers: tuple[tuple[str, str], ...] = ()
 
     def header(self, name: str) -> str | None:
         """The first header of that name (case-insensitive), or None."""

@@ -225,7 +225,8 @@ class WorkerPool:
 # -- the wire: plain tuples (pickling the dataclasses and enums themselves cost the proxy about
 # 70 µs a request, in class lookups and per-field setstate; measured with py-spy) ---------------
 
-type _RequestWire = tuple[str, str, tuple[tuple[str, str], ...], bytes, str]
+type _Headers = tuple[tuple[str, str], ...]
+type _RequestWire = tuple[str, str, _Headers, bytes, str, str, _Headers]
 type _FindingWire = tuple[str, str, str, str, str, str, str]
 type _ReportWire = tuple[str, tuple[_FindingWire, ...], str, int, int]
 
@@ -235,7 +236,16 @@ def _dumps(value: object) -> bytes:
 
 
 def _request_wire(request: Request) -> _RequestWire:
-    return (request.method, request.target, request.headers, request.body, request.host)
+    # In the order of Request's fields: the worker rebuilds it as Request(*wire).
+    return (
+        request.method,
+        request.target,
+        request.headers,
+        request.body,
+        request.host,
+        request.authority,
+        request.trailers,
+    )
 
 
 def _report_wire(report: Report) -> _ReportWire:

@@ -34,6 +34,11 @@ REQUESTS = [
     post(bundle(patient="250810A999Y"), "application/fhir+json"),
     post("<a><b></a>", "application/xml"),
     Request("GET", f"/Patient?identifier=urn:oid:1.2.246.21|{REAL}", (), b"", "kanta.test"),
+    # The authority and the trailers cross the wire too (a real code only there: a worker that
+    # did not get them would pass the request).
+    Request("GET", "/", (("Host", "kanta.test"),), b"", "kanta.test", f"{REAL}.kanta.test:443"),
+    Request("POST", "/", (), b"x", "kanta.test", "kanta.test", (("X-Checksum", f"p={REAL}"),)),
+    Request("GET", "/", (), b"", "kanta.test", "kanta.test:443", (("X-Checksum", TEST),)),
 ]
 
 
