@@ -138,6 +138,9 @@ class Field:
     #: The full context (the role), when the parser found the field without walking to it and
     #: computes the role only if something is reported; ``context`` then holds the system.
     owner: Callable[[], Context] | None = None
+    #: The location of the field this one is another reading of (decoded, or lines joined), read
+    #: before it: a hit already reported there is not reported again. None: a field of its own.
+    view_of: str | None = None
 
     @property
     def location(self) -> str:

@@ -1,8 +1,9 @@
 """The pipeline: a request (or a file) in, one :class:`Report` out.
 
-request → URL and header fields → body: size check → Content-Encoding → payload → the first parser
-that claims it → fields (to every detector) and nested payloads (parsed in turn, depth-limited) →
-hits → findings (masked, keyed-hashed, under the policy) → verdict.
+request → request line, URL, header and trailer fields → body: size check → Content-Encoding →
+payload → the first parser that claims it → fields (to every detector) and nested payloads
+(parsed in turn, depth-limited) → hits → findings (masked, keyed-hashed, under the policy) →
+verdict.
 
 Anything that cannot be fully read raises :class:`UnscannableError` somewhere below; it ends the
 scan with an ``unscannable`` finding, which always blocks.
@@ -31,8 +32,9 @@ from .model import (
     Role,
     Verdict,
 )
-from .parsers import PARSERS, Parser, ScanState, header_fields, url_fields
+from .parsers import PARSERS, Parser, ScanState
 from .parsers.base import BlobMemo, Item
+from .parsers.request import request_fields
 from .policy import Policy
 from .rules import UNSCANNABLE
 
@@ -76,13 +78,12 @@ class Scanner:
     # -- entry points ---------------------------------------------------------------------------
 
     def scan(self, request: Request) -> Report:
-        """Scan a whole request: URL, headers and body."""
+        """Scan a whole request: method, authority, URL, headers, trailers and body."""
         state = ScanState(self.policy.limits, self._screen, self._systems, self._inert)
         findings: list[Finding] = []
         counter = [0]
         try:
-            self._fields(url_fields(request.target, state), findings, state, counter)
-            self._fields(header_fields(request.headers, state), findings, state, counter)
+            self._fields(request_fields(request, state), findings, state, counter)
             self._scan_body(
                 request.body,
                 request.header("content-type"),
@@ -163,7 +164,7 @@ class Scanner:
                 for detector in detectors:
                     for hit in detector.detect(item):
                         finding = self._finding(hit)
-                        if finding is not None:
+                        if finding is not None and not _reported(finding, item.view_of, findings):
                             findings.append(finding)
             elif item.data:
                 self._payload(item, findings, state, counter)
@@ -208,6 +209,18 @@ class Scanner:
             fields_scanned=fields,
             payloads_scanned=state.payloads,
         )
+
+
+def _reported(finding: Finding, view_of: str | None, findings: list[Finding]) -> bool:
+    """True if ``finding`` comes from another reading of a field (``Field.view_of``) and that
+    field already reported the same value under the same rule: one finding per place."""
+    if view_of is None:
+        return False
+    location = mask_text(view_of)
+    return any(
+        f.rule == finding.rule and f.value_hash == finding.value_hash and f.location == location
+        for f in findings
+    )
 
 
 def unscannable_report(request: Request, reason: str, location: str = "body") -> Report:

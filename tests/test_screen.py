@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 from conftest import TEST_KEY, corpus_dir
-from helpers import REAL, REAL_2, b64, bundle, cda, render, soap_with_cda
+from helpers import REAL, REAL_2, TEST, b64, bundle, cda, render, soap_with_cda
 from test_cli import CORPUS_VERDICTS
 from test_pipeline import CHARSETS, PLACEMENTS, UNSCANNABLE, _mtom, _nonxml_cda, post
 
@@ -303,3 +303,22 @@ def test_inert_certificate_is_remembered_and_codes_still_found() -> None:
         assert blocked.rules == ("hetu.real",)
         assert _key(blocked) == _key(FULL.scan(post(dirty_doc, "text/xml")))
     assert scanner._inert.get(dirty.encode()) is None
+
+
+def _head_requests() -> Iterator[tuple[str, Request]]:
+    from test_parsers_request import PLACES
+
+    for name, build, _ in PLACES:
+        yield f"{name} (real)", build(REAL)
+        yield f"{name} (test)", build(TEST)
+
+
+@pytest.mark.parametrize(
+    ("name", "request_"), list(_head_requests()), ids=[n for n, _ in _head_requests()]
+)
+def test_fast_equals_full_on_the_request_head(name: str, request_: Request) -> None:
+    """In the method, authority, header names and values, cookies and trailers, the screened
+    scan finds exactly what the full walk finds."""
+    fast, full = FAST.scan(request_), FULL.scan(request_)
+    assert fast.verdict is full.verdict
+    assert _key(fast) == _key(full)
