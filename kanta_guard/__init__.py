@@ -5,7 +5,7 @@ The library scans a request (or a file) without a proxy::
     scanner = Scanner(load_policy(None), KeyedHasher(load_key()))
     report = scanner.scan(Request("POST", "/services", headers, body))
 
-:mod:`kanta_guard.mitm` is the only module that imports mitmproxy.
+:mod:`kanta_guard.proxy` is the only package that imports mitmproxy.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from .detectors import DETECTORS, Detector
 from .encoding import decode_content
 from .errors import UnscannableError
-from .idcode import mask_text
+from .idcode import mask_any_form
 from .masking import KeyedHasher
 from .mediatype import parse_media_type
 from .model import (
@@ -38,7 +38,7 @@ from .parsers.request import request_fields
 from .policy import Policy
 from .rules import UNSCANNABLE
 
-__all__ = ["Scanner", "unscannable_report"]
+__all__ = ["Scanner", "protocol_of", "unscannable_report"]
 
 _RANK = {Action.OFF: 0, Action.WARN: 1, Action.BLOCK: 2}
 _VERDICT = {0: Verdict.PASS, 1: Verdict.WARN, 2: Verdict.BLOCK}
@@ -94,7 +94,7 @@ class Scanner:
             )
         except UnscannableError as exc:
             findings.append(self._unscannable(exc))
-        protocol = state.protocol or _protocol_from_headers(request)
+        protocol = state.protocol or protocol_of(request)
         return self._report(findings, protocol, state, counter[0])
 
     def scan_bytes(
@@ -147,7 +147,7 @@ class Scanner:
         if payload.depth > self.policy.limits.max_depth:
             raise UnscannableError(
                 f"content nested more than {self.policy.limits.max_depth} layers deep",
-                mask_text(payload.location) or "body",
+                mask_any_form(payload.location) or "body",
             )
         state.payloads += 1
         media = parse_media_type(payload.content_type)
@@ -178,7 +178,7 @@ class Scanner:
         return Finding(
             rule=hit.rule,
             action=action,
-            location=mask_text(hit.field.location),
+            location=mask_any_form(hit.field.location),
             role=hit.field.role,
             evidence=hit.masked,
             value_hash=self._hasher(hit.raw),
@@ -190,11 +190,11 @@ class Scanner:
         return Finding(
             rule=UNSCANNABLE.id,
             action=Action.BLOCK,
-            location=mask_text(exc.location),
+            location=mask_any_form(exc.location),
             role=Role.UNKNOWN,
             evidence="",
             value_hash="",
-            explanation=mask_text(exc.reason),
+            explanation=mask_any_form(exc.reason),
         )
 
     @staticmethod
@@ -216,7 +216,7 @@ def _reported(finding: Finding, view_of: str | None, findings: list[Finding]) ->
     field already reported the same value under the same rule: one finding per place."""
     if view_of is None:
         return False
-    location = mask_text(view_of)
+    location = mask_any_form(view_of)
     return any(
         f.rule == finding.rule and f.value_hash == finding.value_hash and f.location == location
         for f in findings
@@ -226,12 +226,10 @@ def _reported(finding: Finding, view_of: str | None, findings: list[Finding]) ->
 def unscannable_report(request: Request, reason: str, location: str = "body") -> Report:
     """A request refused unread (too large for the proxy, its scan failed or timed out)."""
     finding = Scanner._unscannable(UnscannableError(reason, location))
-    return Report(
-        verdict=Verdict.BLOCK, findings=(finding,), protocol=_protocol_from_headers(request)
-    )
+    return Report(verdict=Verdict.BLOCK, findings=(finding,), protocol=protocol_of(request))
 
 
-def _protocol_from_headers(request: Request) -> Protocol:
+def protocol_of(request: Request) -> Protocol:
     """The client's protocol when no payload revealed it (a GET, an unparsable body)."""
     content_type = (request.header("content-type") or "").lower()
     accept = (request.header("accept") or "").lower()

@@ -36,7 +36,7 @@ def test_all_is_in_sync(name: str) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    [m for m in MODULES if m != "kanta_guard.mitm" and not m.startswith("kanta_guard.proxy")],
+    [m for m in MODULES if not m.startswith("kanta_guard.proxy")],
 )
 def test_core_does_not_import_mitmproxy(name: str) -> None:
     """Only kanta_guard.proxy imports mitmproxy; the rest runs without a proxy."""

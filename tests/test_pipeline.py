@@ -766,11 +766,6 @@ NAMED_BY_INPUT: list[tuple[str, Request]] = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline._finding masks locations with mask_text, which misses a code split by a "
-    "format character; it should use idcode.mask_any_form (pipeline.py is not this change's)",
-)
 @pytest.mark.parametrize(("name", "request_"), NAMED_BY_INPUT, ids=[n[0] for n in NAMED_BY_INPUT])
 def test_locations_named_by_input_show_no_code(
     scanner: Scanner, name: str, request_: Request

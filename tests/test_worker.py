@@ -16,7 +16,9 @@ from mitmproxy.addons import proxyserver
 from mitmproxy.test import taddons, tflow
 
 from kanta_guard import KeyedHasher, Request, Scanner, Verdict, default_policy
-from kanta_guard.mitm import INLINE_BYTES, MARK_BLOCKED, KantaGuard
+from kanta_guard.proxy.flows import MARK_BLOCKED
+from kanta_guard.proxy.guard import INLINE_BYTES, HttpGuard
+from kanta_guard.proxy.state import GuardState
 from kanta_guard.worker import WorkerPool
 
 POLICY = default_policy()
@@ -163,6 +165,11 @@ def _large(document: str) -> str:
     return document.replace("<title>", "<!--" + "pad " * INLINE_BYTES + "--><title>", 1)
 
 
+def _guard(log: Path, workers: int) -> HttpGuard:
+    """The HTTP guard as the launcher configures it, with ``workers`` scan workers."""
+    return HttpGuard(GuardState(), {"kanta_guard_log": str(log), "kanta_guard_workers": workers})
+
+
 def _flow(body: str, content_type: str) -> http.HTTPFlow:
     f = tflow.tflow()
     f.request = http.Request.make(
@@ -173,20 +180,18 @@ def _flow(body: str, content_type: str) -> http.HTTPFlow:
 
 def test_addon_scans_in_workers(tmp_path: Path) -> None:
     """The addon with workers: started when the proxy runs, blocking and passing as in-process."""
-    addon = KantaGuard()
+    addon = _guard(tmp_path / "log.jsonl", 1)
 
     async def scenario() -> tuple[http.HTTPFlow, http.HTTPFlow, list[int]]:
-        with taddons.context(proxyserver.Proxyserver(), addon) as tctx:
-            tctx.configure(
-                addon, kanta_guard_log=str(tmp_path / "log.jsonl"), kanta_guard_workers=1
-            )
+        with taddons.context(proxyserver.Proxyserver(), addon):
             await addon.running()
-            assert addon.workers is not None
-            pids = addon.workers.pids
+            workers = addon.state.workers
+            assert workers is not None
+            pids = workers.pids
             blocked = _flow(_large(cda(patient=REAL)), "application/xml")
             clean = _flow(_large(cda()), "text/xml")
             await asyncio.gather(addon.request(blocked), addon.request(clean))
-            await addon.workers.aclose()
+            await workers.aclose()
             addon.done()
             return blocked, clean, pids
 
@@ -202,22 +207,19 @@ def test_addon_blocks_when_the_scan_itself_fails(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
 ) -> None:
     """An error in the scan machinery blocks the request (unscannable), never lets it through."""
-    addon = KantaGuard()
+    addon = _guard(tmp_path / "log.jsonl", workers)
 
     def broken(*args: object) -> None:
         raise RuntimeError("boom")
 
     async def scenario() -> http.HTTPFlow:
-        with taddons.context(proxyserver.Proxyserver(), addon) as tctx:
-            tctx.configure(
-                addon, kanta_guard_log=str(tmp_path / "log.jsonl"), kanta_guard_workers=workers
-            )
-            target = addon.workers if workers else addon.scanner
+        with taddons.context(proxyserver.Proxyserver(), addon):
+            target = addon.state.workers if workers else addon.state.scanner
             monkeypatch.setattr(target, "scan", broken)
             f = _flow(_large(cda()), "application/xml")
             await addon.request(f)
-            if addon.workers is not None:
-                await addon.workers.aclose()
+            if addon.state.workers is not None:
+                await addon.state.workers.aclose()
             addon.done()
             return f
 
@@ -232,20 +234,20 @@ def test_small_requests_are_scanned_without_a_worker(
 ) -> None:
     """A small, uncompressed request is scanned on the proxy's thread (cheaper than the hand-over);
     a large or compressed one goes to a worker."""
-    addon = KantaGuard()
+    addon = _guard(tmp_path / "l.jsonl", 1)
     handed: list[int] = []
 
     async def scenario() -> list[http.HTTPFlow]:
-        with taddons.context(proxyserver.Proxyserver(), addon) as tctx:
-            tctx.configure(addon, kanta_guard_log=str(tmp_path / "l.jsonl"), kanta_guard_workers=1)
-            assert addon.workers is not None
-            scan = addon.workers.scan
+        with taddons.context(proxyserver.Proxyserver(), addon):
+            workers = addon.state.workers
+            assert workers is not None
+            scan = workers.scan
 
             async def counting(request: Request) -> object:
                 handed.append(len(request.body))
                 return await scan(request)
 
-            monkeypatch.setattr(addon.workers, "scan", counting)
+            monkeypatch.setattr(workers, "scan", counting)
             small = _flow(cda(patient=REAL), "application/xml")
             large = _flow(_large(cda()), "application/xml")
             gzipped = _flow("", "application/xml")
@@ -253,7 +255,7 @@ def test_small_requests_are_scanned_without_a_worker(
             gzipped.request.raw_content = gzip.compress(cda(patient=REAL).encode())
             for f in (small, large, gzipped):
                 await addon.request(f)
-            await addon.workers.aclose()
+            await workers.aclose()
             addon.done()
             return [small, large, gzipped]
 

@@ -26,7 +26,7 @@ from ..eventlog import EventLog, make_event
 from ..idcode import mask_text
 from ..masking import KeyedHasher, load_key
 from ..model import Report, Request, Verdict
-from ..pipeline import Scanner, unscannable_report
+from ..pipeline import Scanner, protocol_of, unscannable_report
 from ..policy import load_policy, weakenings
 from ..refusals import refusal, refused_report, unavailable_report, with_findings
 from ..rules import REFUSED
@@ -389,7 +389,7 @@ class HttpGuard:
             return None
         if state.policy is not None and state.log_error is not None and state.probe():
             return None
-        return unavailable_report(state.why_not_ready(), _protocol(request))
+        return unavailable_report(state.why_not_ready(), protocol_of(request))
 
     async def _judge(self, flow: http.HTTPFlow) -> Report:
         _frame(flow)
@@ -470,10 +470,6 @@ def _internal_error(flow: http.HTTPFlow, exc: BaseException) -> Report:
     except Exception:
         request = Request(method="", target="")
     return unscannable_report(request, f"internal error in the scan: {type(exc).__name__}")
-
-
-def _protocol(request: Request) -> Any:
-    return unscannable_report(request, "").protocol
 
 
 def _frame(flow: http.HTTPFlow) -> None:

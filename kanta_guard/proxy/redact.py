@@ -51,14 +51,13 @@ def redact_request(flow: http.HTTPFlow, scanner: Scanner | None) -> None:
     flow.metadata[_DONE] = True
     req = flow.request
     try:
+        req.method = mask_text(req.method)
         req.path = mask_text(unquote(req.path, errors="replace"))
         if req.authority:
-            req.authority = mask_text(req.authority)
-        for name in set(req.headers.keys()):
-            req.headers.set_all(name, [mask_text(v) for v in req.headers.get_all(name)])
+            req.authority = mask_text(unquote(req.authority, errors="replace"))
+        req.headers.fields = _masked_fields(req.headers.fields)
         if req.trailers:
-            for name in set(req.trailers.keys()):
-                req.trailers.set_all(name, [mask_text(v) for v in req.trailers.get_all(name)])
+            req.trailers.fields = _masked_fields(req.trailers.fields)
         limit = scanner.policy.limits.max_decoded_bytes if scanner else 2**27
         try:
             body = decode_content(
@@ -79,6 +78,18 @@ def redact_request(flow: http.HTTPFlow, scanner: Scanner | None) -> None:
     req.headers[REDACTED_HEADER] = what
 
 
+def _masked_fields(fields: tuple[tuple[bytes, bytes], ...]) -> tuple[tuple[bytes, bytes], ...]:
+    """Header (or trailer) fields with codes masked in names and values, percent-encoded too."""
+
+    def masked(raw: bytes) -> bytes:
+        text = raw.decode("utf-8", "surrogateescape")
+        return mask_text(unquote(mask_text(text), errors="replace")).encode(
+            "utf-8", "surrogateescape"
+        )
+
+    return tuple((masked(name), masked(value)) for name, value in fields)
+
+
 def _withhold_readable(flow: http.HTTPFlow, scanner: Scanner | None) -> str:
     """Scan the masked request again; withhold each part where a finding is still readable."""
     req = flow.request
@@ -90,21 +101,32 @@ def _withhold_readable(flow: http.HTTPFlow, scanner: Scanner | None) -> str:
     withheld: list[str] = []
     for finding in left:
         where = finding.location
-        if where.startswith(("header:", "header-name:")):
+        if where.startswith("header:"):
             name = where.split(":", 1)[1].split("!", 1)[0]
             if name in req.headers:
                 req.headers[name] = WITHHELD
                 withheld.append(f"header {name}")
-            else:  # a header name, or one the location does not name exactly: all headers
-                for key in set(req.headers.keys()):
-                    req.headers[key] = WITHHELD
+            else:  # a location that does not name the header exactly: every value
+                req.headers.fields = tuple((k, WITHHELD.encode()) for k, _ in req.headers.fields)
                 withheld.append("headers")
-        elif where.startswith("trailer:"):
+        elif where.startswith("cookie:"):
+            if "cookie" in req.headers:
+                req.headers["cookie"] = WITHHELD
+            withheld.append("header Cookie")
+        elif where.startswith("header-name:"):
+            # A name that still reads as a code: the name and its value go.
+            req.headers.fields = tuple(
+                (b"x-kanta-guard-withheld", WITHHELD.encode()) for _ in req.headers.fields
+            )
+            withheld.append("headers")
+        elif where.startswith(("trailer:", "trailer-name:")):
             req.trailers = None
             withheld.append("trailers")
         elif where.startswith(("url", "request:")):
             req.path = "/" + WITHHELD
             req.authority = ""
+            if where.startswith("request:method"):
+                req.method = WITHHELD
             withheld.append("url")
         else:  # the body, a part of it, or a body that no longer scans
             req.content = b""

@@ -94,7 +94,12 @@ def test_weakening_policy_at_runtime_refused(started: GuardProxy, upstream: Upst
 )
 def test_weakening_policy_allowed_is_logged(started: GuardProxy, upstream: Upstream) -> None:
     """With ``allow_weakening = true`` the PUT is accepted and logged as a policy event."""
+    deadline = time.monotonic() + 5
+    # The start record is written once the proxy runs, which may be just after it listens.
+    while not started.events("policy") and time.monotonic() < deadline:
+        time.sleep(0.05)
     before = len(started.events("policy"))
+    assert before >= 1, "no policy record at start"
     response = put_policy(started, started.workdir / "weak.toml")
     assert response.status_code == 200, response.text[:200]
     deadline = time.monotonic() + 5

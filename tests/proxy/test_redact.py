@@ -109,3 +109,15 @@ def test_clean_passing_flow_is_left_alone() -> None:
     f.response = http.Response.make(200, b"ok")
     redactor.responseheaders(f)
     assert f.request.raw_content == before and REDACTED_HEADER not in f.request.headers
+
+
+def test_code_in_header_name_method_cookie_and_trailer_is_masked() -> None:
+    """Codes in a header's name, the method, a percent-encoded cookie and a trailer are masked."""
+    f = post(cda(), "application/xml")
+    f.request.headers[f"X-{REAL}"] = "1"
+    f.request.headers["Cookie"] = "id=" + REAL.replace("-", "%2D")
+    f.request.method = f"GET{REAL}"
+    f.request.trailers = http.Headers(x_patient=REAL)
+    redact_request(f, SCANNER)
+    assert REAL not in readable(f)
+    assert REAL not in json.dumps(f.get_state(), default=repr)
