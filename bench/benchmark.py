@@ -774,8 +774,11 @@ def bench_proxy(
         for cfg in configs.values():
             if cfg["proc"].poll() is not None:
                 sys.exit(f"benchmark: a proxy died: {cfg['cmd']}")
+        # Request records only: the guard also writes event records (the policy at start).
         records = sum(
-            log.read_bytes().count(b"\n") for log in (guard_log, inloop_log) if log.is_file()
+            sum(1 for line in log.read_bytes().splitlines() if b'"event"' not in line[:60])
+            for log in (guard_log, inloop_log)
+            if log.is_file()
         )
     finally:
         procs.stop_all()

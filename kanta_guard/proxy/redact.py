@@ -149,14 +149,19 @@ class Redactor:
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         # The request has left; what stays in mitmweb need no longer be what was sent.
-        if METADATA_KEY in flow.metadata and flow.marked:
+        if _flagged(flow):
             redact_request(flow, self.state.scanner)
 
     def error(self, flow: http.HTTPFlow) -> None:
         if flow.request is None:
             return
-        judged = METADATA_KEY in flow.metadata
-        if not judged or flow.marked:
+        if METADATA_KEY not in flow.metadata or _flagged(flow):
             # Not judged: it failed before the scan (a malformed request, a body over the
             # limit); mitmproxy keeps and prints it, so it is masked like a flagged one.
             redact_request(flow, self.state.scanner)
+
+
+def _flagged(flow: http.HTTPFlow) -> bool:
+    """Whether the guard warned about or blocked the flow's request."""
+    report = flow.metadata.get(METADATA_KEY)
+    return isinstance(report, dict) and report.get("verdict") in ("warn", "block")

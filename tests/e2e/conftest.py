@@ -695,13 +695,23 @@ def h2_request(
     body: bytes = b"",
     trailers: Sequence[tuple[str, str]] = (),
     timeout: float = 10.0,
+    validate: bool = True,
 ) -> H2Answer:
-    """Send one request on a fresh HTTP/2 connection over ``sock`` and read its answer."""
+    """Send one request on a fresh HTTP/2 connection over ``sock`` and read its answer.
+
+    ``validate=False`` sends header fields as given, even ones RFC 9113 forbids (a careless or
+    hostile client's), instead of the h2 library refusing them.
+    """
     import h2.config
     import h2.connection
     import h2.events
 
-    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    config = h2.config.H2Configuration(
+        client_side=True,
+        validate_outbound_headers=validate,
+        normalize_outbound_headers=validate,
+    )
+    conn = h2.connection.H2Connection(config)
     conn.initiate_connection()
     sock.sendall(conn.data_to_send())
     stream = conn.get_next_available_stream_id()

@@ -8,7 +8,9 @@ a raw socket so the request target and Host header are exactly as written.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 import socket
 import uuid
 from collections.abc import Iterator
@@ -66,6 +68,7 @@ def h2_post(
     authority: str | None = None,
     trailers: tuple[tuple[str, str], ...] = (),
     extra: tuple[tuple[str, str], ...] = (),
+    validate: bool = True,
 ) -> H2Answer:
     """One HTTP/2 POST through a CONNECT tunnel to ``upstream`` (no content-length sent)."""
     sock, head = connect_tunnel(guard, upstream.port)
@@ -80,7 +83,7 @@ def h2_post(
             ("content-type", "text/plain; charset=utf-8"),
             *extra,
         ]
-        return h2_request(tls, headers, body, trailers)
+        return h2_request(tls, headers, body, trailers, validate=validate)
 
 
 def assert_h2_blocked(answer: H2Answer, rules: str) -> None:
@@ -238,3 +241,21 @@ def test_reverse_host_header_with_code_never_arrives(
     for got in upstream.got(path):
         assert REAL not in (got.header("host") or "")
         assert all(REAL not in value for _, value in got.headers)
+
+
+def test_h2_header_with_a_line_break_never_splits_into_requests(
+    h2_guard: GuardProxy, tls_upstream: Upstream
+) -> None:
+    """An HTTP/2 header value holding CRLF and a second request reaches an HTTP/1.1 upstream as
+    at most one request: the line break never becomes framing."""
+    path = marker("h2-crlf")
+    second = marker("h2-crlf-second")
+    smuggled = f"x\r\n\r\nGET {second} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    # Refusing the stream is fine too; what matters is what arrived.
+    with contextlib.suppress(OSError):
+        h2_post(
+            h2_guard, tls_upstream, path, b"clean", extra=(("x-note", smuggled),), validate=False
+        )
+    time.sleep(0.5)
+    assert tls_upstream.got(second) == []
+    assert len(tls_upstream.got(path)) <= 1
