@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
