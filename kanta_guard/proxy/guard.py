@@ -80,6 +80,8 @@ _INERT = frozenset(
         "connectionguard",
         "redactor",
         "disableh2c",
+        "tlsconfig",  # answers requests for its CRL itself
+        "onboarding",  # answers mitm.it itself
     }
 )
 

@@ -504,3 +504,22 @@ def test_addon_that_changes_requests_after_the_guard_stops_it(tmp_path: Path) ->
         assert not addon.state.ready
         assert "modifybody" in (addon.state.config_error or "")
     addon.done()
+
+
+def test_script_path_starts_with_mitmproxys_default_addons(tmp_path: Path) -> None:
+    """Loaded as a script among mitmproxy's default addons (none set to change requests), the
+    guard starts: the addons after it only record requests or answer them themselves."""
+    from mitmproxy.addons import default_addons
+
+    addon = make_guard(tmp_path / "log.jsonl")
+    defaults = default_addons()
+    names = [type(a).__name__ for a in defaults]
+    # Where mitmproxy runs scripts: after the addons before its ScriptLoader, before the rest.
+    at = names.index("ScriptLoader")
+    taken = {"Core", "Proxyserver", "CommandHistory"}
+    before = [a for a in defaults[:at] if type(a).__name__ not in taken]
+    later = defaults[at + 1 :]
+    with taddons.context(proxyserver.Proxyserver(), *before, addon, *later):
+        asyncio.run(addon.running())
+        assert addon.state.ready, addon.state.config_error
+    addon.done()
