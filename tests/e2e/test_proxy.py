@@ -32,7 +32,16 @@ import requests
 from lxml import etree
 
 from . import bodies
-from .conftest import LOOPBACK, UPSTREAM_BODY, Proxy, Received, Upstream, clean_env, listening
+from .conftest import (
+    LOOPBACK,
+    UPSTREAM_BODY,
+    Proxy,
+    Received,
+    Upstream,
+    children,
+    clean_env,
+    listening,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -402,19 +411,6 @@ def test_reverse_mode_clean_passes_dirty_blocked(reverse_proxy: Proxy, upstream:
     ]
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = entry.joinpath("stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rpartition(")")[2].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
 def _cpu_ticks(pid: int) -> int:
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return int(fields[11]) + int(fields[12])
@@ -424,7 +420,7 @@ def test_concurrent_requests_through_scan_workers(proxy: Proxy, upstream: Upstre
     """Requests in flight together are scanned by the proxy's worker processes: each clean one
     arrives unchanged, each dirty one is answered by the proxy and never arrives."""
     assert proxy.process is not None
-    workers = _children(proxy.process.pid)
+    workers = children(proxy.process.pid)
     assert len(workers) == 2, "kanta-guard run --workers 2 has two worker processes"
     cases = [(marker(f"burst-{i}"), i % 2 == 0) for i in range(24)]
 
@@ -454,7 +450,7 @@ def test_concurrent_requests_through_scan_workers(proxy: Proxy, upstream: Upstre
     for (path, dirty), _ in zip(cases, statuses, strict=True):
         got = upstream.got(path)
         assert len(got) == (0 if dirty else 1)
-    assert sorted(_children(proxy.process.pid)) == sorted(workers)  # none died or was replaced
+    assert sorted(children(proxy.process.pid)) == sorted(workers)  # none died or was replaced
 
 
 # --- 8: HTTPS through the proxy -------------------------------------------------------------------
