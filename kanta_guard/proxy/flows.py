@@ -39,7 +39,8 @@ def flow_request(flow: http.HTTPFlow) -> Request:
     """The pure request of a flow as it will leave the proxy: the body still content-encoded.
 
     The authority is the one sent (absolute-form target, HTTP/2 ``:authority``, a CONNECT
-    target); trailers are HTTP/2's or chunked HTTP/1.1's.
+    target), or else the host the request goes to: mitmproxy resolves and connects to it, so it
+    is judged like what is sent. Trailers are HTTP/2's or chunked HTTP/1.1's.
     """
     req = flow.request
     trailers = req.trailers
@@ -49,7 +50,7 @@ def flow_request(flow: http.HTTPFlow) -> Request:
         headers=tuple((k, v) for k, v in req.headers.items(multi=True)),
         body=req.raw_content or b"",
         host=req.pretty_host,
-        authority=req.authority,
+        authority=req.authority or req.host,
         trailers=tuple((k, v) for k, v in trailers.items(multi=True)) if trailers else (),
     )
 

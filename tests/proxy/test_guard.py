@@ -523,3 +523,15 @@ def test_script_path_starts_with_mitmproxys_default_addons(tmp_path: Path) -> No
         asyncio.run(addon.running())
         assert addon.state.ready, addon.state.config_error
     addon.done()
+
+
+def test_destination_host_is_judged(guard) -> None:  # type: ignore[no-untyped-def]
+    """An absolute-form URL whose host holds a code is blocked even when the Host header differs
+    (mitmproxy would resolve and contact that host)."""
+    addon, _, _ = guard
+    f = flow(cda(), "application/xml")
+    f.request.host = f"{REAL}.kanta.test"
+    f.request.headers["Host"] = "kanta.test"
+    f.request.authority = ""
+    asyncio.run(addon.request(f))
+    assert f.response is not None and f.response.status_code == 403
