@@ -6,7 +6,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: web run test lint bench clean
+.PHONY: web run test lint bench fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 12), "kanta-guard needs Python >= 3.12, got " + sys.version'
@@ -31,6 +31,12 @@ test: lint
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/benchmark.py $(ARGS)
+
+# Coverage-guided fuzzing of the scan (atheris); RUNS inputs, slow ones (> 10 s) count as failures.
+RUNS ?= 1000000
+fuzz: $(STAMP)
+	$(VENV)/bin/pip install --quiet 'atheris>=2.3'
+	$(VENV)/bin/python fuzz/fuzz_scan.py -atheris_runs=$(RUNS) -max_len=65536 -timeout=10 fuzz/corpus $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
