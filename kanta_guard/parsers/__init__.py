@@ -7,6 +7,7 @@ the text parser, last, claims everything, so nothing is skipped for being unfami
 from __future__ import annotations
 
 from .base import Item, Parser, ScanState
+from .container import ContainerParser
 from .form import FormParser
 from .json import JsonParser
 from .multipart import MultipartParser
@@ -16,6 +17,7 @@ from .xml import XmlParser
 
 __all__ = [
     "PARSERS",
+    "ContainerParser",
     "FormParser",
     "Item",
     "JsonParser",
@@ -31,6 +33,8 @@ __all__ = [
 PARSERS: tuple[Parser, ...] = (
     MultipartParser(),
     FormParser(),
+    # Before XML, JSON and text: they would read a zip, a PDF or a gzip as a document or lines.
+    ContainerParser(),
     XmlParser(),
     JsonParser(),
     TextParser(),
