@@ -37,35 +37,80 @@ __all__ = [
     "mask",
     "mask_any_form",
     "mask_text",
+    "match_readings",
     "normalise",
     "quote_input",
     "readings",
+    "reads_plainly",
     "reveals_code",
+    "screen_form",
 ]
 
 _DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212"
-_SIGNS = "-+ABCDEFUVWXYabcdefuvwxy" + _DASHES
-# A token: DDMMYY, century sign, ZZZ, check character; horizontal whitespace tolerated between the
-# groups (hand-typed narrative), not inside them. Not preceded or followed by a digit, so
-# timestamps and longer numbers do not match; a letter may touch it ("HETU010181-900C"): a code
-# glued to a word is still a code.
+_SIGN_LETTERS = "+ABCDEFUVWXYabcdefuvwxy"
+# A separator between the parts of a code: any whitespace (``\s`` is Unicode whitespace, as
+# ``str.isspace``) or dash. A run of them may stand between any two parts (hand-typed narrative,
+# word-processor text); a century sign that is a letter or "+" may have runs on both sides, and
+# a sign that is a dash is any run holding one.
+_SEP = rf"[\s\-{_DASHES}]"
+_MID = rf"(?:{_SEP}*+[{_SIGN_LETTERS}]{_SEP}*+|\s*+[\-{_DASHES}]{_SEP}*+)"
+# A token: DDMMYY, century sign (with its separators), ZZZ, check character. Not preceded or
+# followed by a digit, so timestamps and longer numbers do not match; a letter may touch it
+# ("HETU010181-900C"): a code glued to a word is still a code. Every repetition is possessive
+# (``*+``, Python 3.11): a run is read once, never backtracked into, so a match attempt costs
+# the length of its run and the search stays linear in the text.
 TOKEN = re.compile(
-    rf"(?<![0-9])([0-3][0-9][01][0-9]{{3}})[ \t\u00a0]?([{re.escape(_SIGNS)}])"
-    r"[ \t\u00a0]?([0-9]{3})[ \t\u00a0]?([0-9A-Ya-y])(?![0-9])"
+    rf"(?<![0-9])([0-3][0-9][01][0-9]{{3}})({_MID})([0-9]{{3}}){_SEP}*+([0-9A-Ya-y])(?![0-9])"
 )
-# The same token in UTF-8 bytes, a little looser (any whitespace between the groups: attribute
-# values turn newlines into spaces), for screening whole documents.
-_TOKEN_BYTES = re.compile(
-    rb"(?<![0-9])[0-3][0-9][01][0-9]{3}(?:\s|\xc2\xa0)?"
-    rb"(?:[-+A-FU-Ya-fu-y]|\xe2\x80[\x90-\x95]|\xe2\x88\x92)"
-    rb"(?:\s|\xc2\xa0)?[0-9]{3}(?:\s|\xc2\xa0)?[0-9A-Ya-y](?![0-9])"
-)
+
+
+def _utf8_alternatives(chars: str) -> bytes:
+    """A bytes-regex alternation matching any of ``chars`` in UTF-8 (ASCII ones as a class)."""
+    ascii_chars = "".join(c for c in chars if c.isascii())
+    wide = sorted({c.encode("utf-8") for c in chars if not c.isascii()}, key=len, reverse=True)
+    parts = [b"[" + re.escape(ascii_chars.encode("ascii")) + b"]"] if ascii_chars else []
+    parts.extend(re.escape(w) for w in wide)
+    return b"(?:" + b"|".join(parts) + b")"
+
+
+@cache
+def _whitespace() -> str:
+    """Every character ``\\s`` matches in a str pattern (``str.isspace``; none lies above
+    U+3000 in Unicode 15)."""
+    return "".join(chr(p) for p in range(0x3001) if chr(p).isspace())
+
+
+def _token_bytes() -> re.Pattern[bytes]:
+    """TOKEN over UTF-8 bytes, alternative for alternative, for screening whole documents.
+
+    The same pattern character for character: ``[0-9]`` and the letters are ASCII in both, and
+    each separator class is the alternation of its characters' UTF-8 forms. One addition: the
+    JSON escapes of whitespace (``\\t \\n \\r \\f``, RFC 8259 §7) separate too, since the JSON
+    walk reads them as the characters they stand for.
+    """
+    space = _utf8_alternatives(_whitespace())
+    dash = _utf8_alternatives("-" + _DASHES)
+    space = b"(?:" + space + rb"|\\[tnrf])"
+    sep = b"(?:" + space + b"|" + dash + b")"
+    signs = b"[" + re.escape(_SIGN_LETTERS.encode("ascii")) + b"]"
+    mid = b"(?:" + sep + b"*+" + signs + sep + b"*+|" + space + b"*+" + dash + sep + b"*+)"
+    return re.compile(
+        rb"(?<![0-9])[0-3][0-9][01][0-9]{3}" + mid + rb"[0-9]{3}" + sep + rb"*+[0-9A-Ya-y](?![0-9])"
+    )
+
+
+_TOKEN_BYTES = _token_bytes()
+# JSON whitespace escapes inside a token found in raw bytes: read as the whitespace they are.
+_JSON_WS_ESCAPE = re.compile(r"\\[tnrf]")
 # Digits to "0", everything else to "x": a run of exactly six digits is where a token can start.
 _DIGIT_MAP = bytes(0x30 if 0x30 <= b <= 0x39 else 0x78 for b in range(256))
 # A run of exactly six digits in the mapped bytes: a literal, found fast by bytes.find.
 _EXACTLY_SIX = b"x000000x"
 _DASH_TABLE = str.maketrans(dict.fromkeys(_DASHES, "-"))
 _WS = re.compile(r"\s+")
+# A normalised (dashes "-", no whitespace, upper case) code-shaped value, in its parts; the
+# repetitions possessive, so a long run of dashes is read once.
+_PARTS = re.compile(r"([0-9]{6})(-*+)([+A-FU-Y])?-*+([0-9]{3})-*+([0-9A-Y])")
 
 
 class Kind(StrEnum):
@@ -77,8 +122,20 @@ class Kind(StrEnum):
 
 
 def normalise(value: str) -> str:
-    """Upper case, ASCII hyphen for Unicode dashes, no whitespace."""
-    return _WS.sub("", value.translate(_DASH_TABLE)).upper()
+    """Upper case, no whitespace, and a code-shaped value in its canonical form.
+
+    A token's separators go: a letter or "+" sign stays, a run of dashes around it goes, a run
+    of dashes without one is the sign "-" (``010181 – 900c`` → ``010181-900C``). Other values
+    are returned upper-cased with ASCII hyphens for Unicode dashes and no whitespace.
+    """
+    code = _WS.sub("", value.translate(_DASH_TABLE)).upper()
+    parts = _PARTS.fullmatch(code)
+    if parts is None:
+        return code
+    date, dashes, sign, number, check = parts.groups()
+    if sign is None and not dashes:
+        return code  # no sign at all: not a code
+    return f"{date}{sign or '-'}{number}{check}"
 
 
 @lru_cache(maxsize=4096)
@@ -127,6 +184,115 @@ def find_tokens(data: bytes) -> list[str]:
             tokens.append(found.group(0).decode("utf-8", "replace"))
         pos = find(_EXACTLY_SIX, pos + 7)  # the closing "x" may open the next run
     return tokens
+
+
+# -- The readings a detector matches --------------------------------------------------------
+#
+# A field's text is matched as written and, where a character in it could change what a reader
+# sees, also normalised (once per field): NFKC (fullwidth and other compatibility forms to
+# ASCII, Unicode TR #15), format characters (category Cf: zero-width spaces, soft hyphens,
+# bidi marks pasted from a word processor) removed, and every decimal digit (category Nd) made
+# ASCII. A Cf character can stand where a separator does, so a second reading turns each into a
+# space. The text as written is kept as a reading because NFKC can also destroy a token (a check
+# character composed with a combining mark after it): every reading only adds.
+
+_BOM = "\ufeff"
+
+
+@cache
+def _normal_tables() -> tuple[dict[int, str], dict[int, str], dict[int, str], frozenset[str]]:
+    """Tables for the readings (Cf removed, Cf as a space, Nd to ASCII digits) and the set of
+    the characters that can make a normalised reading differ from the text as written.
+
+    Such a character is not ASCII and is a format character, or its NFKC form with digits made
+    ASCII differs from it and holds something a token is made of (an ASCII letter or digit,
+    "+", whitespace, a dash, a digit, a format character). Separators (whitespace, dashes) whose
+    form is one separator stay separators in every reading and do not count. Built over planes
+    0, 1 and 14, where every decimal digit, dash, space and format character lies (Unicode 15);
+    the compatibility ideographs of plane 2 normalise to ideographs.
+    """
+    remove: dict[int, str] = {}
+    space: dict[int, str] = {}
+    digits: dict[int, str] = {}
+    separators = set(_whitespace()) | set("-" + _DASHES)
+    for point in (*range(0x80, 0x20000), *range(0xE0000, 0xE1000)):
+        char = chr(point)
+        category = unicodedata.category(char)
+        if category == "Cf":
+            remove[point], space[point] = "", " "
+        elif category == "Nd":
+            digits[point] = str(unicodedata.decimal(char))
+    digits.update(remove)
+    changing: list[int] = []
+    for point in (*range(0x80, 0x20000), *range(0xE0000, 0xE1000)):
+        char = chr(point)
+        if point in remove:
+            changing.append(point)
+            continue
+        form = unicodedata.normalize("NFKC", char).translate(digits)
+        if form == char:
+            continue
+        if char in separators and len(form) == 1 and form in separators:
+            continue
+        if any(
+            (c.isascii() and (c.isalnum() or c in "+-")) or c in separators or ord(c) in digits
+            for c in form
+        ):
+            changing.append(point)
+    return remove, space, digits, frozenset(map(chr, changing))
+
+
+_ASCII = bytes(range(0x80))
+
+
+def _changes(data: bytes) -> bool:
+    """True if UTF-8 ``data`` holds a character that can change a reading (``_normal_tables``).
+
+    Only the non-ASCII bytes are decoded (deleting the ASCII ones, at C speed, leaves whole
+    UTF-8 sequences): a Finnish document has a few hundred of them in 30 KB.
+    """
+    rest = data.translate(None, _ASCII)
+    return bool(rest) and not _normal_tables()[3].isdisjoint(rest.decode("utf-8", "surrogatepass"))
+
+
+def match_readings(text: str) -> list[str]:
+    """The readings of a field's ``text`` a detector matches: as written and, if a character in
+    it could change what a reader sees, NFKC with format characters removed and digits ASCII,
+    and the same with format characters as spaces. Most text has one reading (itself).
+
+    >>> match_readings("\uff11\uff13\uff11052-308t")[1]
+    '131052-308t'
+    """
+    if text.isascii():
+        return [text]
+    if not _changes(text.encode("utf-8", "surrogatepass")):
+        return [text]
+    remove, space, digits, _ = _normal_tables()
+    without = unicodedata.normalize("NFKC", text.translate(remove)).translate(digits)
+    spaced = unicodedata.normalize("NFKC", text.translate(space)).translate(digits)
+    return list(dict.fromkeys((text, without, spaced)))
+
+
+def reads_plainly(data: bytes) -> bool:
+    """True if UTF-8 ``data`` holds no character that could make a :func:`match_readings`
+    reading of any part of it differ from the part as written (a leading byte order mark
+    aside): then every token any reading shows stands in the bytes as written.
+
+    False also for bytes that are not UTF-8 (lone surrogates allowed, as parsers re-encode).
+    """
+    if data.isascii():
+        return True
+    try:
+        data.decode("utf-8", "surrogatepass")  # (valid UTF-8: a C-speed check)
+    except UnicodeDecodeError:
+        return False
+    return not _changes(data.removeprefix(_BOM.encode("utf-8")))
+
+
+def screen_form(token: str) -> str:
+    """A token found in raw bytes (:func:`find_tokens`) as the JSON walk would read it: its
+    whitespace escapes (``\\t`` …) as whitespace. Classify this, not the raw token."""
+    return _JSON_WS_ESCAPE.sub(" ", token) if "\\" in token else token
 
 
 def mask(value: str) -> str:

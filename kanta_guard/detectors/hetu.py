@@ -20,11 +20,21 @@ from .. import idcode
 from ..model import HETU_OID, Field, Hit
 from ..rules import RuleSpec, rule
 
-__all__ = ["HetuDetector"]
+__all__ = ["MAX_NEEDLES", "HetuDetector"]
 
-_ATTR = re.compile(rb"""([\w:.-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+# An attribute of a start tag. The name may not start inside another name (the look-behind), and
+# every repetition is possessive: each byte of a tag is read a bounded number of times.
+_ATTR = re.compile(rb"""(?<![\w:.-])([\w:.-]++)\s*+=\s*+(?:"([^"]*+)"|'([^']*+)')""")
 _HETU_OID = HETU_OID.encode("ascii")
+# How far from the OID a CDA ``II``/``code`` start tag may open, and how long it may run on:
+# past that it is no such tag, and the screen cannot tell (the walk reads everything).
 _TAG_REACH = 2048
+# More needles than this and the screen cannot tell: a consumer looks for each needle in the
+# document (or in each line), so their number must stay a constant for its cost to stay linear.
+MAX_NEEDLES = 32
+# Bytes that show the parsers would read text the bytes do not show as written: an XML
+# character reference, a JSON \u escape, a CDATA section that may split a text.
+_DECODED = (b"&#", b"\\u", b"<![CDATA[")
 
 
 class HetuDetector:
@@ -39,69 +49,121 @@ class HetuDetector:
     )
 
     def detect(self, field: Field) -> Iterator[Hit]:
-        value = field.value
+        """Hits for one field: its text is read in every :func:`idcode.match_readings` form
+        (once per field), each real code reported once."""
         if field.identifier and field.context.system == HETU_OID:
             yield from self._structured(field)
             return
-        for match in idcode.TOKEN.finditer(value):
-            token = match.group(0)
-            if idcode.classify(token) is idcode.Kind.REAL:
+        readings = idcode.match_readings(field.value)
+        seen: set[str] = set()
+        for number, text in enumerate(readings):
+            found: set[str] = set()
+            for match in idcode.TOKEN.finditer(text):
+                token = match.group(0)
+                if idcode.classify(token) is not idcode.Kind.REAL:
+                    continue
+                code = idcode.normalise(token)
+                if number and code in seen:
+                    continue  # another reading of the same place
+                found.add(code)
                 yield Hit(
                     "hetu.real",
                     field,
-                    idcode.normalise(token),
+                    code,
                     idcode.mask(token),
                     "valid identity code in the real range (individual number 002-899)",
                 )
+            seen |= found
 
     def screen(self, data: bytes) -> frozenset[bytes] | None:
         """Which fields of this document (its UTF-8 text, markup included) could produce a hit?
 
         The answer is the needles: every real-range token, and every identifier value declared
         under the HETU OID in a CDA ``II``/``code`` tag that is not a valid test code. An empty
-        set: none can. None: it cannot tell (the OID in text, FHIR XML or SAML form), so the
-        parser reads every field. A JSON ``"system"`` member needs no needle: JSON parsers yield
-        the identifier fields of ``systems`` whatever the screen says.
+        set: none can. None: it cannot tell, and the parser reads every field.
+
+        Why the needles are a superset of what :meth:`detect` fires on (a proof, not examples;
+        tests/test_screen.py checks it with random documents):
+
+        1. *Readings.* :meth:`detect` matches a field's text as written and, if it holds a
+           character that can change a reading (``idcode.reads_plainly``), normalised. The
+           screen answers None for a document holding any such character, so every reading
+           that matters is the text as written: NFKC maps no other character to a letter,
+           digit, sign, separator or format character, and composition only removes letters
+           (a base joined with its mark), which cannot create a token. A document that does
+           hold one (or is not UTF-8) has no needles that stand in it as written: the screen
+           reads the whole document in every reading (``_cleared``; for bytes that are not
+           UTF-8, as ISO-8859-1 and windows-1252, the single-byte readings parsers fall back
+           to) and answers "none" only if no reading of it shows a real code or a
+           non-test identifier; else None. A field's reading is a part of the document's
+           reading (fields end at delimiters, which NFKC keeps, or composes into another
+           character that is no part of a token either).
+        2. *Decoding.* A field is a stretch of the document as written, but for what parsers
+           decode. The screen answers None where that could spell a code (``&#`` character
+           references, JSON ``\\u`` escapes, CDATA). What remains cannot: the five predefined
+           XML entities and JSON's other escapes stand for characters no token is made of,
+           except JSON's whitespace escapes (``\\t`` …), which the byte pattern reads as
+           separators; XML's attribute-value and line-end normalisation turn separators into
+           separators (a needle then missing from the value makes the XML parser walk).
+        3. *Matching.* ``idcode.find_tokens`` is TOKEN over the UTF-8 bytes, alternative for
+           alternative, and a field is bounded in the document by a non-digit (a quote, ``<``,
+           ``>``, a line break), so every token in a field is a token of the document with the
+           same text, and classifies the same (``idcode.screen_form``).
+        4. *Identifier fields.* Values declared under the OID in a start tag are read as the
+           XML parser reads them; any other place the OID stands (text, FHIR XML, SAML) gives
+           None, but for a JSON ``"system"`` member: JSON parsers yield the identifier fields
+           of ``systems`` whatever the screen says.
+
+        Every step is linear: the token search, the digit map and the OID look-ups (each byte
+        before an OID is searched once, each tag parsed once; see ``_coded_values``).
         """
+        if any(marker in data for marker in _DECODED):
+            return None
+        values = _coded_values(data)
+        if values is None:
+            return None
+        if not idcode.reads_plainly(data):
+            return _cleared(data, values)
         needles: set[bytes] = set()
         for token in idcode.find_tokens(data):
-            if idcode.classify(token) is idcode.Kind.REAL:
-                needles.add(token.encode("utf-8"))
-        for pos in _oid_positions(data):
-            value = _coded_value(data, pos)
-            if value is None:
-                if _json_system(data, pos):
-                    continue
-                return None
+            if idcode.classify(idcode.screen_form(token)) is idcode.Kind.REAL:
+                needles.add(token.encode("utf-8", "surrogatepass"))
+                if len(needles) > MAX_NEEDLES:
+                    return None
+        for value in values:
             if value and idcode.classify(value.decode("utf-8", "replace")) is not idcode.Kind.TEST:
                 needles.add(value)
-        return frozenset(needles)
+        return frozenset(needles) if len(needles) <= MAX_NEEDLES else None
 
     def _structured(self, field: Field) -> Iterator[Hit]:
         value = field.value.strip()
         if not value:
             return
-        kind = idcode.classify(value)
-        if kind is idcode.Kind.TEST:
-            return
-        code = idcode.normalise(value)
-        if kind is idcode.Kind.REAL:
+        readings = idcode.match_readings(value)
+        kinds = [idcode.classify(reading) for reading in readings]
+        if idcode.Kind.REAL in kinds:
+            reading = readings[kinds.index(idcode.Kind.REAL)]
             yield Hit(
                 "hetu.real",
                 field,
-                code,
-                idcode.mask(value),
+                idcode.normalise(reading),
+                idcode.mask(reading),
                 "valid identity code in the real range (individual number 002-899) in an "
                 "identity field",
             )
             return
-        number = idcode.individual_number(value)
+        # The normalised reading decides (fullwidth digits of a test code are a test code).
+        reading = readings[1] if len(readings) > 1 else readings[0]
+        if idcode.classify(reading) is idcode.Kind.TEST:
+            return
+        code = idcode.normalise(reading)
+        number = idcode.individual_number(reading)
         if number is not None and number >= 900:
             yield Hit(
                 "hetu.malformed_test",
                 field,
                 code,
-                idcode.mask(value),
+                idcode.mask(reading),
                 "identity field holds a 900-series value that is not a valid code "
                 "(check character or date wrong)",
             )
@@ -110,10 +172,31 @@ class HetuDetector:
                 "hetu.malformed",
                 field,
                 code,
-                idcode.mask(value),
+                idcode.mask(reading),
                 "identity field holds a value that is not a valid code and not in the 900 "
                 "series: it may be a real person's code mistyped",
             )
+
+
+def _cleared(data: bytes, values: list[bytes]) -> frozenset[bytes] | None:
+    """The screen of a document whose readings differ from it as written: "none" (an empty
+    set) if no reading of the whole document shows a real code and every identifier under the
+    OID is a valid test code, else None (needles found in a reading need not stand in the
+    bytes)."""
+    try:
+        texts = [data.decode("utf-8", "surrogatepass")]
+    except UnicodeDecodeError:
+        texts = [data.decode("latin-1"), data.decode("cp1252", "replace")]
+    for text in texts:
+        for reading in idcode.match_readings(text):
+            for match in idcode.TOKEN.finditer(idcode.screen_form(reading)):
+                if idcode.classify(match.group(0)) is idcode.Kind.REAL:
+                    return None
+    for value in values:
+        for reading in idcode.match_readings(value.decode("utf-8", "replace").strip()):
+            if reading and idcode.classify(reading) is not idcode.Kind.TEST:
+                return None
+    return frozenset()
 
 
 def _oid_positions(data: bytes) -> Iterator[int]:
@@ -138,21 +221,46 @@ def _json_system(data: bytes, pos: int) -> bool:
     return head[-1:] == b":" and head[:-1].rstrip().endswith(b'"system"')
 
 
-def _coded_value(data: bytes, pos: int) -> bytes | None:
-    """The identifier an XML start tag declares under the OID at ``pos`` (b"" if none).
+def _coded_values(data: bytes) -> list[bytes] | None:
+    """The identifier each XML start tag declares under the OID (b"" where none), in order;
+    None if the OID stands anywhere else but in a JSON ``"system"`` member.
 
     Mirrors the XML parser: the system is ``@root`` or else ``@codeSystem``; the identifier is
-    ``@extension`` under ``@root``, ``@code`` under ``@codeSystem``. None when the OID at
-    ``pos`` is not such a system (text, JSON, another attribute).
+    ``@extension`` under ``@root``, ``@code`` under ``@codeSystem``.
+
+    Linear: the last ``<`` and ``>`` before each OID are searched for only since the previous
+    OID (the bytes before it were searched already), and each tag is parsed once, within
+    ``_TAG_REACH`` of its OID on either side (a longer tag is no ``II``/``code``: None).
     """
-    # Looked for within reach only: a JSON document has no "<" to find, and a start tag this
-    # long is no II or code (None sends the parser down the full walk, which reads everything).
-    start = data.rfind(b"<", max(0, pos - _TAG_REACH), pos)
-    if start == -1 or data.rfind(b">", start, pos) != -1:
-        return None  # not inside a tag
-    end = data.find(b">", pos)
-    if end == -1:
-        return None
+    values: list[bytes] = []
+    searched, last_lt, last_gt, tag = 0, -1, -1, -1
+    for pos in _oid_positions(data):
+        if (lt := data.rfind(b"<", searched, pos)) != -1:
+            last_lt = lt
+        if (gt := data.rfind(b">", searched, pos)) != -1:
+            last_gt = gt
+        searched = pos
+        if last_lt <= last_gt or pos - last_lt > _TAG_REACH:
+            # Not inside a start tag (no "<" since the last ">", or too far back).
+            if _json_system(data, pos):
+                continue
+            return None
+        if last_lt == tag:
+            continue  # the OID again in a tag already read (root and codeSystem both)
+        end = data.find(b">", pos, pos + _TAG_REACH)
+        if end == -1:
+            return None
+        tag = last_lt
+        value = _tag_value(data, last_lt, end)
+        if value is None:
+            return None
+        values.append(value)
+    return values
+
+
+def _tag_value(data: bytes, start: int, end: int) -> bytes | None:
+    """The identifier of the start tag at ``data[start:end]`` if it declares the OID as its
+    system, else None."""
     attrs = {
         m.group(1): m.group(2) if m.group(2) is not None else m.group(3)
         for m in _ATTR.finditer(data, start, end)
