@@ -64,7 +64,11 @@ class JsonParser:
             # Screened first: when only identifiers need reading, the document is parsed into
             # plain dicts (C speed) just to prove it is JSON; else into pairs, duplicates kept.
             fast = _screenable(raw) and state.screen(raw) == frozenset()
-            doc = json.loads(text) if fast else json.loads(text, object_pairs_hook=_Object)
+            doc = (
+                json.loads(text, parse_int=_integer)
+                if fast
+                else json.loads(text, object_pairs_hook=_Object, parse_int=_integer)
+            )
         except (json.JSONDecodeError, UnscannableError) as exc:
             if not strict:
                 # A sniffed payload that is not JSON after all is scanned as text instead.
@@ -82,7 +86,7 @@ class JsonParser:
         if fast:
             # No free text can fire and nothing is encoded inside: only the identifiers of the
             # detectors' systems need reading, found without walking the document.
-            pairs = cache(partial(json.loads, text, object_pairs_hook=_Object))
+            pairs = cache(partial(json.loads, text, object_pairs_hook=_Object, parse_int=_integer))
             identifiers = self._identifiers(text, pairs, payload, state)
             if identifiers is not None:
                 yield from identifiers
@@ -98,16 +102,27 @@ class JsonParser:
         cannot be isolated so (escapes in the text make quotes ambiguous)."""
         items: list[Item] = []
         seen: dict[tuple[str, str], int] = {}
+        containers = _Containers(text)
+        decoded: set[int] = set()
+        # Each object is decoded once, and all of them together at most twice the text: one
+        # "system" member per nested object, each decoded whole, would be quadratic.
+        budget = 2 * len(text) + 4096
         for member in _SYSTEM_MEMBER.finditer(text):
             system = normalise_system(member.group(1))
             if system not in state.systems:
                 continue
-            start = _object_start(text, member.start())
+            start = containers.object_at(member.start())
             if start is None:
                 return None
+            if start in decoded:
+                continue  # a duplicate "system" member of an object already read
+            decoded.add(start)
             try:
-                obj, _ = _DECODER.raw_decode(text, start)
+                obj, end = _DECODER.raw_decode(text, start)
             except ValueError:
+                return None
+            budget -= end - start
+            if budget < 0:
                 return None
             keys = dict(obj) if isinstance(obj, _Object) else {}
             declared = keys.get("system")
@@ -243,46 +258,91 @@ _WHITESPACE_ESCAPES = ((b"\\n", b"\n"), (b"\\r", b"\r"), (b"\\t", b"\t"), (b"\\f
 
 
 _SYSTEM_MEMBER = re.compile(r'"system"\s*:\s*"([^"\\]*)"')
-_DECODER = json.JSONDecoder(object_pairs_hook=_Object)
 
 
-def _object_start(text: str, pos: int) -> int | None:
-    """The offset of the ``{`` opening the object whose member starts at ``pos``.
+# A JSON string (RFC 8259 §7, escapes included: a quote after an odd number of backslashes is
+# inside it) or a bracket; unrolled and possessive, so each character is read once.
+_TOKEN = re.compile(r'"[^"\\]*+(?:\\.[^"\\]*+)*+"|[{}\[\]]', re.DOTALL)
+# A JSON number's integer digits past this many: Python refuses to convert them (int max str
+# digits, 4300 by default: CVE-2020-10735), and json.loads would raise ValueError.
+_MAX_DIGITS = 4000
 
-    Scans back counting braces outside strings. A quote preceded by an odd number of
-    backslashes is escaped (RFC 8259 §7), inside a string: it neither opens nor closes one.
+
+class _BigInteger(str):
+    """An integer too long to convert; kept as its digits (numbers are no fields)."""
+
+    __slots__ = ()
+
+
+def _integer(digits: str) -> int | _BigInteger:
+    """``parse_int`` for json.loads: an integer, or its digits when there are too many."""
+    return int(digits) if len(digits) <= _MAX_DIGITS else _BigInteger(digits)
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_Object, parse_int=_integer)
+
+
+class _Containers:
+    """The object whose member starts at a position of a JSON text, for positions asked in
+    increasing order.
+
+    The usual case is answered from the nearest ``{`` (at C speed, within a short reach). Else
+    one forward pass over the text, shared by every member asked about, tracks the open
+    objects and arrays: linear, where a scan back from each member would read the text again
+    for every one (quadratic: 400 members after a 200,000-item array took minutes).
     """
-    brace = text.rfind("{", 0, pos)
-    if brace != -1:
-        # The usual case, at C speed: only flat members (no brackets, no escapes) between the
-        # nearest "{" and the member, and quotes paired, so that "{" is outside any string.
-        between = text[brace + 1 : pos]
-        if (
-            between.count('"') % 2 == 0
-            and "\\" not in between
-            and "}" not in between
-            and "[" not in between
-            and "]" not in between
-        ):
-            return brace
-    depth, in_string = 0, False
-    for index in range(pos - 1, -1, -1):
-        char = text[index]
-        if char == '"':
-            slashes = 0
-            while index - slashes - 1 >= 0 and text[index - slashes - 1] == "\\":
-                slashes += 1
-            if slashes % 2 == 0:
-                in_string = not in_string
-        elif in_string:
-            continue
-        elif char == "}" or char == "]":
-            depth += 1
-        elif char == "{" or char == "[":
-            if depth == 0:
-                return index if char == "{" else None
-            depth -= 1
-    return None
+
+    _REACH = 4096
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._tokens = _TOKEN.finditer(text)
+        self._pending: re.Match[str] | None = None
+        self._stack: list[tuple[str, int]] = []
+        self._reached = 0  # where the forward pass has read up to
+
+    def object_at(self, pos: int) -> int | None:
+        """The offset of the ``{`` opening the object whose member starts at ``pos``; None if
+        the innermost container there is an array, there is none, or ``pos`` lies inside a
+        string (then the match is no member)."""
+        text = self._text
+        brace = text.rfind("{", max(0, pos - self._REACH), pos)
+        if brace != -1:
+            # Only flat members (no brackets, no escapes) between the nearest "{" and the
+            # member, and quotes paired: that "{" is outside any string and opens the object.
+            between = text[brace + 1 : pos]
+            if (
+                between.count('"') % 2 == 0
+                and "\\" not in between
+                and "}" not in between
+                and "[" not in between
+                and "]" not in between
+            ):
+                return brace
+        return self._forward(pos)
+
+    def _forward(self, pos: int) -> int | None:
+        stack = self._stack
+        while True:
+            token = self._pending or next(self._tokens, None)
+            self._pending = None
+            if token is None:
+                break
+            start, end = token.span()
+            if start >= pos:
+                self._pending = token  # the member's own key, or past it: not read yet
+                break
+            self._reached = end
+            char = self._text[start]
+            if char == '"':
+                continue
+            if char in "{[":
+                stack.append((char, start))
+            elif stack:
+                stack.pop()
+        if pos < self._reached:
+            return None  # inside a string the pass read past
+        return stack[-1][1] if stack and stack[-1][0] == "{" else None
 
 
 class _Finder:
