@@ -195,6 +195,9 @@ class Report:
     protocol: Protocol = Protocol.OTHER
     fields_scanned: int = 0
     payloads_scanned: int = 0
+    #: Findings that count but were left out past the cap (``pipeline.MAX_FINDINGS``); the
+    #: verdict reflects them too.
+    omitted: int = 0
 
     @property
     def rules(self) -> tuple[str, ...]:
@@ -202,12 +205,15 @@ class Report:
         return tuple(dict.fromkeys(f.rule for f in self.findings if f.action is not Action.OFF))
 
     def as_dict(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "verdict": str(self.verdict),
             "rules": list(self.rules),
             "findings": [f.as_dict() for f in self.findings],
             "protocol": str(self.protocol),
         }
+        if self.omitted:
+            out["findings_omitted"] = self.omitted
+        return out
 
 
 @dataclass(frozen=True, slots=True)

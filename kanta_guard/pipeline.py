@@ -7,6 +7,10 @@ verdict.
 
 Anything that cannot be fully read raises :class:`UnscannableError` somewhere below; it ends the
 scan with an ``unscannable`` finding, which always blocks.
+
+The output is bounded: the first :data:`MAX_FINDINGS` findings that count are kept, the rest
+only counted (``Report.omitted``) and ranked into the verdict; no finding is built for them
+(masking and the keyed hash are most of a finding's cost).
 """
 
 from __future__ import annotations
@@ -38,10 +42,36 @@ from .parsers.request import request_fields
 from .policy import Policy
 from .rules import UNSCANNABLE
 
-__all__ = ["Scanner", "protocol_of", "unscannable_report"]
+__all__ = ["MAX_FINDINGS", "Scanner", "protocol_of", "unscannable_report"]
 
 _RANK = {Action.OFF: 0, Action.WARN: 1, Action.BLOCK: 2}
 _VERDICT = {0: Verdict.PASS, 1: Verdict.WARN, 2: Verdict.BLOCK}
+
+#: Findings kept in a report; past this many they are counted, not built (``Report.omitted``).
+MAX_FINDINGS = 100
+
+
+class _Tally:
+    """What one scan has found so far: the findings kept, the rest counted, the fields read."""
+
+    __slots__ = ("dedupe", "fields", "findings", "keys", "omitted", "omitted_rank")
+
+    def __init__(self) -> None:
+        self.findings: list[Finding] = []
+        #: (rule, location, value hash) of the findings kept: another reading of the body
+        #: (a second Content-Type) does not report the same place again.
+        self.keys: set[tuple[str, str, str]] = set()
+        self.omitted = 0
+        self.omitted_rank = 0
+        self.fields = 0
+        self.dedupe = False
+
+    def add(self, finding: Finding) -> None:
+        key = (finding.rule, finding.location, finding.value_hash)
+        if self.dedupe and key in self.keys:
+            return
+        self.keys.add(key)
+        self.findings.append(finding)
 
 
 class Scanner:
@@ -78,55 +108,52 @@ class Scanner:
     # -- entry points ---------------------------------------------------------------------------
 
     def scan(self, request: Request) -> Report:
-        """Scan a whole request: method, authority, URL, headers, trailers and body."""
+        """Scan a whole request: method, authority, URL, headers, trailers and body.
+
+        A body declared with several ``Content-Type`` lines is scanned under each (a receiver
+        may read either; deduplicated); several ``Content-Encoding`` lines are one list, in
+        order (RFC 9110 §5.3: lines of a list field combine, comma-joined; §8.4), all undone.
+        """
         state = ScanState(self.policy.limits, self._screen, self._systems, self._inert)
-        findings: list[Finding] = []
-        counter = [0]
+        tally = _Tally()
         try:
-            self._fields(request_fields(request, state), findings, state, counter)
-            self._scan_body(
-                request.body,
-                request.header("content-type"),
-                request.header("content-encoding"),
-                findings,
-                state,
-                counter,
-            )
+            self._fields(request_fields(request, state), tally, state)
+            types: list[str | None] = [*_header_values(request, "content-type")] or [None]
+            encodings = _header_values(request, "content-encoding")
+            body = self._body(request.body, ", ".join(encodings) or None, state)
+            for number, content_type in enumerate(dict.fromkeys(types)):
+                if number:
+                    state.charge(len(body), "body")  # every reading counts against the budget
+                    tally.dedupe = True
+                self._scan_decoded(body, content_type, tally, state)
         except UnscannableError as exc:
-            findings.append(self._unscannable(exc))
+            tally.findings.append(self._unscannable(exc))
         protocol = state.protocol or protocol_of(request)
-        return self._report(findings, protocol, state, counter[0])
+        return self._report(tally, protocol, state)
 
     def scan_bytes(
         self, data: bytes, content_type: str | None = None, content_encoding: str | None = None
     ) -> Report:
         """Scan a body on its own (a file, a saved body); the type is sniffed when not given."""
         state = ScanState(self.policy.limits, self._screen, self._systems, self._inert)
-        findings: list[Finding] = []
-        counter = [0]
+        tally = _Tally()
         try:
-            self._scan_body(data, content_type, content_encoding, findings, state, counter)
+            body = self._body(data, content_encoding, state)
+            self._scan_decoded(body, content_type, tally, state)
         except UnscannableError as exc:
-            findings.append(self._unscannable(exc))
-        return self._report(findings, state.protocol or Protocol.OTHER, state, counter[0])
+            tally.findings.append(self._unscannable(exc))
+        return self._report(tally, state.protocol or Protocol.OTHER, state)
 
     # -- steps ----------------------------------------------------------------------------------
 
-    def _scan_body(
-        self,
-        data: bytes,
-        content_type: str | None,
-        content_encoding: str | None,
-        findings: list[Finding],
-        state: ScanState,
-        counter: list[int],
+    def _scan_decoded(
+        self, body: bytes, content_type: str | None, tally: _Tally, state: ScanState
     ) -> None:
-        body = self._body(data, content_encoding, state)
         if body:
             payload = Payload(
                 body, content_type, "", Context(Role.UNKNOWN), declared=content_type is not None
             )
-            self._payload(payload, findings, state, counter)
+            self._payload(payload, tally, state)
 
     def _body(self, body: bytes, content_encoding: str | None, state: ScanState) -> bytes:
         limits = self.policy.limits
@@ -141,9 +168,7 @@ class Scanner:
         state.charge(len(body), "body")
         return body
 
-    def _payload(
-        self, payload: Payload, findings: list[Finding], state: ScanState, counter: list[int]
-    ) -> None:
+    def _payload(self, payload: Payload, tally: _Tally, state: ScanState) -> None:
         if payload.depth > self.policy.limits.max_depth:
             raise UnscannableError(
                 f"content nested more than {self.policy.limits.max_depth} layers deep",
@@ -152,22 +177,31 @@ class Scanner:
         state.payloads += 1
         media = parse_media_type(payload.content_type)
         parser = next(p for p in self._parsers if p.claims(media, payload))
-        self._fields(parser.parse(payload, media, state), findings, state, counter)
+        self._fields(parser.parse(payload, media, state), tally, state)
 
-    def _fields(
-        self, items: Iterable[Item], findings: list[Finding], state: ScanState, counter: list[int]
-    ) -> None:
+    def _fields(self, items: Iterable[Item], tally: _Tally, state: ScanState) -> None:
         detectors = self._detectors
+        action = self.policy.action
         for item in items:
             if isinstance(item, Field):
-                counter[0] += 1
+                tally.fields += 1
                 for detector in detectors:
                     for hit in detector.detect(item):
+                        if len(tally.findings) >= MAX_FINDINGS:
+                            # Past the cap: counted and ranked, not built. (A hit of another
+                            # reading of a field, view_of, may repeat one kept: not counted.)
+                            rank = _RANK[action(hit.rule)]
+                            if rank and item.view_of is None:
+                                tally.omitted += 1
+                            tally.omitted_rank = max(tally.omitted_rank, rank)
+                            continue
                         finding = self._finding(hit)
-                        if finding is not None and not _reported(finding, item.view_of, findings):
-                            findings.append(finding)
+                        if finding is not None and not _reported(
+                            finding, item.view_of, tally.findings
+                        ):
+                            tally.add(finding)
             elif item.data:
-                self._payload(item, findings, state, counter)
+                self._payload(item, tally, state)
 
     # -- findings -------------------------------------------------------------------------------
 
@@ -198,17 +232,23 @@ class Scanner:
         )
 
     @staticmethod
-    def _report(
-        findings: list[Finding], protocol: Protocol, state: ScanState, fields: int
-    ) -> Report:
-        rank = max((_RANK[f.action] for f in findings), default=0)
+    def _report(tally: _Tally, protocol: Protocol, state: ScanState) -> Report:
+        rank = max((_RANK[f.action] for f in tally.findings), default=0)
         return Report(
-            verdict=_VERDICT[rank],
-            findings=tuple(findings),
+            verdict=_VERDICT[max(rank, tally.omitted_rank)],
+            findings=tuple(tally.findings),
             protocol=protocol,
-            fields_scanned=fields,
+            fields_scanned=tally.fields,
             payloads_scanned=state.payloads,
+            omitted=tally.omitted,
         )
+
+
+def _header_values(request: Request, name: str) -> list[str]:
+    """The values of every header line of that name (case-insensitive), in order, stripped;
+    empty ones left out."""
+    lowered = name.lower()
+    return [v.strip() for k, v in request.headers if k.lower() == lowered and v.strip()]
 
 
 def _reported(finding: Finding, view_of: str | None, findings: list[Finding]) -> bool:
