@@ -27,12 +27,35 @@ CERTS = ROOT / "certs"
 
 EXIT_PASS, EXIT_BLOCK, EXIT_ERROR = 0, 1, 2
 
-#: Content types assumed from a file's extension; other files are sniffed.
+#: Content types assumed from a file's extension; other files are sniffed (by their first bytes
+#: for containers, ``decode.sniff``; ``<`` and ``{`` for XML and JSON). A container's bytes
+#: win over its extension; brotli (``.br``) has no magic number and is known by its name only.
 _TYPES = {
     ".xml": "application/xml",
     ".cda": "application/xml",
     ".json": "application/json",
     ".txt": "text/plain",
+    ".zip": "application/zip",
+    ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ".pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    ".odt": "application/vnd.oasis.opendocument.text",
+    ".ods": "application/vnd.oasis.opendocument.spreadsheet",
+    ".tar": "application/x-tar",
+    ".gz": "application/gzip",
+    ".tgz": "application/gzip",
+    ".bz2": "application/x-bzip2",
+    ".xz": "application/x-xz",
+    ".zst": "application/zstd",
+    ".br": "application/x-brotli",
+    ".pdf": "application/pdf",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".gif": "image/gif",
+    ".tif": "image/tiff",
+    ".tiff": "image/tiff",
+    ".webp": "image/webp",
 }
 
 

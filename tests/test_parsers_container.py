@@ -530,6 +530,8 @@ def test_text_mentioning_pdf_is_text(scanner: Scanner) -> None:
 
 FILES: list[tuple[str, Callable[[str], bytes]]] = [
     ("lausunto.gz", lambda c: gzip.compress(c.encode())),
+    ("lausunto.txt.br", lambda c: brotli.compress(c.encode())),
+    ("arkisto.tar", lambda c: tar_of({"a.txt": c})),
     ("liitteet.zip", lambda c: zip_of({"a.txt": c})),
     ("lausunto.pdf", lambda c: pdf(c)),
     ("kirje.docx", docx),

@@ -217,4 +217,7 @@ def _junk(prefix: bytes) -> bool:
 
 def type_for_name(name: str) -> str | None:
     """The media type a member's or file's name implies by its extension, or None."""
-    return _EXTENSIONS.get(PurePosixPath(name.replace("\\", "/")).suffix.lower())
+    # Not PurePath.suffix: OPC's "_rels/.rels" is a name that is all extension (ECMA-376-2 §9.3).
+    base = PurePosixPath(name.replace("\\", "/")).name
+    dot = base.rfind(".")
+    return _EXTENSIONS.get(base[dot:].lower()) if dot != -1 else None

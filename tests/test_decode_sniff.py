@@ -1,0 +1,74 @@
+"""Tests of container identification: magic numbers, media type aliases, file names."""
+
+from __future__ import annotations
+
+import pytest
+
+from kanta_guard.decode.sniff import container_type, sniff, type_for_name
+
+SNIFFED = [
+    (b"PK\x03\x04rest", "application/zip"),
+    (b"PK\x05\x06" + b"\0" * 18, "application/zip"),
+    (b"\x1f\x8b\x08\x00", "application/gzip"),
+    (b"BZh91AY&SY", "application/x-bzip2"),
+    (b"\xfd7zXZ\x00\x00", "application/x-xz"),
+    (b"\x28\xb5\x2f\xfd\x00", "application/zstd"),
+    (b"\xff\xd8\xff\xe0", "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"GIF89a", "image/gif"),
+    (b"II*\x00", "image/tiff"),
+    (b"RIFF\x00\x00\x00\x00WEBP", "image/webp"),
+    (b"%PDF-1.7\n", "application/pdf"),
+    (b"\xef\xbb\xbf  %PDF-1.4", "application/pdf"),
+    (b"\x00" * 257 + b"ustar\x0000", "application/x-tar"),
+    (b"7z\xbc\xaf\x27\x1c", "application/x-7z-compressed"),
+    # Documents are never taken for containers.
+    (b"<a>%PDF-1.7</a>", None),
+    (b'{"a": "%PDF-"}', None),
+    (b"see %PDF-1.7", None),
+    (b"BZh9 is not bzip2", None),
+    (b"", None),
+]
+
+
+@pytest.mark.parametrize(("data", "expected"), SNIFFED)
+def test_sniff(data: bytes, expected: str | None) -> None:
+    """The first bytes name the container, and a document's never do."""
+    assert sniff(data) == expected
+
+
+@pytest.mark.parametrize(
+    ("media_type", "expected"),
+    [
+        ("application/x-gzip", "application/gzip"),
+        (
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            "application/zip",
+        ),
+        ("application/vnd.oasis.opendocument.text", "application/zip"),
+        ("application/epub+zip", "application/zip"),
+        ("image/jpg", "image/jpeg"),
+        ("image/heic", "image/heic"),
+        ("image/svg+xml", None),
+        ("application/xml", None),
+        ("application/octet-stream", None),
+    ],
+)
+def test_container_type(media_type: str, expected: str | None) -> None:
+    """Aliases and families of container media types map to one canonical type."""
+    assert container_type(media_type) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("word/document.xml", "application/xml"),
+        ("_rels/.rels", "application/xml"),
+        ("A\\B.PDF", "application/pdf"),
+        ("inner.zip", "application/zip"),
+        ("mimetype", None),
+    ],
+)
+def test_type_for_name(name: str, expected: str | None) -> None:
+    """A member's extension gives its type hint, case-insensitively."""
+    assert type_for_name(name) == expected
