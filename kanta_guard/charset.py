@@ -8,6 +8,11 @@ Strict mode is for bodies that claim to be text: every byte must decode, and a d
 is refused, because neither XML nor JSON allow it and it is what UTF-16 read as UTF-8 looks like
 (a server that sniffs UTF-16 would see text the guard did not). Best-effort mode is for content
 of unknown type: it never fails and keeps every ASCII byte visible.
+
+A label can lie, and receivers differ in whom they believe: :func:`readings` gives every
+plausible reading of a body (the byte order mark's, the declared charset's, the XML
+declaration's, UTF-8's if the bytes are valid UTF-8, UTF-16/32's if the NUL bytes say so,
+windows-1252's where a label says ISO-8859-1), so a scanner can read them all.
 """
 
 from __future__ import annotations
@@ -19,7 +24,14 @@ from kanta_guard.errors import UnscannableError
 from kanta_guard.idcode import quote_input
 from kanta_guard.mediatype import parse_media_type
 
-__all__ = ["charset_param", "decode_text", "sniff_bom", "xml_declared_encoding"]
+__all__ = [
+    "charset_param",
+    "decode_text",
+    "readings",
+    "sniff_bom",
+    "sniff_wide",
+    "xml_declared_encoding",
+]
 
 # UTF-32 LE before UTF-16 LE: FF FE 00 00 starts with the UTF-16 LE mark.
 _BOMS = (
@@ -49,6 +61,14 @@ _WIDE = ("utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be")
 _NOT_CHARSETS = frozenset(
     {"idna", "punycode", "raw-unicode-escape", "unicode-escape", "undefined", "mbcs", "oem"}
 )
+
+
+# WHATWG Encoding §4.2: the labels "iso-8859-1", "latin1", "ascii", "us-ascii" name
+# windows-1252, which browsers (and servers following them) use for such text.
+_WINDOWS_1252_LABELS = frozenset({"iso8859-1", "ascii"})
+_C1 = re.compile(rb"[\x80-\x9f]")
+#: The first bytes whose NUL pattern is read (UTF-16/32 without a BOM).
+_WIDE_SAMPLE = 4096
 
 
 def sniff_bom(data: bytes) -> str | None:
@@ -113,6 +133,118 @@ def decode_text(data: bytes, declared: str | None = None, *, strict: bool) -> st
                 "UTF-16/32 without a byte order mark?"
             )
     return text
+
+
+def readings(data: bytes, declared: str | None = None, *, strict: bool) -> list[tuple[str, str]]:
+    """Every plausible reading of ``data`` as ``(text, how)``, the primary one first (what
+    :func:`decode_text` gives), each distinct text once; ``how`` names the codec (``+replace``:
+    undecodable bytes replaced, as a lenient receiver reads them).
+
+    The candidates, in order: the byte order mark's codec (BOM stripped), the ``declared``
+    charset, the XML declaration's (if it matches the bytes), UTF-8, UTF-16/32 when the NUL
+    pattern says so (:func:`sniff_wide`; RFC 4627 §3), windows-1252 where the label is
+    ISO-8859-1 or ASCII (WHATWG Encoding §4.2), and, when not ``strict``, ISO-8859-1, which
+    reads any bytes. A candidate that fails does not stop the others; it is read with
+    replacement characters as well when another one decoded.
+
+    ``strict``: an unknown ``declared`` charset raises :class:`UnscannableError`, and so does a
+    body no candidate decodes (the declared charset's error), or one whose every reading holds
+    U+0000 without a UTF-16/32 reading beside it.
+    """
+    if (declared is None or declared.strip().lower() in ("utf-8", "utf8")) and b"\x00" not in data:
+        # The common case, decided in two C-level passes: no BOM and no NUL byte, valid UTF-8.
+        # (A UTF-8 BOM fails it: U+FEFF has no NUL but makes this reading differ.)
+        try:
+            text = str(data, "utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            if not text.startswith("\ufeff"):
+                return [(text, "utf-8")]
+    bom = sniff_bom(data)
+    # (codec, bytes skipped, whether a receiver is told to use it: then it is also read with
+    # replacement characters if it fails).
+    candidates: list[tuple[str, int, bool]] = []
+    if bom is not None:
+        candidates.append((bom, len(_bom_bytes(bom)), True))
+    named = _lookup(declared, strict=strict) if declared and declared.strip() else None
+    if named is not None:
+        candidates.append((_byte_order(named, data), 0, True))
+    if data[:4] in _XML_FAMILIES:
+        in_xml = xml_declared_encoding(data)
+        in_xml_name = _lookup(in_xml, strict=False) if in_xml else None
+        if in_xml_name is not None and _encodes_start(in_xml_name, data):
+            candidates.append((in_xml_name, 0, False))
+    candidates.append(("utf-8", 0, False))
+    wide = sniff_wide(data)
+    if wide is not None:
+        # (A receiver that sniffs it decodes what it can: replaced, if need be.)
+        candidates.append((wide, 0, True))
+    out: dict[str, str] = {}
+    failed: list[tuple[str, int, UnicodeDecodeError]] = []
+    told: list[tuple[str, int]] = []
+    tried: set[tuple[str, int]] = set()
+    view = memoryview(data)
+    for name, skip, is_told in candidates:
+        if (name, skip) in tried:
+            continue
+        tried.add((name, skip))
+        try:
+            out.setdefault(str(view[skip:], name), name)
+        except UnicodeDecodeError as exc:
+            failed.append((name, skip, exc))
+            if is_told:
+                told.append((name, skip))
+    lenient = not strict and not any(name == "utf-8" for name in out.values())
+    if lenient:
+        # Not UTF-8: ISO-8859-1 reads any bytes, so every ASCII character is still seen.
+        out.setdefault(str(view, "latin-1"), "iso8859-1")
+    if (lenient or named in _WINDOWS_1252_LABELS) and _C1.search(data) is not None:
+        # windows-1252 differs from ISO-8859-1 in 0x80-0x9F only, where it has the en and em
+        # dash (0x96, 0x97) a code may be written with (WHATWG Encoding §4.2).
+        out.setdefault(str(view, "cp1252", "replace"), "cp1252+replace")
+    if not out:
+        name, skip, error = failed[0]
+        raise UnscannableError(f"body is not valid {name} (byte offset {skip + error.start})")
+    for name, skip in told:
+        out.setdefault(str(view[skip:], name, "replace"), name + "+replace")
+    if strict and wide is None and all("\x00" in text for text in out):
+        nul = next(iter(out)).find("\x00")
+        raise UnscannableError(
+            f"body contains U+0000 (character offset {nul}) in every reading; "
+            "UTF-16/32 without a byte order mark?"
+        )
+    return list(out.items())
+
+
+def sniff_wide(data: bytes) -> str | None:
+    """``utf-16-le``/``-be`` or ``utf-32-le``/``-be`` if the NUL bytes of ``data`` fall as they
+    do in such text without a BOM (the zero high bytes of Latin-script characters), else None.
+
+    The first four bytes decide as in RFC 4627 §3; otherwise the NUL bytes of the first 4 KB
+    by position: one byte of each UTF-16 unit mostly NUL, the other almost never.
+    """
+    sample = data[:_WIDE_SAMPLE]
+    if b"\x00" not in sample:
+        return None
+    first = _sniff_nul(data)
+    if first is not None:
+        return first
+    units = len(sample) // 4
+    if units < 2:
+        return None
+    sample = sample[: units * 4]
+    nuls = [sample[i::4].count(0) for i in range(4)]
+    if nuls[2] + nuls[3] >= 1.8 * units and nuls[0] < 0.5 * units:
+        return "utf-32-le"
+    if nuls[0] + nuls[1] >= 1.8 * units and nuls[3] < 0.5 * units:
+        return "utf-32-be"
+    even, odd = nuls[0] + nuls[2], nuls[1] + nuls[3]
+    if odd >= 0.5 * units and even <= 0.1 * units:
+        return "utf-16-le"
+    if even >= 0.5 * units and odd <= 0.1 * units:
+        return "utf-16-be"
+    return None
 
 
 def _bom_bytes(name: str) -> bytes:

@@ -3,6 +3,10 @@
 The parser is strict where a lenient one would let the guard and the server read a header
 differently (fail closed): an unterminated quoted string, bytes after a quoted string or a
 parameter repeated with another value raise :class:`UnscannableError`.
+
+A label is a claim, not a fact: :func:`sniff_document` and :func:`sniffed_type` tell XML and JSON by
+their first bytes (WHATWG MIME Sniffing §7) when the label is generic or says something the
+guard does not parse, so a JSON body labelled ``image/png`` is still read as JSON.
 """
 
 from __future__ import annotations
@@ -13,7 +17,14 @@ from urllib.parse import unquote_to_bytes
 
 from kanta_guard.errors import UnscannableError
 
-__all__ = ["MediaType", "decode_ext_value", "parse_header_params", "parse_media_type"]
+__all__ = [
+    "MediaType",
+    "decode_ext_value",
+    "parse_header_params",
+    "parse_media_type",
+    "sniff_document",
+    "sniffed_type",
+]
 
 _OWS = " \t"
 # RFC 8187 §3.2.1: ext-value = charset "'" [ language ] "'" value-chars
@@ -29,18 +40,63 @@ class MediaType:
 
     @property
     def is_xml(self) -> bool:
-        """``text/xml``, ``application/xml`` or any ``+xml`` structured suffix (RFC 7303)."""
-        return self.type in ("text/xml", "application/xml") or self.type.endswith("+xml")
+        """``text/xml``, ``application/xml``, any ``+xml`` structured suffix (RFC 7303), or the
+        FHIR STU3/DSTU2 ``application/xml+fhir`` written before suffixes were registered."""
+        return (
+            self.type in ("text/xml", "application/xml")
+            or self.type.endswith("+xml")
+            or self.type.startswith(("application/xml+", "text/xml+"))
+        )
 
     @property
     def is_json(self) -> bool:
-        """``application/json`` or any ``+json`` structured suffix (RFC 8259, RFC 6839)."""
-        return self.type == "application/json" or self.type.endswith("+json")
+        """``application/json`` or any ``+json`` structured suffix (RFC 8259, RFC 6839), the
+        unregistered ``text/json`` and ``x-json``, and FHIR STU3's ``application/json+fhir``."""
+        return (
+            self.type in _JSON_TYPES
+            or self.type.endswith("+json")
+            or self.type.startswith("application/json+")
+        )
+
+    @property
+    def is_ndjson(self) -> bool:
+        """Newline-delimited JSON, a document per line: ``application/x-ndjson``, FHIR Bulk
+        Data's ``application/fhir+ndjson``, JSON Lines."""
+        return self.type in _NDJSON_TYPES or self.type.endswith("+ndjson")
+
+    @property
+    def is_html(self) -> bool:
+        """``text/html`` (WHATWG HTML §16.1; XHTML is ``+xml``)."""
+        return self.type == "text/html"
 
     @property
     def is_multipart(self) -> bool:
         """Any ``multipart/*`` type (RFC 2046 §5.1)."""
         return self.type.startswith("multipart/")
+
+
+_JSON_TYPES = frozenset({"application/json", "text/json", "application/x-json", "text/x-json"})
+_NDJSON_TYPES = frozenset(
+    {
+        "application/x-ndjson",
+        "application/ndjson",
+        "application/jsonl",
+        "application/x-jsonlines",
+        "application/jsonlines",
+    }
+)
+#: Sniffed documents: the first character after BOM, NULs and whitespace, and what it starts.
+_SNIFFED = {ord("<"): "application/xml", ord("{"): "application/json", ord("["): "application/json"}
+# The byte order marks of UTF-32 (first: FF FE 00 00 starts with UTF-16 LE's), UTF-8, UTF-16.
+_BOMS = (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff", b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+_BOM_STARTS = frozenset({b"\xff", b"\x00", b"\xef", b"\xfe"})
+# ASCII whitespace (XML 1.0 §2.3 S, RFC 8259 §2 ws) and NUL, the other half of a UTF-16/32
+# code unit of an ASCII character: skipped to find the first character in any Unicode form.
+# (Searched, not stripped: a megabyte of leading spaces is not copied, nor a reason to stop.)
+_NOT_SKIPPED = re.compile(rb"[^ \t\r\n\x00]")
+_NOT_NUL = re.compile(rb"[^\x00]")
+# After "<", what begins markup (a name start character, a PI, a declaration or comment).
+_MARKUP_START = frozenset(b"?!_:ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
 
 def parse_media_type(value: str | None) -> MediaType:
@@ -49,6 +105,51 @@ def parse_media_type(value: str | None) -> MediaType:
         return MediaType("")
     head, params = _parse(value, "header:Content-Type")
     return MediaType(head, params)
+
+
+def sniff_document(data: bytes) -> str:
+    """``application/xml`` or ``application/json`` if ``data`` starts like one, else ``""``.
+
+    A byte order mark is skipped, then ASCII whitespace and NUL bytes, so UTF-16 and UTF-32
+    documents with or without a BOM are recognised too (XML 1.0 Appendix F, RFC 8259 §8.1).
+    XML needs ``<`` and a markup start (``<?xml``, ``<!--``, ``<a``); JSON ``{`` or ``[``.
+    """
+    start = 0
+    if data[:1] in _BOM_STARTS:
+        start = next((len(bom) for bom in _BOMS if data.startswith(bom)), 0)
+    first = _NOT_SKIPPED.search(data, start)
+    if first is None:
+        return ""
+    found = _SNIFFED.get(data[first.start()], "")
+    if found == "application/xml":
+        after = _NOT_NUL.search(data, first.end())
+        return found if after is not None and data[after.start()] in _MARKUP_START else ""
+    return found
+
+
+def sniffed_type(media: MediaType, data: bytes) -> MediaType:
+    """The type to read ``data`` as: ``media`` unless its label is generic (none,
+    ``text/plain``, ``application/octet-stream``) or names a type the guard does not parse
+    (``image/png``), while the bytes start like XML or JSON; then that, with ``charset`` kept.
+
+    Types the guard parses as labelled (XML, JSON, NDJSON, multipart, forms, HTML) stand: a
+    receiver of those reads the label. A sniffed type is not declared: if the bytes do not
+    parse as it, the payload is read as text instead.
+    """
+    found = sniff_document(data)
+    if not found:
+        return media
+    if (
+        media.is_xml
+        or media.is_json
+        or media.is_ndjson
+        or media.is_multipart
+        or media.is_html
+        or media.type == "application/x-www-form-urlencoded"
+    ):
+        return media
+    charset = media.params.get("charset")
+    return MediaType(found, {"charset": charset} if charset else {})
 
 
 def parse_header_params(value: str, location: str = "header") -> tuple[str, dict[str, str]]:

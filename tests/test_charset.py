@@ -1,12 +1,22 @@
-"""Tests for kanta_guard.charset: BOM and XML sniffing, charset precedence, strict and lenient."""
+"""Tests for kanta_guard.charset: BOM and XML sniffing, charset precedence, strict and lenient,
+every reading of a body whose label and bytes disagree."""
 
 from __future__ import annotations
 
 import codecs
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from kanta_guard.charset import charset_param, decode_text, sniff_bom, xml_declared_encoding
+from kanta_guard.charset import (
+    charset_param,
+    decode_text,
+    readings,
+    sniff_bom,
+    sniff_wide,
+    xml_declared_encoding,
+)
 from kanta_guard.errors import UnscannableError
 
 TEXT = "Potilas Äijälä 010181-900C €"
@@ -175,3 +185,97 @@ def test_decode_all_bytes_lenient() -> None:
     """Every byte value survives lenient decoding of binary data one to one."""
     data = bytes(range(256))
     assert decode_text(data, strict=False).encode("latin-1") == data
+
+
+@pytest.mark.parametrize(
+    ("data", "declared", "strict", "expected"),
+    [
+        # One reading: valid UTF-8, nothing declared or UTF-8 declared.
+        (TEXT.encode("utf-8"), None, False, [(TEXT, "utf-8")]),
+        (TEXT.encode("utf-8"), "utf-8", True, [(TEXT, "utf-8")]),
+        # UTF-16 LE without a BOM: the NUL pattern adds its reading, first when UTF-8 fails
+        # (ISO-8859-1 is read too: a receiver that does not sniff sees bytes).
+        (
+            TEXT.encode("utf-16-le"),
+            None,
+            False,
+            [(TEXT, "utf-16-le"), (TEXT.encode("utf-16-le").decode("latin-1"), "iso8859-1")],
+        ),
+        # UTF-7 declared: decoded ("+AC0-" is "-") and as the UTF-8 a receiver may take it for.
+        (b"a+AC0-b", "utf-7", True, [("a-b", "utf-7"), ("a+AC0-b", "utf-8")]),
+        # ISO-8859-1 declared over UTF-8: both, and windows-1252 where C1 bytes stand.
+        (
+            "ä–".encode(),
+            "iso-8859-1",
+            True,
+            [
+                ("Ã¤â\x80\x93", "iso8859-1"),
+                ("ä–", "utf-8"),
+                ("Ã¤â€“", "cp1252+replace"),
+            ],
+        ),
+        # Not UTF-8, nothing declared: ISO-8859-1, and windows-1252 for its dashes.
+        (b"a\x96b", None, False, [("a\x96b", "iso8859-1"), ("a–b", "cp1252+replace")]),
+        # A declared charset that fails is read with replacement beside what decodes.
+        (b"abc", "utf-16", True, [("abc", "utf-8"), ("\u6162\ufffd", "utf-16-be+replace")]),
+        # The BOM first, the contradicting label beside it.
+        (
+            codecs.BOM_UTF16_LE + "ab".encode("utf-16-le"),
+            "iso-8859-1",
+            True,
+            [("ab", "utf-16-le"), ("ÿþa\x00b\x00", "iso8859-1")],
+        ),
+    ],
+)
+def test_readings(
+    data: bytes, declared: str | None, strict: bool, expected: list[tuple[str, str]]
+) -> None:
+    """Every plausible reading, the primary first, each distinct text once, named how."""
+    assert readings(data, declared, strict=strict) == expected
+
+
+@pytest.mark.parametrize(
+    ("data", "declared", "message"),
+    [
+        (b"ok \xc3\x28\xfa", "utf-8", r"not valid utf-8 \(byte offset 3\)"),  # no reading at all
+        (b"abc", "no-such-charset", "unknown charset"),
+        (b"ab\x00c", "utf-8", r"U\+0000"),  # a NUL and no UTF-16/32 reading beside it
+    ],
+)
+def test_readings_refuse(data: bytes, declared: str | None, message: str) -> None:
+    """Strict readings refuse a body no candidate decodes, and an unknown charset."""
+    with pytest.raises(UnscannableError, match=message):
+        readings(data, declared, strict=True)
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ("Potilas Äijälä".encode("utf-16-le"), "utf-16-le"),
+        ("Potilas Äijälä".encode("utf-16-be"), "utf-16-be"),
+        ("€ Potilas".encode("utf-16-le"), "utf-16-le"),  # the first unit is no ASCII character
+        ("Potilas".encode("utf-32-le"), "utf-32-le"),
+        ("€ Potilas".encode("utf-32-be"), "utf-32-be"),
+        (b"plain text", None),
+        (bytes(range(256)) * 4, None),  # binary: NUL bytes, no pattern
+        (b"\x00" * 64, None),
+    ],
+)
+def test_sniff_wide(data: bytes, expected: str | None) -> None:
+    """UTF-16/32 without a BOM shows in where its NUL bytes fall."""
+    assert sniff_wide(data) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=512), st.sampled_from([None, "utf-8", "iso-8859-1", "utf-16", "utf-7"]))
+def test_readings_never_fail_unexpectedly(data: bytes, declared: str | None) -> None:
+    """Any bytes under any label give readings (or, strictly, UnscannableError); lenient
+    readings always include one that keeps every byte (ISO-8859-1) unless UTF-8 held."""
+    lenient = readings(data, declared, strict=False)
+    assert lenient and len({text for text, _ in lenient}) == len(lenient)
+    if not any(how == "utf-8" for _, how in lenient) and declared is None:
+        assert (data.decode("latin-1"), "iso8859-1") in lenient
+    try:
+        readings(data, declared, strict=True)
+    except UnscannableError as exc:
+        assert exc.reason

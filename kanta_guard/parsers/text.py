@@ -1,20 +1,39 @@
-"""Text parser: anything no other parser claims is read as text, line by line.
+"""Text parser: anything no other parser claims is read as text, line by line, every way.
 
 Nothing is skipped because its type is unfamiliar: a PDF, a DICOM object or an unknown binary is
 decoded leniently (ISO-8859-1 where it is not UTF-8, so every ASCII character is seen) and every
-line is a field.
+line is a field. A label that lies is not believed: a body whose bytes start like XML or JSON is
+handed to that parser (``mediatype.sniffed_type``), and a body that is nothing but Base64 is
+decoded and scanned as well. Where a receiver could read the bytes another way (another charset,
+HTML character references), every reading is scanned (``charset.readings``).
 """
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Callable, Iterator
 
-from ..charset import decode_text, sniff_bom
-from ..mediatype import MediaType
+from ..charset import readings, sniff_bom, sniff_wide
+from ..mediatype import MediaType, sniffed_type
 from ..model import Field, Payload
-from .base import Item, ScanState
+from .base import MIN_BASE64, Item, ScanState, decode_base64, nested
 
-__all__ = ["TextParser", "text_fields"]
+__all__ = ["TextParser", "base64_body", "text_fields"]
+
+type _Screen = Callable[[bytes], frozenset[bytes] | None]
+
+# windows-1252's en and em dash (0x96, 0x97) as the ASCII hyphen: what the screen of the raw
+# bytes must also see, for the windows-1252 reading (charset.readings) of single-byte text.
+_CP1252_DASHES = bytes.maketrans(b"\x96\x97", b"--")
+# A whole body of Base64 (RFC 4648 §4, §5): lines of the alphabet, of any widths (PEM and MIME
+# write 64 or 76, hand-made and some libraries other widths), padding at the end only.
+_BASE64_BODY = re.compile(
+    rb"[ \t\r\n]*(?:[A-Za-z0-9+/]+[ \t]*\r?\n[ \t]*)*[A-Za-z0-9+/]+={0,2}[ \t\r\n]*"
+    rb"|[ \t\r\n]*(?:[A-Za-z0-9_\-]+[ \t]*\r?\n[ \t]*)*[A-Za-z0-9_\-]+={0,2}[ \t\r\n]*"
+)
+_ALPHABET_AND_SPACE = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_- \t\r\n"
+_HEX_AND_SPACE = b"0123456789ABCDEFabcdef- \t\r\n"
 
 
 def text_fields(
@@ -22,33 +41,59 @@ def text_fields(
     *,
     strict: bool,
     charset: str | None = None,
-    screen: Callable[[bytes], frozenset[bytes] | None] | None = None,
+    screen: _Screen | None = None,
+    html_text: bool = False,
 ) -> Iterator[Item]:
-    """One field per non-blank line, located as ``line N``: the lines ``screen`` asks for."""
+    """One field per non-blank line of every reading of the payload (``charset.readings``),
+    those lines ``screen`` asks for: ``line N`` in the first reading, ``line N!how`` in the
+    others (``utf-16-le``, ``cp1252+replace``, ``html``: character references undone)."""
+    data = payload.data
     # The screen looks for ASCII (and UTF-8 dashes): on an ASCII-compatible text it can rule a
     # binary out on its bytes as they are, without decoding it.
-    if (
-        screen is not None
-        and not strict
-        and _ascii_compatible(payload.data, charset)
-        and screen(payload.data) == frozenset()
-    ):
+    if screen is not None and not strict and _clear_as_bytes(data, charset, html_text, screen):
         return
-    text = decode_text(payload.data, charset, strict=strict)
-    needles: list[str] | None = None
-    if screen is not None:
-        wanted = screen(text.encode("utf-8", "surrogatepass"))
-        if wanted == frozenset():
-            return
-        if wanted:
-            needles = [n.decode("utf-8", "replace") for n in wanted]
     prefix = payload.location + ":" if payload.location else ""
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line or line.isspace():
-            continue
-        if needles is not None and not any(n in line for n in needles):
-            continue
-        yield Field(line, payload.context, f"{prefix}line {number}")
+    found = readings(data, charset, strict=strict)
+    views: dict[str, str]  # text -> location suffix
+    if len(found) == 1 and not (html_text and "&" in found[0][0]):
+        views = {found[0][0]: ""}  # (the common case: one reading)
+        found = []
+    else:
+        views = {}
+    for number, (text, how) in enumerate(found):
+        views.setdefault(text, "" if number == 0 else "!" + how)
+        if html_text and "&" in text:
+            # WHATWG HTML §13.2.5.72: character references (&#48; &#x30; &amp;) in text, as a
+            # browser shows them; html.unescape implements that table.
+            views.setdefault(html.unescape(text), ("!" + how if number else "") + "!html")
+    context = payload.context
+    for text, suffix in views.items():
+        needles: list[str] | None = None
+        if screen is not None:
+            wanted = screen(text.encode("utf-8", "surrogatepass"))
+            if wanted == frozenset():
+                continue
+            if wanted:
+                needles = [n.decode("utf-8", "replace") for n in wanted]
+        # Lines end at CR LF, CR or LF only (RFC 9112 §2.2 reads no others): the line breaks
+        # str.splitlines also knows (U+0085, in ISO-8859-1 but "…" in windows-1252) would
+        # number the lines of two readings differently.
+        if len(views) == 1:
+            lines = text.splitlines()  # (one reading: nothing to number alike)
+        else:
+            lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        for number, line in enumerate(lines, start=1):
+            if not line or line.isspace():
+                continue
+            if needles is not None and not any(n in line for n in needles):
+                continue
+            where = f"{prefix}line {number}"
+            if suffix:
+                # Another reading of the same line: a code the first reading reported there is
+                # not reported again (Field.view_of).
+                yield Field(line, context, where + suffix, view_of=where)
+            else:
+                yield Field(line, context, where)
 
 
 class TextParser:
@@ -60,20 +105,75 @@ class TextParser:
         return True
 
     def parse(self, payload: Payload, media: MediaType, state: ScanState) -> Iterator[Item]:
+        sniffed = sniffed_type(media, payload.data)
+        if sniffed is not media:
+            # The label is generic or lies (JSON labelled image/png, XML behind a BOM labelled
+            # application/octet-stream): the bytes are handed to the parser of what they look
+            # like, undeclared, so that one reads them as text if they do not parse after all.
+            charset = sniffed.params.get("charset")
+            yield Payload(
+                payload.data,
+                sniffed.type + (f"; charset={charset}" if charset else ""),
+                payload.where,
+                payload.owner,
+                depth=payload.depth,
+                declared=False,
+            )
+            return
         charset = media.params.get("charset")
         # A declared charset must hold (fail closed); without one, decode leniently.
         yield from text_fields(
-            payload, strict=charset is not None, charset=charset, screen=state.screen
+            payload,
+            strict=charset is not None,
+            charset=charset,
+            screen=state.screen,
+            html_text=media.is_html,
         )
+        decoded = base64_body(payload.data)
+        if decoded is not None:
+            # A text/plain or application/octet-stream body that is itself Base64 (a document
+            # sent encoded): what it decodes to is scanned too.
+            location = (payload.location or "body") + "!base64"
+            yield nested(decoded, None, location, payload, payload.context, state, declared=False)
 
 
-def _ascii_compatible(data: bytes, charset: str | None) -> bool:
-    """True if ``decode_text`` would read these bytes with an ASCII-compatible charset."""
+def base64_body(data: bytes) -> bytes | None:
+    """What a body consisting of nothing but Base64 (or Base64url) lines decodes to, else None.
+
+    Lines may have any widths (``base.looks_base64`` asks one width of a text inside a document,
+    where words are the risk; a whole body of the alphabet alone is encoded content). Too short
+    (under ``MIN_BASE64`` characters), hex digits only, or text with a space inside a line: not.
+    """
+    if (
+        len(data) < MIN_BASE64
+        or data[:64].translate(None, _ALPHABET_AND_SPACE)  # (most text fails here, at once)
+        or data.translate(None, _ALPHABET_AND_SPACE)
+        or not data.translate(None, _HEX_AND_SPACE)
+        or _BASE64_BODY.fullmatch(data) is None
+    ):
+        return None
+    text = data.decode("ascii")
+    if len("".join(text.split())) < MIN_BASE64:
+        return None
+    return decode_base64(text)
+
+
+def _clear_as_bytes(data: bytes, charset: str | None, html_text: bool, screen: _Screen) -> bool:
+    """True if the screen of the raw bytes rules out every field of every reading: the bytes
+    read as an ASCII-compatible text (no UTF-16/32 mark or NUL pattern), no character
+    reference to undo, and neither they nor their windows-1252 dashes show a needle."""
     if charset is not None:
-        return charset.lower().replace("-", "").replace("_", "") in _ASCII_COMPATIBLE
-    if data[:2] in (b"<\x00", b"\x00<"):  # BOM-less UTF-16 XML, which decode_text reads
+        if charset.lower().replace("-", "").replace("_", "") not in _ASCII_COMPATIBLE:
+            return False
+    elif sniff_bom(data) not in (None, "utf-8"):
         return False
-    return sniff_bom(data) in (None, "utf-8", "utf-8-sig")
+    if sniff_wide(data) is not None or (html_text and b"&" in data):
+        return False
+    if screen(data) != frozenset():
+        return False
+    if b"\x96" in data or b"\x97" in data:
+        return screen(data.translate(_CP1252_DASHES)) == frozenset()
+    return True
 
 
 _ASCII_COMPATIBLE = frozenset({"utf8", "ascii", "usascii", "iso88591", "latin1", "cp1252"})
