@@ -17,6 +17,7 @@ Source: DVV, "Henkilötunnus" (century signs ``+ - Y X W V U A B C D E F``; indi
 
 from __future__ import annotations
 
+import datetime
 import html
 import re
 import sys
@@ -34,6 +35,7 @@ __all__ = [
     "classify",
     "find_tokens",
     "individual_number",
+    "is_real",
     "mask",
     "mask_any_form",
     "mask_text",
@@ -106,6 +108,8 @@ _JSON_WS_ESCAPE = re.compile(r"\\[tnrf]")
 _DIGIT_MAP = bytes(0x30 if 0x30 <= b <= 0x39 else 0x78 for b in range(256))
 # A run of exactly six digits in the mapped bytes: a literal, found fast by bytes.find.
 _EXACTLY_SIX = b"x000000x"
+# DVV: the check character is int(DDMMYYZZZ) mod 31 in this alphabet.
+_CHECK = "0123456789ABCDEFHJKLMNPRSTUVWXY"
 _DASH_TABLE = str.maketrans(dict.fromkeys(_DASHES, "-"))
 _WS = re.compile(r"\s+")
 # A normalised (dashes "-", no whitespace, upper case) code-shaped value, in its parts; the
@@ -128,7 +132,10 @@ def normalise(value: str) -> str:
     of dashes without one is the sign "-" (``010181 – 900c`` → ``010181-900C``). Other values
     are returned upper-cased with ASCII hyphens for Unicode dashes and no whitespace.
     """
-    code = _WS.sub("", value.translate(_DASH_TABLE)).upper()
+    if value.isascii():
+        code = "".join(value.split()).upper()  # (str.split: the whitespace \s matches)
+    else:
+        code = _WS.sub("", value.translate(_DASH_TABLE)).upper()
     parts = _PARTS.fullmatch(code)
     if parts is None:
         return code
@@ -142,14 +149,52 @@ def normalise(value: str) -> str:
 def classify(value: str) -> Kind:
     """Classify a value (normalised first) with ``stdnum.fi.hetu``.
 
-    Cached: the same test codes recur in every request of a test run.
+    Cached: the same test codes recur in every request of a test run. A code-shaped value
+    whose check character is wrong is invalid without asking stdnum (which would say so too,
+    at ten times the cost): most HETU-shaped numbers in free text are such.
     """
     code = normalise(value)
+    if (
+        len(code) == 11
+        and code.isascii()
+        and code[:6].isdigit()
+        and code[7:10].isdigit()
+        and _CHECK[int(code[:6] + code[7:10]) % 31] != code[10]
+    ):
+        return Kind.INVALID
     try:
         hetu.validate(code, allow_temporary=True)
     except ValidationError:
         return Kind.INVALID
     return Kind.TEST if code[7] == "9" else Kind.REAL
+
+
+_CENTURY = {"+": 1800, "-": 1900, "A": 2000}
+_CENTURY.update(dict.fromkeys("YXWVU", 1900))
+_CENTURY.update(dict.fromkeys("BCDEF", 2000))
+
+
+def is_real(code: str) -> bool:
+    """Whether a normalised code is valid and in the real range: what ``classify(code) is
+    Kind.REAL`` says, without stdnum, in a microsecond.
+
+    For counting what is left out past the findings cap, where a flood of distinct codes
+    would otherwise take stdnum's ten microseconds each (classify decides every finding that
+    is kept; tests/test_idcode.py holds the two to agreeing). The rules are stdnum's: DVV's
+    century signs, a real calendar date, individual number 002-899, the check character.
+    """
+    if len(code) != 11 or not code.isascii():
+        return False
+    date, sign, number = code[:6], code[6], code[7:10]
+    if not (date.isdigit() and number.isdigit()) or sign not in _CENTURY:
+        return False
+    if not 2 <= int(number) <= 899 or _CHECK[int(date + number) % 31] != code[10]:
+        return False
+    try:
+        datetime.date(_CENTURY[sign] + int(date[4:]), int(date[2:4]), int(date[:2]))
+    except ValueError:
+        return False
+    return True
 
 
 def individual_number(value: str) -> int | None:
@@ -265,12 +310,39 @@ def match_readings(text: str) -> list[str]:
     """
     if text.isascii():
         return [text]
-    if not _changes(text.encode("utf-8", "surrogatepass")):
+    rest = set(
+        text.encode("utf-8", "surrogatepass")
+        .translate(None, _ASCII)
+        .decode("utf-8", "surrogatepass")
+    )
+    remove, _, _, changing = _normal_tables()
+    if changing.isdisjoint(rest):
         return [text]
-    remove, space, digits, _ = _normal_tables()
-    without = unicodedata.normalize("NFKC", text.translate(remove)).translate(digits)
-    spaced = unicodedata.normalize("NFKC", text.translate(space)).translate(digits)
-    return list(dict.fromkeys((text, without, spaced)))
+    # Only the characters present are rewritten, by a regex of them (str.translate with a
+    # table of 1,000 entries costs a dict look-up per character: 5 MB/s).
+    formats = "".join(sorted(c for c in rest if ord(c) in remove))
+    without = spaced = text
+    if formats:
+        present = re.compile(f"[{re.escape(formats)}]")
+        without, spaced = present.sub("", text), present.sub(" ", text)
+    return list(dict.fromkeys((text, _ascii_digits(without), _ascii_digits(spaced))))
+
+
+def _ascii_digits(text: str) -> str:
+    """NFKC, then every decimal digit of any script as its ASCII digit."""
+    text = unicodedata.normalize("NFKC", text)
+    if text.isascii():
+        return text
+    digits = _normal_tables()[2]
+    rest = set(
+        text.encode("utf-8", "surrogatepass")
+        .translate(None, _ASCII)
+        .decode("utf-8", "surrogatepass")
+    )
+    present = "".join(sorted(c for c in rest if ord(c) in digits and digits[ord(c)]))
+    if not present:
+        return text
+    return re.sub(f"[{re.escape(present)}]", lambda m: digits[ord(m.group(0))], text)
 
 
 def reads_plainly(data: bytes) -> bool:

@@ -54,7 +54,7 @@ MAX_FINDINGS = 100
 class _Tally:
     """What one scan has found so far: the findings kept, the rest counted, the fields read."""
 
-    __slots__ = ("dedupe", "fields", "findings", "keys", "omitted", "omitted_rank")
+    __slots__ = ("blocks", "dedupe", "fields", "findings", "keys", "omitted", "omitted_rank")
 
     def __init__(self) -> None:
         self.findings: list[Finding] = []
@@ -65,6 +65,12 @@ class _Tally:
         self.omitted_rank = 0
         self.fields = 0
         self.dedupe = False
+        self.blocks = False  # a finding kept blocks
+
+    @property
+    def full(self) -> bool:
+        """True once the cap is reached and something already blocks: only counting is left."""
+        return len(self.findings) >= MAX_FINDINGS and (self.blocks or self.omitted_rank == 2)
 
     def add(self, finding: Finding) -> None:
         key = (finding.rule, finding.location, finding.value_hash)
@@ -72,6 +78,7 @@ class _Tally:
             return
         self.keys.add(key)
         self.findings.append(finding)
+        self.blocks = self.blocks or finding.action is Action.BLOCK
 
 
 class Scanner:
@@ -186,6 +193,12 @@ class Scanner:
             if isinstance(item, Field):
                 tally.fields += 1
                 for detector in detectors:
+                    if tally.full and (count := getattr(detector, "count", None)) is not None:
+                        # The cap is reached and the verdict is block: nothing can change it,
+                        # so the rest is only counted, at a fraction of the cost.
+                        if item.view_of is None:
+                            tally.omitted += count(item)
+                        continue
                     for hit in detector.detect(item):
                         if len(tally.findings) >= MAX_FINDINGS:
                             # Past the cap: counted and ranked, not built. (A hit of another

@@ -26,6 +26,7 @@ __all__ = ["MAX_NEEDLES", "HetuDetector"]
 # every repetition is possessive: each byte of a tag is read a bounded number of times.
 _ATTR = re.compile(rb"""(?<![\w:.-])([\w:.-]++)\s*+=\s*+(?:"([^"]*+)"|'([^']*+)')""")
 _HETU_OID = HETU_OID.encode("ascii")
+_SIGNS = frozenset("+ABCDEFUVWXYabcdefuvwxy")
 # How far from the OID a CDA ``II``/``code`` start tag may open, and how long it may run on:
 # past that it is no such tag, and the screen cannot tell (the walk reads everything).
 _TAG_REACH = 2048
@@ -59,10 +60,9 @@ class HetuDetector:
         for number, text in enumerate(readings):
             found: set[str] = set()
             for match in idcode.TOKEN.finditer(text):
-                token = match.group(0)
-                if idcode.classify(token) is not idcode.Kind.REAL:
+                code = idcode.normalise(match.group(0))
+                if idcode.classify(code) is not idcode.Kind.REAL:
                     continue
-                code = idcode.normalise(token)
                 if number and code in seen:
                     continue  # another reading of the same place
                 found.add(code)
@@ -70,10 +70,31 @@ class HetuDetector:
                     "hetu.real",
                     field,
                     code,
-                    idcode.mask(token),
+                    idcode.mask(code),
                     "valid identity code in the real range (individual number 002-899)",
                 )
             seen |= found
+
+    def count(self, field: Field) -> int:
+        """How many hits :meth:`detect` would yield for ``field``, cheaply (no hit is built,
+        no stdnum call: ``idcode.is_real``): for counting past the findings cap."""
+        if field.identifier and field.context.system == HETU_OID:
+            return sum(1 for _ in self._structured(field))
+        readings = idcode.match_readings(field.value)
+        seen: set[str] = set()
+        total = 0
+        for number, text in enumerate(readings):
+            found: set[str] = set()
+            for match in idcode.TOKEN.finditer(text):
+                date, mid, digits, check = match.groups()
+                # TOKEN's middle holds one letter or "+" sign, or else is the sign "-".
+                sign = next((c for c in mid if c in _SIGNS), "-")
+                code = f"{date}{sign.upper()}{digits}{check.upper()}"
+                if idcode.is_real(code) and not (number and code in seen):
+                    found.add(code)
+                    total += 1
+            seen |= found
+        return total
 
     def screen(self, data: bytes) -> frozenset[bytes] | None:
         """Which fields of this document (its UTF-8 text, markup included) could produce a hit?

@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""Adversarial inputs: generators of pathological requests, and the scan's worst throughput.
+
+Run from the project root::
+
+    .venv/bin/python bench/adversarial.py                # every generator at 1 MB and 4 MB
+    .venv/bin/python bench/adversarial.py --size 8000000 # one size, in bytes
+    .venv/bin/python bench/adversarial.py --proxy        # also: other clients' latency through
+                                                         # the proxy while one client sends them
+
+Each generator builds a request of about ``size`` bytes that once took one of the guard's steps
+past linear time (a look-back per match, a scan back per member, a needle per line) or past
+its output bounds (thousands of findings). The scan must proceed at >= 5 MB/s on every one
+(issue 7); tests/test_linear.py times the same generators at n and 8n and fails on
+super-linear growth. Real-range codes are computed here (DVV checksum), never written out.
+"""
+
+# ruff: noqa: E501  (the report lines are long by nature)
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from kanta_guard import KeyedHasher, Request, Scanner, default_policy  # noqa: E402
+
+_CHECK = "0123456789ABCDEFHJKLMNPRSTUVWXY"
+TARGET_MB_S = 5.0
+
+
+def hetu(date: str, sign: str, number: int) -> str:
+    """A checksum-valid code (002-899: a real person's range; used only to prove blocking)."""
+    return f"{date}{sign}{number:03d}{_CHECK[int(date + f'{number:03d}') % 31]}"
+
+
+def _repeat(piece: str, size: int) -> str:
+    return piece * max(1, size // len(piece))
+
+
+def _post(body: str | bytes, content_type: str, *headers: tuple[str, str]) -> Request:
+    data = body.encode("utf-8") if isinstance(body, str) else body
+    return Request("POST", "/x", (("Content-Type", content_type), *headers), data, "kanta.test")
+
+
+def _many_codes(size: int) -> Request:
+    """A text body of distinct real-range codes, one per line (bounded output, needles)."""
+    lines, i = [], 0
+    while 12 * len(lines) < size:
+        day, month, year = 1 + i % 28, 1 + (i // 28) % 12, i // 336 % 100
+        lines.append(hetu(f"{day:02d}{month:02d}{year:02d}", "-", 2 + i % 898))
+        i += 1
+    return _post("\n".join(lines), "text/plain")
+
+
+def _json_systems_after_array(size: int) -> Request:
+    """A clean JSON: a long array, then identifier objects (the scan back per member)."""
+    ids = [{"system": "urn:oid:1.2.246.21", "value": "010181-900C"}] * max(1, size // 20_000)
+    items = max(1, (size - 60 * len(ids)) // 2)
+    doc = '{"a": [' + ",".join(["1"] * items) + '], "identifier": ' + json.dumps(ids) + "}"
+    return _post(doc, "application/json")
+
+
+def _json_nested_systems(size: int) -> Request:
+    """Nested objects, each with an identifier member (an object decoded per member)."""
+    depth = min(400, max(1, size // 2000))
+    pad = "x" * max(1, size // depth - 60)
+    inner = '{"system": "urn:oid:1.2.246.21", "value": "010181-900C"}'
+    for _ in range(depth):
+        inner = f'{{"p": "{pad}", "system": "urn:oid:1.2.246.21", "value": "010181-900C", "c": {inner}}}'
+    return _post(inner, "application/fhir+json")
+
+
+#: name -> builder of a request of about ``size`` bytes.
+GENERATORS: dict[str, Callable[[int], Request]] = {
+    "header of OID tag fragments": lambda n: Request(
+        "GET", "/x", (("X-Note", _repeat('<a root="1.2.246.21" extension="x" ', n)),)
+    ),
+    "text of OID tag fragments": lambda n: _post(
+        _repeat('<a root="1.2.246.21" extension="x" ', n), "text/plain"
+    ),
+    "XML of OID tags": lambda n: _post(
+        "<r>" + _repeat('<id root="1.2.246.21" extension="010181-900C"/>', n) + "</r>",
+        "application/xml",
+    ),
+    "tag that never closes": lambda n: _post('<a root="1.2.246.21" ' + "b" * n, "text/plain"),
+    "one long attribute name": lambda n: _post(
+        '<r><a root="1.2.246.21" ' + "b" * n + '="x"/></r>', "application/xml"
+    ),
+    "JSON systems after a long array": _json_systems_after_array,
+    "JSON nested identifier objects": _json_nested_systems,
+    "JSON number of many digits": lambda n: _post('{"n": ' + "7" * n + "}", "application/json"),
+    "dates and long separator runs": lambda n: _post(
+        _repeat("010181" + " -" * 500 + "x", n), "text/plain"
+    ),
+    "dates glued by spaces": lambda n: _post(_repeat("010181 ", n), "text/plain"),
+    "digits": lambda n: _post(_repeat("0123456789", n), "text/plain"),
+    "zero-width spaces between digits": lambda n: _post(_repeat("1\u200b", n), "text/plain"),
+    "fullwidth test codes": lambda n: _post(
+        _repeat("０１０１８１-９００Ｃ ", n), "text/plain; charset=utf-8"
+    ),
+    "distinct real codes (bounded output)": _many_codes,
+    "many Content-Type lines": lambda n: Request(
+        "POST",
+        "/x",
+        tuple(("Content-Type", f"text/plain; x={i}") for i in range(50)),
+        _repeat("ei tunnuksia ", n).encode(),
+    ),
+}
+
+
+def scanner() -> Scanner:
+    """A scanner on the embedded default policy with a throwaway key."""
+    return Scanner(default_policy(), KeyedHasher(b"adversarial-bench-key-0123456789"))
+
+
+def time_scan(scan: Scanner, request: Request, repeat: int = 1) -> float:
+    """The best of ``repeat`` scans of ``request``, in seconds."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        scan.scan(request)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def size_of(request: Request) -> int:
+    """The bytes a request carries (body, headers, target)."""
+    return (
+        len(request.body) + len(request.target) + sum(len(k) + len(v) for k, v in request.headers)
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, action="append", help="input size in bytes")
+    args = parser.parse_args()
+    sizes = args.size or [1_000_000, 4_000_000]
+    scan = scanner()
+    worst = (float("inf"), "")
+    print(
+        f"{'generator':40} {'bytes':>10} {'seconds':>8} {'MB/s':>7} verdict  findings (+omitted) answer"
+    )
+    from kanta_guard.answer import blocked_answer
+
+    for name, build in GENERATORS.items():
+        for size in sizes:
+            request = build(size)
+            seconds = time_scan(scan, request)
+            report = scan.scan(request)
+            rate = size_of(request) / seconds / 1e6
+            answer = len(blocked_answer(report).body) if report.verdict == "block" else 0
+            print(
+                f"{name:40} {size_of(request):>10,} {seconds:>8.3f} {rate:>7.1f} {report.verdict!s:8} "
+                f"{len(report.findings):>4} (+{report.omitted}) {answer:>7,} B"
+            )
+            worst = min(worst, (rate, f"{name} at {size_of(request):,} B"))
+    verdict = "MET" if worst[0] >= TARGET_MB_S else "NOT MET"
+    print(f"worst: {worst[0]:.1f} MB/s ({worst[1]}); target >= {TARGET_MB_S} MB/s: {verdict}")
+    return 0 if worst[0] >= TARGET_MB_S else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
