@@ -118,6 +118,10 @@ def zip_pieces(data: bytes, *, max_entries: int, max_size: int, location: str) -
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
         raise UnscannableError(f"corrupt zip archive ({_why(exc)})", location) from None
+    except NotImplementedError as exc:  # "zip file version 6.4": a feature zipfile lacks
+        raise UnscannableError(
+            f"zip archive the guard cannot read ({_why(exc)})", location
+        ) from None
     with archive:
         members = archive.infolist()
         if len(members) > max_entries:
