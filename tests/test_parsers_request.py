@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 
 import pytest
@@ -238,3 +239,78 @@ def test_default_request_parts_are_empty() -> None:
     """A Request built as before (no authority, no trailers) still works: both default empty."""
     request_ = Request("GET", "/")
     assert (request_.authority, request_.trailers) == ("", ())
+
+
+def _target(path: str) -> Request:
+    """A GET of this request target with the ordinary headers."""
+    return Request("GET", path, ORDINARY, b"", "kanta.test")
+
+
+def _pct(text: str, times: int) -> str:
+    """Every character percent-encoded, then the ``%`` encoded ``times - 1`` times again."""
+    encoded = "".join(f"%{ord(ch):02X}" for ch in text)
+    return encoded.replace("%", "%" + "25" * (times - 1))
+
+
+def _b64url(text: str) -> str:
+    """Base64url without padding (RFC 4648 §5), as routes and JWTs carry it."""
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+#: (name, target from a code, the finding's location): the URL read every way.
+TARGETS: list[tuple[str, Callable[[str], str], str]] = [
+    ("path segment", lambda c: f"/fhir/Patient/{c}", "url:path[3]"),
+    ("path encoded twice", lambda c: f"/fhir/Patient/{_pct(c, 2)}", "url:path[3]"),
+    ("path encoded three times", lambda c: f"/fhir/Patient/{_pct(c, 3)}", "url:path[3]"),
+    (
+        "path segment in Base64url",
+        lambda c: "/api/v1/" + _b64url(f'{{"sub": "{c}"}}') + "/records",
+        "url:path[3]!base64:/sub",
+    ),
+    (
+        "path segment in Base64url, plain text",
+        lambda c: "/haku/" + _b64url(f"potilas={c}"),
+        "url:path[2]!base64:line 1",
+    ),
+    (
+        "query encoded twice",
+        lambda c: f"/fhir/Patient?identifier={_pct(c, 2)}",
+        "url:query:identifier",
+    ),
+    (
+        "query token encoded twice",
+        lambda c: f"/fhir/Patient?identifier=urn:oid:1.2.246.21%257C{_pct(c, 2)}",
+        "url:query:identifier",
+    ),
+    ("query dash as %2D", lambda c: f"/fhir/Patient?q={c.replace('-', '%2D')}", "url:query:q"),
+]
+
+
+@pytest.mark.parametrize(("name", "build", "location"), TARGETS, ids=[t[0] for t in TARGETS])
+def test_target_read_every_way(
+    scanner: Scanner, name: str, build: Callable[[str], str], location: str
+) -> None:
+    """A real code in any reading of the URL is blocked once, where it reads; a test code passes."""
+    report = scanner.scan(_target(build(REAL)))
+    assert [(f.rule, f.location) for f in report.findings] == [("hetu.real", location)]
+    assert scanner.scan(_target(build(TEST))).verdict is Verdict.PASS
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/fhir/Patient?name=Meik%C3%A4l%C3%A4inen+Matti&birthdate=ge1980-01-01&_count=10",
+        "/fhir/Patient/3f1c2a9b-0d4e-5f61-8a7b-9c0d1e2f3a4b/_history/2",
+        "/services/PrescriptionService/v1/prescriptionQuery",  # long words, no Base64 text
+        "/a%2520b/c+d?x=%25&y=a+b+c",
+    ],
+)
+def test_ordinary_targets_pass(scanner: Scanner, target: str) -> None:
+    """Ordinary paths and queries (escapes, plus signs, UUIDs, long words) do not fire."""
+    assert scanner.scan(_target(target)).verdict is Verdict.PASS
+
+
+def test_target_encoded_without_end_is_unscannable(scanner: Scanner) -> None:
+    """A value still percent-encoded after every round a receiver could make is refused."""
+    report = scanner.scan(_target("/x?a=%" + "25" * 20 + "41"))
+    assert report.rules == ("unscannable",)

@@ -1,13 +1,19 @@
 """Form parser: ``application/x-www-form-urlencoded`` bodies, and the query-string logic it
 shares with the URL (FHIR search tokens ``system|value``).
+
+Receivers decode a query differently, so every reading is scanned (:func:`decoded_pairs`): ``+``
+as a space (WHATWG URL "application/x-www-form-urlencoded parsing") and as a plus sign (RFC 3986
+§2.1 gives it no meaning; ``+`` is also the 1800s century sign of a code), and percent-decoded
+again and again while it still changes (a value encoded twice, by a client and by a framework).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from urllib.parse import parse_qsl
+from urllib.parse import unquote, unquote_plus
 
 from ..charset import decode_text
+from ..errors import UnscannableError
 from ..mediatype import MediaType
 from ..model import Context, Field, Payload
 from .base import (
@@ -20,9 +26,91 @@ from .base import (
     wanted_texts,
 )
 
-__all__ = ["FormParser", "param_fields"]
+__all__ = ["FormParser", "decoded_pairs", "layers", "param_fields", "query_fields"]
 
 _NESTED_STARTS = ("<", "{", "[")
+#: Percent-decoding rounds tried on one value; a value still changing after them is refused
+#: (each round shortens it, so "until stable" alone could cost rounds × length).
+MAX_LAYERS = 8
+#: Distinct readings kept of one value (``+`` read two ways in each round doubles them).
+_MAX_READINGS = 32
+
+#: A name/value pair to scan: the name and value as read, the name its location shows, and
+#: whether it is another reading of the pair at that location (``Field.view_of``).
+type _Entry = tuple[str, str, str, bool]
+
+
+def layers(
+    text: str, *, encoding: str = "utf-8", plus: bool = True, location: str = "url"
+) -> list[str]:
+    """``text`` as receivers may decode it, the form reading first: ``+`` a space (if ``plus``)
+    and percent-decoded; then ``+`` kept; then every further round of percent-decoding of
+    either, until nothing changes. Each distinct text once.
+
+    More than ``MAX_LAYERS`` rounds that still change the text raise :class:`UnscannableError`.
+    """
+    if "%" not in text and ("+" not in text or not plus):
+        return [text]
+    kept = unquote(text, encoding, "replace")
+    first = unquote_plus(text, encoding, "replace") if plus and "+" in text else kept
+    if "%" not in first and "+" not in first and "%" not in kept and "+" not in kept:
+        return [first] if first == kept else [first, kept]  # (one round: the common case)
+    out = dict.fromkeys([first, kept])
+    current = list(out)
+    for _ in range(MAX_LAYERS):
+        following: list[str] = []
+        for reading in current:
+            if "%" not in reading and ("+" not in reading or not plus):
+                continue
+            decoded_once = [unquote(reading, encoding, "replace")]
+            if plus:
+                decoded_once.append(unquote_plus(reading, encoding, "replace"))
+            for decoded in decoded_once:
+                if decoded not in out and len(out) < _MAX_READINGS:
+                    out[decoded] = None
+                    following.append(decoded)
+        if not following:
+            return list(out)
+        current = following
+    if len(out) >= _MAX_READINGS:
+        return list(out)
+    raise UnscannableError(f"value percent-encoded more than {MAX_LAYERS} times", location)
+
+
+def decoded_pairs(query: str, *, encoding: str = "utf-8", location: str = "url") -> list[_Entry]:
+    """The pairs of a query string or form body (split at ``&``), every reading of each name
+    and value (:func:`layers`): ``(name, value, located_as, another_reading)``, the form
+    reading first (what ``urllib.parse.parse_qsl`` gives)."""
+    entries: list[_Entry] = []
+    views: list[_Entry] = []
+    for chunk in query.split("&"):
+        if not chunk:
+            continue
+        raw_name, _, raw_value = chunk.partition("=")
+        if "%" not in chunk and "+" not in chunk:
+            entries.append((raw_name, raw_value, raw_name, False))  # (nothing to decode)
+            continue
+        names = layers(raw_name, encoding=encoding, location=location)
+        values = layers(raw_value, encoding=encoding, location=location)
+        name = names[0]
+        entries.append((name, values[0], name, False))
+        views.extend((other, "", name, True) for other in names[1:])
+        views.extend((name, other, name, True) for other in values[1:])
+    return entries + views
+
+
+def query_fields(
+    query: str,
+    prefix: str,
+    ctx: Context,
+    payload: Payload,
+    state: ScanState,
+    *,
+    encoding: str = "utf-8",
+) -> Iterator[Item]:
+    """Fields of a query string or form body, every reading of every pair (``decoded_pairs``)."""
+    entries = decoded_pairs(query, encoding=encoding, location=prefix.rstrip(":") or "url")
+    yield from _entry_fields(entries, prefix, ctx, payload, state)
 
 
 def param_fields(
@@ -36,11 +124,19 @@ def param_fields(
 
     Plain-text fields the screen rules out are not yielded; identifiers always are.
     """
-    wanted = wanted_texts(state, [text for pair in pairs for text in pair])
-    for name, value in pairs:
-        where = f"{prefix}{name}"
-        if keep(name, wanted):
-            yield Field(name, ctx, where + "#name")
+    entries = [(name, value, name, False) for name, value in pairs]
+    yield from _entry_fields(entries, prefix, ctx, payload, state)
+
+
+def _entry_fields(
+    entries: list[_Entry], prefix: str, ctx: Context, payload: Payload, state: ScanState
+) -> Iterator[Item]:
+    wanted = wanted_texts(state, [text for name, value, _, _ in entries for text in (name, value)])
+    for name, value, located, view in entries:
+        where = f"{prefix}{located}"
+        if name and keep(name, wanted) and not (view and name == located):
+            at = where + "#name"
+            yield Field(name, ctx, at, view_of=at if view else None)
         if not value:
             continue
         if value.lstrip().startswith(_NESTED_STARTS):
@@ -49,7 +145,7 @@ def param_fields(
                 None,
                 where,
                 payload,
-                Context(ctx.role, name),
+                Context(ctx.role, located),
                 state,
                 declared=False,
             )
@@ -57,9 +153,10 @@ def param_fields(
         if (data := base64_content(value)) is not None:
             yield nested(data, None, where + "!base64", payload, ctx, state, declared=False)
             continue
+        view_of = where if view else None
         if "|" not in value:
             if keep(value, wanted):
-                yield Field(value, Context(ctx.role, name), where)
+                yield Field(value, Context(ctx.role, located), where, view_of=view_of)
             continue
         # FHIR search: token parameters are [system]|[code], several OR-ed with commas; the code
         # of a token is an identifier under its system, the rest is text.
@@ -67,12 +164,16 @@ def param_fields(
             system, bar, code = token.partition("|")
             if bar and system and code:
                 if keep(system, wanted):
-                    yield Field(system, Context(ctx.role, name), where)
+                    yield Field(system, Context(ctx.role, located), where, view_of=view_of)
                 yield Field(
-                    code, Context(ctx.role, name, normalise_system(system)), where, identifier=True
+                    code,
+                    Context(ctx.role, located, normalise_system(system)),
+                    where,
+                    identifier=True,
+                    view_of=view_of,
                 )
             elif keep(token, wanted):
-                yield Field(token, Context(ctx.role, name), where)
+                yield Field(token, Context(ctx.role, located), where, view_of=view_of)
 
 
 class FormParser:
@@ -86,6 +187,9 @@ class FormParser:
     def parse(self, payload: Payload, media: MediaType, state: ScanState) -> Iterator[Item]:
         charset = media.params.get("charset") or "utf-8"
         text = decode_text(payload.data, charset, strict=False)
-        pairs = parse_qsl(text, keep_blank_values=True, encoding=charset, errors="replace")
         prefix = (payload.location + ":" if payload.location else "") + "form:"
-        yield from param_fields(pairs, prefix, payload.context, payload, state)
+        try:
+            "".encode(charset)
+        except LookupError:
+            charset = "utf-8"  # (decode_text read it leniently; so do the percent-escapes)
+        yield from query_fields(text, prefix, payload.context, payload, state, encoding=charset)

@@ -14,11 +14,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from functools import lru_cache
-from urllib.parse import parse_qsl, unquote, unquote_plus
+from urllib.parse import unquote, unquote_plus
 
 from ..model import Context, Field, Payload, Request, Role
 from .base import Item, ScanState, decode_base64, keep, nested, wanted_texts
-from .form import param_fields
+from .form import layers, query_fields
 
 __all__ = ["header_fields", "request_fields", "url_fields"]
 
@@ -40,6 +40,7 @@ _DIGITS_OF_A_DATE = 6
 _METHOD = Context(Role.HEADER, ":method")
 _AUTHORITY = Context(Role.URL, ":authority")
 _COOKIE = Context(Role.HEADER, "cookie")
+_PATH = Context(Role.URL, "path")
 
 #: A text to screen and maybe yield as a field: the value, its context, its location, and the
 #: location of the value it is another reading of (``Field.view_of``), if it is one.
@@ -69,17 +70,39 @@ def request_fields(request: Request, state: ScanState) -> Iterator[Item]:
 
 
 def url_fields(target: str, state: ScanState) -> Iterator[Item]:
-    """Fields of the request target (path and query), percent-decoded."""
+    """Fields of the request target: each path segment and query pair in every reading a
+    receiver may make (percent-decoded until stable, ``+`` in the query as a space and as a
+    plus: ``form.layers``); a segment that is Base64url of text, decoded, as a nested payload."""
     path, _, query = target.partition("?")
     carrier = Payload(b"", None, "url", Context(Role.URL))
-    segments = [unquote(segment, errors="replace") for segment in path.split("/")]
-    wanted = wanted_texts(state, segments)
-    for index, segment in enumerate(segments):
-        if segment and keep(segment, wanted):
-            yield Field(segment, Context(Role.URL, "path"), f"url:path[{index}]")
+    segments: list[tuple[int, str, bool]] = []  # (index, text, another reading)
+    tokens: list[tuple[int, str]] = []
+    for index, raw in enumerate(path.split("/")):
+        if not raw:
+            continue
+        if "%" in raw:
+            # RFC 3986 §2.1: "+" in a path is a plus; a segment encoded twice is decoded twice.
+            first, *others = layers(raw, plus=False, location=f"url:path[{index}]")
+            segments.append((index, first, False))
+            segments.extend((index, other, True) for other in others)
+        else:
+            first = raw
+            segments.append((index, raw, False))
+        if len(first) >= _MIN_HEADER_B64 and not first.isdigit():
+            tokens.append((index, first))
+    wanted = wanted_texts(state, [text for _, text, _ in segments])
+    for index, segment, view in segments:
+        if keep(segment, wanted):
+            where = f"url:path[{index}]"
+            yield Field(segment, _PATH, where, view_of=where if view else None)
+    for index, token in tokens:
+        # A Base64url segment (RFC 4648 §5: a JWT, an encoded identity document in a route).
+        data = _encoded_text(token)
+        if data is not None:
+            where = f"url:path[{index}]!base64"
+            yield nested(data, None, where, carrier, _PATH, state, declared=False)
     if query:
-        pairs = parse_qsl(query, keep_blank_values=True, errors="replace")
-        yield from param_fields(pairs, "url:query:", Context(Role.URL), carrier, state)
+        yield from query_fields(query, "url:query:", Context(Role.URL), carrier, state)
 
 
 def header_fields(headers: _Headers, state: ScanState, section: str = "header") -> Iterator[Item]:

@@ -1,0 +1,131 @@
+"""Tests for kanta_guard.parsers.form: every reading of a form or query (``+``, layers of ``%``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+from helpers import REAL, TEST, code
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kanta_guard import Request, Scanner, Verdict
+from kanta_guard.errors import UnscannableError
+from kanta_guard.parsers.form import MAX_LAYERS, decoded_pairs, layers
+
+#: A real code of someone born in the 1800s: its century sign is "+".
+REAL_1800 = code("010180", "+", 308)
+TEST_1800 = code("010180", "+", 904)
+
+
+def _pct(text: str, times: int = 1) -> str:
+    """Every character percent-encoded, then the result ``times - 1`` times again."""
+    encoded = "".join(f"%{ord(ch):02X}" for ch in text)
+    for _ in range(times - 1):
+        encoded = encoded.replace("%", "%25")
+    return encoded
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("plain", ["plain"]),
+        ("a+b", ["a b", "a+b"]),  # the form reading first
+        ("a%2Bb", ["a+b", "a b"]),  # (decoded twice, as a form: a space)
+        ("a%252Bb", ["a%2Bb", "a+b", "a b"]),
+        ("%25252541", ["%252541", "%2541", "%41", "A"]),
+        ("a+%2B", ["a +", "a++", "a  "]),
+    ],
+)
+def test_layers(text: str, expected: list[str]) -> None:
+    """Each reading once, in order: form, ``+`` kept, then each further round of decoding."""
+    assert layers(text) == expected
+
+
+def test_layers_refuse_endless_encoding() -> None:
+    """A value that still changes after MAX_LAYERS rounds is unscannable, not decoded forever."""
+    with pytest.raises(UnscannableError, match="percent-encoded more than"):
+        layers("%" + "25" * (MAX_LAYERS + 2) + "41")
+
+
+def test_layers_are_linear() -> None:
+    """A long value encoded many times is decided in bounded time."""
+    started = time.perf_counter()
+    with pytest.raises(UnscannableError):
+        layers(("%" + "25" * 40 + "41") * 2000)
+    assert time.perf_counter() - started < 1
+
+
+def test_decoded_pairs() -> None:
+    """Pairs in order, the other readings after them, located under the form reading's name."""
+    assert decoded_pairs("a=1&b=x+y&&c%2Bd=%2541") == [
+        ("a", "1", "a", False),
+        ("b", "x y", "b", False),
+        ("c+d", "%41", "c+d", False),
+        ("b", "x+y", "b", True),
+        ("c d", "", "c+d", True),
+        ("c+d", "A", "c+d", True),
+    ]
+
+
+def _form(body: str) -> Request:
+    """A form POST with this body."""
+    return Request(
+        "POST",
+        "/lomake",
+        (("Host", "kanta.test"), ("Content-Type", "application/x-www-form-urlencoded")),
+        body.encode(),
+        "kanta.test",
+    )
+
+
+#: (name, form body from a code, the finding's location).
+FORMS: list[tuple[str, Callable[[str], str], str]] = [
+    ("plain", lambda c: f"a=1&hetu={c}", "form:hetu"),
+    ("percent-encoded once", lambda c: f"hetu={_pct(c)}", "form:hetu"),
+    ("percent-encoded twice", lambda c: f"a=1&hetu={_pct(c, 2)}", "form:hetu"),
+    ("percent-encoded three times", lambda c: f"hetu={_pct(c, 3)}", "form:hetu"),
+    ("in the name, twice", lambda c: f"{_pct(c, 2)}=1", "form:[name]#name"),
+    ("repeated name, the second value", lambda c: f"hetu={TEST}&hetu={c}", "form:hetu"),
+]
+
+
+@pytest.mark.parametrize(("name", "build", "location"), FORMS, ids=[f[0] for f in FORMS])
+def test_form_real_blocked_test_passes(
+    scanner: Scanner, name: str, build: Callable[[str], str], location: str
+) -> None:
+    """A real code in any reading of a form is blocked once; a test code passes."""
+    report = scanner.scan(_form(build(REAL)))
+    assert [f.rule for f in report.findings] == ["hetu.real"]
+    if "[name]" not in location:
+        assert report.findings[0].location == location
+    assert scanner.scan(_form(build(TEST))).verdict is Verdict.PASS
+
+
+@pytest.mark.parametrize("where", ["form", "query"])
+def test_plus_is_read_both_ways(scanner: Scanner, where: str) -> None:
+    """``+`` as sent is a space to a form reader and the 1800s century sign to others."""
+    for value, verdict in ((REAL_1800, Verdict.BLOCK), (TEST_1800, Verdict.PASS)):
+        if where == "form":
+            request = _form(f"hetu={value}")
+        else:
+            request = Request("GET", f"/fhir/Patient?identifier={value}", (), b"", "kanta.test")
+        assert scanner.scan(request).verdict is verdict
+
+
+def test_ordinary_form_does_not_fire(scanner: Scanner) -> None:
+    """An ordinary form with spaces, escapes and dates passes."""
+    body = "nimi=Matti+Meik%C3%A4l%C3%A4inen&pvm=2026-12-01&tilaus=123456-7890&q=a%2Bb%25"
+    assert scanner.scan(_form(body)).verdict is Verdict.PASS
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(alphabet="%25+AB2", max_size=60))
+def test_layers_never_fail_unexpectedly(text: str) -> None:
+    """Any mix of ``%``, ``+`` and hex gives readings (or the refusal), each distinct once."""
+    try:
+        found = layers(text)
+    except UnscannableError:
+        return
+    assert found and len(found) == len(set(found))
