@@ -17,7 +17,7 @@ from http import HTTPStatus
 from urllib.parse import quote
 
 from .idcode import mask_text
-from .model import Action, Finding, Protocol, Report
+from .model import MAX_FINDINGS, Action, Finding, Protocol, Report
 from .rules import REFUSED, UNAVAILABLE, UNSCANNABLE
 
 __all__ = ["FINDINGS_NS", "Answer", "blocked_answer", "blocked_status"]
@@ -105,17 +105,20 @@ def blocked_answer(report: Report, *, request_id: str | None = None) -> Answer:
     as the problem's ``instance``, the OperationOutcome's ``id`` and ``kg:findings/@requestId``.
     """
     status = blocked_status(report)
-    shown = [_masked(f) for f in report.findings if f.action is not Action.OFF]
+    counted = [f for f in report.findings if f.action is not Action.OFF]
+    # At most MAX_FINDINGS listed, however the report was built: the answer stays small.
+    shown = [_masked(f) for f in counted[:MAX_FINDINGS]]
+    omitted = report.omitted + max(0, len(counted) - MAX_FINDINGS)
     rules = [mask_text(r) for r in report.rules]
     rid = mask_text(request_id) if request_id else None
-    summary = _summary(status, rules)
+    summary = _summary(status, rules, omitted)
     match report.protocol:
         case Protocol.SOAP11:
             content_type = "text/xml; charset=utf-8"
-            body = _soap11(summary, shown, rid)
+            body = _soap11(summary, shown, rid, omitted)
         case Protocol.SOAP12:
             content_type = "application/soap+xml; charset=utf-8"
-            body = _soap12(summary, shown, rid)
+            body = _soap12(summary, shown, rid, omitted)
         case Protocol.FHIR_JSON:
             content_type = "application/fhir+json; charset=utf-8"
             body = _fhir_json(_issues(status, summary, shown), rid)
@@ -124,7 +127,7 @@ def blocked_answer(report: Report, *, request_id: str | None = None) -> Answer:
             body = _fhir_xml(_issues(status, summary, shown), rid)
         case _:
             content_type = "application/problem+json"
-            body = _json(_problem(status, summary, shown, rules, rid))
+            body = _json(_problem(status, summary, shown, rules, rid, omitted))
     headers = (
         ("Content-Type", content_type),
         ("Cache-Control", "no-store"),
@@ -149,8 +152,9 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _summary(status: int, rules: list[str]) -> str:
-    """One line for ``faultstring``, ``Reason/Text``, the first issue and the problem's detail."""
+def _summary(status: int, rules: list[str], omitted: int = 0) -> str:
+    """One line for ``faultstring``, ``Reason/Text``, the first issue and the problem's detail;
+    it says how many findings are not listed."""
     listed = ", ".join(rules) or "none"
     if status == _UNAVAILABLE:
         text = "kanta-guard cannot judge traffic right now, so nothing is forwarded"
@@ -160,7 +164,8 @@ def _summary(status: int, rules: list[str]) -> str:
         text = "the request could not be fully scanned, so it was not forwarded"
     else:
         text = "the request carries data the policy does not allow to be sent"
-    return _one_line(f"Blocked by kanta-guard: {text} (rules: {listed}).")
+    more = f" {omitted} more findings are not listed." if omitted else ""
+    return _one_line(f"Blocked by kanta-guard: {text} (rules: {listed}).{more}")
 
 
 def _issue_code(finding: dict[str, str]) -> str:
@@ -241,8 +246,10 @@ def _problem(
     shown: list[dict[str, str]],
     rules: list[str],
     request_id: str | None,
+    omitted: int = 0,
 ) -> dict[str, object]:
-    """RFC 9457 problem details, with ``rules`` and ``findings`` as extension members (§3.2)."""
+    """RFC 9457 problem details, with ``rules``, ``findings`` and (when some are not listed)
+    ``findings_omitted`` as extension members (§3.2)."""
     kind = {_FORBIDDEN: "blocked", _UNAVAILABLE: "unavailable"}.get(status, "unscannable")
     problem: dict[str, object] = {
         "type": _PROBLEM_TYPE + kind,
@@ -254,6 +261,8 @@ def _problem(
         problem["instance"] = _REQUEST_URN + quote(request_id, safe="-._~")
     problem["rules"] = rules
     problem["findings"] = shown
+    if omitted:
+        problem["findings_omitted"] = omitted
     return problem
 
 
@@ -281,10 +290,14 @@ def _xml(root: ET.Element) -> bytes:
     return body.encode("utf-8", "replace")
 
 
-def _findings_xml(parent: ET.Element, shown: list[dict[str, str]], request_id: str | None) -> None:
+def _findings_xml(
+    parent: ET.Element, shown: list[dict[str, str]], request_id: str | None, omitted: int = 0
+) -> None:
     attrib = {"xmlns:kg": FINDINGS_NS}
     if request_id:
         attrib["requestId"] = request_id
+    if omitted:
+        attrib["omitted"] = str(omitted)  # findings not listed (the cap: MAX_FINDINGS)
     findings = _el(parent, "kg:findings", **attrib)
     for finding in shown:
         _el(
@@ -300,7 +313,9 @@ def _findings_xml(parent: ET.Element, shown: list[dict[str, str]], request_id: s
         )
 
 
-def _soap11(summary: str, shown: list[dict[str, str]], request_id: str | None) -> bytes:
+def _soap11(
+    summary: str, shown: list[dict[str, str]], request_id: str | None, omitted: int = 0
+) -> bytes:
     """SOAP 1.1 §4.4: faultcode ``Client`` (the message must change), faultstring, detail.
 
     The Fault's children are unqualified (§4.4); ``detail`` entries are namespace-qualified.
@@ -309,17 +324,19 @@ def _soap11(summary: str, shown: list[dict[str, str]], request_id: str | None) -
     fault = _el(_el(envelope, "soap:Body"), "soap:Fault")
     _el(fault, "faultcode", "soap:Client")
     _el(fault, "faultstring", summary)
-    _findings_xml(_el(fault, "detail"), shown, request_id)
+    _findings_xml(_el(fault, "detail"), shown, request_id, omitted)
     return _xml(envelope)
 
 
-def _soap12(summary: str, shown: list[dict[str, str]], request_id: str | None) -> bytes:
+def _soap12(
+    summary: str, shown: list[dict[str, str]], request_id: str | None, omitted: int = 0
+) -> bytes:
     """SOAP 1.2 Part 1 §5.4: Code/Value ``env:Sender``, Reason/Text with xml:lang, Detail."""
     envelope = ET.Element("env:Envelope", {"xmlns:env": _SOAP12_NS})
     fault = _el(_el(envelope, "env:Body"), "env:Fault")
     _el(_el(fault, "env:Code"), "env:Value", "env:Sender")
     _el(_el(fault, "env:Reason"), "env:Text", summary, **{"xml:lang": "en"})
-    _findings_xml(_el(fault, "env:Detail"), shown, request_id)
+    _findings_xml(_el(fault, "env:Detail"), shown, request_id, omitted)
     return _xml(envelope)
 
 

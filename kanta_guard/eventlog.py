@@ -22,7 +22,7 @@ from urllib.parse import unquote
 
 from .errors import PolicyError
 from .idcode import mask_text
-from .model import Action, Report
+from .model import MAX_FINDINGS, Action, Report
 
 __all__ = ["EventLog", "LogRotationError", "make_event", "make_record", "read_records"]
 
@@ -47,9 +47,11 @@ def make_record(
     """The log record of one request; ``time`` defaults to now, a naive one is taken as UTC.
 
     ``client`` is ``ip:port`` (``[ip6]:port``) as the caller formats it. Findings whose action is
-    ``off`` are left out, as they are from :attr:`Report.rules`.
+    ``off`` are left out, as they are from :attr:`Report.rules`; past ``MAX_FINDINGS`` they are
+    counted in ``findings_omitted`` (with ``Report.omitted``), not listed.
     """
-    return {
+    counted = [f for f in report.findings if f.action is not Action.OFF]
+    record: dict[str, object] = {
         "time": _utc(time).isoformat(timespec="milliseconds") + "Z",
         "flow_id": mask_text(flow_id),
         "client": None if client is None else mask_text(client),
@@ -68,10 +70,15 @@ def make_record(
                 "value_hash": mask_text(f.value_hash),
                 "explanation": mask_text(f.explanation),
             }
-            for f in report.findings
-            if f.action is not Action.OFF
+            # At most MAX_FINDINGS, however the report was built: a record stays small (the
+            # log's rotation size bounds files, not one record).
+            for f in counted[:MAX_FINDINGS]
         ],
     }
+    omitted = report.omitted + max(0, len(counted) - MAX_FINDINGS)
+    if omitted:
+        record["findings_omitted"] = omitted
+    return record
 
 
 def make_event(event: str, *, time: datetime | None = None, **fields: object) -> dict[str, object]:

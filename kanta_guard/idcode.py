@@ -33,6 +33,7 @@ __all__ = [
     "TOKEN",
     "Kind",
     "classify",
+    "clip",
     "find_tokens",
     "individual_number",
     "is_real",
@@ -511,6 +512,17 @@ def mask_any_form(text: str) -> str:
     if reveals_code(masked):
         masked = _stars(masked)
     return "[withheld: it holds an identity code]" if reveals_code(masked) else masked
+
+
+def clip(text: str, limit: int = 1024) -> str:
+    """``text`` masked in every form (:func:`mask_any_form`) and cut to ``limit`` characters
+    (``…`` marks the cut): a finding's location or reason stays small in an answer or a log
+    record, whatever the request held (a JSON key of a megabyte)."""
+    if len(text) <= limit:
+        return mask_any_form(text)
+    # Mask before cutting (a code across the cut is seen whole), but not a megabyte.
+    masked = mask_any_form(text[: 2 * limit + 16])[:limit] + "…"
+    return _stars(masked) if reveals_code(masked) else masked
 
 
 def quote_input(value: str, limit: int = 40) -> str:

@@ -13,6 +13,7 @@ from enum import StrEnum
 
 __all__ = [
     "HETU_OID",
+    "MAX_FINDINGS",
     "Action",
     "Context",
     "Field",
@@ -28,6 +29,9 @@ __all__ = [
 
 #: OID of the Finnish personal identity code (DVV; HL7 Finland OID registry).
 HETU_OID = "1.2.246.21"
+#: Findings a report, an answer or a log record holds at most; the rest are counted
+#: (``Report.omitted``), so that what people see stays small however much a request carries.
+MAX_FINDINGS = 100
 
 
 class Action(StrEnum):
@@ -195,7 +199,7 @@ class Report:
     protocol: Protocol = Protocol.OTHER
     fields_scanned: int = 0
     payloads_scanned: int = 0
-    #: Findings that count but were left out past the cap (``pipeline.MAX_FINDINGS``); the
+    #: Findings that count but were left out past the cap (``MAX_FINDINGS``); the
     #: verdict reflects them too.
     omitted: int = 0
 

@@ -8,7 +8,7 @@ verdict.
 Anything that cannot be fully read raises :class:`UnscannableError` somewhere below; it ends the
 scan with an ``unscannable`` finding, which always blocks.
 
-The output is bounded: the first :data:`MAX_FINDINGS` findings that count are kept, the rest
+The output is bounded: the first ``model.MAX_FINDINGS`` findings that count are kept, the rest
 only counted (``Report.omitted``) and ranked into the verdict; no finding is built for them
 (masking and the keyed hash are most of a finding's cost).
 """
@@ -20,10 +20,11 @@ from collections.abc import Iterable
 from .detectors import DETECTORS, Detector
 from .encoding import decode_content
 from .errors import UnscannableError
-from .idcode import mask_any_form
+from .idcode import clip, mask_any_form
 from .masking import KeyedHasher
 from .mediatype import parse_media_type
 from .model import (
+    MAX_FINDINGS,
     Action,
     Context,
     Field,
@@ -42,13 +43,10 @@ from .parsers.request import request_fields
 from .policy import Policy
 from .rules import UNSCANNABLE
 
-__all__ = ["MAX_FINDINGS", "Scanner", "protocol_of", "unscannable_report"]
+__all__ = ["MAX_CONTENT_TYPES", "Scanner", "protocol_of", "unscannable_report"]
 
 _RANK = {Action.OFF: 0, Action.WARN: 1, Action.BLOCK: 2}
 _VERDICT = {0: Verdict.PASS, 1: Verdict.WARN, 2: Verdict.BLOCK}
-
-#: Findings kept in a report; past this many they are counted, not built (``Report.omitted``).
-MAX_FINDINGS = 100
 
 
 class _Tally:
@@ -125,10 +123,10 @@ class Scanner:
         tally = _Tally()
         try:
             self._fields(request_fields(request, state), tally, state)
-            types: list[str | None] = [*_header_values(request, "content-type")] or [None]
+            types = _content_types(request)
             encodings = _header_values(request, "content-encoding")
             body = self._body(request.body, ", ".join(encodings) or None, state)
-            for number, content_type in enumerate(dict.fromkeys(types)):
+            for number, content_type in enumerate(types):
                 if number:
                     state.charge(len(body), "body")  # every reading counts against the budget
                     tally.dedupe = True
@@ -225,7 +223,7 @@ class Scanner:
         return Finding(
             rule=hit.rule,
             action=action,
-            location=mask_any_form(hit.field.location),
+            location=clip(hit.field.location),
             role=hit.field.role,
             evidence=hit.masked,
             value_hash=self._hasher(hit.raw),
@@ -237,11 +235,11 @@ class Scanner:
         return Finding(
             rule=UNSCANNABLE.id,
             action=Action.BLOCK,
-            location=mask_any_form(exc.location),
+            location=clip(exc.location),
             role=Role.UNKNOWN,
             evidence="",
             value_hash="",
-            explanation=mask_any_form(exc.reason),
+            explanation=clip(exc.reason),
         )
 
     @staticmethod
@@ -257,6 +255,26 @@ class Scanner:
         )
 
 
+#: Distinct Content-Type readings of one body scanned at most; more is no client's mistake but
+#: a way to multiply the scan's cost: unscannable.
+MAX_CONTENT_TYPES = 4
+
+
+def _content_types(request: Request) -> list[str | None]:
+    """Every distinct Content-Type the request declares (the same media type and parameters
+    once), in order; ``[None]`` when it declares none."""
+    distinct: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+    for value in _header_values(request, "content-type"):
+        media = parse_media_type(value)
+        distinct.setdefault((media.type, tuple(sorted(media.params.items()))), value)
+    if len(distinct) > MAX_CONTENT_TYPES:
+        raise UnscannableError(
+            f"{len(distinct)} different Content-Type headers (more than {MAX_CONTENT_TYPES})",
+            "header:Content-Type",
+        )
+    return [*distinct.values()] or [None]
+
+
 def _header_values(request: Request, name: str) -> list[str]:
     """The values of every header line of that name (case-insensitive), in order, stripped;
     empty ones left out."""
@@ -269,7 +287,7 @@ def _reported(finding: Finding, view_of: str | None, findings: list[Finding]) ->
     field already reported the same value under the same rule: one finding per place."""
     if view_of is None:
         return False
-    location = mask_any_form(view_of)
+    location = clip(view_of)
     return any(
         f.rule == finding.rule and f.value_hash == finding.value_hash and f.location == location
         for f in findings
