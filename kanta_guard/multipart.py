@@ -16,14 +16,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import email.errors
+import email.header
+import email.utils
 from collections.abc import Iterator
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from kanta_guard.errors import UnscannableError
 from kanta_guard.idcode import quote_input
 from kanta_guard.mediatype import decode_ext_value, parse_header_params, parse_media_type
 
-__all__ = ["Part", "parse_multipart"]
+__all__ = ["Multipart", "Part", "header_readings", "parse_multipart", "split_multipart"]
 
 _LWSP = b" \t"  # RFC 2046 §5.1.1 transport-padding
 _BASE64_WHITESPACE = b" \t\r\n"  # RFC 2045 §6.8: line breaks (and padding) are ignored
@@ -51,6 +55,17 @@ class Part:
 
 
 @dataclass(frozen=True)
+class Multipart:
+    """A split multipart body: its parts, and the preamble and epilogue around them (RFC 2046
+    §5.1.1: "to be ignored", which is why a client can hide anything there from a reader that
+    follows the RFC while a lenient one reads it)."""
+
+    parts: list[Part]
+    preamble: bytes = b""
+    epilogue: bytes = b""
+
+
+@dataclass(frozen=True)
 class _Delimiter:
     start: int  # first byte of the delimiter, its leading CRLF or LF included
     end: int  # first byte after the delimiter line (its line break included)
@@ -60,9 +75,16 @@ class _Delimiter:
 def parse_multipart(body: bytes, content_type: str, *, max_parts: int = 1000) -> list[Part]:
     """Split a multipart ``body`` into its parts; the boundary comes from ``content_type``.
 
-    Preamble and epilogue are ignored. Raises :class:`UnscannableError` if the body is not
-    complete, well-formed multipart with 1 to ``max_parts`` parts.
+    Preamble and epilogue are left out (:func:`split_multipart` gives them). Raises
+    :class:`UnscannableError` if the body is not complete, well-formed multipart with 1 to
+    ``max_parts`` parts.
     """
+    return split_multipart(body, content_type, max_parts=max_parts).parts
+
+
+def split_multipart(body: bytes, content_type: str, *, max_parts: int = 1000) -> Multipart:
+    """Split a multipart ``body`` into its parts, preamble and epilogue (see
+    :func:`parse_multipart`)."""
     media = parse_media_type(content_type)
     if not media.is_multipart:
         raise UnscannableError("content type is not multipart/*", "header:Content-Type")
@@ -89,7 +111,7 @@ def parse_multipart(body: bytes, content_type: str, *, max_parts: int = 1000) ->
         if delimiter.close:
             if next(delimiters, None) is not None:
                 raise UnscannableError("boundary delimiter after the close delimiter")
-            return parts
+            return Multipart(parts, body[: first.start], body[delimiter.end :])
         begin = delimiter.end
     raise UnscannableError(
         f"multipart body ends without a close delimiter (truncated? {len(body)} bytes)"
@@ -226,3 +248,60 @@ def _transfer_decode(raw: bytes, cte: str, location: str) -> bytes:
         # RFC 2045 §6.7; a2b_qp keeps malformed "=" sequences as they are, as most decoders do.
         return binascii.a2b_qp(raw)
     raise UnscannableError(f"unknown content transfer encoding {quote_input(cte, 32)}", location)
+
+
+def header_readings(value: str) -> list[str]:
+    """A part header value as receivers may decode it, besides as sent: RFC 2047 encoded words
+    (``=?UTF-8?B?...?=``, ``?Q?``) undone; each parameter decoded as RFC 2231 / RFC 8187 say
+    (``filename*=UTF-8''...``, continuations ``filename*0*``), percent-decoded (RFC 7578 §4.2
+    lets form-data file names be), and its encoded words undone. Each distinct text once,
+    the value itself not among them.
+
+    The stdlib ``email`` package does the decoding (``email.header.decode_header``,
+    ``email.utils.decode_params``): it is what Python receivers use, and it knows the
+    continuations and the quirks. What it cannot decode is left to the value as sent.
+    """
+    out: dict[str, None] = {}
+    if "=?" in value:
+        out[_encoded_words(value)] = None
+    if ";" in value and ("*" in value or "%" in value or "=?" in value):
+        try:
+            _, params = parse_header_params(value)
+        except UnscannableError:
+            params = {}  # (Content-Disposition is refused elsewhere; others are read as sent)
+        starred = {name.partition("*")[0] for name in params if "*" in name}
+        if starred:
+            # RFC 2231 §3-§4: name*=charset'lang'value, name*0*=..., name*1=...
+            for name, decoded in email.utils.decode_params([("", ""), *params.items()])[1:]:
+                if name not in starred:
+                    continue
+                try:
+                    text = email.utils.collapse_rfc2231_value(decoded, "replace", "latin-1")
+                except LookupError:
+                    text = str(decoded)
+                out[f"{name}={email.utils.unquote(text)}"] = None
+        for name, param in params.items():
+            if "%" in param and "*" not in name:  # (a starred one was decoded above)
+                out[f"{name}={unquote(param, errors='replace')}"] = None
+            if "=?" in param:
+                out[f"{name}={_encoded_words(param)}"] = None
+    out.pop(value, None)
+    return list(out)
+
+
+def _encoded_words(value: str) -> str:
+    """``value`` with its RFC 2047 encoded words decoded (an unknown charset: as Latin-1)."""
+    try:
+        chunks = email.header.decode_header(value)
+    except (email.errors.HeaderParseError, ValueError):
+        return value
+    texts: list[str] = []
+    for chunk, charset in chunks:
+        if isinstance(chunk, str):
+            texts.append(chunk)
+            continue
+        try:
+            texts.append(chunk.decode(charset or "latin-1", "replace"))
+        except LookupError:
+            texts.append(chunk.decode("latin-1"))
+    return "".join(texts)

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Callable
 
 import pytest
+from helpers import REAL, TEST
 
+from kanta_guard import Scanner, Verdict
 from kanta_guard.errors import UnscannableError
 from kanta_guard.mediatype import MediaType, decode_ext_value, parse_media_type
-from kanta_guard.multipart import Part, parse_multipart
+from kanta_guard.multipart import Part, header_readings, parse_multipart, split_multipart
 
 B = "MIMEBoundary_9f3a"
 CT = f'multipart/related; boundary="{B}"'
@@ -353,3 +356,123 @@ def test_part_header_lookup() -> None:
     """Part.header looks a header up case-insensitively."""
     part = Part(1, (("X-Foo", "1"), ("x-foo", "2")), b"")
     assert (part.header("x-FOO"), part.header("missing")) == ("1", None)
+
+
+def test_split_multipart_keeps_preamble_and_epilogue() -> None:
+    """The preamble and the epilogue come out byte-exact beside the parts."""
+    body = b"before\r\n--b\r\nA: 1\r\n\r\nx\r\n--b--\r\nafter\r\n"
+    split = split_multipart(body, "multipart/mixed; boundary=b")
+    assert (split.preamble, [p.body for p in split.parts], split.epilogue) == (
+        b"before",
+        [b"x"],
+        b"\r\nafter\r\n",
+    )
+    assert parse_multipart(body, "multipart/mixed; boundary=b") == split.parts
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("text/plain", []),
+        ("=?UTF-8?Q?L=C3=A4hete=2Epdf?=", ["Lähete.pdf"]),
+        ("=?UTF-8?B?TMOkaGV0ZS5wZGY=?=", ["Lähete.pdf"]),
+        ("=?no-such-charset?B?TMOkaGV0ZQ==?=", ["LÃ¤hete"]),  # unknown charset: Latin-1
+        (
+            "form-data; name=\"doc\"; filename*=UTF-8''L%C3%A4hete.pdf",
+            ["filename=Lähete.pdf"],
+        ),
+        (
+            "attachment; filename*0*=UTF-8''L%C3%A4; filename*1=hete.pdf",
+            ["filename=Lähete.pdf"],  # RFC 2231 §3: continuations joined
+        ),
+        (
+            'form-data; name="doc"; filename="=?UTF-8?B?TMOkaGV0ZS5wZGY=?="',
+            ['form-data; name="doc"; filename="Lähete.pdf"', "filename=Lähete.pdf"],
+        ),
+        ('form-data; name="doc"; filename="a%20b.pdf"', ["filename=a b.pdf"]),
+    ],
+)
+def test_header_readings(value: str, expected: list[str]) -> None:
+    """Encoded words, RFC 2231/8187 parameters and percent-escapes decode; the rest is as sent."""
+    assert header_readings(value) == expected
+
+
+def _form_data(
+    *, preamble: str = "", epilogue: str = "", header: str = "", name: str = ""
+) -> bytes:
+    """A form-data body with one file part, the given preamble, epilogue and extra header."""
+    extra = f"{header}\r\n" if header else ""
+    name_line = f"{name}: 1\r\n" if name else ""
+    return (
+        f"{preamble}--b\r\n"
+        'Content-Disposition: form-data; name="doc"; filename="lahete.txt"\r\n'
+        f"{extra}{name_line}Content-Type: text/plain\r\n\r\n"
+        "Lähete ilman tunnuksia\r\n"
+        f"--b--\r\n{epilogue}"
+    ).encode()
+
+
+def _b64w(text: str) -> str:
+    """Base64 of the text's UTF-8."""
+    return base64.b64encode(text.encode()).decode()
+
+
+#: (name, body from a code, the finding's location): the places RFC 2046 readers skip.
+PLACES: list[tuple[str, Callable[[str], bytes], str]] = [
+    ("preamble", lambda c: _form_data(preamble=f"hetu {c}\r\n"), "preamble:line 1"),
+    ("epilogue", lambda c: _form_data(epilogue=f"hetu {c}\r\n"), "epilogue:line 2"),
+    ("part header name", lambda c: _form_data(name=f"X-{c}"), "part[1]/header-name:1"),
+    (
+        "filename* (RFC 8187)",
+        lambda c: _form_data(
+            header="Content-Description: x; filename*=UTF-8''"
+            + "".join(f"%{ord(ch):02X}" for ch in c)
+        ),
+        "part[1]#Content-Description!decoded",
+    ),
+    (
+        "encoded word, B (RFC 2047)",
+        lambda c: _form_data(header=f"Content-Description: =?UTF-8?B?{_b64w(c)}?="),
+        "part[1]#Content-Description!decoded",
+    ),
+    (
+        "encoded word, Q (RFC 2047)",
+        lambda c: _form_data(header=f"Content-Description: =?UTF-8?Q?{c.replace('-', '=2D')}?="),
+        "part[1]#Content-Description!decoded",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "build", "location"), PLACES, ids=[p[0] for p in PLACES])
+def test_places_outside_the_parts(
+    scanner: Scanner, name: str, build: Callable[[str], bytes], location: str
+) -> None:
+    """A real code where a strict reader never looks is blocked once; a test code passes."""
+    report = scanner.scan_bytes(build(REAL), "multipart/form-data; boundary=b")
+    assert [(f.rule, f.location) for f in report.findings] == [("hetu.real", location)]
+    assert scanner.scan_bytes(build(TEST), "multipart/form-data; boundary=b").verdict is (
+        Verdict.PASS
+    )
+
+
+@pytest.mark.parametrize(
+    "disposition",
+    [
+        "form-data; name=\"doc\"; filename*=UTF-8''{}.pdf",
+        'form-data; name="doc"; filename="=?UTF-8?B?{}?="',
+    ],
+)
+def test_encoded_file_names(scanner: Scanner, disposition: str) -> None:
+    """A code in a file name encoded as RFC 8187 or RFC 2047 says is blocked."""
+    for code, verdict in ((REAL, Verdict.BLOCK), (TEST, Verdict.PASS)):
+        encoded = "".join(f"%{ord(ch):02X}" for ch in code) if "*=" in disposition else _b64w(code)
+        body = (
+            f"--b\r\nContent-Disposition: {disposition.format(encoded)}\r\n\r\nx\r\n--b--\r\n"
+        ).encode()
+        assert scanner.scan_bytes(body, "multipart/form-data; boundary=b").verdict is verdict
+
+
+def test_ordinary_form_data_passes(scanner: Scanner) -> None:
+    """A browser's form-data with a preamble-less body and a UTF-8 file name passes."""
+    body = _form_data(header="Content-Description: =?UTF-8?Q?L=C3=A4hete?=", epilogue="\r\n")
+    assert scanner.scan_bytes(body, "multipart/form-data; boundary=b").verdict is Verdict.PASS

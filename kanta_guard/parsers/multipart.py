@@ -1,5 +1,10 @@
 """Multipart parser: every part of ``multipart/related`` (MTOM/XOP, DICOMweb STOW-RS) and
 ``multipart/form-data`` is scanned, its headers as fields and its body as a nested payload.
+
+Nothing of the body is left unread: the preamble and epilogue (RFC 2046 §5.1.1 asks readers to
+ignore them; lenient ones do not) are nested payloads too, every part header name is a field,
+and header values are also read decoded (RFC 2047 encoded words, RFC 2231 / RFC 8187
+``filename*``, percent-encoded file names: ``multipart.header_readings``).
 """
 
 from __future__ import annotations
@@ -8,7 +13,7 @@ from collections.abc import Iterator
 
 from ..mediatype import MediaType
 from ..model import Context, Field, Payload
-from ..multipart import parse_multipart
+from ..multipart import header_readings, split_multipart
 from .base import Item, ScanState, nested
 
 __all__ = ["MultipartParser"]
@@ -23,20 +28,38 @@ class MultipartParser:
         return media.type.startswith("multipart/")
 
     def parse(self, payload: Payload, media: MediaType, state: ScanState) -> Iterator[Item]:
-        parts = parse_multipart(
+        split = split_multipart(
             payload.data, payload.content_type or "", max_parts=state.limits.max_parts
         )
         base = payload.location + "/" if payload.location else ""
-        for part in parts:
+        role = payload.context.role
+        for where, around in (
+            (f"{base}preamble", split.preamble),
+            (f"{base}epilogue", split.epilogue),
+        ):
+            if around.strip():
+                yield nested(around, None, where, payload, Context(role), state, declared=False)
+        for part in split.parts:
             where = f"{base}part[{part.index}]"
-            for name, value in part.headers:
-                yield Field(value, Context(payload.context.role, name.lower()), f"{where}#{name}")
+            for number, (name, value) in enumerate(part.headers):
+                ctx = Context(role, name.lower())
+                at = f"{where}#{name}"
+                yield Field(value, ctx, at)
+                # A name is a field too; located by its index, since a location must not repeat
+                # what it holds (a code in a name would otherwise show in the location).
+                yield Field(name, ctx, f"{where}/header-name:{number}")
+                if "=?" in value or "%" in value or "*" in value:
+                    readings = header_readings(value)
+                    if readings:
+                        # One field for them all (a code found in several is one finding); a
+                        # line break is no part of any code.
+                        yield Field("\n".join(readings), ctx, at + "!decoded", view_of=at)
             yield nested(
                 part.body,
                 part.content_type,
                 where,
                 payload,
-                Context(payload.context.role, part.name or part.content_id),
+                Context(role, part.name or part.content_id),
                 state,
                 declared=part.content_type is not None,
             )
