@@ -4,6 +4,7 @@ every reading of a body whose label and bytes disagree."""
 from __future__ import annotations
 
 import codecs
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -279,3 +280,19 @@ def test_readings_never_fail_unexpectedly(data: bytes, declared: str | None) -> 
         readings(data, declared, strict=True)
     except UnscannableError as exc:
         assert exc.reason
+
+
+@pytest.mark.parametrize(
+    ("data", "declared"),
+    [
+        ("a\x96b 131052 ".encode("utf-16-le") * 80_000, "iso-8859-1"),  # UTF-16 under Latin-1
+        (b"131052\x96308 " * 80_000, None),  # windows-1252 dashes, not UTF-8
+        (bytes(range(256)) * 4_000, None),  # binary
+        (codecs.BOM_UTF8 + b"\xff" * 1_000_000, "utf-16"),  # every candidate fails but one
+    ],
+)
+def test_readings_cost_is_linear(data: bytes, declared: str | None) -> None:
+    """A megabyte read every way costs a few C-level passes, not one per character."""
+    started = time.perf_counter()
+    assert readings(data, declared, strict=False)
+    assert time.perf_counter() - started < 0.5

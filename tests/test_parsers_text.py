@@ -10,6 +10,7 @@ import pytest
 from helpers import REAL, TEST
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_screen import FULL
 
 from kanta_guard import Scanner, Verdict
 from kanta_guard.parsers.text import base64_body
@@ -208,3 +209,23 @@ def test_a_code_in_any_encoding_is_blocked(
     code = REAL[:6] + dash + REAL[7:]
     body = f"{before}\n{code}\n{after}".encode(encoding)
     assert "hetu.real" in scanner.scan_bytes(body, label).rules
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type", "build", "location"), BODIES, ids=[b[0] for b in BODIES]
+)
+def test_screened_equals_full_walk(
+    scanner: Scanner,
+    name: str,
+    content_type: str | None,
+    build: Callable[[str], bytes],
+    location: str,
+) -> None:
+    """The screen's shortcuts (raw bytes, windows-1252 dashes) find what reading every line
+    of every reading finds."""
+    for code in (REAL, TEST):
+        body = build(code)
+        fast, full = scanner.scan_bytes(body, content_type), FULL.scan_bytes(body, content_type)
+        assert [(f.rule, f.location) for f in fast.findings] == [
+            (f.rule, f.location) for f in full.findings
+        ]

@@ -26,6 +26,9 @@ type _Screen = Callable[[bytes], frozenset[bytes] | None]
 # windows-1252's en and em dash (0x96, 0x97) as the ASCII hyphen: what the screen of the raw
 # bytes must also see, for the windows-1252 reading (charset.readings) of single-byte text.
 _CP1252_DASHES = bytes.maketrans(b"\x96\x97", b"--")
+# Where such a dash could be a code's century sign: before its individual number (idcode.TOKEN
+# allows a space, a tab or a no-break space between), so a binary's stray 0x96 costs no screen.
+_CP1252_DASH = re.compile(rb"[\x96\x97][ \t\xa0]?[0-9]")
 # A whole body of Base64 (RFC 4648 §4, §5): lines of the alphabet, of any widths (PEM and MIME
 # write 64 or 76, hand-made and some libraries other widths), padding at the end only.
 _BASE64_BODY = re.compile(
@@ -171,7 +174,7 @@ def _clear_as_bytes(data: bytes, charset: str | None, html_text: bool, screen: _
         return False
     if screen(data) != frozenset():
         return False
-    if b"\x96" in data or b"\x97" in data:
+    if _CP1252_DASH.search(data) is not None:
         return screen(data.translate(_CP1252_DASHES)) == frozenset()
     return True
 
