@@ -337,3 +337,24 @@ def test_text_that_xml_cannot_hold_is_replaced() -> None:
         assert any("bad \ufffd\ufffd text" in t for t in texts), protocol
     for protocol in (Protocol.FHIR_JSON, Protocol.OTHER):
         json.loads(blocked_answer(report(odd, protocol=protocol)).body)
+
+
+@pytest.mark.parametrize("protocol", list(Protocol))
+def test_findings_past_the_cap_are_counted_not_listed(protocol: Protocol) -> None:
+    """A report with more findings than MAX_FINDINGS (or omitted ones) lists the first
+    MAX_FINDINGS and says how many more there are; the answer stays a few tens of KB."""
+    from kanta_guard.model import MAX_FINDINGS
+
+    report = Report(
+        Verdict.BLOCK, (REAL,) * (MAX_FINDINGS + 5), protocol, omitted=262_000 - MAX_FINDINGS
+    )
+    answer = blocked_answer(report)
+    text = answer.body.decode("utf-8")
+    assert text.count("hmac:0123456789abcdef") == MAX_FINDINGS
+    assert "261905 more findings are not listed" in text
+    assert len(answer.body) < 64 * 1024
+    if protocol is Protocol.OTHER:
+        assert json.loads(text)["findings_omitted"] == 261_905
+    if protocol in (Protocol.SOAP11, Protocol.SOAP12):
+        findings = etree.fromstring(answer.body).find(f".//{{{KG}}}findings")
+        assert findings is not None and findings.get("omitted") == "261905"

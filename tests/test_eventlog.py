@@ -304,3 +304,16 @@ def test_read_records_rejects_bad_lines(
     path.write_bytes(content)
     with pytest.raises(error, match=":2:"):
         read_records(path)
+
+
+def test_record_lists_at_most_the_cap() -> None:
+    """A record lists at most MAX_FINDINGS findings and counts the rest (the report's omitted
+    ones too): one record stays small, whatever the rotation size."""
+    from kanta_guard.model import MAX_FINDINGS
+
+    big = Report(Verdict.BLOCK, (REAL,) * (MAX_FINDINGS + 3), Protocol.OTHER, omitted=1000)
+    made = make_record(big, flow_id="f", client=None, method="POST", host="h", path="/")
+    assert isinstance(made["findings"], list) and len(made["findings"]) == MAX_FINDINGS
+    assert made["findings_omitted"] == 1003
+    assert len(json.dumps(made)) < 64 * 1024
+    assert "findings_omitted" not in record()

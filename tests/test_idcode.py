@@ -186,3 +186,80 @@ def test_mask_any_form_keeps_the_rest(text: str, masked: str) -> None:
 def test_quote_input(value: str, quoted: str) -> None:
     """Input is masked in every form, then escaped like repr, then cut to the limit."""
     assert idcode.quote_input(value) == quoted
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        # Any run of whitespace and/or dashes between the parts (issue 7).
+        ("010101  -  123N", ["010101  -  123N"]),
+        ("010101\t\u2013\n123N", ["010101\t\u2013\n123N"]),
+        ("010101--123N", ["010101--123N"]),
+        ("010101 A 123N", ["010101 A 123N"]),
+        ("010101-A-123N", ["010101-A-123N"]),
+        ("010101-123  N", ["010101-123  N"]),
+        # Still not codes: no sign, two signs, digits touching, a space inside a part.
+        ("010101 123N", []),
+        ("010101AB123N", []),
+        ("010101-123 N5", []),
+        ("0101 01-123N", []),
+    ],
+)
+def test_token_runs(text: str, found: list[str]) -> None:
+    """TOKEN takes any run of separators between a code's parts, and nothing more."""
+    assert [m.group(0) for m in idcode.TOKEN.finditer(text)] == found
+
+
+@pytest.mark.parametrize(
+    ("value", "normal"),
+    [
+        ("010181 \u2013 - 900c", "010181-900C"),
+        ("010516 - B - 903x", "010516B903X"),
+        ("010181900C", "010181900C"),  # no sign: left as it is (not a code)
+        ("abc", "ABC"),
+    ],
+)
+def test_normalise_canonical(value: str, normal: str) -> None:
+    """A code-shaped value normalises to its canonical 11 characters; others stay as they are."""
+    assert idcode.normalise(value) == normal
+
+
+@pytest.mark.parametrize(
+    ("text", "readings"),
+    [
+        ("plain ASCII", ["plain ASCII"]),
+        ("ääkköset µg …", ["ääkköset µg …"]),  # NFKC changes µ and …, into nothing a code uses
+        ("a\u200bb", ["a\u200bb", "ab", "a b"]),
+        ("\uff11\u0662", ["\uff11\u0662", "12"]),
+    ],
+)
+def test_match_readings(text: str, readings: list[str]) -> None:
+    """A field has one reading unless a character in it can change what a reader sees."""
+    assert idcode.match_readings(text) == readings
+
+
+@pytest.mark.parametrize(
+    ("data", "plain"),
+    [
+        (b"ascii", True),
+        ("äö µ".encode(), True),
+        ("\ufeffBOM first".encode(), True),
+        ("x\ufeffy".encode(), False),
+        ("\u00a0 no-break space".encode(), True),  # a separator that stays one
+        ("\u00ad soft hyphen".encode(), False),
+        ("\uff11 fullwidth".encode(), False),
+        (b"\xff not UTF-8", False),
+    ],
+)
+def test_reads_plainly(data: bytes, plain: bool) -> None:
+    """Bytes read plainly when no character in them can change a reading."""
+    assert idcode.reads_plainly(data) is plain
+
+
+def test_clip_masks_then_cuts() -> None:
+    """A long location is masked in every form, then cut; a code across the cut shows no
+    digits of it."""
+    assert idcode.clip("short") == "short"
+    clipped = idcode.clip("x" * 1015 + REAL + "y" * 5000)
+    assert len(clipped) == 1025 and clipped.endswith("…")
+    assert not idcode.reveals_code(clipped) and REAL[:6] not in clipped

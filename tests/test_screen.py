@@ -12,13 +12,15 @@ from collections.abc import Iterator
 
 import pytest
 from conftest import TEST_KEY, corpus_dir
-from helpers import REAL, REAL_2, TEST, b64, bundle, cda, render, soap_with_cda
+from helpers import REAL, REAL_2, TEST, b64, bundle, cda, code, render, soap_with_cda
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_cli import CORPUS_VERDICTS
 from test_pipeline import CHARSETS, PLACEMENTS, UNSCANNABLE, _mtom, _nonxml_cda, post
 
 from kanta_guard import KeyedHasher, Request, Scanner, Verdict, default_policy
 from kanta_guard.detectors import HetuDetector
-from kanta_guard.model import Field, Hit
+from kanta_guard.model import Context, Field, Hit
 from kanta_guard.rules import RuleSpec
 
 
@@ -40,6 +42,7 @@ class _Blind:
 
 
 FAST = Scanner(default_policy(), KeyedHasher(TEST_KEY))
+_D, _N, _C = REAL[:6], REAL[7:10], REAL[10]
 FULL = Scanner(default_policy(), KeyedHasher(TEST_KEY), detectors=(_Blind(),))
 
 
@@ -322,3 +325,181 @@ def test_fast_equals_full_on_the_request_head(name: str, request_: Request) -> N
     fast, full = FAST.scan(request_), FULL.scan(request_)
     assert fast.verdict is full.verdict
     assert _key(fast) == _key(full)
+
+
+# -- the screen reads a superset of what the detector reads: property tests -------------------
+
+_SEPARATORS = [" ", "  ", "\t", "\n", "-", "--", "\u2013", "\u2212", "\u00a0", "\u200b", "\u00ad"]
+_NOISE = st.text(
+    alphabet=st.sampled_from(list("abcXYZ äöÅ.,:;<>/\"'=&#\\{}[]%+-_ \t\n0123456789\u00b5")),
+    max_size=24,
+)
+
+
+@st.composite
+def _code_form(draw: st.DrawFn) -> str:
+    """A real code (or a test code) in a random normalisable form: separators of any kind
+    between its parts, format characters inside them, fullwidth or Arabic-Indic digits, case."""
+    value = draw(st.sampled_from([REAL, REAL_2, TEST, code("010203", "Y", 654)]))
+    date, sign, number, check = value[:6], value[6], value[7:10], value[10]
+
+    def digits(text: str) -> str:
+        style = draw(st.sampled_from(["ascii", "ascii", "fullwidth", "arabic", "cf"]))
+        if style == "fullwidth":
+            return "".join(chr(ord(c) + 0xFEE0) for c in text)
+        if style == "arabic":
+            return "".join(chr(0x0660 + int(c)) for c in text)
+        if style == "cf":
+            at = draw(st.integers(1, len(text) - 1))
+            return text[:at] + draw(st.sampled_from(["\u200b", "\u00ad", "\u2060"])) + text[at:]
+        return text
+
+    gap = st.lists(st.sampled_from(_SEPARATORS), max_size=2).map("".join)
+    if sign == "-":
+        middle = draw(gap) + draw(st.sampled_from(["-", "\u2010", "\u2013", "\ufe63"])) + draw(gap)
+    else:
+        middle = draw(gap) + draw(st.sampled_from([sign, sign.lower()])) + draw(gap)
+    return (
+        digits(date)
+        + middle
+        + digits(number)
+        + draw(gap)
+        + draw(st.sampled_from([check, check.lower()]))
+    )
+
+
+_TEXTS = st.tuples(_NOISE, _code_form(), _NOISE).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_TEXTS)
+def test_screen_names_every_field_that_fires(text: str) -> None:
+    """For any field text holding a code in any form, a screen of that text either cannot
+    tell (None) or names a needle the text holds, whenever the detector fires on it."""
+    detector = HetuDetector()
+    fires = list(detector.detect(Field(text, Context(), "x")))
+    needles = detector.screen(text.encode("utf-8", "surrogatepass"))
+    if fires:
+        assert needles is None or any(n in text.encode("utf-8") for n in needles), needles
+    if needles == frozenset():
+        assert not fires
+
+
+def _documents(text: str) -> list[tuple[str, Request]]:
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;")
+    # XML 1.0 §2.2: C0 controls other than TAB, LF, CR cannot stand in a document.
+    return [
+        ("text", post(f"rivi\n{text}\n", "text/plain; charset=utf-8")),
+        ("JSON", post(json.dumps({"note": text, "n": 1}, ensure_ascii=False), "application/json")),
+        ("JSON escaped", post(json.dumps({"note": text}, ensure_ascii=True), "application/json")),
+        ("XML text", post(f"<r><p>{escaped}</p></r>", "application/xml")),
+        ("XML attribute", post(f'<r><p title="{escaped}"/></r>', "application/xml")),
+        (
+            "XML character references",
+            post(f"<r>{''.join(f'&#{ord(c)};' for c in escaped)}</r>", "application/xml"),
+        ),
+        ("header", Request("GET", "/x", (("X-Note", text.replace("\n", " ")),))),
+    ]
+
+
+@settings(max_examples=60, deadline=None)
+@given(_TEXTS)
+def test_screened_scan_equals_the_full_walk_on_random_documents(text: str) -> None:
+    """A code in a random form, in text, JSON (escaped or not), XML text, attributes and
+    character references, and a header: the screened scan finds exactly what the walk finds."""
+    for name, request_ in _documents(text):
+        fast, full = FAST.scan(request_), FULL.scan(request_)
+        assert fast.verdict is full.verdict, name
+        assert _key(fast) == _key(full), name
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "content_type"),
+    [
+        # Regressions: each was cleared by the byte screen while the walk fires.
+        ("JSON tab escape", f'{{"a": "{_D}\\t-{_N}{_C}"}}', "application/json"),
+        ("JSON newline escape", f'{{"a": "{_D}-\\n{_N}{_C}"}}', "application/json"),
+        ("JSON unicode escape", f'{{"a": "{_D}\\u2013{_N}{_C}"}}', "application/json"),
+        ("ISO-8859-1 no-break space", f"hetu {_D}\xa0-{_N}{_C}\n".encode("latin-1"), "text/plain"),
+        ("two spaces", f"hetu {_D}  -  {_N}{_C}\n", "text/plain"),
+        ("zero-width space", f"<r>{_D}\u200b-{_N}{_C}</r>", "application/xml"),
+        ("fullwidth", f"<r>{''.join(chr(ord(c) + 0xFEE0) for c in REAL)}</r>", "application/xml"),
+    ],
+)
+def test_screen_misses_nothing(name: str, body: str | bytes, content_type: str) -> None:
+    """Documents whose code only a decoded or normalised reading shows are blocked, as the
+    full walk blocks them."""
+    request_ = post(body, content_type)
+    fast, full = FAST.scan(request_), FULL.scan(request_)
+    assert fast.verdict is full.verdict is Verdict.BLOCK, fast.as_dict()
+    assert _key(fast) == _key(full)
+
+
+@pytest.mark.parametrize(
+    ("data", "needles"),
+    [
+        (f"{_D}  -  {_N}{_C}".encode(), frozenset({f"{_D}  -  {_N}{_C}".encode()})),
+        (f"{_D}\\t-{_N}{_C}".encode(), frozenset({f"{_D}\\t-{_N}{_C}".encode()})),
+        (f"{_D}\u200b-{_N}{_C}".encode(), None),  # a reading differs: no needle stands in it
+        (f"{_D}&#45;{_N}{_C}".encode(), None),
+        (f"{_D}\\u002d{_N}{_C}".encode(), None),
+        ("\u00b5g \u2026 ä".encode(), frozenset()),  # NFKC changes them, but into no token
+        ("x \u200b y".encode(), frozenset()),  # a reading differs, and shows no code
+        (b"\xff\xfe binary \x00 no code", frozenset()),
+        (
+            b"".join(
+                f"{REAL_2[:6]}A{n:03d}{code(REAL_2[:6], 'A', n)[-1]} ".encode()
+                for n in range(2, 40)
+            ),
+            None,
+        ),
+    ],
+)
+def test_hetu_screen_readings(data: bytes, needles: frozenset[bytes] | None) -> None:
+    """Needles stand in the bytes as written; where a reading differs the screen answers only
+    "none" or "cannot tell"; more than MAX_NEEDLES needles is "cannot tell"."""
+    assert HetuDetector().screen(data) == needles
+
+
+# -- every Content-Type reading of a body (pipeline.Scanner.scan) ------------------------------
+
+
+def test_every_content_type_is_read() -> None:
+    """With two Content-Type lines the body is scanned under each: a code that only the
+    second reading shows (percent-encoded in a form) is found, and one reading declared
+    three times is read once."""
+    body = f"a={_D}%2D{_N}{_C}".encode()
+    text, form = (
+        ("Content-Type", "text/plain"),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+    )
+    assert FAST.scan(Request("POST", "/x", (text,), body)).verdict is Verdict.PASS
+    assert FAST.scan(Request("POST", "/x", (text, form), body)).rules == ("hetu.real",)
+    assert len(FAST.scan(Request("POST", "/x", (form, form, form), body)).findings) == 1
+
+
+def test_content_encoding_lines_combine() -> None:
+    """Two Content-Encoding lines are one list in order (RFC 9110 §5.3): both undone."""
+    import gzip
+
+    body = gzip.compress(gzip.compress(f"hetu {REAL}".encode()))
+    request_ = Request(
+        "POST",
+        "/x",
+        (
+            ("Content-Type", "text/plain"),
+            ("Content-Encoding", "gzip"),
+            ("Content-Encoding", "gzip"),
+        ),
+        body,
+    )
+    assert FAST.scan(request_).rules == ("hetu.real",)
+
+
+def test_too_many_content_types_are_unscannable() -> None:
+    """More distinct Content-Type readings than MAX_CONTENT_TYPES: unscannable, not scanned
+    over and over."""
+    from kanta_guard.pipeline import MAX_CONTENT_TYPES
+
+    headers = tuple(("Content-Type", f"text/plain; x={i}") for i in range(MAX_CONTENT_TYPES + 1))
+    assert FAST.scan(Request("POST", "/x", headers, b"ei mitaan")).rules == ("unscannable",)
