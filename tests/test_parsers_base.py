@@ -1,4 +1,5 @@
-"""Base64 sniffing shared by the parsers: what is decoded, and the fast search for candidates."""
+"""Base64 sniffing shared by the parsers: what is decoded, and the fast search for candidates
+(a superset of what decodes, held with hypothesis)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import base64
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from kanta_guard.parsers.base import base64_content, base64_spans, looks_base64
+from kanta_guard.parsers.base import MIN_BASE64, base64_content, base64_spans, looks_base64
 
 
 def _wrap(text: str, width: int, newline: str) -> str:
@@ -79,3 +82,118 @@ def test_blob_memo_keeps_certificate_sized_texts_only() -> None:
         memo.add(b"%05d" % i + b"D" * 2000, 1)
     assert memo.get(cert) is None  # full: started over
     assert len(memo._known) <= BlobMemo.MAX_ENTRIES
+
+
+# -- Base64 in every shape (issue 7) ----------------------------------------------------------
+
+_TEXTS = st.text(min_size=24, max_size=300) | st.binary(min_size=24, max_size=300)
+_NEWLINES = st.sampled_from(["\n", "\r\n", " ", "\t", "\n\t\t  ", " \r\n"])
+
+
+@st.composite
+def _wrapped_base64(draw: st.DrawFn) -> tuple[bytes, str]:
+    """Random content, Base64- or Base64url-encoded, wrapped at random widths with random line
+    breaks and surrounding whitespace: the raw content and the text."""
+    content = draw(_TEXTS)
+    raw = content.encode("utf-8") if isinstance(content, str) else content
+    encode = draw(st.sampled_from([base64.b64encode, base64.urlsafe_b64encode]))
+    encoded = encode(raw).decode("ascii")
+    if draw(st.booleans()):
+        encoded = encoded.rstrip("=")  # unpadded, as Base64url often is (RFC 4648 §3.2)
+    first = draw(st.integers(1, 80))
+    widths = draw(st.lists(st.integers(1, 100), min_size=1, max_size=6))
+    lines, pos, i = [encoded[:first]], first, 0
+    while pos < len(encoded):
+        width = widths[i % len(widths)]
+        lines.append(encoded[pos : pos + width])
+        pos += width
+        i += 1
+    breaks = draw(st.lists(_NEWLINES, min_size=1, max_size=3))
+    text = "".join(
+        line + breaks[n % len(breaks)] for n, line in enumerate(lines if lines[-1] else lines[:-1])
+    )
+    lead = draw(st.sampled_from(["", "\n", "\n    ", "\r\n\t"]))
+    return raw, lead + text.rstrip(" \t") + draw(st.sampled_from(["", "\n", "\n  "]))
+
+
+def _spans_hold(text: str) -> None:
+    """The span searches find ``text`` in XML text, in XML attributes and in JSON strings."""
+    prefix = "<a x='1' y=\">\">"  # (a ">" in an attribute value hides nothing)
+    data = f"{prefix}{text}</a>".encode()
+    start = len(prefix)
+    assert (start, start + len(text)) in list(base64_spans(data, b">", b"<"))
+    for quote in ('"', "'"):
+        attr = f"<a b={quote}{text}{quote}/>".encode()
+        begin = attr.index(quote.encode()) + 1
+        for long_only in (False, True):
+            found = list(base64_spans(attr, quote.encode(), quote.encode(), long_only=long_only))
+            assert (begin, begin + len(text)) in found
+    escaped = text.replace("\\", "\\\\").replace("\r", "\\r").replace("\n", "\\n")
+    escaped = escaped.replace("\t", "\\t")
+    quoted = f'{{"k": "{escaped}"}}'.encode()
+    begin = quoted.index(b'"', 5) + 1
+    assert (begin, begin + len(escaped)) in list(base64_spans(quoted, b'"', b'"'))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_wrapped_base64())
+def test_spans_are_a_superset_of_what_decodes(case: tuple[bytes, str]) -> None:
+    """Whatever base64_content accepts, the span searches (the fast paths' candidates) find,
+    in XML text, XML attributes (either quote) and JSON strings."""
+    raw, text = case
+    decoded = base64_content(text)
+    if decoded is None:
+        return
+    assert decoded == raw
+    _spans_hold(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_wrapped_base64())
+def test_real_shapes_are_accepted(case: tuple[bytes, str]) -> None:
+    """Base64 wrapped as encoders and people wrap it (every line but the first and the last
+    at least 16 characters) is recognised and decodes to what was encoded."""
+    raw, text = case
+    lines = text.split()
+    assume_real = len("".join(lines)) >= MIN_BASE64 and all(len(x) >= 16 for x in lines[1:-1])
+    if len(lines) > 1:
+        assume_real = assume_real and max(map(len, lines)) >= 16
+    hexish = all(c in "0123456789abcdefABCDEF-" for c in "".join(lines))
+    if not assume_real or hexish:
+        return
+    assert base64_content(text) == raw
+
+
+@pytest.mark.parametrize(
+    ("widths", "newline"),
+    [
+        ([20, 76, 76, 76], "\n"),  # IHE XDS inline documents: a break after 20, then 76
+        ([20, 60, 76, 76], "\n"),
+        ([76], "\r\n"),
+        ([64], "\n\t\t\t"),  # indented in a pretty-printed document
+        ([3, 64, 64], "\n"),  # the tag took most of the first line
+    ],
+)
+def test_irregular_wrapping_is_base64(widths: list[int], newline: str) -> None:
+    """Lines of uneven width, as real messages have them, are still Base64."""
+    raw = bytes(range(256)) * 2
+    encoded = base64.b64encode(raw).decode()
+    lines, pos, i = [], 0, 0
+    while pos < len(encoded):
+        width = widths[min(i, len(widths) - 1)]
+        lines.append(encoded[pos : pos + width])
+        pos, i = pos + width, i + 1
+    assert base64_content(newline.join(lines)) == raw
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Potilas kayttaa laaketta ohjeen mukaan kahdesti paivassa aamulla",
+        "Hetu tarkistettu ja potilaan henkilollisyys varmistettu vastaanotolla",
+        "a b c d e f g h i j k l m n o p q r s t u v w x y z 0 1 2 3 4 5",
+    ],
+)
+def test_prose_is_not_base64(text: str) -> None:
+    """Words of prose in the Base64 alphabet are not taken for wrapped Base64."""
+    assert base64_content(text) is None

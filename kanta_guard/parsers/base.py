@@ -145,9 +145,13 @@ def normalise_system(system: str) -> str:
 def looks_base64(text: str) -> bool:
     """True for a long string of Base64 (or Base64url), possibly wrapped in lines.
 
-    Natural text is not: its words are split by spaces into pieces of uneven length, where
-    wrapped Base64 has lines of one length (64, 76) but the last. Hex strings and UUIDs are
-    identifiers, not encoded content.
+    Wrapped as encoders and people wrap it: lines of any width from 16 characters up, not
+    necessarily equal (RFC 2045 §6.8 caps MIME lines at 76, RFC 7468 writes 64, IHE XDS inline
+    documents and hand-built messages break after 20 and then at 60 or 76), LF, CRLF or runs
+    of whitespace between them. The first line may be shorter (the markup before it took the
+    rest of the editor's line), and so may the last. Natural text is not Base64: its words are
+    shorter than 16 characters, or it holds punctuation or letters outside the alphabet. Hex
+    strings and UUIDs are identifiers, not encoded content.
     """
     return _compact(text.encode("utf-8", "replace")) is not None
 
@@ -159,6 +163,10 @@ def base64_content(text: str | bytes) -> bytes | None:
     return None if compact is None else _decode(compact)
 
 
+#: The shortest line of wrapped Base64 between the first and the last (see ``looks_base64``).
+_MIN_LINE = 16
+
+
 def _compact(text: bytes) -> bytes | None:
     """The Base64 characters of ``text`` without line breaks, if it looks like Base64."""
     if len(text) < MIN_BASE64 or text.translate(None, _BASE64_AND_SPACE):
@@ -167,11 +175,12 @@ def _compact(text: bytes) -> bytes | None:
     if not lines:
         return None
     if len(lines) > 1:
-        width = len(lines[0])
-        if width < 16 or len(lines[-1]) > width:
+        # Every line but the first and the last is a whole line (at least _MIN_LINE), and
+        # some line is: words of prose are shorter.
+        if max(map(len, lines)) < _MIN_LINE:
             return None
-        for line in lines[:-1]:
-            if len(line) != width:
+        for line in lines[1:-1]:
+            if len(line) < _MIN_LINE:
                 return None
     compact = b"".join(lines)
     if (
@@ -193,39 +202,59 @@ def _decode(compact: bytes) -> bytes | None:
         return None
 
 
-def base64_spans(data: bytes, opener: bytes, closer: bytes) -> Iterator[tuple[int, int]]:
+def base64_spans(
+    data: bytes, opener: bytes, closer: bytes, *, long_only: bool = False
+) -> Iterator[tuple[int, int]]:
     """Segments of ``data`` that may be Base64: ``(start, end)`` from after an ``opener`` to the
-    next ``closer`` (``>``/``<`` for XML text, quotes for JSON strings). A superset of what
-    ``base64_content`` accepts, which the caller checks each with.
+    next ``closer`` (``>``/``<`` for XML text, quotes for XML attribute values and JSON
+    strings). A superset of what ``base64_content`` accepts, which the caller checks each with:
+    every text that ``base64_content`` accepts, standing between an opener and a closer (and
+    holding neither), is given (tests/test_parsers_base.py holds this with hypothesis).
+
+    For XML text (``>`` ... ``<``) the segment starts after the *last* ``>`` before the ``<``:
+    a ``>`` inside an attribute value (``<a x=">">``) must not hide the text after the tag.
+    ``long_only``: quoted segments must start with ``MIN_BASE64`` bytes of the alphabet or
+    whitespace, not 16: faster where most quoted values are short (XML attributes), and as
+    complete where no escapes shorten what is read (every accepted text is that long).
     """
-    last = 0
+    pattern = _span_pattern(opener, closer, long_only)
     first_line = _FIRST_LINE.match
-    for match in _span_pattern(opener, closer).finditer(data):
-        start = match.start() + 1
-        if start < last:
-            continue  # an opener inside a segment already given
+    same = opener == closer
+    search = pattern.search
+    pos = 0
+    while (match := search(data, pos)) is not None:
         end = data.find(closer, match.end())
         if end == -1:
             return
-        last = end
+        start = match.start() + 1 if same else data.rfind(opener, match.start(), end) + 1
+        # The closer of this segment may open the next one (quotes): search again from it.
+        pos = end
         if first_line(data, start, end) is not None:
             yield start, end
 
 
 @lru_cache(maxsize=8)
-def _span_pattern(opener: bytes, closer: bytes) -> re.Pattern[bytes]:
-    # A literal first byte, so re finds candidates fast. Inside JSON strings (quotes), 16 bytes
-    # of Base64, whitespace or escapes rule out most strings at once (keys are followed by a
-    # colon). XML text after ">" is often a long run of indentation: there, MIN_BASE64 bytes
-    # without a "<" are cheaper to ask for (on a 31 KB corpus CDA: 22 µs against 150 µs).
-    if opener == closer == b'"':
-        return re.compile(rb'"[A-Za-z0-9+/=_\- \t\r\n\f\v\\]{16}')
+def _span_pattern(opener: bytes, closer: bytes, long_only: bool = False) -> re.Pattern[bytes]:
+    # A literal first byte, so re finds candidates fast. Inside quotes (JSON strings, XML
+    # attribute values), 16 bytes of Base64, whitespace or escapes rule out most strings at
+    # once (JSON keys are followed by a colon). XML text after ">" is often a long run of
+    # indentation: there, MIN_BASE64 bytes without a "<" are cheaper to ask for (on a 31 KB
+    # corpus CDA: 22 µs against 150 µs). Neither class holds the closer, so no match runs
+    # past the end of the segment it starts.
+    if opener == closer:
+        run = MIN_BASE64 if long_only else 16
+        return re.compile(re.escape(opener) + rb"[A-Za-z0-9+/=_\- \t\r\n\f\v\\]{%d}" % run)
     return re.compile(re.escape(opener) + b"[^" + re.escape(closer) + b"]{%d}" % MIN_BASE64)
 
 
 # What every text ``_compact`` accepts starts with: whitespace (or a JSON whitespace escape),
-# then a first line of at least 16 Base64 characters. Natural text fails at its first space.
-_FIRST_LINE = re.compile(rb"(?:[ \t\n\r\f\v]|\\[nrtf])*[A-Za-z0-9+/=_\-]{16}")
+# then a line of at least 16 Base64 characters, or a shorter first line and then one of 16.
+# Natural text fails at its first or second space.
+_WS = rb"(?:[ \t\n\r\f\v]|\\[nrtf])"
+_B64_CHAR = rb"[A-Za-z0-9+/=_\-]"
+_FIRST_LINE = re.compile(
+    _WS + b"*(?:" + _B64_CHAR + b"{16}|" + _B64_CHAR + b"{1,15}" + _WS + b"+" + _B64_CHAR + b"{16})"
+)
 
 
 def decode_base64(text: str) -> bytes | None:
