@@ -1,8 +1,16 @@
 """XML parser: SOAP 1.1/1.2 envelopes, HL7 V3 messages, CDA R2 (with ``hl7fi:``), FHIR XML, SAML.
 
-Every attribute, text node, tail, comment and processing instruction is a field: identity codes
-hide in places no list of paths foresees (Kela's own documents put them in
-``relatedSubject/code/@code``, observation values and narrative). Structure only adds context:
+Every attribute, text node, tail, comment and processing instruction is a field, and so is every
+name: element and attribute names (with their prefixes), namespace URIs declared with
+``xmlns``, processing-instruction targets. Identity codes hide in places no list of paths
+foresees (Kela's own documents put them in ``relatedSubject/code/@code``, observation values and
+narrative). Text is also judged as a reader sees it: where markup splits a code
+(``0101<b/>70-…``, a comment inside it), the joined text around each such place is a field too
+(``_glue_windows``). Base64 is decoded where it is declared (CDA ``representation="B64"``, FHIR
+``base64Binary`` such as ``Binary/data/@value`` and ``Attachment/data/@value``, whatever its
+length) and where a text, tail or attribute value looks like it. When the HTTP charset and the
+document's own encoding (BOM or XML declaration) disagree, both readings are scanned: a receiver
+may use either. Structure only adds context:
 the role (``roles.XML_ROLES``), the OID an identifier is declared under, and which values *are*
 identifiers (CDA ``II`` extension under ``@root``, ``@code`` under ``@codeSystem``, FHIR
 ``identifier/value`` under ``system``, a SAML ``AttributeValue`` under its ``Name``).
@@ -14,6 +22,8 @@ invisible to the scan.
 
 from __future__ import annotations
 
+import codecs
+import dataclasses
 import re
 from collections.abc import Callable, Iterator
 from functools import cache, cached_property, lru_cache, partial
@@ -24,7 +34,7 @@ from lxml import etree
 from ..charset import sniff_bom, xml_declared_encoding
 from ..errors import UnscannableError
 from ..idcode import mask_any_form, quote_input
-from ..mediatype import MediaType
+from ..mediatype import MediaType, sniff_document
 from ..model import Context, Field, Payload, Protocol, Role
 from ..roles import FHIR_KEY_ROLES, FHIR_RESOURCE_ROLES, XML_ROLES
 from .base import (
@@ -199,20 +209,48 @@ def _context_of(el: etree._Element, base: Context) -> Context:
 
 
 class XmlParser:
-    """Parses XML payloads (declared ``*/xml``, ``*+xml``; or sniffed by a leading ``<``)."""
+    """Parses XML payloads (declared ``*/xml``, ``*+xml``; or sniffed as XML)."""
 
     name = "xml"
 
     def claims(self, media: MediaType, payload: Payload) -> bool:
         if media.is_xml:
             return True
-        return media.type in SNIFF_TYPES and payload.data.lstrip()[:1] == b"<"
+        # Sniffed past a BOM, whitespace and UTF-16/32 NUL bytes (XML 1.0 Appendix F): XML sent
+        # as application/octet-stream or text/plain is still read as XML.
+        return media.type in SNIFF_TYPES and sniff_document(payload.data) == "application/xml"
 
     def parse(self, payload: Payload, media: MediaType, state: ScanState) -> Iterator[Item]:
+        other = _other_reading(payload.data, media)
+        if other is None:
+            yield from self._parse_reading(payload, media, state)
+            return
+        # The HTTP charset and the document's own encoding disagree (RFC 7303 §3.2 lets the
+        # charset win; many receivers read the declaration): both readings are scanned. The
+        # second one's fields are readings of the same places (``Field.view_of``), so a code
+        # both show is reported once; its nested content the first reading had is skipped.
+        seen: set[bytes] = set()
+        for item in self._parse_reading(payload, media, state):
+            if isinstance(item, Payload):
+                seen.add(item.data)
+            yield item
+        try:
+            for item in self._parse_reading(payload, other, state):
+                if isinstance(item, Payload):
+                    if item.data not in seen:
+                        yield item
+                    continue
+                yield dataclasses.replace(item, view_of=item.location)
+        except UnscannableError:
+            return  # that reading does not decode: no receiver reads the document so
+
+    def _parse_reading(
+        self, payload: Payload, media: MediaType, state: ScanState
+    ) -> Iterator[Item]:
         strict = payload.declared and media.is_xml
         # Screened first, on the raw bytes: when no field can fire, no tree is built.
         raw = _utf8_as_sent(payload.data, media)
-        wanted = state.screen(raw) if raw is not None and _screenable(raw) else None
+        wanted = _wanted(raw, state) if raw is not None else None
         if wanted == frozenset() and raw is not None:
             namespace = _root_namespace(raw)
             if namespace is not None and _well_formed(payload, media):
@@ -231,7 +269,7 @@ class XmlParser:
         if raw is None:
             # Not UTF-8 as sent: the screen reads it re-encoded, as the parser decoded it.
             raw = _utf8(payload.data, media, root)
-            wanted = state.screen(raw) if raw is not None and _screenable(raw) else None
+            wanted = _wanted(raw, state) if raw is not None else None
         if wanted is not None:
             targeted = self._targeted(root, raw or b"", wanted, payload, state) if wanted else []
             if targeted is not None:
@@ -257,10 +295,11 @@ class XmlParser:
         """The fields of the nodes holding a needle, each with its context from its ancestors.
 
         Each place a needle stands in the raw text names the markup before it: a start tag (the
-        needle is in its attributes or text), an end tag (in the element's tail), a comment or PI.
-        The nodes of that name are then asked for the needle, by lxml's C-level tag filter. None
-        if a needle is found in no node so (an entity or whitespace normalisation changed it):
-        then only the full walk can be trusted.
+        needle is in its name, attributes, namespace declarations or text), an end tag (in the
+        element's tail), a comment or PI (its target, text or tail). The nodes of that name are
+        then asked for the needle, by lxml's C-level tag filter. None if a needle is found in no
+        node so (an entity or whitespace normalisation changed it): then only the full walk can
+        be trusted. Base64 is left to ``_nested_only``, which the caller runs after.
         """
         found: dict[tuple[etree._Element, str], None] = {}
         for needle in needles:
@@ -273,7 +312,7 @@ class XmlParser:
             if not hits:
                 return None
         # Findings in document order, as the walk would give them (by source line).
-        order = {"misc": 0, "attr": 1, "text": 2, "tail": 3}
+        order = {"misc": 0, "name": 1, "attr": 2, "text": 3, "tail": 4}
         items: list[Item] = []
         for el, kind in sorted(found, key=lambda k: (k[0].sourceline or 0, order[k[1]])):
             if kind == "misc":
@@ -288,10 +327,14 @@ class XmlParser:
                 )
                 continue
             ctx = _context_of(el, payload.context)
-            if kind == "attr":
-                items.extend(self._attributes(el, el.attrib, ctx, payload))
+            if kind == "name":
+                parent = el.getparent()
+                inherited = parent.nsmap if parent is not None else {}
+                items.extend(_names(el, ctx, payload, inherited))
+            elif kind == "attr":
+                items.extend(self._attributes(el, el.attrib, ctx, payload, state, sniff=False))
             else:
-                items.extend(self._text(el, el.text or "", ctx, payload, state))
+                items.extend(self._text(el, el.text or "", ctx, payload, state, sniff=False))
         return items
 
     def _nested_only(
@@ -303,38 +346,43 @@ class XmlParser:
     ) -> Iterator[Item]:
         """The fast path: no field can fire, so only Base64 content is looked for, in the text.
 
-        Element text made of a long Base64 run is decoded and yielded as a nested payload; the
-        element holding it (and the tree, if none was built) is looked up only if something
-        inside is reported.
+        Element text, tails and attribute values made of a long Base64 run are decoded and
+        yielded as nested payloads; the node holding one (and the tree, if none was built) is
+        looked up only if something inside is reported.
         """
-        found: list[tuple[bytes, bytes]] = []
+        found: list[tuple[bytes, bytes, bool]] = []
         memo = state.inert
-        for start, end in base64_spans(raw, b">", b"<"):
-            # (A ">" inside an attribute value starts a segment that holds markup: no Base64.)
+        spans = [(span, False) for span in base64_spans(raw, b">", b"<")]
+        if raw.find(b'="') != -1 or raw.find(b"='") != -1:
+            for quote in (b'"', b"'"):
+                spans.extend(
+                    (span, True) for span in base64_spans(raw, quote, quote, long_only=True)
+                )
+        for (start, end), attr in spans:
             segment = raw[start:end]
             if memo is not None and (known := memo.get(segment)) is not None:
                 state.charge(known, "body")
                 continue
             data = base64_content(segment)
             if data is not None:
-                found.append((segment, data))
+                found.append((segment, data, attr))
         if not found:
             return
-        plain = [data for _, data in found if _plain(data)]
+        plain = [data for _, data, _ in found if _plain(data)]
         if len(plain) == len(found) and state.screen(b"\0".join(plain)) == frozenset():
             # What the text parser would conclude of each (certificates, signature values), in
             # one screen and without nested payloads: nothing in them can fire.
             state.charge(sum(map(len, plain)), "body")
             if memo is not None:
-                for segment, data in found:
+                for segment, data, _ in found:
                     memo.add(segment, len(data))
             return
-        ordinals: dict[str, int] = {}
-        for segment, data in found:
+        ordinals: dict[tuple[str, bool], int] = {}
+        for segment, data, attr in found:
             text = segment.decode("utf-8", "replace")
-            ordinal = ordinals.get(text, 0)
-            ordinals[text] = ordinal + 1
-            holder = _Holder(tree, text, payload, ordinal)
+            ordinal = ordinals.get((text, attr), 0)
+            ordinals[text, attr] = ordinal + 1
+            holder = _Holder(tree, text, payload, ordinal, attr)
             yield nested(
                 data, None, holder.location, payload, holder.context, state, declared=False
             )
@@ -371,21 +419,27 @@ class XmlParser:
     def _walk(self, root: etree._Element, payload: Payload, state: ScanState) -> Iterator[Item]:
         base_role = payload.context.role
         contexts: list[Context] = [Context(base_role)]
+        nsmaps: list[dict[str | None, str]] = [{}]
+        # The text as a reader sees it, piece by piece in document order (comments and PIs
+        # left out): where markup splits it, the joined text is judged too (``_glue_fields``).
+        pieces: list[tuple[str, etree._Element, bool, Context]] = []
         # Comments and PIs before/after the root element are part of the document too.
-        for sibling in (*root.itersiblings(preceding=True), *root.itersiblings()):
+        for sibling in root.itersiblings(preceding=True):
             yield from self._misc(sibling, payload, contexts[0])
-
         for event, el in etree.iterwalk(root, events=("start", "end", "comment", "pi")):
             if event == "end":
                 contexts.pop()
+                nsmaps.pop()
                 tail = el.tail
-                if tail and not tail.isspace():
-                    yield Field(
-                        tail, contexts[-1], partial(_locate, payload, el, "/following::text()[1]")
-                    )
+                if tail:
+                    pieces.append((tail, el, True, contexts[-1]))
+                    if not tail.isspace():
+                        yield from self._loose_text(el, tail, contexts[-1], payload, state)
                 continue
             if event != "start":
                 yield from self._misc(el, payload, contexts[-1])
+                if el.tail:
+                    pieces.append((el.tail, el, True, contexts[-1]))
                 continue
             local = _local(el.tag)
             parent_ctx = contexts[-1]
@@ -394,14 +448,29 @@ class XmlParser:
             system = attrib.get("root") or attrib.get("codeSystem")
             ctx = Context(role, local, system)
             contexts.append(ctx)
+            nsmap = el.nsmap
+            yield from _names(el, ctx, payload, nsmaps[-1], nsmap)
+            nsmaps.append(nsmap)
             if attrib:
-                yield from self._attributes(el, attrib, ctx, payload)
+                yield from self._attributes(el, attrib, ctx, payload, state)
             text = el.text
-            if text and not text.isspace():
-                yield from self._text(el, text, ctx, payload, state)
+            if text:
+                pieces.append((text, el, False, ctx))
+                if not text.isspace():
+                    yield from self._text(el, text, ctx, payload, state)
+        for sibling in root.itersiblings():
+            yield from self._misc(sibling, payload, contexts[0])
+        yield from _glue_fields(pieces, payload)
 
     def _attributes(
-        self, el: etree._Element, attrib: etree._Attrib, ctx: Context, payload: Payload
+        self,
+        el: etree._Element,
+        attrib: etree._Attrib,
+        ctx: Context,
+        payload: Payload,
+        state: ScanState,
+        *,
+        sniff: bool = True,
     ) -> Iterator[Item]:
         id_attr = None
         if ctx.system is not None:
@@ -409,26 +478,39 @@ class XmlParser:
                 id_attr = "extension"
             elif "codeSystem" in attrib:
                 id_attr = "code"
-        if (
-            ctx.element in ("value", "code")
-            and "value" in attrib
-            and el.tag.startswith(_FHIR_PREFIX)
-        ):
+        fhir = el.tag.startswith(_FHIR_PREFIX)
+        if fhir and ctx.element in ("value", "code") and "value" in attrib:
             system = _fhir_system(el)
             if system is not None:
                 ctx = Context(ctx.role, ctx.element, system)
                 id_attr = "value"
+        declared = fhir and _fhir_base64(ctx.element or "")
         for name, value in attrib.items():
             if not value:
                 continue
             attr = _local(str(name))
             value = str(value)
-            yield Field(
-                value,
-                ctx,
-                partial(_locate, payload, el, "/@" + attr),
-                identifier=attr == id_attr,
-            )
+            where = partial(_locate, payload, el, "/@" + attr)
+            yield Field(value, ctx, where, identifier=attr == id_attr)
+            if declared and attr == "value":
+                # FHIR R4 base64Binary (Binary.data, Attachment.data, valueBase64Binary): Base64
+                # by declaration, whatever its length; the sibling contentType is its type.
+                data = decode_base64(value)
+                if data is not None:
+                    media_type = _fhir_content_type(el)
+                    yield nested(
+                        data,
+                        media_type,
+                        partial(_locate, payload, el, f"/@{attr}!base64"),
+                        payload,
+                        ctx,
+                        state,
+                        declared=media_type is not None,
+                    )
+                    continue
+            if sniff and (data := base64_content(value)) is not None:
+                where_b64 = partial(_locate, payload, el, f"/@{attr}!base64")
+                yield nested(data, None, where_b64, payload, ctx, state, declared=False)
 
     def _text(
         self,
@@ -437,6 +519,8 @@ class XmlParser:
         ctx: Context,
         payload: Payload,
         state: ScanState,
+        *,
+        sniff: bool = True,
     ) -> Iterator[Item]:
         where = partial(_locate, payload, el, "/text()")
         if el.get("representation") == "B64":
@@ -456,22 +540,83 @@ class XmlParser:
                 declared=el.get("mediaType") is not None,
             )
             return
-        if (data := base64_content(text)) is not None:
-            yield nested(
-                data, None, _locate(payload, el, "!base64"), payload, ctx, state, declared=False
-            )
-            return
         identifier = ctx.element == "AttributeValue" and _saml_system(el) is not None
         if identifier:
             ctx = Context(ctx.role, ctx.element, _saml_system(el))
+        # The text itself is read whether or not it also decodes: text that merely looks like
+        # Base64 is still what a reader sees.
         yield Field(text, ctx, where, identifier=identifier)
+        if sniff and (data := base64_content(text)) is not None:
+            yield nested(
+                data, None, _locate(payload, el, "!base64"), payload, ctx, state, declared=False
+            )
+
+    def _loose_text(
+        self, el: etree._Element, tail: str, ctx: Context, payload: Payload, state: ScanState
+    ) -> Iterator[Item]:
+        """A tail (text after an element, inside its parent): the text, and Base64 in it."""
+        yield Field(tail, ctx, partial(_locate, payload, el, "/following::text()[1]"))
+        if (data := base64_content(tail)) is not None:
+            where = partial(_locate, payload, el, "/following::text()[1]!base64")
+            yield nested(data, None, where, payload, ctx, state, declared=False)
 
     def _misc(self, node: etree._Element, payload: Payload, ctx: Context) -> Iterator[Item]:
-        """Comments and processing instructions: their text and their tail."""
+        """Comments and processing instructions: their target, text and tail."""
+        if isinstance(node, etree._ProcessingInstruction) and node.target:
+            yield Field(str(node.target), ctx, partial(_locate, payload, node, "/name()"))
         if node.text and not node.text.isspace():
             yield Field(node.text, ctx, partial(_locate, payload, node, ""))
         if node.tail and not node.tail.isspace():
             yield Field(node.tail, ctx, partial(_locate, payload, node, "/following::text()[1]"))
+
+
+def _names(
+    el: etree._Element,
+    ctx: Context,
+    payload: Payload,
+    inherited: dict[str | None, str],
+    nsmap: dict[str | None, str] | None = None,
+) -> Iterator[Field]:
+    """An element's names: its qualified name, its attributes' names, and the namespaces it
+    declares (prefix and URI), each where it stands (``…/name()``, ``…/@a/name()``,
+    ``…/namespace::p``)."""
+    local = _local(el.tag)
+    prefix = el.prefix
+    qname = f"{prefix}:{local}" if prefix else local
+    yield Field(qname, ctx, partial(_locate, payload, el, "/name()"))
+    for name in el.attrib:
+        attr = _local(str(name))
+        yield Field(attr, ctx, partial(_locate, payload, el, f"/@{attr}/name()"))
+    if nsmap is None:
+        nsmap = el.nsmap
+    if nsmap == inherited:
+        return
+    for ns_prefix, uri in nsmap.items():
+        if inherited.get(ns_prefix) == uri:
+            continue
+        axis = f"/namespace::{ns_prefix or 'xmlns'}"
+        if ns_prefix:
+            yield Field(ns_prefix, ctx, partial(_locate, payload, el, axis + "/name()"))
+        yield Field(uri, ctx, partial(_locate, payload, el, axis))
+
+
+#: FHIR R4 elements of type base64Binary (Binary.data, Attachment.data, Signature.data,
+#: Device.udiCarrier.carrierAIDC, value[x] and defaultValue[x] as base64Binary).
+_FHIR_B64 = frozenset({"data", "carrierAIDC"})
+
+
+def _fhir_base64(local: str) -> bool:
+    return local in _FHIR_B64 or local.endswith("Base64Binary")
+
+
+def _fhir_content_type(el: etree._Element) -> str | None:
+    """The ``contentType/@value`` beside a FHIR ``data`` element (Binary, Attachment)."""
+    parent = el.getparent()
+    if parent is None:
+        return None
+    found = parent.find(f"{{{FHIR_NS}}}contentType")
+    value = found.get("value") if found is not None else None
+    return value or None
 
 
 def _fhir_system(el: etree._Element) -> str | None:
@@ -528,7 +673,7 @@ def _holders(
         name = raw[begin : end.start() if end else len(raw)].decode("utf-8", "replace")
         local = name.rpartition(":")[2]
         candidates = root.iter("{*}" + local)
-        kinds = ("tail",) if closing else ("attr", "text", "tail")
+        kinds = ("tail",) if closing else ("name", "attr", "text", "tail")
         if closing:
             line = None
     count = 0
@@ -538,7 +683,13 @@ def _holders(
             continue
         for kind in kinds:
             if kind == "misc":
-                hit = text in (node.text or "") or text in (node.tail or "")
+                hit = (
+                    text in (node.text or "")
+                    or text in (node.tail or "")
+                    or text in (getattr(node, "target", None) or "")
+                )
+            elif kind == "name":
+                hit = _in_names(node, text)
             elif kind == "attr":
                 hit = False
                 for value in node.attrib.values():
@@ -555,6 +706,22 @@ def _holders(
     return count
 
 
+def _in_names(el: etree._Element, text: str) -> bool:
+    """True if ``text`` stands in the element's name, an attribute's name or a namespace it
+    declares (prefix or URI)."""
+    if text in (el.prefix or "") or text in _local(el.tag):
+        return True
+    if any(text in _local(str(name)) for name in el.attrib):
+        return True
+    parent = el.getparent()
+    inherited = parent.nsmap if parent is not None else {}
+    return any(
+        text in (prefix or "") or text in uri
+        for prefix, uri in el.nsmap.items()
+        if inherited.get(prefix) != uri
+    )
+
+
 def _plain(data: bytes) -> bool:
     """Decoded bytes that would be read as ASCII-compatible text, not as a document."""
     if data[:2] in (b"<\x00", b"\x00<"):  # BOM-less UTF-16
@@ -567,8 +734,9 @@ def _screenable(raw: bytes) -> bool:
     """True if the raw text shows every value as the walk would read it.
 
     Not when a character reference could spell a code the screen cannot see, CDATA could split
-    a text, or an element declares Base64 (the walk decodes it, and refuses it if invalid). The
-    checks search single bytes, which is fast, and look closer only where one is found.
+    a text, or an element declares Base64 (the walk decodes it whatever its length, and refuses
+    it if invalid): CDA ``representation``, a FHIR ``base64Binary`` element. The checks search
+    single bytes, which is fast, and look closer only where one is found.
     """
     amp = raw.find(b"&")
     while amp != -1:
@@ -577,7 +745,184 @@ def _screenable(raw: bytes) -> bool:
         amp = raw.find(b"&", amp + 1)
     if raw.find(b"[") != -1 and b"<![CDATA[" in raw:
         return False
-    return b"representation" not in raw
+    if b"representation" in raw:
+        return False
+    return not (b"hl7.org/fhir" in raw and _FHIR_B64_TAG.search(raw) is not None)
+
+
+_FHIR_B64_TAG = re.compile(rb"<(?:[^\s/>:]+:)?(?:data|carrierAIDC|[A-Za-z]+Base64Binary)[\s/>]")
+
+
+def _wanted(raw: bytes, state: ScanState) -> frozenset[bytes] | None:
+    """The screen's needles for this document, or None when every field must be read.
+
+    None too when the document's text with its markup taken out (``_text_only``) could fire:
+    a code split by markup (``0101<b/>70-308T``) is read only by the walk, which judges the
+    text joined across markup (``_glue_fields``).
+    """
+    if not _screenable(raw):
+        return None
+    wanted = state.screen(raw)
+    if wanted is None:
+        return None
+    if state.screen(_text_only(raw)) != frozenset():
+        return None
+    return wanted
+
+
+# -- Text joined across markup ---------------------------------------------------------------
+#
+# A reader of mixed content sees ``0101<b/>70-308T`` or ``0101<!-- x -->70-308T`` as one text
+# (XML 1.0 §3.2.2 mixed content; the CDA R2 narrative block; XHTML in FHIR ``Narrative.div``).
+# Node by node, neither piece is a code. Joining every element's text with its descendants'
+# for every ancestor would cost the document's size times its depth; instead the document's
+# text is one stream, pieces separated by a marker where markup stood, and only around the
+# markers where a code could be split is the joined text judged: linear in the document.
+#
+# Every split of a code leaves a digit next to the markup (its groups are digits), so only
+# markers with a digit within 8 bytes count. A code has 10 or 11 letters and digits, so a split
+# leaves at most 10 on a side. Around each such marker two windows are judged: 10 letters and
+# digits back and 9 on, located at the text before the marker; 1 back and 10 on, located at
+# the text after it. Back, a window stops at the previous marker; on, it crosses markers: a
+# code split more than once is found at its first split only. Each window is a reading of the
+# text it is located at (``Field.view_of``): a code
+# that text holds by itself (a whole code has 10 letters and digits or more, so it can stand
+# on the 10-side only) is not reported twice. A window reaches at most 64 bytes to a side.
+# Where its edge cuts next to a digit, the digit stays (and a "9" after it, or before the left
+# edge, which no code starts with): cutting makes up no code.
+#
+# Every window is a piece of the document's text with its markup taken out, and has the
+# neighbours it has there: the screen reads that text (``_wanted``, ``_text_only``) before a
+# fast path is taken, so a window can fire only where the walk runs. Not covered: a code split
+# by markup *and* touching digits across an element boundary on both sides
+# (``<td>5</td><td>0101<b/>70-308T</td>5``); joined, those digits are part of it.
+
+# Comments and PIs go first (their text may hold ">"); then tags. A ">" inside an attribute
+# value (XML 1.0 §2.3 allows it) cuts the simple pattern short, and what it leaves of the tag
+# ends with the tag's own ">": where the text left holds a ">", the exact pattern (quoted
+# values skipped whole) is used instead.
+_COMMENT = re.compile(rb"<!--.*?-->", re.DOTALL)
+_PI = re.compile(rb"<\?.*?\?>", re.DOTALL)
+_TAG = re.compile(rb"<[^>]*>")
+_TAG_EXACT = re.compile(rb"""<[^>"']*(?:"[^"]*"[^>"']*|'[^']*'[^>"']*)*>""")
+
+
+def _text_only(raw: bytes) -> bytes:
+    """The document's text with comments, PIs and tags taken out, as a reader joins it."""
+    if b"<!--" in raw:
+        raw = _COMMENT.sub(b"", raw)
+    first = raw.find(b"<?")
+    # (The XML declaration holds no ">" and may be taken as a tag; any other PI may.)
+    if (first != -1 and raw.find(b"<?", first + 2) != -1) or first > 3:
+        raw = _PI.sub(b"", raw)
+    text = _TAG.sub(b"", raw)
+    if text.find(b">") != -1:
+        text = _TAG_EXACT.sub(b"", raw)
+    return text
+
+
+_NEAR_DIGIT = re.compile(rb"\0(?=[^\0]{0,8}?(?:[0-9]|\xef\xbc[\x90-\x99]))")
+_NEAR_DIGIT_REVERSED = re.compile(rb"\0(?=[^\0]{0,8}?(?:[0-9]|[\x90-\x99]\xbc\xef))")
+# The side after a marker crosses further markers (a code split twice is found at its first
+# split); the side before one stops at the previous marker (so a code split twice is not found
+# again at its second).
+_SIDES = {n: re.compile(rb"(?:[^0-9A-Za-z]*[0-9A-Za-z]){0,%d}" % n) for n in (9, 10)}
+_BACK_SIDES = {n: re.compile(rb"(?:[^0-9A-Za-z\0]*[0-9A-Za-z]){0,%d}" % n) for n in (1, 10)}
+_REACH = 64
+_DIGITS = frozenset(b"0123456789")
+#: (letters and digits back, on, located at the text after the marker)
+_WINDOWS = ((10, 9, False), (1, 10, True))
+
+
+def _glue_windows(stream: bytes) -> Iterator[tuple[int, bool, bytes]]:
+    """For each marker (NUL) of ``stream`` a code could be split at, and each window around
+    it: the marker's offset, whether the window is located after it, and its joined text."""
+    if b"\0" not in stream:
+        return
+    size = len(stream)
+    reverse = stream[::-1]
+    markers = {m.start() for m in _NEAR_DIGIT.finditer(stream)}
+    markers.update(size - 1 - m.start() for m in _NEAR_DIGIT_REVERSED.finditer(reverse))
+    for pos in sorted(markers):
+        back = size - pos
+        for reach_back, reach_on, after_marker in _WINDOWS:
+            left_end = _side(reverse, back, reach_back, _BACK_SIDES)
+            right_end = _side(stream, pos + 1, reach_on, _SIDES)
+            left = reverse[back:left_end][::-1]
+            right = stream[pos + 1 : right_end]
+            before = reverse[left_end : left_end + 1]
+            if before == b"\0":  # the text before that marker is joined to this one
+                before = reverse[left_end + 1 : left_end + 2]
+            after = stream[right_end : right_end + 1]
+            head = b"9" if before and before[0] in _DIGITS else b""
+            tail = after + b"9" if after and after[0] in _DIGITS else b""
+            joined = left.replace(b"\0", b"") + right.replace(b"\0", b"")
+            yield pos, after_marker, head + joined + tail
+
+
+def _side(data: bytes, start: int, count: int, sides: dict[int, re.Pattern[bytes]]) -> int:
+    """Where a window side that starts at ``start`` ends: after ``count`` letters and digits,
+    or ``_REACH`` bytes."""
+    match = sides[count].match(data, start, min(len(data), start + _REACH))
+    return match.end() if match is not None else start
+
+
+def _glue_fields(
+    pieces: list[tuple[str, etree._Element, bool, Context]], payload: Payload
+) -> Iterator[Field]:
+    """The windows of ``_glue_windows`` over the tree's text pieces, as fields located at the
+    text piece before or after their marker, and readings of it."""
+    if len(pieces) < 2:
+        return
+    blobs = [text.encode("utf-8", "surrogatepass") for text, _, _, _ in pieces]
+    offsets: dict[int, int] = {}
+    offset = -1
+    for index, blob in enumerate(blobs[:-1]):
+        offset += len(blob) + 1
+        offsets[offset] = index
+    for pos, after_marker, joined in _glue_windows(b"\0".join(blobs)):
+        _, el, is_tail, ctx = pieces[offsets[pos] + after_marker]
+        where = _locate(payload, el, "/following::text()[1]" if is_tail else "/text()")
+        yield Field(joined.decode("utf-8", "replace"), ctx, where, view_of=where)
+
+
+# -- Two readings of one document ------------------------------------------------------------
+
+
+def _codec(name: str) -> codecs.CodecInfo | None:
+    try:
+        return codecs.lookup(name)
+    except LookupError:
+        return None
+
+
+def _other_reading(data: bytes, media: MediaType) -> MediaType | None:
+    """The media type to read the document by its own encoding, when an HTTP charset says
+    otherwise and the two readings can differ; else None.
+
+    The document's own encoding: its BOM, else its XML declaration, else UTF-16/32 by its NUL
+    bytes, else UTF-8 (XML 1.0 §4.3.3, Appendix F).
+    """
+    charset = media.params.get("charset")
+    if not charset:
+        return None
+    own = sniff_bom(data) or xml_declared_encoding(data)
+    if own is None:
+        own = "utf-16" if data[:1] == b"\0" or data[1:2] == b"\0" else "utf-8"
+    http, doc = _codec(charset), _codec(own)
+    if http is None or doc is None or http.name == doc.name:
+        return None
+    if data.isascii() and _ascii_compatible(http) and _ascii_compatible(doc):
+        return None  # both read ASCII as ASCII: one reading
+    params = {key: value for key, value in media.params.items() if key != "charset"}
+    return MediaType(media.type, params)
+
+
+def _ascii_compatible(info: codecs.CodecInfo) -> bool:
+    try:
+        return "<a x='1'>".encode(info.name) == b"<a x='1'>"
+    except (UnicodeError, LookupError):
+        return False
 
 
 _UTF8_NAMES = frozenset({"utf8", "ascii", "usascii"})
@@ -636,44 +981,68 @@ def _root_namespace(raw: bytes) -> str | None:
 
 
 def _utf8(data: bytes, media: MediaType, root: etree._Element) -> bytes | None:
-    """The document as UTF-8 for the screen: itself when it already is, else re-encoded."""
-    docinfo: Any = root.getroottree().docinfo
-    encoding = media.params.get("charset") or docinfo.encoding or "UTF-8"
+    """The document as UTF-8 for the screen: itself when it already is, else re-encoded from
+    the encoding the parser read it in (the HTTP charset, the BOM, the XML declaration, NUL
+    bytes of UTF-16/32, UTF-8: XML 1.0 Appendix F). None if that cannot be told."""
+    encoding = media.params.get("charset") or sniff_bom(data) or xml_declared_encoding(data)
+    if encoding is None:
+        if data[:1] == b"\0" or data[1:2] == b"\0":
+            return None  # UTF-16/32 without a mark: the walk reads it
+        encoding = "utf-8"
     if _is_utf8(encoding):
         return data
     try:
-        return data.decode(encoding).encode("utf-8")
+        return data.decode(encoding).lstrip("\ufeff").encode("utf-8")
     except (LookupError, UnicodeError):
         return None
 
 
 class _Holder:
-    """The node whose text is a Base64 run, looked up in the tree only when asked."""
+    """The node whose text (or attribute value) is a Base64 run, looked up only when asked."""
 
     def __init__(
-        self, tree: Callable[[], etree._Element], text: str, payload: Payload, ordinal: int
+        self,
+        tree: Callable[[], etree._Element],
+        text: str,
+        payload: Payload,
+        ordinal: int,
+        attr: bool = False,
     ) -> None:
+        # (The parser reads CRLF and CR as LF: XML 1.0 §2.11.)
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
         self._tree, self._text, self._payload = tree, text.strip(), payload
         self._ordinal = ordinal  # the same text may stand in several nodes: which one
+        self._attr = attr
 
     @cached_property
-    def _node(self) -> tuple[etree._Element, bool]:
+    def _node(self) -> tuple[etree._Element, str]:
+        """The node and where in it: "" (its text), "tail" or an attribute's local name."""
         skip = self._ordinal
         root = self._tree()
+        wanted = " ".join(self._text.split())  # attribute values have their breaks normalised
         for el in root.iter():
-            for is_tail, value in ((False, el.text), (True, el.tail)):
-                if value and value.strip() == self._text:
+            if self._attr:
+                for name, attr_value in el.attrib.items():
+                    if " ".join(str(attr_value).split()) == wanted:
+                        if not skip:
+                            return el, _local(str(name))
+                        skip -= 1
+                continue
+            for where, text in (("", el.text), ("tail", el.tail)):
+                if text and text.strip() == self._text:
                     if not skip:
-                        return el, is_tail
+                        return el, where
                     skip -= 1
-        return root, False  # unreachable for text taken from this document
+        return root, ""  # unreachable for text taken from this document
 
     def location(self) -> str:
-        el, tail = self._node
-        return _locate(self._payload, el, "/following::text()[1]!base64" if tail else "!base64")
+        el, where = self._node
+        if where == "tail":
+            return _locate(self._payload, el, "/following::text()[1]!base64")
+        return _locate(self._payload, el, f"/@{where}!base64" if where else "!base64")
 
     def context(self) -> Context:
-        el, tail = self._node
-        parent = el.getparent() if tail else el
+        el, where = self._node
+        parent = el.getparent() if where == "tail" else el
         base = self._payload.context
         return _context_of(parent, base) if parent is not None else base

@@ -1,0 +1,349 @@
+"""The XML parser reads everything: names, namespaces, PI targets, text joined across markup,
+Base64 in attributes and in every shape, and both readings of an ambiguous charset."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable
+
+import pytest
+from helpers import REAL, REAL_2, TEST, b64, cda, code, render
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_screen import FAST, FULL, _key
+
+from kanta_guard import Request, Scanner, Verdict
+
+#: A real-range code with a letter sign (2000s): 11 letters and digits, the longest kind.
+REAL_A = code("020516", "A", 123)
+
+
+def _post(body: str | bytes, content_type: str | None = "application/xml") -> Request:
+    data = body.encode("utf-8") if isinstance(body, str) else body
+    headers = (("Content-Type", content_type),) if content_type else ()
+    return Request("POST", "/x", headers, data)
+
+
+def _both(request: Request) -> tuple[Verdict, list[str]]:
+    """The verdict and locations, after checking the screened scan equals the full walk."""
+    fast, full = FAST.scan(request), FULL.scan(request)
+    assert fast.verdict is full.verdict
+    assert _key(fast) == _key(full)
+    return fast.verdict, [f.location for f in fast.findings]
+
+
+def _narrative(inner: str) -> str:
+    """The CDA fixture with ``inner`` as the markup of a narrative paragraph."""
+    return cda().replace("<title>", f"<text><paragraph>{inner}</paragraph></text><title>", 1)
+
+
+# -- names --------------------------------------------------------------------------------------
+
+NAMES = [
+    ("element name", "<a><x{c}/></a>", "/a/x{c}/name()"),
+    ("prefixed element name", '<a xmlns:p="urn:x"><p:x{c}/></a>', "/a/x{c}/name()"),
+    ("attribute name", '<a><b x{c}="1"/></a>', "/a/b/@x{c}/name()"),
+    ("namespace URI", '<a><b xmlns="urn:x:{c}"/></a>', "/a/b/namespace::xmlns"),
+    ("namespace prefix", '<a><b xmlns:p{c}="urn:x"/></a>', "/a/b/namespace::p{c}/name()"),
+    ("PI target", "<a><?pi{c} data?></a>", "/a/processing-instruction()[1]/name()"),
+    ("PI before the root", "<?pi{c} data?><a/>", "/processing-instruction()/name()"),
+]
+
+
+@pytest.mark.parametrize(("name", "template", "where"), NAMES, ids=[n[0] for n in NAMES])
+def test_names_are_fields(name: str, template: str, where: str) -> None:
+    """A code in a name, a namespace or a PI target blocks there; a test code passes."""
+    verdict, locations = _both(_post(template.format(c=REAL)))
+    assert verdict is Verdict.BLOCK
+    masked = where.format(c="******-****")
+    assert any(loc.endswith(masked) for loc in locations), locations
+    assert _both(_post(template.format(c=TEST)))[0] is Verdict.PASS
+
+
+def test_name_found_by_the_targeted_read() -> None:
+    """With another code elsewhere (so the targeted read runs), a code in a name is found too."""
+    doc = cda(patient=REAL).replace("<title>", f'<x a{REAL_2}="1"/><title>', 1)
+    verdict, locations = _both(_post(doc))
+    assert verdict is Verdict.BLOCK
+    assert any("/name()" in loc for loc in locations)
+
+
+# -- text joined across markup ----------------------------------------------------------------
+
+#: Ways markup splits a code ``c`` in mixed content.
+SPLITS: list[tuple[str, Callable[[str], str]]] = [
+    ("empty element", lambda c: c[:4] + "<br/>" + c[4:]),
+    ("inline element", lambda c: c[:4] + "<content>" + c[4:8] + "</content>" + c[8:]),
+    ("comment", lambda c: c[:6] + "<!-- x -->" + c[6:]),
+    ("PI", lambda c: c[:6] + "<?x y?>" + c[6:]),
+    ("two splits", lambda c: c[:2] + "<b/>" + c[2:7] + "<i/>" + c[7:]),
+    ("before the check character", lambda c: c[:-1] + "<sup>" + c[-1] + "</sup>"),
+    ("in words", lambda c: f"Hetu {c[:5]}<b>{c[5:]}</b> tarkistettu"),
+    ("table cells", lambda c: f"<td>{c[:7]}</td><td>{c[7:]}</td>"),
+]
+#: Splits of a code with a letter sign (11 letters and digits: 10 on one side).
+LETTER_SPLITS: list[tuple[str, Callable[[str], str]]] = [
+    ("after the first digit", lambda c: c[:1] + "<b/>" + c[1:]),
+    ("before the check character", lambda c: c[:-1] + "<b/>" + c[-1]),
+]
+_ALL_SPLITS = [
+    (f"{n} ({c})", split, code_)
+    for n, split in SPLITS
+    for c, code_ in (("dash", (REAL, TEST)), ("letter", (REAL_A, "020516C903K")))
+] + [(f"{n} (letter)", split, (REAL_A, "020516C903K")) for n, split in LETTER_SPLITS]
+
+
+@pytest.mark.parametrize(("name", "split", "codes"), _ALL_SPLITS, ids=[s[0] for s in _ALL_SPLITS])
+def test_code_split_by_markup_blocks(
+    name: str, split: Callable[[str], str], codes: tuple[str, str]
+) -> None:
+    """A real code split by markup in mixed content is judged as a reader joins it, and
+    reported once; the same split of a 900-series code passes."""
+    real, test = codes
+    verdict, locations = _both(_post(_narrative(split(real))))
+    assert verdict is Verdict.BLOCK, name
+    assert len(locations) == 1, locations
+    assert _both(_post(_narrative(split(test))))[0] is Verdict.PASS
+
+
+def test_code_split_in_fhir_narrative_blocks() -> None:
+    """The XHTML of a FHIR narrative (``Narrative.div``) is joined too."""
+    doc = render("fhir_patient.xml", narrative=f"{REAL[:6]}<span>{REAL[6:]}</span>")
+    assert _both(_post(doc, "application/fhir+xml"))[0] is Verdict.BLOCK
+
+
+@pytest.mark.parametrize(
+    "inner",
+    [
+        f"Hetu: <br/>{REAL}",  # a code right after markup
+        f"{REAL}<br/>",  # right before it
+        f"{REAL} <br/>5 mg",  # and digits after the markup
+        f"<b>{REAL}</b>",
+    ],
+)
+def test_whole_code_beside_markup_reported_once(inner: str) -> None:
+    """A code a text node holds by itself is reported once, at that node, not again joined."""
+    verdict, locations = _both(_post(_narrative(inner)))
+    assert verdict is Verdict.BLOCK
+    assert len(locations) == 1, locations
+    assert locations[0].endswith(("/text()", "/following::text()[1]"))
+
+
+@pytest.mark.parametrize(
+    "inner",
+    [
+        "29.11.2026<br/>12:30",
+        "Annos 1<sup>2</sup> mg, 010181<b/>1234",
+        "<td>131052</td><td>30</td>",  # digits in cells: no code joined
+        "Tilaus 1310<br/>52-308",  # no check character
+    ],
+)
+def test_ordinary_mixed_content_passes(inner: str) -> None:
+    """Numbers, dates and look-alikes around markup do not fire."""
+    assert _both(_post(_narrative(inner)))[0] is Verdict.PASS
+
+
+def test_corpus_like_documents_stay_clean() -> None:
+    """The CDA, SOAP and FHIR XML fixtures pass, screened and walked."""
+    for doc, content_type in (
+        (cda(), "application/xml"),
+        (render("fhir_patient.xml"), "application/fhir+xml"),
+    ):
+        assert _both(_post(doc, content_type))[0] is Verdict.PASS
+
+
+_FRAGMENTS = st.sampled_from(["<b/>", "<i>", "</i>", "<!-- c -->", " ", "<br/>", "<?p x?>"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_split_codes_fuzzed(data: st.DataObject) -> None:
+    """A real code cut at random places by random inline markup is blocked, screened or
+    walked alike."""
+    cuts = sorted(data.draw(st.sets(st.integers(1, len(REAL) - 1), min_size=1, max_size=3)))
+    pieces, last = [], 0
+    for cut in cuts:
+        pieces.append(REAL[last:cut])
+        pieces.append(data.draw(_FRAGMENTS).replace(" ", "<u/>"))
+        last = cut
+    pieces.append(REAL[last:])
+    inner = "".join(pieces)
+    # (an unclosed <i> is closed after the code, so the document stays well-formed)
+    inner += "</i>" * (inner.count("<i>") - inner.count("</i>"))
+    inner = "<i>" * max(0, inner.count("</i>") - inner.count("<i>")) + inner
+    verdict, _ = _both(_post(_narrative(f"Hetu {inner}.")))
+    assert verdict is Verdict.BLOCK, inner
+
+
+def test_joined_text_is_linear(scanner: Scanner) -> None:
+    """Markup packed between digits and nested deep costs time linear in the document."""
+    sizes = (2_000, 8_000)
+    times = []
+    for n in sizes:
+        flat = "<a>" + "1<b/>" * n + "</a>"
+        deep = "<a>1" * 200 + "2" + "</a>" * 200
+        start = time.perf_counter()
+        for body in (flat, deep * (n // 2_000)):
+            scanner.scan(_post(f"<r>{body}</r>"))
+        times.append(time.perf_counter() - start)
+    assert times[1] < 10 * times[0] + 0.05, times  # 4x the input: far from 16x
+
+
+# -- Base64 ---------------------------------------------------------------------------------
+
+
+def _wrap_widths(text: str, widths: list[int], newlines: list[str]) -> str:
+    out, pos, i = [], 0, 0
+    while pos < len(text):
+        width = widths[min(i, len(widths) - 1)]
+        out.append(text[pos : pos + width])
+        pos += width
+        i += 1
+    return "".join(line + newlines[n % len(newlines)] for n, line in enumerate(out)).rstrip()
+
+
+def _fhir(resource: str) -> str:
+    return f'<{resource} xmlns="http://hl7.org/fhir">{{}}</{resource}>'
+
+
+BASE64_PLACES = [
+    (
+        "Binary.data with contentType",
+        _fhir("Binary").format('<contentType value="text/plain"/><data value="{b}"/>'),
+        "/Binary/data/@value!base64",
+    ),
+    (
+        "Attachment.data",
+        _fhir("DocumentReference").format(
+            '<content><attachment><contentType value="text/plain"/>'
+            '<data value="{b}"/></attachment></content>'
+        ),
+        "/attachment/data/@value!base64",
+    ),
+    (
+        "valueBase64Binary",
+        _fhir("Parameters").format('<parameter><valueBase64Binary value="{b}"/></parameter>'),
+        "/valueBase64Binary/@value!base64",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "template", "where"), BASE64_PLACES, ids=[p[0] for p in BASE64_PLACES]
+)
+@pytest.mark.parametrize("short", [True, False], ids=["short", "long"])
+def test_fhir_base64binary_is_decoded(name: str, template: str, where: str, short: bool) -> None:
+    """FHIR base64Binary values are decoded whatever their length (a bare code is 16
+    characters of Base64), typed by contentType; a test code inside passes."""
+    inner = REAL if short else "x " * 40 + REAL
+    doc = template.format(b=b64(inner))
+    verdict, locations = _both(_post(doc, "application/fhir+xml"))
+    assert verdict is Verdict.BLOCK
+    assert any(where in loc for loc in locations), locations
+    clean = template.format(b=b64(TEST if short else "x " * 40 + TEST))
+    assert _both(_post(clean, "application/fhir+xml"))[0] is Verdict.PASS
+
+
+SHAPES = [
+    ("20 then 76", [20, 76], ["\n"]),
+    ("20 then 60/76/76", [20, 60, 76, 76, 76], ["\n"]),
+    ("mixed CRLF and LF", [76], ["\r\n", "\n"]),
+    ("whitespace runs", [64], ["\n\t\t  ", " \n "]),
+    ("short first line", [5, 64], ["\n"]),
+    ("ragged", [17, 33, 16, 70, 40], ["\n"]),
+]
+
+
+@pytest.mark.parametrize(("name", "widths", "newlines"), SHAPES, ids=[s[0] for s in SHAPES])
+@pytest.mark.parametrize("place", ["text", "attribute", "tail"])
+@pytest.mark.parametrize("alphabet", ["standard", "url"])
+def test_wrapped_base64_is_decoded(
+    name: str, widths: list[int], newlines: list[str], place: str, alphabet: str
+) -> None:
+    """Base64 wrapped at irregular widths, in text, an attribute or a tail, with either
+    alphabet, is decoded and scanned (screened and walked alike)."""
+    raw = ("Potilaan tiedot: " + REAL + " ? " * 40).encode()
+    encoded = (base64.b64encode if alphabet == "standard" else base64.urlsafe_b64encode)(raw)
+    blob = _wrap_widths(encoded.decode(), widths, newlines)
+    if place == "text":
+        inner = f"<blob>{blob}</blob>"
+    elif place == "attribute":
+        inner = f'<blob value="{blob}"/>'
+    else:
+        inner = f"<sep/>{blob}"
+    doc = cda().replace("<title>", f"{inner}<title>", 1)
+    verdict, locations = _both(_post(doc))
+    assert verdict is Verdict.BLOCK, (name, place)
+    assert all("!base64" in loc for loc in locations), locations
+
+
+def test_gt_in_an_attribute_hides_no_base64() -> None:
+    """A ">" in an attribute value before Base64 text does not hide that text from the fast
+    path (it used to start the segment at the ">" in the value)."""
+    doc = cda().replace("<title>", f'<blob note="a > b">{b64("x " * 30 + REAL)}</blob><title>')
+    assert _both(_post(doc))[0] is Verdict.BLOCK
+
+
+def test_cda_b64_of_any_length() -> None:
+    """CDA ``representation="B64"`` is decoded however short."""
+    doc = cda().replace(
+        "<title>", f'<text representation="B64" mediaType="text/plain">{b64(REAL)}</text><title>'
+    )
+    assert _both(_post(doc))[0] is Verdict.BLOCK
+
+
+def test_base64_looking_text_is_read_as_text_too() -> None:
+    """Text that decodes as Base64 is still read as what a reader sees."""
+    text = "HETU" + REAL.replace("-", "") + "abcdefghijklmnopqr"  # 32 characters of Base64url
+    hidden = text[:10] + "-" + text[10:]
+    doc = cda().replace("<title>", f"<x>{hidden}</x><title>")
+    report = FAST.scan(_post(doc))
+    full = FULL.scan(_post(doc))
+    assert report.verdict is full.verdict
+
+
+# -- charsets and sniffing ------------------------------------------------------------------
+
+
+def test_http_charset_over_utf8_declaration_scans_both() -> None:
+    """An HTTP ``charset=iso-8859-1`` over a UTF-8 document: the UTF-8 reading (a code with an
+    en dash) is scanned too, and blocks."""
+    dashed = REAL.replace("-", "\u2013")
+    doc = f'<?xml version="1.0" encoding="UTF-8"?><a><b>{dashed}</b></a>'.encode()
+    request = _post(doc, "application/xml; charset=iso-8859-1")
+    verdict, locations = _both(request)
+    assert verdict is Verdict.BLOCK
+    assert locations == ["/a/b/text()"]
+
+
+def test_two_readings_report_a_code_once() -> None:
+    """A code both readings show is one finding."""
+    doc = f'<?xml version="1.0" encoding="UTF-8"?><a><b>{REAL} é</b></a>'.encode()
+    verdict, locations = _both(_post(doc, "text/xml; charset=iso-8859-1"))
+    assert verdict is Verdict.BLOCK
+    assert len(locations) == 1
+
+
+def test_two_readings_of_clean_document_pass() -> None:
+    """A clean document under two readings passes."""
+    doc = '<?xml version="1.0" encoding="UTF-8"?><a><b>Lääke é</b></a>'.encode()
+    assert _both(_post(doc, "text/xml; charset=iso-8859-1"))[0] is Verdict.PASS
+
+
+@pytest.mark.parametrize("content_type", ["application/octet-stream", "text/plain", None])
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_xml_sent_as_something_else_is_read_as_xml(content_type: str | None, bom: bytes) -> None:
+    """XML declared octet-stream or text/plain (or not at all) is sniffed and read as XML."""
+    doc = bom + f'<a><b x="{REAL}"/></a>'.encode()
+    report = FAST.scan(_post(doc, content_type))
+    assert report.verdict is Verdict.BLOCK
+    assert report.findings[0].location == "/a/b/@x"
+
+
+def test_utf16_xml_sent_as_octet_stream_is_read_as_xml() -> None:
+    """UTF-16 XML (with its BOM) sent as octet-stream is sniffed as XML too."""
+    doc = f"<a><b>{REAL}</b></a>".encode("utf-16")
+    report = FAST.scan(_post(doc, "application/octet-stream"))
+    assert report.verdict is Verdict.BLOCK
+    assert report.findings[0].location == "/a/b/text()"
