@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 import pytest
 from helpers import REAL, TEST, b64
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kanta_guard import Action, Request, Role, Scanner, Verdict
 
@@ -314,3 +316,24 @@ def test_target_encoded_without_end_is_unscannable(scanner: Scanner) -> None:
     """A value still percent-encoded after every round a receiver could make is refused."""
     report = scanner.scan(_target("/x?a=%" + "25" * 20 + "41"))
     assert report.rules == ("unscannable",)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.integers(min_value=1, max_value=6),
+    st.sampled_from(["path", "query", "query name"]),
+    st.text(alphabet="abc123+%/.", max_size=12),
+)
+def test_code_encoded_any_number_of_times_is_blocked(
+    scanner: Scanner, times: int, where: str, noise: str
+) -> None:
+    """A real code percent-encoded up to six times, anywhere in the URL, among any noise of
+    escapes, plus signs and slashes, is blocked."""
+    encoded = _pct(REAL, times)
+    noise = noise.replace("/", "%2F") if where != "path" else noise
+    target = {
+        "path": f"/fhir/{noise}/{encoded}",
+        "query": f"/fhir/Patient?x={noise}&identifier={encoded}",
+        "query name": f"/fhir/Patient?{encoded}={noise}",
+    }[where]
+    assert scanner.scan(_target(target)).rules == ("hetu.real",)
