@@ -22,6 +22,7 @@ import html
 import re
 import sys
 import unicodedata
+from collections.abc import Iterator
 from enum import StrEnum
 from functools import cache, lru_cache
 from urllib.parse import unquote
@@ -37,6 +38,7 @@ __all__ = [
     "find_tokens",
     "individual_number",
     "is_real",
+    "iter_tokens",
     "mask",
     "mask_any_form",
     "mask_text",
@@ -207,29 +209,33 @@ def individual_number(value: str) -> int | None:
 
 
 def find_tokens(data: bytes) -> list[str]:
-    """Every HETU-shaped token in UTF-8 ``data``, decoded; fast on large documents.
+    """Every HETU-shaped token in UTF-8 ``data``, decoded (see :func:`iter_tokens`)."""
+    return list(iter_tokens(data))
+
+
+def iter_tokens(data: bytes) -> Iterator[str]:
+    """The HETU-shaped tokens in UTF-8 ``data``, decoded, lazily (a screen that has seen
+    enough stops); fast on large documents.
 
     Python's ``re`` tries a pattern that starts with a character class at every position, which
     costs more than parsing the document. A token starts where a run of exactly six digits does,
     so the runs are found first on a digit map (where one is the literal ``x000000x``), and the
     pattern is tried only there.
     """
-    tokens: list[str] = []
     match = _TOKEN_BYTES.match
     mapped = data.translate(_DIGIT_MAP)
     find = mapped.find
     # A run at the very start has no "x" before it (no padding: that would copy the document).
     at_start = mapped[:6] == b"000000" and mapped[6:7] != b"0"
     if at_start and (found := match(data, 0)) is not None:
-        tokens.append(found.group(0).decode("utf-8", "replace"))
+        yield found.group(0).decode("utf-8", "replace")
     pos = find(_EXACTLY_SIX)
     while pos != -1:
         # The run starts after the "x". (A run at the very end has no closing "x", and needs
         # none: six digits with nothing after them are no code.)
         if (found := match(data, pos + 1)) is not None:
-            tokens.append(found.group(0).decode("utf-8", "replace"))
+            yield found.group(0).decode("utf-8", "replace")
         pos = find(_EXACTLY_SIX, pos + 7)  # the closing "x" may open the next run
-    return tokens
 
 
 # -- The readings a detector matches --------------------------------------------------------
@@ -311,22 +317,59 @@ def match_readings(text: str) -> list[str]:
     """
     if text.isascii():
         return [text]
-    rest = set(
-        text.encode("utf-8", "surrogatepass")
-        .translate(None, _ASCII)
-        .decode("utf-8", "surrogatepass")
-    )
-    remove, _, _, changing = _normal_tables()
+    rest = _non_ascii(text)
+    changing = _normal_tables()[3]
     if changing.isdisjoint(rest):
         return [text]
-    # Only the characters present are rewritten, by a regex of them (str.translate with a
-    # table of 1,000 entries costs a dict look-up per character: 5 MB/s).
-    formats = "".join(sorted(c for c in rest if ord(c) in remove))
-    without = spaced = text
-    if formats:
-        present = re.compile(f"[{re.escape(formats)}]")
-        without, spaced = present.sub("", text), present.sub(" ", text)
+    formats = list(_sets()[0] & rest)
+    without = _replace_each(text, formats, "", _classes()[0])
+    spaced = _replace_each(text, formats, " ", _classes()[0])
     return list(dict.fromkeys((text, _ascii_digits(without), _ascii_digits(spaced))))
+
+
+def _non_ascii(text: str) -> set[str]:
+    """The distinct non-ASCII characters of ``text`` (its ASCII bytes deleted at C speed)."""
+    rest = text.encode("utf-8", "surrogatepass").translate(None, _ASCII)
+    return set(rest.decode("utf-8", "surrogatepass"))
+
+
+@cache
+def _sets() -> tuple[frozenset[str], frozenset[str]]:
+    """The format characters and the non-ASCII decimal digits, as sets of characters."""
+    remove, _, digits, _ = _normal_tables()
+    return frozenset(map(chr, remove)), frozenset(chr(p) for p, v in digits.items() if v)
+
+
+@cache
+def _classes() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Compiled character classes of the format characters and of the non-ASCII digits."""
+    remove, _, digits, _ = _normal_tables()
+    return _char_class(list(remove)), _char_class([p for p, v in digits.items() if v])
+
+
+def _char_class(points: list[int]) -> re.Pattern[str]:
+    ranges: list[list[int]] = []
+    for point in sorted(points):
+        if ranges and ranges[-1][1] == point - 1:
+            ranges[-1][1] = point
+        else:
+            ranges.append([point, point])
+    body = "".join(
+        re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
+        for a, b in ranges
+    )
+    return re.compile(f"[{body}]")
+
+
+def _replace_each(text: str, chars: list[str], by: str, pattern: re.Pattern[str]) -> str:
+    """``text`` with each of ``chars`` replaced by ``by``: one fast substring pass per
+    character present (a document holds a few distinct ones; str.translate with a table costs
+    a dict look-up per character, 5 MB/s), or the class pattern where many are."""
+    if len(chars) > 16:
+        return pattern.sub(by, text)
+    for char in chars:
+        text = text.replace(char, by)
+    return text
 
 
 def _ascii_digits(text: str) -> str:
@@ -335,15 +378,12 @@ def _ascii_digits(text: str) -> str:
     if text.isascii():
         return text
     digits = _normal_tables()[2]
-    rest = set(
-        text.encode("utf-8", "surrogatepass")
-        .translate(None, _ASCII)
-        .decode("utf-8", "surrogatepass")
-    )
-    present = "".join(sorted(c for c in rest if ord(c) in digits and digits[ord(c)]))
-    if not present:
-        return text
-    return re.sub(f"[{re.escape(present)}]", lambda m: digits[ord(m.group(0))], text)
+    present = list(_sets()[1] & _non_ascii(text))
+    if len(present) > 16:
+        return _classes()[1].sub(lambda m: digits[ord(m.group(0))], text)
+    for char in present:
+        text = text.replace(char, digits[ord(char)])
+    return text
 
 
 def reads_plainly(data: bytes) -> bool:

@@ -34,8 +34,14 @@ _TAG_REACH = 2048
 # document (or in each line), so their number must stay a constant for its cost to stay linear.
 MAX_NEEDLES = 32
 # Bytes that show the parsers would read text the bytes do not show as written: an XML
-# character reference, a JSON \u escape, a CDATA section that may split a text.
-_DECODED = (b"&#", b"\\u", b"<![CDATA[")
+# character reference, a JSON \u escape, a CDATA section that may split a text; each behind
+# a byte that is rare in documents, found first (memchr: a multi-byte search costs 20 times it).
+_DECODED = ((b"&", b"&#"), (b"\\", b"\\u"), (b"[", b"<![CDATA["))
+
+
+def _decodes(data: bytes) -> bool:
+    """True if ``data`` holds a character reference, a ``\\u`` escape or a CDATA section."""
+    return any(data.find(rare) != -1 and marker in data for rare, marker in _DECODED)
 
 
 class HetuDetector:
@@ -126,7 +132,7 @@ class HetuDetector:
            except JSON's whitespace escapes (``\\t`` …), which the byte pattern reads as
            separators; XML's attribute-value and line-end normalisation turn separators into
            separators (a needle then missing from the value makes the XML parser walk).
-        3. *Matching.* ``idcode.find_tokens`` is TOKEN over the UTF-8 bytes, alternative for
+        3. *Matching.* ``idcode.iter_tokens`` is TOKEN over the UTF-8 bytes, alternative for
            alternative, and a field is bounded in the document by a non-digit (a quote, ``<``,
            ``>``, a line break), so every token in a field is a token of the document with the
            same text, and classifies the same (``idcode.screen_form``).
@@ -138,7 +144,7 @@ class HetuDetector:
         Every step is linear: the token search, the digit map and the OID look-ups (each byte
         before an OID is searched once, each tag parsed once; see ``_coded_values``).
         """
-        if any(marker in data for marker in _DECODED):
+        if _decodes(data):
             return None
         values = _coded_values(data)
         if values is None:
@@ -146,7 +152,7 @@ class HetuDetector:
         if not idcode.reads_plainly(data):
             return _cleared(data, values)
         needles: set[bytes] = set()
-        for token in idcode.find_tokens(data):
+        for token in idcode.iter_tokens(data):
             if idcode.classify(idcode.screen_form(token)) is idcode.Kind.REAL:
                 needles.add(token.encode("utf-8", "surrogatepass"))
                 if len(needles) > MAX_NEEDLES:
@@ -199,6 +205,16 @@ class HetuDetector:
             )
 
 
+# In a single-byte reading (ISO-8859-1, windows-1252) only these bytes give a digit in any
+# normalised reading (ASCII digits, superscripts ¹ ² ³, fractions ¼ ½ ¾: NFKC "1⁄4"), and only
+# the soft hyphen (0xAD, Cf) is removed: a date needs six of them in a row, the soft hyphen
+# aside. (windows-1252's 0x80-0x9F hold no digit and no format character.)
+_SINGLE_BYTE_DIGITS = bytes(
+    0x30 if (0x30 <= b <= 0x39 or b in b"\xb2\xb3\xb9\xbc\xbd\xbe") else 0x78 for b in range(256)
+)
+_SIX_DIGITS = b"000000"
+
+
 def _cleared(data: bytes, values: list[bytes]) -> frozenset[bytes] | None:
     """The screen of a document whose readings differ from it as written: "none" (an empty
     set) if no reading of the whole document shows a real code and every identifier under the
@@ -208,6 +224,8 @@ def _cleared(data: bytes, values: list[bytes]) -> frozenset[bytes] | None:
         texts = [data.decode("utf-8", "surrogatepass")]
     except UnicodeDecodeError:
         texts = [data.decode("latin-1"), data.decode("cp1252", "replace")]
+        if _SIX_DIGITS not in data.translate(_SINGLE_BYTE_DIGITS, b"\xad"):
+            texts = []  # no reading of these bytes holds a date: no token (binary, mostly)
     for text in texts:
         for reading in idcode.match_readings(text):
             for match in idcode.TOKEN.finditer(idcode.screen_form(reading)):
