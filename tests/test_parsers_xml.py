@@ -347,3 +347,46 @@ def test_utf16_xml_sent_as_octet_stream_is_read_as_xml() -> None:
     report = FAST.scan(_post(doc, "application/octet-stream"))
     assert report.verdict is Verdict.BLOCK
     assert report.findings[0].location == "/a/b/text()"
+
+
+# -- fuzzed placements ----------------------------------------------------------------------
+
+#: Places a value can take in a document, each a template around ``{v}``.
+_PLACES = [
+    "<x>{v}</x>",
+    '<x a="{v}"/>',
+    "<x a='{v}'/>",
+    "<x/>{v}",
+    "<!-- {v} -->",
+    "<?pi {v}?>",
+    "<x{v}/>",
+    '<x xmlns:p="urn:{v}"/>',
+    "<p>Hetu <b>{v}</b>, 29.11.2026</p>",
+    '<x value="{b64}"/>',
+    "<x>\n{b64w}\n</x>",
+]
+
+
+def _place(template: str, value: str) -> str:
+    blob = b64("x " * 20 + value)
+    rest = blob[20:]  # a break after 20, then lines of 76 (IHE XDS inline documents)
+    wrapped = "\n".join([blob[:20]] + [rest[i : i + 76] for i in range(0, len(rest), 76)])
+    return template.format(v=value, b64=blob, b64w=wrapped)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.sampled_from(_PLACES), min_size=1, max_size=4),
+    st.integers(0, 3),
+    st.sampled_from(["application/xml", "text/xml; charset=iso-8859-1", "text/plain", None]),
+)
+def test_fuzzed_placements(places: list[str], which: int, content_type: str | None) -> None:
+    """A real code in any mix of places (names, values, text, comments, PIs, Base64) blocks,
+    screened and walked alike; the same document with a test code passes."""
+    real_index = which % len(places)
+    parts = [_place(t, REAL if i == real_index else TEST) for i, t in enumerate(places)]
+    doc = cda().replace("<title>", "".join(parts) + "<title>", 1)
+    verdict, _ = _both(_post(doc, content_type))
+    assert verdict is Verdict.BLOCK, parts
+    clean = cda().replace("<title>", "".join(_place(t, TEST) for t in places) + "<title>", 1)
+    assert _both(_post(clean, content_type))[0] is Verdict.PASS, places

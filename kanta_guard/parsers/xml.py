@@ -353,8 +353,8 @@ class XmlParser:
         found: list[tuple[bytes, bytes, bool]] = []
         memo = state.inert
         spans = [(span, False) for span in base64_spans(raw, b">", b"<")]
-        if raw.find(b'="') != -1 or raw.find(b"='") != -1:
-            for quote in (b'"', b"'"):
+        for quote in (b'"', b"'"):
+            if raw.find(quote) != -1:
                 spans.extend(
                     (span, True) for span in base64_spans(raw, quote, quote, long_only=True)
                 )
