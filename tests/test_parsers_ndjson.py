@@ -9,16 +9,16 @@ from conftest import TEST_KEY
 from helpers import REAL, TEST
 
 from kanta_guard import KeyedHasher, Protocol, Scanner, Verdict, default_policy
-from kanta_guard.parsers import PARSERS
+from kanta_guard.parsers import PARSERS, JsonParser
 from kanta_guard.parsers.ndjson import NdjsonParser
 
 
 @pytest.fixture(scope="module")
 def ndjson_scanner() -> Scanner:
-    """The default scanner, with the NDJSON parser in front if the registry lacks it yet."""
-    registered = any(isinstance(parser, NdjsonParser) for parser in PARSERS)
-    parsers = PARSERS if registered else (NdjsonParser(), *PARSERS)
-    return Scanner(default_policy(), KeyedHasher(TEST_KEY), parsers=parsers)
+    """The default scanner: the NDJSON parser is in the registry, before the JSON parser."""
+    kinds = [type(parser) for parser in PARSERS]
+    assert kinds.index(NdjsonParser) < kinds.index(JsonParser)
+    return Scanner(default_policy(), KeyedHasher(TEST_KEY))
 
 
 def _export(code: str, *, newline: str = "\n", at: int = 2) -> str:

@@ -11,6 +11,7 @@ from .container import ContainerParser
 from .form import FormParser
 from .json import JsonParser
 from .multipart import MultipartParser
+from .ndjson import NdjsonParser
 from .request import header_fields, url_fields
 from .text import TextParser
 from .xml import XmlParser
@@ -22,6 +23,7 @@ __all__ = [
     "Item",
     "JsonParser",
     "MultipartParser",
+    "NdjsonParser",
     "Parser",
     "ScanState",
     "TextParser",
@@ -36,6 +38,7 @@ PARSERS: tuple[Parser, ...] = (
     # Before XML, JSON and text: they would read a zip, a PDF or a gzip as a document or lines.
     ContainerParser(),
     XmlParser(),
+    NdjsonParser(),
     JsonParser(),
     TextParser(),
 )
