@@ -228,7 +228,7 @@ class WorkerPool:
 type _Headers = tuple[tuple[str, str], ...]
 type _RequestWire = tuple[str, str, _Headers, bytes, str, str, _Headers]
 type _FindingWire = tuple[str, str, str, str, str, str, str]
-type _ReportWire = tuple[str, tuple[_FindingWire, ...], str, int, int]
+type _ReportWire = tuple[str, tuple[_FindingWire, ...], str, int, int, int]
 
 
 def _dumps(value: object) -> bytes:
@@ -254,11 +254,18 @@ def _report_wire(report: Report) -> _ReportWire:
         for f in report.findings
     )
     verdict, protocol = report.verdict.value, report.protocol.value
-    return (verdict, findings, protocol, report.fields_scanned, report.payloads_scanned)
+    return (
+        verdict,
+        findings,
+        protocol,
+        report.fields_scanned,
+        report.payloads_scanned,
+        report.omitted,
+    )
 
 
 def _report_from_wire(wire: _ReportWire) -> Report:
-    verdict, findings, protocol, fields, payloads = wire
+    verdict, findings, protocol, fields, payloads, omitted = wire
     return Report(
         Verdict(verdict),
         tuple(
@@ -268,6 +275,7 @@ def _report_from_wire(wire: _ReportWire) -> Report:
         Protocol(protocol),
         fields,
         payloads,
+        omitted,
     )
 
 

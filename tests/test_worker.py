@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TEST_KEY
-from helpers import REAL, TEST, bundle, cda, soap_with_cda
+from helpers import REAL, TEST, bundle, cda, code, soap_with_cda
 from mitmproxy import http
 from mitmproxy.addons import proxyserver
 from mitmproxy.test import taddons, tflow
@@ -41,6 +41,8 @@ REQUESTS = [
     Request("GET", "/", (("Host", "kanta.test"),), b"", "kanta.test", f"{REAL}.kanta.test:443"),
     Request("POST", "/", (), b"x", "kanta.test", "kanta.test", (("X-Checksum", f"p={REAL}"),)),
     Request("GET", "/", (), b"", "kanta.test", "kanta.test:443", (("X-Checksum", TEST),)),
+    # Past the findings cap the rest are only counted; the count crosses the wire too.
+    post(" ".join(code("010203", "A", n) for n in range(100, 400)), "text/plain"),
 ]
 
 
@@ -64,6 +66,7 @@ def test_pool_reports_equal_local_scans() -> None:
 
     reports = asyncio.run(scenario())
     assert reports == [LOCAL.scan(r) for r in REQUESTS * 3]
+    assert any(r.omitted for r in reports)  # type: ignore[attr-defined]
     assert {r.verdict for r in reports} == {Verdict.PASS, Verdict.BLOCK, Verdict.WARN}  # type: ignore[attr-defined]
 
 
@@ -253,14 +256,17 @@ def test_small_requests_are_scanned_without_a_worker(
             gzipped = _flow("", "application/xml")
             gzipped.request.headers["Content-Encoding"] = "gzip"
             gzipped.request.raw_content = gzip.compress(cda(patient=REAL).encode())
-            for f in (small, large, gzipped):
+            # A small body under a large head is no small request: the head is read too.
+            big_head = _flow(cda(), "application/xml")
+            big_head.request.headers["X-Note"] = "x" * (2 * INLINE_BYTES)
+            for f in (small, large, gzipped, big_head):
                 await addon.request(f)
             await workers.aclose()
             addon.done()
-            return [small, large, gzipped]
+            return [small, large, gzipped, big_head]
 
-    small, large, gzipped = asyncio.run(scenario())
-    assert len(handed) == 2 and handed[0] > INLINE_BYTES
+    small, large, gzipped, big_head = asyncio.run(scenario())
+    assert len(handed) == 3 and handed[0] > INLINE_BYTES
     assert small.response is not None and small.response.status_code == 403
     assert large.response is None
     assert gzipped.response is not None and gzipped.response.status_code == 403

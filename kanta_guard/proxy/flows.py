@@ -67,7 +67,8 @@ def comment(report: Report) -> str:
     if not counted:
         return ""
     first = counted[0]
-    more = f" (+{len(counted) - 1} more)" if len(counted) > 1 else ""
+    rest = len(counted) - 1 + report.omitted  # findings past the cap are only counted
+    more = f" (+{rest} more)" if rest else ""
     return mask_text(f"kanta-guard {report.verdict}: {first.rule} at {first.location}{more}")
 
 

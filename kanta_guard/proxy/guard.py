@@ -523,8 +523,21 @@ def _refusals(flow: http.HTTPFlow) -> list[Any]:
 
 
 def _small(request: Request) -> bool:
+    """Whether the whole request (head and body) is small enough to scan on the proxy's thread.
+
+    The head counts too: an 8 KB header is as much to read as an 8 KB body.
+    """
     encoding = (request.header("content-encoding") or "").strip().lower()
-    return len(request.body) <= INLINE_BYTES and encoding in ("", "identity")
+    if encoding not in ("", "identity"):
+        return False
+    size = len(request.body) + len(request.target) + len(request.authority)
+    for name, value in request.headers:
+        size += len(name) + len(value)
+        if size > INLINE_BYTES:
+            return False
+    for name, value in request.trailers:
+        size += len(name) + len(value)
+    return size <= INLINE_BYTES
 
 
 def _addons_after(addon: object) -> list[str]:
