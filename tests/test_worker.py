@@ -267,6 +267,7 @@ def test_small_requests_are_scanned_without_a_worker(
 
     small, large, gzipped, big_head = asyncio.run(scenario())
     assert len(handed) == 3 and handed[0] > INLINE_BYTES
+    assert big_head.response is None
     assert small.response is not None and small.response.status_code == 403
     assert large.response is None
     assert gzipped.response is not None and gzipped.response.status_code == 403
