@@ -390,3 +390,13 @@ def test_fuzzed_placements(places: list[str], which: int, content_type: str | No
     assert verdict is Verdict.BLOCK, parts
     clean = cda().replace("<title>", "".join(_place(t, TEST) for t in places) + "<title>", 1)
     assert _both(_post(clean, content_type))[0] is Verdict.PASS, places
+
+
+@pytest.mark.parametrize("value", [REAL, TEST])
+def test_reading_that_does_not_decode_is_skipped(value: str) -> None:
+    """A declaration no receiver could read the bytes by (UTF-16 over ASCII) leaves the HTTP
+    charset's reading, which judges the document alone."""
+    doc = f'<?xml version="1.0" encoding="UTF-16"?><a><b>{value}</b></a>'.encode()
+    verdict, locations = _both(_post(doc, "application/xml; charset=utf-8"))
+    assert verdict is (Verdict.BLOCK if value == REAL else Verdict.PASS)
+    assert len(locations) == (1 if value == REAL else 0)

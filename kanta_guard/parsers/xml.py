@@ -235,14 +235,16 @@ class XmlParser:
                 seen.add(item.data)
             yield item
         try:
-            for item in self._parse_reading(payload, other, state):
-                if isinstance(item, Payload):
-                    if item.data not in seen:
-                        yield item
-                    continue
-                yield dataclasses.replace(item, view_of=item.location)
+            self._parse_tree(payload, other)
         except UnscannableError:
             return  # that reading does not decode: no receiver reads the document so
+        # (Past here an error is the scan's: too much decoded content, invalid declared Base64.)
+        for item in self._parse_reading(payload, other, state):
+            if isinstance(item, Payload):
+                if item.data not in seen:
+                    yield item
+                continue
+            yield dataclasses.replace(item, view_of=item.location)
 
     def _parse_reading(
         self, payload: Payload, media: MediaType, state: ScanState
