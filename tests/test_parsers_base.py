@@ -7,9 +7,11 @@ import base64
 import random
 
 import pytest
+from helpers import REAL, TEST
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kanta_guard import Scanner, Verdict
 from kanta_guard.parsers.base import MIN_BASE64, base64_content, base64_spans, looks_base64
 
 
@@ -197,3 +199,25 @@ def test_irregular_wrapping_is_base64(widths: list[int], newline: str) -> None:
 def test_prose_is_not_base64(text: str) -> None:
     """Words of prose in the Base64 alphabet are not taken for wrapped Base64."""
     assert base64_content(text) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        ('{{"note": "{v}"}}', "application/json"),
+        ("note={v}", "application/x-www-form-urlencoded"),
+        ("<a><n>{v}</n></a>", "application/xml"),
+    ],
+)
+def test_text_holding_a_code_is_not_only_decoded(
+    scanner: Scanner, body: str, content_type: str
+) -> None:
+    """A string that is Base64url to a decoder but holds a real code as written is read as
+    text, in every parser (JSON and form read only the decoded form of what decodes)."""
+    value = "HETUtarkistettu" + REAL + "abcdefgh"  # 34 characters of the Base64url alphabet
+    assert base64_content(value) is None
+    report = scanner.scan_bytes(body.format(v=value).encode(), content_type)
+    assert report.verdict is Verdict.BLOCK
+    clean = "HETUtarkistettu" + TEST + "abcdefgh"
+    assert base64_content(clean) is not None
+    assert scanner.scan_bytes(body.format(v=clean).encode(), content_type).verdict is Verdict.PASS

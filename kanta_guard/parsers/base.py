@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Protocol as TypingProtocol
 
+from .. import idcode
 from ..errors import UnscannableError
 from ..mediatype import MediaType
 from ..model import Context, Field, Payload, Protocol
@@ -157,10 +158,19 @@ def looks_base64(text: str) -> bool:
 
 
 def base64_content(text: str | bytes) -> bytes | None:
-    """What ``looks_base64`` text decodes to; None if it is not such text."""
+    """What ``looks_base64`` text decodes to; None if it is not such text.
+
+    Nor is text that holds a real-range identity code as written (``HETU131052-308Tabc…`` is
+    Base64url to a decoder): it is text first, and a parser that reads only the decoded form
+    of what decodes must read it as text.
+    """
     raw = text.encode("utf-8", "replace") if isinstance(text, str) else text
     compact = _compact(raw)
-    return None if compact is None else _decode(compact)
+    if compact is None:
+        return None
+    if any(idcode.classify(token) is idcode.Kind.REAL for token in idcode.find_tokens(raw)):
+        return None
+    return _decode(compact)
 
 
 #: The shortest line of wrapped Base64 between the first and the last (see ``looks_base64``).
