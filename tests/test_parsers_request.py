@@ -337,3 +337,17 @@ def test_code_encoded_any_number_of_times_is_blocked(
         "query name": f"/fhir/Patient?{encoded}={noise}",
     }[where]
     assert scanner.scan(_target(target)).rules == ("hetu.real",)
+
+
+@pytest.mark.parametrize("dash", ["-", "\u2010", "\u2013", "\u2212"])
+@pytest.mark.parametrize("form", ["basic", "bare"])
+def test_base64_header_with_a_unicode_dash_is_read(scanner: Scanner, dash: str, form: str) -> None:
+    """A short Base64 credential whose code has a Unicode dash is text, and blocked.
+
+    Regression (found by tests/test_properties.py): three UTF-8 bytes for the dash made the
+    decoded value look like noise, and it was never scanned.
+    """
+    value = base64.b64encode(f"user:{REAL.replace('-', dash)}".encode()).decode()
+    header = f"Basic {value}" if form == "basic" else value
+    report = scanner.scan(Request("GET", "/", (("Authorization", header),), b""))
+    assert report.verdict is Verdict.BLOCK and "hetu.real" in report.rules

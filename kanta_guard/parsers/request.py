@@ -287,7 +287,19 @@ def _encoded_text(token: str) -> bytes | None:
 
 
 def _texty(data: bytes) -> bool:
-    """Decoded bytes worth scanning: mostly printable (JSON, XML, ``user:password``)."""
+    """Decoded bytes worth scanning: mostly printable (JSON, XML, ``user:password``).
+
+    Counted in characters where the bytes are UTF-8: a short credential with one Unicode dash
+    (three bytes, two of them continuation bytes) is text, not noise.
+    """
     sample = data[:256]
-    printable = sum(32 <= b < 127 or b in (9, 10, 13) or b >= 0xC2 for b in sample)
-    return printable >= 0.9 * len(sample)
+    try:
+        text = sample.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A cut in the middle of a character at the sample's end is still UTF-8.
+        text = sample[: exc.start].decode("utf-8") if exc.start >= len(sample) - 3 else None
+    if text is not None:
+        printable = sum(c.isprintable() or c in "\t\n\r" for c in text)
+        return printable >= 0.9 * max(1, len(text))
+    count = sum(32 <= b < 127 or b in (9, 10, 13) or b >= 0xC2 for b in sample)
+    return count >= 0.9 * len(sample)
