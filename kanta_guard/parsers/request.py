@@ -293,6 +293,7 @@ def _texty(data: bytes) -> bool:
     (three bytes, two of them continuation bytes) is text, not noise.
     """
     sample = data[:256]
+    text: str | None
     try:
         text = sample.decode("utf-8")
     except UnicodeDecodeError as exc:
