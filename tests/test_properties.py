@@ -49,16 +49,32 @@ def real_codes(draw: st.DrawFn) -> str:
     return code(f"{day:02d}{month:02d}{year:02d}", sign, number)
 
 
+_FULLWIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
+#: Format characters a word processor leaves in pasted text (Unicode category Cf).
+_FORMAT = ["\u200b", "\u00ad", "\u2060", "\ufeff"]
+
+
 @st.composite
 def written(draw: st.DrawFn, value: str) -> str:
-    """The code as people and systems write it: lower case, a Unicode dash, a space."""
-    form = draw(st.sampled_from(["as-is", "lower", "dash", "space"]))
+    """The code as people and systems write it: lower case, a Unicode dash, spaces or tabs
+    between the parts, a zero-width space or soft hyphen pasted in, fullwidth digits."""
+    form = draw(
+        st.sampled_from(["as-is", "lower", "dash", "space", "spaces", "format", "fullwidth"])
+    )
     if form == "lower":
         return value.lower()
     if form == "dash" and value[6] == "-":
         return value[:6] + draw(st.sampled_from(_DASHES)) + value[7:]
     if form == "space":
         return value[:6] + " " + value[6:]
+    if form == "spaces":
+        gap = draw(st.sampled_from(["  ", "\t", " \t ", "   "]))
+        return value[:6] + gap + value[6] + gap + value[7:10] + gap + value[10]
+    if form == "format":
+        at = draw(st.integers(1, len(value) - 1))
+        return value[:at] + draw(st.sampled_from(_FORMAT)) + value[at:]
+    if form == "fullwidth":
+        return value.translate(_FULLWIDTH)
     return value
 
 
