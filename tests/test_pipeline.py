@@ -774,3 +774,15 @@ def test_locations_named_by_input_show_no_code(
     report = scanner.scan(request_)
     assert report.verdict is Verdict.BLOCK
     assert not any(shows_code(f.location) for f in report.findings), report.as_dict()
+
+
+@pytest.mark.parametrize("charset", ["iso-8859-1", "us-ascii", "utf-7", "windows-1252"])
+def test_json_is_read_as_a_receiver_could_read_it(scanner: Scanner, charset: str) -> None:
+    """UTF-8 JSON under another charset label is also read as UTF-8: a code with a Unicode
+    dash is found whichever way the receiver decodes the bytes."""
+    body = json.dumps({"note": REAL.replace("-", "\u2013")}, ensure_ascii=False).encode()
+    report = scanner.scan_bytes(body, f"application/json; charset={charset}")
+    assert report.verdict is Verdict.BLOCK and "hetu.real" in report.rules
+    clean = json.dumps({"note": TEST.replace("-", "\u2013")}, ensure_ascii=False).encode()
+    passed = scanner.scan_bytes(clean, f"application/json; charset={charset}")
+    assert passed.verdict is Verdict.PASS

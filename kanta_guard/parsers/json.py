@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Iterator
 from functools import cache, cached_property, partial
 
-from ..charset import decode_text
+from ..charset import readings
 from ..errors import UnscannableError
 from ..mediatype import MediaType
 from ..model import Context, Field, Payload, Protocol, Role
@@ -58,8 +58,46 @@ class JsonParser:
     def parse(self, payload: Payload, media: MediaType, state: ScanState) -> Iterator[Item]:
         strict = payload.declared and media.is_json
         location = payload.location or "body"
+        charset = media.params.get("charset")
         try:
-            text = decode_text(payload.data, media.params.get("charset"), strict=True)
+            texts = readings(payload.data, charset, strict=True)
+        except UnscannableError:
+            if strict:
+                raise
+            yield from text_fields(payload, strict=False)
+            return
+        # A receiver may read the bytes another way than the label says (UTF-8 under an
+        # ISO-8859-1 label, UTF-16 without a BOM, UTF-7 on JSON): each other reading is parsed
+        # too, as sniffed JSON (text if it is none). The common case has one reading.
+        seen = {texts[0][0].removeprefix("\ufeff")}
+        first: frozenset[bytes] | None = None
+        for text_other, how in texts[1:]:
+            text_other = text_other.removeprefix("\ufeff")  # a BOM read as a character
+            # NUL is no JSON (RFC 8259 §7): a reading that keeps the NULs of UTF-16 bytes is
+            # one no receiver parses, and the UTF-16 reading is among the others.
+            if text_other in seen or "\x00" in text_other:
+                continue
+            seen.add(text_other)
+            other = text_other.encode("utf-8", "surrogatepass")
+            # Where the screen can tell, a reading that could fire on nothing the first one
+            # does not is not read again (it would only repeat the first reading's findings).
+            needles = state.screen(other)
+            if needles is not None:
+                if first is None:
+                    first = state.screen(texts[0][0].encode("utf-8", "surrogatepass"))
+                if first is not None and needles <= first:
+                    continue
+            yield nested(
+                other,
+                "application/json; charset=utf-8",
+                f"{location}!{how}",
+                payload,
+                payload.owner,
+                state,
+                declared=False,
+            )
+        try:
+            text = texts[0][0]
             raw = text.encode("utf-8", "surrogatepass")
             # Screened first: when only identifiers need reading, the document is parsed into
             # plain dicts (C speed) just to prove it is JSON; else into pairs, duplicates kept.
