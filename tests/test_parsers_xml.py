@@ -400,3 +400,24 @@ def test_reading_that_does_not_decode_is_skipped(value: str) -> None:
     verdict, locations = _both(_post(doc, "application/xml; charset=utf-8"))
     assert verdict is (Verdict.BLOCK if value == REAL else Verdict.PASS)
     assert len(locations) == (1 if value == REAL else 0)
+
+
+@pytest.mark.parametrize(
+    "unit",
+    [
+        REAL + " <b/>",  # a code in every tail of a long run of siblings
+        REAL[:4] + "<b/>" + REAL[4:] + " ",  # a split code in every one
+        f'<b x="{REAL}"/>',  # in every attribute
+    ],
+)
+def test_many_codes_cost_linear_time(scanner: Scanner, unit: str) -> None:
+    """Finding and locating a code repeated in thousands of siblings costs time linear in
+    their number (locating each by counting its siblings used to cost their square: 145 s
+    for 16,000)."""
+    times = []
+    for n in (2_000, 8_000):
+        body = f"<r><a>{unit * n}</a></r>"
+        start = time.perf_counter()
+        assert scanner.scan(_post(body)).verdict is Verdict.BLOCK
+        times.append(time.perf_counter() - start)
+    assert times[1] < 10 * times[0] + 0.1, times  # 4x the input: far from 16x

@@ -22,6 +22,7 @@ invisible to the scan.
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import dataclasses
 import re
@@ -252,8 +253,8 @@ class XmlParser:
         strict = payload.declared and media.is_xml
         # Screened first, on the raw bytes: when no field can fire, no tree is built.
         raw = _utf8_as_sent(payload.data, media)
-        wanted = _wanted(raw, state) if raw is not None else None
-        if wanted == frozenset() and raw is not None:
+        wanted, joined = _wanted(raw, state) if raw is not None else (None, True)
+        if wanted == frozenset() and not joined and raw is not None:
             namespace = _root_namespace(raw)
             if namespace is not None and _well_formed(payload, media):
                 self._note_protocol(namespace, state)
@@ -271,11 +272,13 @@ class XmlParser:
         if raw is None:
             # Not UTF-8 as sent: the screen reads it re-encoded, as the parser decoded it.
             raw = _utf8(payload.data, media, root)
-            wanted = _wanted(raw, state) if raw is not None else None
+            wanted, joined = _wanted(raw, state) if raw is not None else (None, True)
         if wanted is not None:
             targeted = self._targeted(root, raw or b"", wanted, payload, state) if wanted else []
             if targeted is not None:
                 yield from targeted
+                if joined:
+                    yield from _glue_fields(_text_pieces(root), payload, state)
                 yield from self._nested_only(lambda: root, raw or b"", payload, state)
                 return
         yield from self._walk(root, payload, state)
@@ -304,15 +307,38 @@ class XmlParser:
         be trusted. Base64 is left to ``_nested_only``, which the caller runs after.
         """
         found: dict[tuple[etree._Element, str], None] = {}
-        for needle in needles:
-            text = needle.decode("utf-8", "replace")
-            hits = 0
+        texts = {needle: needle.decode("utf-8", "replace") for needle in needles}
+        # Every place a needle stands, grouped by the markup before it: each group's candidate
+        # nodes are then read once (not once per place: a code repeated in many siblings would
+        # cost their square).
+        groups: dict[tuple[str, str], tuple[set[int | None], set[str]]] = {}
+        places: list[tuple[int, str]] = []
+        for needle, text in texts.items():
             offset = raw.find(needle)
             while offset != -1:
-                hits += _holders(root, raw, offset, text, found)
+                places.append((offset, text))
                 offset = raw.find(needle, offset + len(needle))
-            if not hits:
-                return None
+        places.sort()
+        line, counted = 1, 0  # lines counted once, in document order
+        for offset, text in places:
+            start = raw.rfind(b"<", 0, offset)
+            if start == -1:
+                continue
+            if start >= counted:
+                line += raw.count(b"\n", counted, start)
+                counted = start
+            else:  # (markup before an earlier place's: count back)
+                line -= raw.count(b"\n", start, counted)
+                counted = start
+            key, on_line = _markup_at(raw, start, line)
+            lines, wanted = groups.setdefault(key, (set(), set()))
+            lines.add(on_line)
+            wanted.add(text)
+        held: set[str] = set()
+        for key, (lines, wanted) in groups.items():
+            _holders(root, key, lines, wanted, found, held)
+        if len(held) < len(texts):
+            return None  # a needle no node holds as written: only the walk can be trusted
         # Findings in document order, as the walk would give them (by source line).
         order = {"misc": 0, "name": 1, "attr": 2, "text": 3, "tail": 4}
         items: list[Item] = []
@@ -424,7 +450,7 @@ class XmlParser:
         nsmaps: list[dict[str | None, str]] = [{}]
         # The text as a reader sees it, piece by piece in document order (comments and PIs
         # left out): where markup splits it, the joined text is judged too (``_glue_fields``).
-        pieces: list[tuple[str, etree._Element, bool, Context]] = []
+        pieces: list[tuple[str, etree._Element, bool, Context | None]] = []
         # Comments and PIs before/after the root element are part of the document too.
         for sibling in root.itersiblings(preceding=True):
             yield from self._misc(sibling, payload, contexts[0])
@@ -462,7 +488,7 @@ class XmlParser:
                     yield from self._text(el, text, ctx, payload, state)
         for sibling in root.itersiblings():
             yield from self._misc(sibling, payload, contexts[0])
-        yield from _glue_fields(pieces, payload)
+        yield from _glue_fields(pieces, payload, state)
 
     def _attributes(
         self,
@@ -649,63 +675,65 @@ def _fallback_text(payload: Payload) -> Iterator[Item]:
 _NAME_END = re.compile(rb"[\s/>]")
 
 
+def _markup_at(raw: bytes, start: int, line: int) -> tuple[tuple[str, str], int | None]:
+    """The markup starting at ``start`` on ``line``: (its kind, its local name), and the line
+    its node starts on (None for an end tag, whose node started elsewhere)."""
+    # A start tag, comment or PI is the node whose sourceline is the line its markup starts on.
+    if raw.startswith(b"<!--", start):
+        return ("comment", ""), line
+    if raw.startswith(b"<?", start):
+        return ("pi", ""), line
+    closing = raw.startswith(b"</", start)
+    begin = start + (2 if closing else 1)
+    end = _NAME_END.search(raw, begin)
+    name = raw[begin : end.start() if end else len(raw)].decode("utf-8", "replace")
+    local = name.rpartition(":")[2]
+    return ("end" if closing else "start", local), None if closing else line
+
+
 def _holders(
     root: etree._Element,
-    raw: bytes,
-    offset: int,
-    text: str,
+    key: tuple[str, str],
+    lines: set[int | None],
+    texts: set[str],
     found: dict[tuple[etree._Element, str], None],
-) -> int:
-    """Add the nodes holding ``text`` whose markup precedes ``offset``; return how many."""
-    start = raw.rfind(b"<", 0, offset)
-    if start == -1:
-        return 0
-    # The markup starts on this line: a start tag, comment or PI is the node whose sourceline
-    # it is (an end tag's node started elsewhere).
-    line: int | None = raw.count(b"\n", 0, start) + 1
+    held: set[str],
+) -> None:
+    """Add the nodes of this markup (on these lines; None: any) holding one of ``texts``, and
+    note in ``held`` the texts found so."""
+    category, local = key
     kinds: tuple[str, ...]
-    if raw.startswith(b"<!--", start):
+    if category == "comment":
         candidates, kinds = root.getroottree().iter(etree.Comment), ("misc",)
-    elif raw.startswith(b"<?", start):
+    elif category == "pi":
         candidates, kinds = root.getroottree().iter(etree.ProcessingInstruction), ("misc",)
     else:
-        closing = raw.startswith(b"</", start)
-        begin = start + (2 if closing else 1)
-        end = _NAME_END.search(raw, begin)
-        name = raw[begin : end.start() if end else len(raw)].decode("utf-8", "replace")
-        local = name.rpartition(":")[2]
         candidates = root.iter("{*}" + local)
-        kinds = ("tail",) if closing else ("name", "attr", "text", "tail")
-        if closing:
-            line = None
-    count = 0
+        kinds = ("tail",) if category == "end" else ("name", "attr", "text", "tail")
+    any_line = None in lines
     for node in candidates:
         # (lxml-stubs type sourceline wrongly; it is an int, or None.)
-        if line is not None and cast(int | None, node.sourceline) != line:
+        if not any_line and cast(int | None, node.sourceline) not in lines:
             continue
         for kind in kinds:
-            if kind == "misc":
-                hit = (
-                    text in (node.text or "")
-                    or text in (node.tail or "")
-                    or text in (getattr(node, "target", None) or "")
-                )
-            elif kind == "name":
-                hit = _in_names(node, text)
-            elif kind == "attr":
-                hit = False
-                for value in node.attrib.values():
-                    if text in value:
-                        hit = True
-                        break
-            elif kind == "text":
-                hit = text in (node.text or "")
-            else:
-                hit = text in (node.tail or "")
-            if hit:
-                found[node, kind] = None
-                count += 1
-    return count
+            for text in texts:
+                if kind == "misc":
+                    hit = (
+                        text in (node.text or "")
+                        or text in (node.tail or "")
+                        or text in (getattr(node, "target", None) or "")
+                    )
+                elif kind == "name":
+                    hit = _in_names(node, text)
+                elif kind == "attr":
+                    hit = any(text in value for value in node.attrib.values())
+                elif kind == "text":
+                    hit = text in (node.text or "")
+                else:
+                    hit = text in (node.tail or "")
+                if hit:
+                    found[node, kind] = None
+                    held.add(text)
 
 
 def _in_names(el: etree._Element, text: str) -> bool:
@@ -755,21 +783,20 @@ def _screenable(raw: bytes) -> bool:
 _FHIR_B64_TAG = re.compile(rb"<(?:[^\s/>:]+:)?(?:data|carrierAIDC|[A-Za-z]+Base64Binary)[\s/>]")
 
 
-def _wanted(raw: bytes, state: ScanState) -> frozenset[bytes] | None:
-    """The screen's needles for this document, or None when every field must be read.
+def _wanted(raw: bytes, state: ScanState) -> tuple[frozenset[bytes] | None, bool]:
+    """The screen's needles for this document (None when every field must be read), and
+    whether its text joined across markup could fire.
 
-    None too when the document's text with its markup taken out (``_text_only``) could fire:
-    a code split by markup (``0101<b/>70-308T``) is read only by the walk, which judges the
-    text joined across markup (``_glue_fields``).
+    The joined text is the document's with its markup taken out (``_text_only``): a code split
+    by markup (``0101<b/>70-308T``) is in it. Where it could fire, no fast path skips the text
+    pieces: ``_glue_fields`` judges the joined text around the markup.
     """
     if not _screenable(raw):
-        return None
+        return None, True
     wanted = state.screen(raw)
     if wanted is None:
-        return None
-    if state.screen(_text_only(raw)) != frozenset():
-        return None
-    return wanted
+        return None, True
+    return wanted, state.screen(_text_only(raw)) != frozenset()
 
 
 # -- Text joined across markup ---------------------------------------------------------------
@@ -836,15 +863,18 @@ _DIGITS = frozenset(b"0123456789")
 _WINDOWS = ((10, 9, False), (1, 10, True))
 
 
-def _glue_windows(stream: bytes) -> Iterator[tuple[int, bool, bytes]]:
-    """For each marker (NUL) of ``stream`` a code could be split at, and each window around
-    it: the marker's offset, whether the window is located after it, and its joined text."""
-    if b"\0" not in stream:
+def _glue_windows(stream: bytes, only: set[int] | None = None) -> Iterator[tuple[int, bool, bytes]]:
+    """For each marker (NUL) of ``stream`` a code could be split at (of ``only``, if given),
+    and each window around it: the marker's offset, whether the window is located after it,
+    and its joined text."""
+    if b"\0" not in stream or only == set():
         return
     size = len(stream)
     reverse = stream[::-1]
     markers = {m.start() for m in _NEAR_DIGIT.finditer(stream)}
     markers.update(size - 1 - m.start() for m in _NEAR_DIGIT_REVERSED.finditer(reverse))
+    if only is not None:
+        markers &= only
     for pos in sorted(markers):
         back = size - pos
         for reach_back, reach_on, after_marker in _WINDOWS:
@@ -870,10 +900,19 @@ def _side(data: bytes, start: int, count: int, sides: dict[int, re.Pattern[bytes
 
 
 def _glue_fields(
-    pieces: list[tuple[str, etree._Element, bool, Context]], payload: Payload
+    pieces: list[tuple[str, etree._Element, bool, Context | None]],
+    payload: Payload,
+    state: ScanState,
 ) -> Iterator[Field]:
     """The windows of ``_glue_windows`` over the tree's text pieces, as fields located at the
-    text piece before or after their marker, and readings of it."""
+    text piece before or after their marker, and readings of it.
+
+    The screen reads the joined text first: only markers inside a needle it names there need
+    windows (a window that holds a code not spanning its marker repeats what a text piece or
+    another window reports, at the same place), and only those windows are located (an XPath
+    costs as much as the siblings before its node: locating every window of a long run of
+    inline markup would cost its square).
+    """
     if len(pieces) < 2:
         return
     blobs = [text.encode("utf-8", "surrogatepass") for text, _, _, _ in pieces]
@@ -882,10 +921,101 @@ def _glue_fields(
     for index, blob in enumerate(blobs[:-1]):
         offset += len(blob) + 1
         offsets[offset] = index
-    for pos, after_marker, joined in _glue_windows(b"\0".join(blobs)):
-        _, el, is_tail, ctx = pieces[offsets[pos] + after_marker]
-        where = _locate(payload, el, "/following::text()[1]" if is_tail else "/text()")
+    stream = b"\0".join(blobs)
+    joined_all = b"".join(blobs)
+    needles = state.screen(joined_all)
+    if needles == frozenset():
+        return
+    only = None if needles is None else _markers_inside(joined_all, needles, list(offsets))
+    chosen = [
+        (pieces[offsets[pos] + after_marker], joined)
+        for pos, after_marker, joined in _glue_windows(stream, only)
+        if needles is None or any(needle in joined for needle in needles)
+    ]
+    paths = _XPaths()
+    for (_, el, is_tail, ctx), joined in chosen:
+        if ctx is None:
+            ctx = _parent_context(el, payload) if is_tail else _context_of(el, payload.context)
+        path = paths.of(el) + ("/following::text()[1]" if is_tail else "/text()")
+        where = f"{payload.location}:{path}" if payload.location else path
         yield Field(joined.decode("utf-8", "replace"), ctx, where, view_of=where)
+
+
+class _XPaths:
+    """``_xpath`` of many elements, each parent's children counted once (``_xpath`` counts an
+    element's preceding siblings each time: for every one of a long run, their square)."""
+
+    def __init__(self) -> None:
+        self._steps: dict[etree._Element, str] = {}
+        self._paths: dict[etree._Element, str] = {}
+
+    def of(self, el: etree._Element) -> str:
+        parent = el.getparent()
+        if parent is None or not isinstance(el.tag, str):
+            return _xpath(el)
+        chain: list[etree._Element] = []
+        node: etree._Element | None = el
+        while node is not None and node not in self._paths and node.getparent() is not None:
+            chain.append(node)
+            node = node.getparent()
+        base = "" if node is None or node.getparent() is None else self._paths[node]
+        if node is not None and node.getparent() is None:
+            base = "/" + _local(node.tag)
+        for step_el in reversed(chain):
+            base = f"{base}/{self._step(step_el)}"
+            self._paths[step_el] = base
+        return self._paths[el]
+
+    def _step(self, el: etree._Element) -> str:
+        if el not in self._steps:
+            parent = el.getparent()
+            assert parent is not None
+            counts: dict[str, int] = {}
+            for child in parent:
+                if isinstance(child.tag, str):
+                    counts[child.tag] = counts.get(child.tag, 0) + 1
+            seen: dict[str, int] = {}
+            for child in parent:
+                if isinstance(child.tag, str):
+                    seen[child.tag] = seen.get(child.tag, 0) + 1
+                    name = _local(child.tag)
+                    many = counts[child.tag] > 1
+                    self._steps[child] = f"{name}[{seen[child.tag]}]" if many else name
+        return self._steps[el]
+
+
+def _text_pieces(
+    root: etree._Element,
+) -> list[tuple[str, etree._Element, bool, Context | None]]:
+    """The document's text pieces in document order, as the walk collects them (texts, tails
+    of elements, comments and PIs), without their contexts (``_glue_fields`` finds those of
+    the few it reports)."""
+    pieces: list[tuple[str, etree._Element, bool, Context | None]] = []
+    for event, el in etree.iterwalk(root, events=("start", "end", "comment", "pi")):
+        if event == "start":
+            if el.text:
+                pieces.append((el.text, el, False, None))
+        elif el.tail:
+            pieces.append((el.tail, el, True, None))
+    return pieces
+
+
+def _markers_inside(joined: bytes, needles: frozenset[bytes], markers: list[int]) -> set[int]:
+    """The markers (offsets in the stream, ascending) that stand inside an occurrence of a
+    needle in the joined text (the stream without its markers)."""
+    # Marker k stands before joined[markers[k] - k]: inside an occurrence [a, b) if a < that < b.
+    joined_at = [pos - k for k, pos in enumerate(markers)]
+    inside: set[int] = set()
+    for needle in needles:
+        start = joined.find(needle)
+        while start != -1:
+            end = start + len(needle)
+            k = bisect.bisect_right(joined_at, start)
+            while k < len(markers) and joined_at[k] < end:
+                inside.add(markers[k])
+                k += 1
+            start = joined.find(needle, start + 1)
+    return inside
 
 
 # -- Two readings of one document ------------------------------------------------------------
