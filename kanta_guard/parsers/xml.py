@@ -821,9 +821,10 @@ def _wanted(raw: bytes, state: ScanState) -> tuple[frozenset[bytes] | None, bool
 # edge, which no code starts with): cutting makes up no code.
 #
 # Every window is a piece of the document's text with its markup taken out, and has the
-# neighbours it has there: the screen reads that text (``_wanted``, ``_text_only``) before a
-# fast path is taken, so a window can fire only where the walk runs. Not covered: a code split
-# by markup *and* touching digits across an element boundary on both sides
+# neighbours it has there: the screen reads that text (``_wanted``, ``_text_only``) before the
+# no-tree fast path is taken, so a window can fire only where the tree is read (the walk, or
+# the targeted read, which then judges the windows too). Not covered: a code split by markup
+# *and* touching digits across an element boundary on both sides
 # (``<td>5</td><td>0101<b/>70-308T</td>5``); joined, those digits are part of it.
 
 # Comments and PIs go first (their text may hold ">"); then tags. A ">" inside an attribute
