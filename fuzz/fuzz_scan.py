@@ -80,8 +80,11 @@ def one(data: bytes) -> None:
     if encoding:
         headers.append(("Content-Encoding", encoding))
     report = SCANNER.scan(Request("POST", "/services", tuple(headers), body))
-    shown = json.dumps(report.as_dict(), ensure_ascii=False)
-    if shows_code(shown):
+    shown = report.as_dict()
+    for finding in shown["findings"]:  # type: ignore[attr-defined]
+        # The keyed hash is the guard's own hex, which can by chance read as a code.
+        finding.pop("value_hash", None)
+    if shows_code(json.dumps(shown, ensure_ascii=False)):
         raise AssertionError("the report shows a readable real-range code")
 
 

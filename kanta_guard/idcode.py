@@ -416,9 +416,28 @@ def mask(value: str) -> str:
     return "*" * min(len(code), 11)
 
 
+#: A keyed hash as :class:`kanta_guard.masking.KeyedHasher` writes it: 16 lowercase hex digits.
+_HASH = re.compile(r"hmac:[0-9a-f]{16}(?![0-9a-f])")
+
+
 def mask_text(text: str) -> str:
-    """Replace every HETU-shaped token in ``text`` by its mask (for paths, comments, logs)."""
-    return TOKEN.sub(lambda m: mask(m.group(0)), text)
+    """Replace every HETU-shaped token in ``text`` by its mask (for paths, comments, logs).
+
+    A keyed hash (``hmac:`` and exactly 16 hex digits) is left whole: its hex digits can by
+    chance read as a code (``hmac:070222e637bf…``), and masking it would break the correlation
+    it exists for. It is the guard's own output, never a value from a request.
+    """
+    if "hmac:" not in text:
+        return TOKEN.sub(lambda m: mask(m.group(0)), text)
+    hashes = [(m.start(), m.end()) for m in _HASH.finditer(text)]
+
+    def masked(m: re.Match[str]) -> str:
+        start, end = m.span()
+        if any(h_start <= start and end <= h_end for h_start, h_end in hashes):
+            return m.group(0)
+        return mask(m.group(0))
+
+    return TOKEN.sub(masked, text)
 
 
 # -- Codes in escaped and encoded forms -------------------------------------------------------

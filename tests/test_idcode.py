@@ -263,3 +263,14 @@ def test_clip_masks_then_cuts() -> None:
     clipped = idcode.clip("x" * 1015 + REAL + "y" * 5000)
     assert len(clipped) == 1025 and clipped.endswith("…")
     assert not idcode.reveals_code(clipped) and REAL[:6] not in clipped
+
+
+def test_keyed_hashes_are_not_masked() -> None:
+    """A keyed hash whose hex reads as a code is left whole; a code beside it is still masked."""
+    # 070222e637b is a valid real-range code when read as one (07.02.2022, E, 637, B).
+    text = f"hash hmac:070222e637bf3aaa and {REAL}"
+    masked = idcode.mask_text(text)
+    assert "hmac:070222e637bf3aaa" in masked
+    assert REAL not in masked
+    # Not a hash's shape (11 hex digits): masked.
+    assert idcode.mask_text("hmac:070222e637b") != "hmac:070222e637b"

@@ -16,6 +16,7 @@ without asking); otherwise it is unscannable, as is one pypdf cannot parse.
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Iterator
 
 from pypdf import PdfReader
@@ -33,6 +34,11 @@ from pypdf.generic import (
 
 from ..errors import UnscannableError
 from . import Piece
+
+# pypdf warns about every odd PDF (a missing EOF marker, a bad header), quoting bytes of it: in
+# the proxy that would fill mitmproxy's event log, in `kanta-guard scan` stderr, with request
+# content. What matters reaches the scan as an exception or as what the reader returns.
+logging.getLogger("pypdf").setLevel(logging.ERROR)
 
 __all__ = ["pdf_pieces"]
 
