@@ -21,8 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from PIL import UnidentifiedImageError
-
 from ..decode import Piece
 from ..decode.archives import decompress, tar_pieces, zip_pieces
 from ..decode.images import image_pieces
@@ -83,7 +81,9 @@ class ContainerParser:
         pieces = self._pieces(kind, payload, state, base)
         try:
             first = next(pieces, None)  # the container is opened here
-        except (UnscannableError, UnidentifiedImageError, OSError, SyntaxError) as exc:
+        except Exception as exc:
+            # Any failure of a third-party reader (Pillow raises ValueError, SyntaxError,
+            # struct.error … on odd headers; found by make fuzz) means: not readable as this.
             if document:
                 yield _as_document(payload)  # (a compressed type's label on a document)
                 return
@@ -231,7 +231,9 @@ def _chain(first: Item | Piece, rest: Iterator[Item | Piece], base: str) -> Iter
     yield first
     try:
         yield from rest
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+    except UnscannableError:
+        raise
+    except Exception as exc:  # any reader failure midway: what is left would pass unread
         raise UnscannableError(f"container cannot be read ({type(exc).__name__})", base) from None
 
 
