@@ -91,7 +91,8 @@ def one(data: bytes) -> None:
 def main() -> None:
     corpus = [a for a in sys.argv[1:] if not a.startswith("-")]
     for directory in corpus:
-        seeds(Path(directory))
+        if not Path(directory).is_file():  # a single input given to re-run (a saved crash)
+            seeds(Path(directory))
     atheris.Setup(sys.argv, one)
     atheris.Fuzz()
 
