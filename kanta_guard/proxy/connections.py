@@ -41,7 +41,7 @@ from mitmproxy.proxy.mode_specs import (
 from ..idcode import mask_text
 from ..model import Request, Verdict
 from ..refusals import refused_report
-from .flows import MARK_BLOCKED, client_address, comment, mark, record
+from .flows import MARK_BLOCKED, METADATA_KEY, client_address, comment, mark, record
 from .state import GuardState
 
 __all__ = [
@@ -192,8 +192,6 @@ class ConnectionGuard:
         self.state = state
         #: Clients whose TLS passthrough another addon asked for: refused at the next decision.
         self._passthrough: set[str] = set()
-        #: Flows this addon made (refusals): its backstop hooks leave them alone.
-        self._own: set[str] = set()
 
     # -- options --------------------------------------------------------------------------------
 
@@ -292,7 +290,6 @@ class ConnectionGuard:
 
     def refused(self, refused_flow: tcp.TCPFlow, reason: str) -> None:
         """Record and show a refused connection (called by :class:`RefusedLayer`)."""
-        self._own.add(refused_flow.id)
         report = refused_report(reason, location="connection")
         refused_flow.error = flow.Error(f"kanta-guard refused the connection: {reason}")
         try:
@@ -315,7 +312,9 @@ class ConnectionGuard:
     # -- backstops: should never fire; if they do, nothing is relayed -------------------------
 
     def tcp_message(self, f: tcp.TCPFlow) -> None:
-        if f.id not in self._own and f.messages:
+        # A refusal's own flow carries the guard's report (mark()); any other TCP flow is a
+        # relay the guard did not make, and its message goes nowhere.
+        if METADATA_KEY not in f.metadata and f.messages:
             f.messages[-1].content = b""
             self._backstop(f, "raw TCP")
 

@@ -218,7 +218,7 @@ class HttpGuard:
             state.log_error = state.rotation_error = None  # a new log: its health is unknown
         if state.workers is not None:
             state.workers.close()
-        state.policy, state.scanner, state.hasher = policy, Scanner(policy, hasher), hasher
+        state.policy, state.scanner = policy, Scanner(policy, hasher)
         state.log, state.workers, state.config_error = log, workers, None
         self._workers_wanted = (count, options.kanta_guard_scan_timeout)
         # A hard backstop: bodies far beyond the scan limit are refused before being buffered.

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 from ..eventlog import EventLog, LogRotationError, make_event
 from ..idcode import mask_text
-from ..masking import KeyedHasher
 from ..pipeline import Scanner
 from ..policy import Policy
 from ..worker import WorkerPool
@@ -35,7 +34,6 @@ class GuardState:
 
     policy: Policy | None = None
     scanner: Scanner | None = None
-    hasher: KeyedHasher | None = None
     log: EventLog | None = None
     workers: WorkerPool | None = None
     #: Why the guard is not configured (a start-up failure), shown in every refusal.
@@ -44,8 +42,6 @@ class GuardState:
     log_error: str | None = None
     #: The last failure to rotate the log (the record was still written), or None.
     rotation_error: str | None = None
-    #: Reasons given at start-up for options the guard confined or refused, for the status.
-    notes: list[str] = field(default_factory=list)
     #: True while the proxy starts (see :meth:`_report`).
     starting: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -127,7 +123,6 @@ class GuardState:
                 "required": policy.log.required if policy is not None else True,
             },
             "workers": 0 if self.workers is None else self.workers.size,
-            "notes": list(self.notes),
         }
 
     # -- health ---------------------------------------------------------------------------------
