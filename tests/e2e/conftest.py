@@ -20,12 +20,14 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -776,3 +778,16 @@ def raw_server() -> Iterator[RawServer]:
     """A plain recording TCP server (it never speaks)."""
     with RawServer() as server:
         yield server
+
+
+def marker(case: str) -> str:
+    """A unique path, so a test can ask the upstream about its own requests only."""
+    return f"/e2e/{case}/{uuid.uuid4().hex[:12]}"
+
+
+def requests_session(proxy: Proxy) -> requests.Session:
+    """A requests session going through ``proxy`` only (no environment proxies)."""
+    session = requests.Session()
+    session.trust_env = False
+    session.proxies = {"http": proxy.url, "https": proxy.url}
+    return session

@@ -13,32 +13,17 @@ import gzip
 import io
 import json
 import time
-import uuid
 import zipfile
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import requests
 from helpers import REAL, TEST, cda
 
-from .conftest import Proxy, Upstream
+from .conftest import Proxy, Upstream, marker, requests_session
 
 pytestmark = pytest.mark.e2e
-
-
-def marker(case: str) -> str:
-    """A unique path, so a test can ask the upstream about its own requests only."""
-    return f"/e2e/decoding/{case}/{uuid.uuid4().hex[:12]}"
-
-
-def session(proxy: Proxy) -> requests.Session:
-    """A requests session going through ``proxy`` only."""
-    s = requests.Session()
-    s.trust_env = False
-    s.proxies = {"http": proxy.url}
-    return s
 
 
 def _zip(name: str, text: str) -> bytes:
@@ -160,7 +145,9 @@ def test_real_code_inside_is_blocked(proxy: Proxy, upstream: Upstream, case: str
     """A real code inside each container or odd encoding is answered 403 and never arrives."""
     path = marker(case)
     body, headers = CASES[case](REAL)
-    response = session(proxy).post(upstream.url(path), data=body, headers=headers, timeout=30)
+    response = requests_session(proxy).post(
+        upstream.url(path), data=body, headers=headers, timeout=30
+    )
     assert response.status_code == 403, (case, response.status_code, response.text[:300])
     assert "hetu.real" in response.headers.get("X-Kanta-Guard-Rules", "")
     assert upstream.got(path) == []
@@ -171,7 +158,9 @@ def test_test_code_inside_arrives_unchanged(proxy: Proxy, upstream: Upstream, ca
     """The same request with a 900-series code reaches the upstream byte for byte."""
     path = marker(f"{case}-clean")
     body, headers = CASES[case](TEST)
-    response = session(proxy).post(upstream.url(path), data=body, headers=headers, timeout=30)
+    response = requests_session(proxy).post(
+        upstream.url(path), data=body, headers=headers, timeout=30
+    )
     assert response.status_code == 200, (case, response.status_code, response.text[:300])
     got = upstream.got(path)
     assert len(got) == 1 and got[0].body == body
@@ -181,7 +170,7 @@ def test_query_percent_encoded_twice_is_blocked(proxy: Proxy, upstream: Upstream
     """A code percent-encoded twice in the query is found (a receiver may decode it again)."""
     path = marker("query-twice")
     twice = REAL.replace("-", "%252D")
-    response = session(proxy).get(upstream.url(f"{path}?identifier={twice}"), timeout=30)
+    response = requests_session(proxy).get(upstream.url(f"{path}?identifier={twice}"), timeout=30)
     assert response.status_code == 403
     assert upstream.got(path) == []
 
@@ -196,7 +185,7 @@ def test_pathological_bodies_are_answered_in_bounded_time(proxy: Proxy, upstream
         started = time.monotonic()
         slow = [
             pool.submit(
-                session(proxy).post,
+                requests_session(proxy).post,
                 upstream.url(marker(name)),
                 data=data,
                 headers={"Content-Type": "text/plain"},
@@ -206,7 +195,7 @@ def test_pathological_bodies_are_answered_in_bounded_time(proxy: Proxy, upstream
         ]
         time.sleep(0.05)
         t0 = time.monotonic()
-        meanwhile = session(proxy).get(upstream.url(plain), timeout=30)
+        meanwhile = requests_session(proxy).get(upstream.url(plain), timeout=30)
         plain_seconds = time.monotonic() - t0
         answers = [f.result() for f in slow]
         total = time.monotonic() - started
@@ -222,6 +211,8 @@ def test_deflate_body_declared_zlib_is_read(proxy: Proxy, upstream: Upstream) ->
     path = marker("deflate")
     body = zlib.compress(cda(patient=REAL).encode())
     headers = {"Content-Type": "application/xml", "Content-Encoding": "deflate"}
-    response = session(proxy).post(upstream.url(path), data=body, headers=headers, timeout=30)
+    response = requests_session(proxy).post(
+        upstream.url(path), data=body, headers=headers, timeout=30
+    )
     assert response.status_code == 403
     assert upstream.got(path) == []

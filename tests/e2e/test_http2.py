@@ -12,7 +12,6 @@ import contextlib
 import json
 import socket
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from .conftest import (
     client_tls,
     connect_tunnel,
     h2_request,
+    marker,
     read_head,
 )
 
@@ -53,10 +53,6 @@ def h2_guard(
     proxy.start()
     yield proxy
     proxy.stop()
-
-
-def marker(case: str) -> str:
-    return f"/e2e/{case}/{uuid.uuid4().hex[:12]}"
 
 
 def h2_post(

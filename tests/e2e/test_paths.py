@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,7 +20,16 @@ import pytest
 import requests
 from helpers import REAL, TEST
 
-from .conftest import LOOPBACK, GuardProxy, StartResult, Upstream, children, start_refused
+from .conftest import (
+    LOOPBACK,
+    GuardProxy,
+    StartResult,
+    Upstream,
+    children,
+    marker,
+    requests_session,
+    start_refused,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -29,26 +37,14 @@ STATUS_URL = "http://kanta-guard.status/"
 WARN_POLICY = '[rules]\n"hetu.real" = "warn"\n'
 
 
-def marker(case: str) -> str:
-    return f"/e2e/{case}/{uuid.uuid4().hex[:12]}"
-
-
-def session(guard: GuardProxy) -> requests.Session:
-    """A requests session through ``guard`` only."""
-    client = requests.Session()
-    client.trust_env = False
-    client.proxies = {"http": guard.url, "https": guard.url}
-    return client
-
-
 def dirty_get(guard: GuardProxy, upstream: Upstream, path: str) -> requests.Response:
     """A GET carrying a real code in a header."""
-    with session(guard) as client:
+    with requests_session(guard) as client:
         return client.get(upstream.url(path), headers={"X-Patient-Hetu": REAL}, timeout=10)
 
 
 def clean_get(guard: GuardProxy, upstream: Upstream, path: str) -> requests.Response:
-    with session(guard) as client:
+    with requests_session(guard) as client:
         return client.get(upstream.url(path), headers={"X-Patient-Hetu": TEST}, timeout=10)
 
 
@@ -250,7 +246,7 @@ def test_modify_headers_result_is_judged(modify_guard: GuardProxy, upstream: Ups
 def test_modify_body_result_is_judged(modify_guard: GuardProxy, upstream: Upstream) -> None:
     """A body that --modify-body rewrites to hold a real code is blocked (hetu.real)."""
     path = marker("body-inject")
-    with session(modify_guard) as client:
+    with requests_session(modify_guard) as client:
         response = client.post(
             upstream.url(path),
             data=b"patient=PLACEHOLDER",
@@ -309,7 +305,7 @@ def test_unwritable_log_then_clean_gets_503(devfull_guard: GuardProxy, upstream:
 def test_status_after_log_failure_not_ready(devfull_guard: GuardProxy, upstream: Upstream) -> None:
     """After the log failed, the status page says not ready and the log not writable."""
     dirty_get(devfull_guard, upstream, marker("devfull-status"))
-    with session(devfull_guard) as client:
+    with requests_session(devfull_guard) as client:
         response = client.get(STATUS_URL, timeout=10)
     assert response.status_code == 200
     status = response.json()
@@ -368,7 +364,7 @@ def test_status_page_answered_by_proxy(
     """``GET http://kanta-guard.status/`` is answered by the proxy itself with its readiness,
     policy and log."""
     before = (len(upstream.received), len(tls_upstream.received))
-    with session(guard) as client:
+    with requests_session(guard) as client:
         response = client.get(STATUS_URL, timeout=10)
     assert (len(upstream.received), len(tls_upstream.received)) == before
     assert response.status_code == 200, response.text[:200]

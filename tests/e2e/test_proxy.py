@@ -19,7 +19,6 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-import uuid
 import zlib
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +27,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import requests
 from lxml import etree
 
 from . import bodies
@@ -41,6 +39,8 @@ from .conftest import (
     children,
     clean_env,
     listening,
+    marker,
+    requests_session,
 )
 
 pytestmark = pytest.mark.e2e
@@ -60,19 +60,6 @@ COMPARED = ("Content-Type", "Content-Length", "SOAPAction", "Content-Encoding", 
 
 
 # --- helpers --------------------------------------------------------------------------------------
-
-
-def marker(case: str) -> str:
-    """A unique path, so a test can ask the upstream about its own requests only."""
-    return f"/e2e/{case}/{uuid.uuid4().hex[:12]}"
-
-
-def requests_session(proxy: Proxy) -> requests.Session:
-    """A requests session going through ``proxy`` only (no environment proxies)."""
-    session = requests.Session()
-    session.trust_env = False
-    session.proxies = {"http": proxy.url, "https": proxy.url}
-    return session
 
 
 def httpx_client(proxy: Proxy, verify: ssl.SSLContext | bool = True) -> httpx.Client:

@@ -13,7 +13,6 @@ import contextlib
 import socket
 import ssl
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from .conftest import (
     Upstream,
     client_tls,
     connect_tunnel,
+    marker,
     read_head,
     socks5_connect,
 )
@@ -36,10 +36,6 @@ pytestmark = pytest.mark.e2e
 
 #: How long a test waits for the proxy to close a refused connection.
 OUTCOME_TIMEOUT = 3.0
-
-
-def marker(case: str) -> str:
-    return f"/e2e/{case}/{uuid.uuid4().hex[:12]}"
 
 
 def payloads(port: int) -> dict[str, bytes]:
