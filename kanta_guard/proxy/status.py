@@ -12,6 +12,7 @@ import json
 
 from mitmproxy import command, http
 
+from .redact import redact_request
 from .state import GuardState
 
 __all__ = ["STATUS_HOST", "Status"]
@@ -30,6 +31,9 @@ class Status:
     def request(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None or flow.request.pretty_host != STATUS_HOST:
             return
+        # Nothing the guard did not judge is kept as sent: whatever this request carried (a
+        # query, headers, a body) is masked or withheld in mitmweb like a flagged request.
+        redact_request(flow, self.state.scanner)
         body = json.dumps(self.state.status(), ensure_ascii=False, indent=2).encode("utf-8")
         flow.response = http.Response.make(
             200 if flow.request.method in ("GET", "HEAD") else 405,
