@@ -31,6 +31,7 @@ from stdnum.exceptions import ValidationError
 from stdnum.fi import hetu
 
 __all__ = [
+    "LOOSE_TOKEN",
     "TOKEN",
     "Kind",
     "classify",
@@ -38,7 +39,9 @@ __all__ = [
     "find_tokens",
     "individual_number",
     "is_real",
+    "iter_loose_tokens",
     "iter_tokens",
+    "loose_tokens",
     "mask",
     "mask_any_form",
     "mask_text",
@@ -85,7 +88,7 @@ def _whitespace() -> str:
     return "".join(chr(p) for p in range(0x3001) if chr(p).isspace())
 
 
-def _token_bytes() -> re.Pattern[bytes]:
+def _token_bytes(loose: bool = False) -> re.Pattern[bytes]:
     """TOKEN over UTF-8 bytes, alternative for alternative, for screening whole documents.
 
     The same pattern character for character: ``[0-9]`` and the letters are ASCII in both, and
@@ -99,12 +102,17 @@ def _token_bytes() -> re.Pattern[bytes]:
     sep = b"(?:" + space + b"|" + dash + b")"
     signs = b"[" + re.escape(_SIGN_LETTERS.encode("ascii")) + b"]"
     mid = b"(?:" + sep + b"*+" + signs + sep + b"*+|" + space + b"*+" + dash + sep + b"*+)"
+    before, after = (b"", b"") if loose else (rb"(?<![0-9])", rb"(?![0-9])")
     return re.compile(
-        rb"(?<![0-9])[0-3][0-9][01][0-9]{3}" + mid + rb"[0-9]{3}" + sep + rb"*+[0-9A-Ya-y](?![0-9])"
+        before + rb"[0-3][0-9][01][0-9]{3}" + mid + rb"[0-9]{3}" + sep + rb"*+[0-9A-Ya-y]" + after
     )
 
 
 _TOKEN_BYTES = _token_bytes()
+_LOOSE_BYTES = _token_bytes(loose=True)
+#: TOKEN without its look-behind and look-ahead for digits (``iter_loose_tokens``).
+LOOSE_TOKEN = re.compile(TOKEN.pattern.removeprefix("(?<![0-9])").removesuffix("(?![0-9])"))
+_SIX_OR_MORE = re.compile(r"[0-9]{6,}")
 # JSON whitespace escapes inside a token found in raw bytes: read as the whitespace they are.
 _JSON_WS_ESCAPE = re.compile(r"\\[tnrf]")
 # Digits to "0", everything else to "x": a run of exactly six digits is where a token can start.
@@ -236,6 +244,39 @@ def iter_tokens(data: bytes) -> Iterator[str]:
         if (found := match(data, pos + 1)) is not None:
             yield found.group(0).decode("utf-8", "replace")
         pos = find(_EXACTLY_SIX, pos + 7)  # the closing "x" may open the next run
+
+
+def iter_loose_tokens(data: bytes) -> Iterator[str]:
+    """Every token of any stretch of UTF-8 ``data``: what :data:`TOKEN` matches in some
+    substring of it, whatever stands around that substring (decoded, lazily).
+
+    For text joined across markup, where an element's text is any stretch of the document's
+    and its neighbours may be digits the element does not hold. A token of a substring starts
+    where its six date digits do, which in ``data`` is six bytes before the end of a run of
+    digits (the sign after them is no digit); so the pattern without its look-arounds is tried
+    once per run, at that place, and matches there exactly the token the substring holds: its
+    alternatives exclude each other (a sign that is a letter or "+", or a dash), and each
+    repetition is possessive, so what follows the check character cannot change the match.
+    One pass over the digit map, one match per run: linear.
+    """
+    match = _LOOSE_BYTES.match
+    mapped = data.translate(_DIGIT_MAP)
+    find = mapped.find
+    pos = find(b"000000")
+    while pos != -1:
+        end = find(b"x", pos + 6)
+        if end == -1:
+            end = len(mapped)
+        if (found := match(data, end - 6)) is not None:
+            yield found.group(0).decode("utf-8", "replace")
+        pos = find(b"000000", end)
+
+
+def loose_tokens(text: str) -> Iterator[str]:
+    """:func:`iter_loose_tokens` for a str (a normalised reading)."""
+    for run in _SIX_OR_MORE.finditer(text):
+        if (found := LOOSE_TOKEN.match(text, run.end() - 6)) is not None:
+            yield found.group(0)
 
 
 # -- The readings a detector matches --------------------------------------------------------

@@ -100,15 +100,19 @@ class Scanner:
         self._systems = frozenset().union(*(d.systems for d in self._detectors))
         self._inert = BlobMemo()
 
-    def _screen(self, data: bytes) -> frozenset[bytes] | None:
+    def _screen(self, data: bytes, joined: bool = False) -> frozenset[bytes] | None:
         """The needles of every detector (see ``Detector.screen``); None if one cannot tell."""
         needles: frozenset[bytes] = frozenset()
         for detector in self._detectors:
-            found = detector.screen(data)
+            found = detector.screen(data, joined=joined)
             if found is None:
                 return None
             needles |= found
         return needles
+
+    def _screen_joined(self, data: bytes) -> frozenset[bytes] | None:
+        """``_screen`` of decoded text joined across markup (``Detector.screen``, ``joined``)."""
+        return self._screen(data, joined=True)
 
     # -- entry points ---------------------------------------------------------------------------
 
@@ -119,7 +123,9 @@ class Scanner:
         may read either; deduplicated); several ``Content-Encoding`` lines are one list, in
         order (RFC 9110 §5.3: lines of a list field combine, comma-joined; §8.4), all undone.
         """
-        state = ScanState(self.policy.limits, self._screen, self._systems, self._inert)
+        state = ScanState(
+            self.policy.limits, self._screen, self._systems, self._inert, self._screen_joined
+        )
         tally = _Tally()
         try:
             self._fields(request_fields(request, state), tally, state)
@@ -140,7 +146,9 @@ class Scanner:
         self, data: bytes, content_type: str | None = None, content_encoding: str | None = None
     ) -> Report:
         """Scan a body on its own (a file, a saved body); the type is sniffed when not given."""
-        state = ScanState(self.policy.limits, self._screen, self._systems, self._inert)
+        state = ScanState(
+            self.policy.limits, self._screen, self._systems, self._inert, self._screen_joined
+        )
         tally = _Tally()
         try:
             body = self._body(data, content_encoding, state)

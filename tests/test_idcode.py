@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 from helpers import REAL
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kanta_guard import idcode
 from kanta_guard.idcode import Kind
@@ -274,3 +276,28 @@ def test_keyed_hashes_are_not_masked() -> None:
     assert REAL not in masked
     # Not a hash's shape (11 hex digits): masked.
     assert idcode.mask_text("hmac:070222e637b") != "hmac:070222e637b"
+
+
+# -- tokens of any stretch (text joined across markup) -----------------------------------------
+
+_STRETCH_ALPHABET = "0123456789-- +AaBY\tx\u2013"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=_STRETCH_ALPHABET, max_size=40))
+def test_loose_tokens_cover_every_stretch(text: str) -> None:
+    """Every token TOKEN finds in any substring of a text is one ``iter_loose_tokens`` gives
+    (the joined screen's proof, by brute force over every substring)."""
+    loose = set(idcode.iter_loose_tokens(text.encode("utf-8")))
+    assert loose == set(idcode.loose_tokens(text))
+    for start in range(len(text)):
+        for end in range(start + 1, len(text) + 1):
+            for match in idcode.TOKEN.finditer(text[start:end]):
+                assert match.group(0) in loose, (text, start, end, match.group(0))
+
+
+def test_loose_tokens_ignore_digits_around() -> None:
+    """Digits glued to a code on both sides hide it from TOKEN, not from the loose search."""
+    glued = f"5{REAL}5"
+    assert not idcode.TOKEN.search(glued)
+    assert list(idcode.iter_loose_tokens(glued.encode())) == [REAL]

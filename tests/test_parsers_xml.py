@@ -421,3 +421,39 @@ def test_many_codes_cost_linear_time(scanner: Scanner, unit: str) -> None:
         assert scanner.scan(_post(body)).verdict is Verdict.BLOCK
         times.append(time.perf_counter() - start)
     assert times[1] < 10 * times[0] + 0.1, times  # 4x the input: far from 16x
+
+
+@pytest.mark.parametrize(
+    "inner",
+    [
+        "<td>5</td><td>{a}<b/>{b}</td>5",  # digits touch the cell from both sides
+        "<td>5</td><td>{a}<b/>{b}</td><td>5</td>",
+        "7<i>{a}<!-- c -->{b}</i>7",
+    ],
+)
+def test_split_code_judged_in_its_own_element(inner: str) -> None:
+    """A split code is a code of the element that holds it, whatever digits stand beside that
+    element: the smallest element holding it decides its neighbours."""
+    doc = _narrative(inner.format(a=REAL[:4], b=REAL[4:]))
+    verdict, locations = _both(_post(doc))
+    assert verdict is Verdict.BLOCK
+    assert len(locations) == 1, locations
+    test_doc = _narrative(inner.format(a=TEST[:4], b=TEST[4:]))
+    assert _both(_post(test_doc))[0] is Verdict.PASS
+
+
+def test_split_code_with_digits_inside_its_element_passes() -> None:
+    """Digits inside the same element touching a split code make it no code there."""
+    assert _both(_post(_narrative(f"<td>5{REAL[:4]}<b/>{REAL[4:]}5</td>")))[0] is Verdict.PASS
+
+
+def test_entity_document_is_screened_in_its_parsed_reading() -> None:
+    """A document with character references and CDATA is screened as the parser read it (its
+    re-serialisation): a code spelled with references is found; the clean one passes."""
+    spelled = "".join(f"&#{ord(c)};" for c in REAL)
+    doc = cda().replace("<title>", f"<title>&amp; <![CDATA[x<y]]> {spelled}", 1)
+    verdict, locations = _both(_post(doc))
+    assert verdict is Verdict.BLOCK
+    assert any(loc.endswith("title/text()") for loc in locations), locations
+    clean = cda().replace("<title>", "<title>&amp; <![CDATA[x<y]]> &#49;&#50;", 1)
+    assert _both(_post(clean))[0] is Verdict.PASS

@@ -33,7 +33,7 @@ class Detector(Protocol):
         """
         ...
 
-    def screen(self, data: bytes) -> frozenset[bytes] | None:
+    def screen(self, data: bytes, *, joined: bool = False) -> frozenset[bytes] | None:
         """Which fields of a document whose UTF-8 text is ``data`` could produce a hit?
 
         Parsers ask before reading every field, which costs more than parsing. The answer is a
@@ -44,6 +44,10 @@ class Detector(Protocol):
         not, so a screen must name as needles the XML identifiers of its systems that could
         fire (as the HETU screen does for CDA ``II``/``code`` tags), or answer None.
         tests/test_screen.py holds every screen to the full walk's findings.
+
+        ``joined``: ``data`` is decoded text joined across markup, in which any stretch may be
+        a field (an element's text, read as a reader of mixed content joins it): the needles
+        must cover every field that is a substring of it, whatever stands around it.
         """
         ...
 

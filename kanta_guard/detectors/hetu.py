@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from .. import idcode
 from ..model import HETU_OID, Field, Hit
 from ..rules import RuleSpec, rule
+from ..search import holds
 
 __all__ = ["MAX_NEEDLES", "HetuDetector"]
 
@@ -36,12 +37,12 @@ MAX_NEEDLES = 32
 # Bytes that show the parsers would read text the bytes do not show as written: an XML
 # character reference, a JSON \u escape, a CDATA section that may split a text; each behind
 # a byte that is rare in documents, found first (memchr: a multi-byte search costs 20 times it).
-_DECODED = ((b"&", b"&#"), (b"\\", b"\\u"), (b"[", b"<![CDATA["))
+_DECODED = ((b"&#", 0), (b"\\u", 0), (b"<![CDATA[", 2))
 
 
 def _decodes(data: bytes) -> bool:
     """True if ``data`` holds a character reference, a ``\\u`` escape or a CDATA section."""
-    return any(data.find(rare) != -1 and marker in data for rare, marker in _DECODED)
+    return any(holds(data, marker, rare) for marker, rare in _DECODED)
 
 
 class HetuDetector:
@@ -102,7 +103,7 @@ class HetuDetector:
             seen |= found
         return total
 
-    def screen(self, data: bytes) -> frozenset[bytes] | None:
+    def screen(self, data: bytes, *, joined: bool = False) -> frozenset[bytes] | None:
         """Which fields of this document (its UTF-8 text, markup included) could produce a hit?
 
         The answer is the needles: every real-range token, and every identifier value declared
@@ -143,7 +144,16 @@ class HetuDetector:
 
         Every step is linear: the token search, the digit map and the OID look-ups (each byte
         before an OID is searched once, each tag parsed once; see ``_coded_values``).
+
+        ``joined``: ``data`` is text as a parser decoded it, joined across markup (an XML
+        document's text nodes in order), and a field may be any stretch of it: an element's
+        text, whose neighbours in ``data`` need not be its own. The needles are then the
+        tokens of any stretch (``idcode.iter_loose_tokens``, proven there) that are real, as
+        they stand in ``data``; there are no identifier fields in such text, and nothing is
+        left to decode (points 1 and 3 above hold as they are).
         """
+        if joined:
+            return _joined_needles(data)
         if _decodes(data):
             return None
         values = _coded_values(data)
@@ -236,6 +246,27 @@ def _cleared(data: bytes, values: list[bytes]) -> frozenset[bytes] | None:
             if reading and idcode.classify(reading) is not idcode.Kind.TEST:
                 return None
     return frozenset()
+
+
+def _joined_needles(data: bytes) -> frozenset[bytes] | None:
+    """The screen of text joined across markup (``HetuDetector.screen``, ``joined``)."""
+    if not idcode.reads_plainly(data):
+        try:
+            text = data.decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError:
+            return None
+        for reading in idcode.match_readings(text):
+            for token in idcode.loose_tokens(reading):
+                if idcode.classify(token) is idcode.Kind.REAL:
+                    return None  # (a needle of a reading need not stand in the bytes)
+        return frozenset()
+    needles: set[bytes] = set()
+    for token in idcode.iter_loose_tokens(data):
+        if idcode.classify(token) is idcode.Kind.REAL:
+            needles.add(token.encode("utf-8", "surrogatepass"))
+            if len(needles) > MAX_NEEDLES:
+                return None
+    return frozenset(needles)
 
 
 def _oid_positions(data: bytes) -> Iterator[int]:

@@ -59,6 +59,9 @@ class ScanState:
     systems: frozenset[str] = frozenset()
     #: Base64 texts already decoded and found inert by this screen (``BlobMemo``); None: no memo.
     inert: BlobMemo | None = None
+    #: The screen of decoded text joined across markup, where any stretch may be a field
+    #: (``Detector.screen`` with ``joined``); None when it cannot tell.
+    screen_joined: Callable[[bytes], frozenset[bytes] | None] = field(default=lambda data: None)
     protocol: Protocol | None = None
     decoded_bytes: int = 0
     payloads: int = 0

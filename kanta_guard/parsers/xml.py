@@ -27,7 +27,7 @@ import codecs
 import dataclasses
 import re
 from collections.abc import Callable, Iterator
-from functools import cache, cached_property, lru_cache, partial
+from functools import cached_property, lru_cache, partial
 from typing import Any, cast
 
 from lxml import etree
@@ -38,6 +38,7 @@ from ..idcode import mask_any_form, quote_input
 from ..mediatype import MediaType, sniff_document
 from ..model import Context, Field, Payload, Protocol, Role
 from ..roles import FHIR_KEY_ROLES, FHIR_RESOURCE_ROLES, XML_ROLES
+from ..search import holds
 from .base import (
     SNIFF_TYPES,
     Item,
@@ -60,14 +61,8 @@ _PROTOCOLS = {SOAP11_NS: Protocol.SOAP11, SOAP12_NS: Protocol.SOAP12, FHIR_NS: P
 
 
 @lru_cache(maxsize=32)
-def _parser(encoding: str | None, check: bool = False) -> etree.XMLParser:
-    """A hardened parser; ``encoding`` overrides the document's own (an HTTP charset wins).
-
-    ``check``: the same parser with a target that builds nothing (``_Checker``), for documents
-    whose fields need no reading: libxml2 still reads every byte under the same rules.
-    """
-    # (lxml-stubs require every callback of a target; lxml calls only those it has.)
-    target: Any = _Checker() if check else None
+def _parser(encoding: str | None) -> etree.XMLParser:
+    """A hardened parser; ``encoding`` overrides the document's own (an HTTP charset wins)."""
     return etree.XMLParser(
         encoding=encoding,
         resolve_entities=False,
@@ -79,51 +74,14 @@ def _parser(encoding: str | None, check: bool = False) -> etree.XMLParser:
         remove_pis=False,
         recover=False,
         collect_ids=False,
-        target=target,
     )
 
 
-class _Checker:
-    """An lxml parser target that keeps nothing but whether a DOCTYPE was declared.
-
-    With a target, lxml calls back only the methods it has, so a document is read (and refused
-    if malformed) at about half the cost of building its tree.
-    """
-
-    def __init__(self) -> None:
-        self.declared = False
-
-    def doctype(self, name: str | None, pubid: str | None, system: str | None) -> None:
-        self.declared = True
-
-    def close(self) -> bool:
-        declared, self.declared = self.declared, False
-        return declared
-
-
-def _parser_for(media: MediaType, check: bool = False) -> etree.XMLParser:
+def _parser_for(media: MediaType) -> etree.XMLParser:
     """The hardened parser for a payload of this media type (its charset overriding the
     document's); LookupError for a charset no codec knows."""
     charset = media.params.get("charset")
-    return _parser(charset.lower() if charset else None, check)
-
-
-def _well_formed(payload: Payload, media: MediaType) -> bool:
-    """True if the hardened parser reads the document without an error and it has no DOCTYPE.
-
-    False for anything else: the tree parse then gives the verdict and the exact reason.
-    """
-    try:
-        parser = _parser_for(media, check=True)
-        parser.target.declared = False  # (a previous document may have failed mid-way)
-        declared = etree.fromstring(payload.data, parser)
-    except (etree.XMLSyntaxError, LookupError, ValueError):
-        return False
-    if declared:
-        return False
-    # Namespace errors (an undeclared prefix) do not stop a target parse; they are logged.
-    log = parser.error_log
-    return not log or not log.filter_from_errors()
+    return _parser(charset.lower() if charset else None)
 
 
 def _local(tag: str) -> str:
@@ -250,17 +208,24 @@ class XmlParser:
     def _parse_reading(
         self, payload: Payload, media: MediaType, state: ScanState
     ) -> Iterator[Item]:
+        """One reading of the document: its tree, and what the screens make of the tree's text.
+
+        The tree is always built: libxml2's reading is the one every detector judges. Two
+        screens then say which fields need reading (``Detector.screen``): one over the
+        document's markup as the parser read it (``_markup_reading``), one over its text joined
+        across markup as a reader sees it (lxml's text serialisation: every text node in
+        order). When neither names anything, only Base64 content is looked for; when the
+        markup screen names needles, only the nodes holding them are read (``_targeted``);
+        else every node is (``_walk``).
+        """
         strict = payload.declared and media.is_xml
-        # Screened first, on the raw bytes: when no field can fire, no tree is built.
         raw = _utf8_as_sent(payload.data, media)
-        wanted, joined = _wanted(raw, state) if raw is not None else (None, True)
-        if wanted == frozenset() and not joined and raw is not None:
-            namespace = _root_namespace(raw)
-            if namespace is not None and _well_formed(payload, media):
-                self._note_protocol(namespace, state)
-                tree = cache(partial(self._parse_tree, payload, media))
-                yield from self._nested_only(tree, raw, payload, state)
-                return
+        # A document as written is screened before its tree is built, while its bytes are
+        # still in the processor's cache (the parse evicts them).
+        early = raw is not None and _as_written(raw)
+        wanted = None
+        if early and raw is not None and not _declares_base64(raw):
+            wanted = state.screen(raw)
         try:
             root = self._parse_tree(payload, media)
         except UnscannableError:
@@ -270,16 +235,28 @@ class XmlParser:
             return
         self._note_protocol(etree.QName(root).namespace or "", state)
         if raw is None:
-            # Not UTF-8 as sent: the screen reads it re-encoded, as the parser decoded it.
             raw = _utf8(payload.data, media, root)
-            wanted, joined = _wanted(raw, state) if raw is not None else (None, True)
+        markup = _markup_reading(raw, root)
+        if markup is not raw:
+            wanted = None if _declares_base64(markup) else state.screen(markup)
         if wanted is not None:
-            targeted = self._targeted(root, raw or b"", wanted, payload, state) if wanted else []
+            joined = etree.tostring(root, method="text", encoding="utf-8")
+            glue = state.screen_joined(joined)
+            if not wanted and glue == frozenset():
+                yield from self._nested_only(lambda: root, markup, payload, state)
+                return
+            # Needles are found by the markup before them in the document as sent (its lines
+            # are the tree's source lines); in a re-serialisation only the walk finds them.
+            targeted: list[Item] | None = None
+            if not wanted:
+                targeted = []
+            elif markup is raw:
+                targeted = self._targeted(root, raw, wanted, payload, state)
             if targeted is not None:
                 yield from targeted
-                if joined:
+                if glue != frozenset():
                     yield from _glue_fields(_text_pieces(root), payload, state)
-                yield from self._nested_only(lambda: root, raw or b"", payload, state)
+                yield from self._nested_only(lambda: root, markup, payload, state)
                 return
         yield from self._walk(root, payload, state)
 
@@ -450,7 +427,8 @@ class XmlParser:
         nsmaps: list[dict[str | None, str]] = [{}]
         # The text as a reader sees it, piece by piece in document order (comments and PIs
         # left out): where markup splits it, the joined text is judged too (``_glue_fields``).
-        pieces: list[tuple[str, etree._Element, bool, Context | None]] = []
+        pieces = _Pieces()
+        texts = pieces.items
         # Comments and PIs before/after the root element are part of the document too.
         for sibling in root.itersiblings(preceding=True):
             yield from self._misc(sibling, payload, contexts[0])
@@ -458,16 +436,17 @@ class XmlParser:
             if event == "end":
                 contexts.pop()
                 nsmaps.pop()
+                pieces.end(el)
                 tail = el.tail
                 if tail:
-                    pieces.append((tail, el, True, contexts[-1]))
+                    texts.append((tail, el, True, contexts[-1]))
                     if not tail.isspace():
                         yield from self._loose_text(el, tail, contexts[-1], payload, state)
                 continue
             if event != "start":
                 yield from self._misc(el, payload, contexts[-1])
                 if el.tail:
-                    pieces.append((el.tail, el, True, contexts[-1]))
+                    texts.append((el.tail, el, True, contexts[-1]))
                 continue
             local = _local(el.tag)
             parent_ctx = contexts[-1]
@@ -481,9 +460,10 @@ class XmlParser:
             nsmaps.append(nsmap)
             if attrib:
                 yield from self._attributes(el, attrib, ctx, payload, state)
+            pieces.start(el)
             text = el.text
             if text:
-                pieces.append((text, el, False, ctx))
+                texts.append((text, el, False, ctx))
                 if not text.isspace():
                     yield from self._text(el, text, ctx, payload, state)
         for sibling in root.itersiblings():
@@ -760,92 +740,189 @@ def _plain(data: bytes) -> bool:
     return not head.startswith((b"<", b"{", b"[", b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff"))
 
 
-def _screenable(raw: bytes) -> bool:
-    """True if the raw text shows every value as the walk would read it.
-
-    Not when a character reference could spell a code the screen cannot see, CDATA could split
-    a text, or an element declares Base64 (the walk decodes it whatever its length, and refuses
-    it if invalid): CDA ``representation``, a FHIR ``base64Binary`` element. The checks search
-    single bytes, which is fast, and look closer only where one is found.
-    """
-    if b"&#" in raw:  # a character reference (one C-level search, not one per "&")
-        return False
-    if raw.find(b"[") != -1 and b"<![CDATA[" in raw:
-        return False
-    if b"representation" in raw:
-        return False
-    return not (b"hl7.org/fhir" in raw and _FHIR_B64_TAG.search(raw) is not None)
+def _declares_base64(markup: bytes) -> bool:
+    """True if an element may declare Base64 content: CDA ``representation``, a FHIR
+    ``base64Binary`` element. The walk decodes it whatever its length (and refuses it if
+    invalid), which the Base64 screen of the fast path, by length, does not."""
+    if b"representation" in markup:
+        return True
+    return b"hl7.org/fhir" in markup and _FHIR_B64_TAG.search(markup) is not None
 
 
 _FHIR_B64_TAG = re.compile(rb"<(?:[^\s/>:]+:)?(?:data|carrierAIDC|[A-Za-z]+Base64Binary)[\s/>]")
+# What the serialiser writes as character references in UTF-8 output: whitespace in attribute
+# values (and CR in text), which the tree holds as the characters.
+_WHITESPACE_REFS = ((b"&#9;", b"\t"), (b"&#10;", b"\n"), (b"&#13;", b"\r"))
 
 
-def _wanted(raw: bytes, state: ScanState) -> tuple[frozenset[bytes] | None, bool]:
-    """The screen's needles for this document (None when every field must be read), and
-    whether its text joined across markup could fire.
+def _as_written(raw: bytes) -> bool:
+    """True if the document holds no ``&`` and no CDATA section (see ``_markup_reading``)."""
+    return raw.find(b"&") == -1 and not holds(raw, b"<![CDATA[", 2)
 
-    The joined text is the document's with its markup taken out (``_text_only``): a code split
-    by markup (``0101<b/>70-308T``) is in it. Where it could fire, no fast path skips the text
-    pieces: ``_glue_fields`` judges the joined text around the markup.
+
+def _markup_reading(raw: bytes | None, root: etree._Element) -> bytes:
+    """The document's markup as the parser read it, in UTF-8: the screen's input.
+
+    The document itself (as UTF-8) where it shows every value as the tree holds it: no ``&``
+    (no entity or character reference) and no CDATA section. There each field of the tree (a
+    text, an attribute value, a name, a namespace URI, a comment, a PI) stands in the bytes
+    as written, but for the parser's line-end and attribute-value normalisation, which turns
+    whitespace into whitespace. Anywhere else, the tree re-serialised: libxml2 writes each
+    value as the tree holds it, but for ``& < > "`` (escaped: no part of any token) and the
+    whitespace it writes as references (put back here); CDATA comes out as text.
     """
-    if not _screenable(raw):
-        return None, True
-    wanted = state.screen(raw)
-    if wanted is None:
-        return None, True
-    return wanted, state.screen(_text_only(raw)) != frozenset()
+    if raw is not None and _as_written(raw):
+        return raw
+    markup = etree.tostring(root.getroottree(), encoding="utf-8")
+    for ref, char in _WHITESPACE_REFS:
+        markup = markup.replace(ref, char)
+    return markup
 
 
 # -- Text joined across markup ---------------------------------------------------------------
 #
 # A reader of mixed content sees ``0101<b/>70-308T`` or ``0101<!-- x -->70-308T`` as one text
-# (XML 1.0 §3.2.2 mixed content; the CDA R2 narrative block; XHTML in FHIR ``Narrative.div``).
-# Node by node, neither piece is a code. Joining every element's text with its descendants'
-# for every ancestor would cost the document's size times its depth; instead the document's
-# text is one stream, pieces separated by a marker where markup stood, and only around the
-# markers where a code could be split is the joined text judged: linear in the document.
+# (XML 1.0 §3.2.2 mixed content; the CDA R2 narrative block; XHTML in FHIR ``Narrative.div``):
+# the text of an element is its text nodes and its descendants', in order (XPath's string
+# value), and a code is a code of that text if it is one of *some* element's text. Node by
+# node, neither piece is a code.
 #
+# Joining every element's text for every ancestor would cost the document's size times its
+# depth. Instead the document's text is one stream of pieces (``_Pieces``, each element's
+# range of them recorded as the walk passes), and the joined screen (``Detector.screen`` with
+# ``joined``) names the needles any element's text could fire on: tokens of any stretch of the
+# stream. Each place a needle stands across markup is judged in the smallest element holding
+# all of it, with the neighbours it has there (an ancestor's text has the same ones or more
+# digits around it, never fewer: if the smallest element's text holds no code there, no
+# element's does). Linear: one search per needle, one climb per place (each climb passes only
+# elements the stream has closed since the previous one, or the same ones).
+#
+# Where the screen cannot name needles (a text whose readings differ from it as written, more
+# needles than a screen gives), windows around the markup are judged instead (``_glue_windows``).
 # Every split of a code leaves a digit next to the markup (its groups are digits), so only
 # markers with a digit within 8 bytes count. A code has 10 or 11 letters and digits, so a split
 # leaves at most 10 on a side. Around each such marker two windows are judged: 10 letters and
 # digits back and 9 on, located at the text before the marker; 1 back and 10 on, located at
 # the text after it. Back, a window stops at the previous marker; on, it crosses markers: a
 # code split more than once is found at its first split only. Each window is a reading of the
-# text it is located at (``Field.view_of``): a code
-# that text holds by itself (a whole code has 10 letters and digits or more, so it can stand
-# on the 10-side only) is not reported twice. A window reaches at most 64 bytes to a side.
-# Where its edge cuts next to a digit, the digit stays (and a "9" after it, or before the left
-# edge, which no code starts with): cutting makes up no code.
-#
-# Every window is a piece of the document's text with its markup taken out, and has the
-# neighbours it has there: the screen reads that text (``_wanted``, ``_text_only``) before the
-# no-tree fast path is taken, so a window can fire only where the tree is read (the walk, or
-# the targeted read, which then judges the windows too). Not covered: a code split by markup
-# *and* touching digits across an element boundary on both sides
-# (``<td>5</td><td>0101<b/>70-308T</td>5``); joined, those digits are part of it.
-
-# Comments and PIs go first (their text may hold ">"); then tags. A ">" inside an attribute
-# value (XML 1.0 §2.3 allows it) cuts the simple pattern short, and what it leaves of the tag
-# ends with the tag's own ">": where the text left holds a ">", the exact pattern (quoted
-# values skipped whole) is used instead.
-_COMMENT = re.compile(rb"<!--.*?-->", re.DOTALL)
-_PI = re.compile(rb"<\?.*?\?>", re.DOTALL)
-_TAG = re.compile(rb"<[^>]*>")
-_TAG_EXACT = re.compile(rb"""<[^>"']*(?:"[^"]*"[^>"']*|'[^']*'[^>"']*)*>""")
+# text it is located at (``Field.view_of``): a code that text holds by itself (a whole code has
+# 10 letters and digits or more, so it can stand on the 10-side only) is not reported twice. A
+# window reaches at most 64 bytes to a side. Where its edge cuts next to a digit, the digit
+# stays (and a "9" after it, or before the left edge, which no code starts with): cutting makes
+# up no code. (The windows do not know elements: a code split by markup and touching digits
+# across an element boundary on both sides, ``<td>5</td><td>0101<b/>70-308T</td>5``, is found
+# by the needles only.)
 
 
-def _text_only(raw: bytes) -> bytes:
-    """The document's text with comments, PIs and tags taken out, as a reader joins it."""
-    if b"<!--" in raw:
-        raw = _COMMENT.sub(b"", raw)
-    first = raw.find(b"<?")
-    # (The XML declaration holds no ">" and may be taken as a tag; any other PI may.)
-    if (first != -1 and raw.find(b"<?", first + 2) != -1) or first > 3:
-        raw = _PI.sub(b"", raw)
-    text = _TAG.sub(b"", raw)
-    if text.find(b">") != -1:
-        text = _TAG_EXACT.sub(b"", raw)
-    return text
+class _Pieces:
+    """The document's text pieces in document order (texts, and tails of elements, comments
+    and PIs; comments' and PIs' own text is no part of it), and the range of pieces each
+    element holds: its text and its descendants', not its tail."""
+
+    __slots__ = ("_open", "extent", "items")
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, etree._Element, bool, Context | None]] = []
+        self.extent: dict[etree._Element, tuple[int, int]] = {}
+        self._open: dict[etree._Element, int] = {}
+
+    def start(self, el: etree._Element) -> None:
+        self._open[el] = len(self.items)
+
+    def end(self, el: etree._Element) -> None:
+        self.extent[el] = (self._open.pop(el), len(self.items))
+
+    def enclosing(self, first: int, last: int) -> tuple[etree._Element, int, int] | None:
+        """The smallest element holding pieces ``first`` to ``last``, with its range."""
+        _, el, is_tail, _ = self.items[first]
+        node = el.getparent() if is_tail else el
+        while node is not None:
+            begin, end = self.extent[node]
+            if begin <= first and last < end:
+                return node, begin, end
+            node = node.getparent()
+        return None
+
+
+def _digit_or_space(byte: bytes) -> bytes:
+    """A neighbour as the token pattern sees it: a digit, or anything else (a space)."""
+    return byte if byte.isdigit() else b" " if byte else b""
+
+
+def _glue_fields(pieces: _Pieces, payload: Payload, state: ScanState) -> Iterator[Field]:
+    """Fields for text joined across markup: each place a needle of the joined screen stands
+    across markup, in the smallest element holding it (see above); windows where the screen
+    names no needles.
+
+    Only the places found are located (an XPath costs as much as the siblings before its
+    node: locating every piece of a long run of inline markup would cost its square).
+    """
+    items = pieces.items
+    if len(items) < 2:
+        return
+    blobs = [text.encode("utf-8", "surrogatepass") for text, _, _, _ in items]
+    joined_all = b"".join(blobs)
+    needles = state.screen_joined(joined_all)
+    if needles == frozenset():
+        return
+    if needles is None:
+        yield from _glue_windows_fields(items, blobs, payload)
+        return
+    starts: list[int] = []
+    offset = 0
+    for blob in blobs:
+        starts.append(offset)
+        offset += len(blob)
+    places: dict[tuple[int, bytes], tuple[etree._Element, bytes]] = {}
+    for needle in needles:
+        at = joined_all.find(needle)
+        while at != -1:
+            end = at + len(needle)
+            first = bisect.bisect_right(starts, at) - 1
+            last = bisect.bisect_right(starts, end - 1) - 1
+            held = pieces.enclosing(first, last) if last > first else None
+            if held is not None:
+                el, begin, stop = held
+                inside_before = at > starts[first] or first > begin
+                inside_after = end < starts[last] + len(blobs[last]) or last + 1 < stop
+                before = joined_all[at - 1 : at] if inside_before else b""
+                after = joined_all[end : end + 1] if inside_after else b""
+                text = _digit_or_space(before) + needle + _digit_or_space(after)
+                places[at, needle] = (el, text)
+            at = joined_all.find(needle, at + 1)
+    paths = _XPaths()
+    for (_, _), (el, text) in sorted(places.items(), key=lambda kv: kv[0][0]):
+        path = paths.of(el)
+        where = f"{payload.location}:{path}" if payload.location else path
+        yield Field(
+            text.decode("utf-8", "replace"),
+            _context_of(el, payload.context),
+            where,
+            view_of=where,
+        )
+
+
+def _glue_windows_fields(
+    items: list[tuple[str, etree._Element, bool, Context | None]],
+    blobs: list[bytes],
+    payload: Payload,
+) -> Iterator[Field]:
+    """The windows of ``_glue_windows`` over the pieces, as fields located at the text piece
+    before or after their marker, each a reading of it."""
+    offsets: dict[int, int] = {}
+    offset = -1
+    for index, blob in enumerate(blobs[:-1]):
+        offset += len(blob) + 1
+        offsets[offset] = index
+    stream = b"\0".join(blobs)
+    chosen = [(items[offsets[pos] + after], text) for pos, after, text in _glue_windows(stream)]
+    paths = _XPaths()
+    for (_, el, is_tail, ctx), text in chosen:
+        if ctx is None:
+            ctx = _parent_context(el, payload) if is_tail else _context_of(el, payload.context)
+        path = paths.of(el) + ("/following::text()[1]" if is_tail else "/text()")
+        where = f"{payload.location}:{path}" if payload.location else path
+        yield Field(text.decode("utf-8", "replace"), ctx, where, view_of=where)
 
 
 _NEAR_DIGIT = re.compile(rb"\0(?=[^\0]{0,8}?(?:[0-9]|\xef\xbc[\x90-\x99]))")
@@ -861,18 +938,15 @@ _DIGITS = frozenset(b"0123456789")
 _WINDOWS = ((10, 9, False), (1, 10, True))
 
 
-def _glue_windows(stream: bytes, only: set[int] | None = None) -> Iterator[tuple[int, bool, bytes]]:
-    """For each marker (NUL) of ``stream`` a code could be split at (of ``only``, if given),
-    and each window around it: the marker's offset, whether the window is located after it,
-    and its joined text."""
-    if b"\0" not in stream or only == set():
+def _glue_windows(stream: bytes) -> Iterator[tuple[int, bool, bytes]]:
+    """For each marker (NUL) of ``stream`` a code could be split at, and each window around
+    it: the marker's offset, whether the window is located after it, and its joined text."""
+    if b"\0" not in stream:
         return
     size = len(stream)
     reverse = stream[::-1]
     markers = {m.start() for m in _NEAR_DIGIT.finditer(stream)}
     markers.update(size - 1 - m.start() for m in _NEAR_DIGIT_REVERSED.finditer(reverse))
-    if only is not None:
-        markers &= only
     for pos in sorted(markers):
         back = size - pos
         for reach_back, reach_on, after_marker in _WINDOWS:
@@ -895,48 +969,6 @@ def _side(data: bytes, start: int, count: int, sides: dict[int, re.Pattern[bytes
     or ``_REACH`` bytes."""
     match = sides[count].match(data, start, min(len(data), start + _REACH))
     return match.end() if match is not None else start
-
-
-def _glue_fields(
-    pieces: list[tuple[str, etree._Element, bool, Context | None]],
-    payload: Payload,
-    state: ScanState,
-) -> Iterator[Field]:
-    """The windows of ``_glue_windows`` over the tree's text pieces, as fields located at the
-    text piece before or after their marker, and readings of it.
-
-    The screen reads the joined text first: only markers inside a needle it names there need
-    windows (a window that holds a code not spanning its marker repeats what a text piece or
-    another window reports, at the same place), and only those windows are located (an XPath
-    costs as much as the siblings before its node: locating every window of a long run of
-    inline markup would cost its square).
-    """
-    if len(pieces) < 2:
-        return
-    blobs = [text.encode("utf-8", "surrogatepass") for text, _, _, _ in pieces]
-    offsets: dict[int, int] = {}
-    offset = -1
-    for index, blob in enumerate(blobs[:-1]):
-        offset += len(blob) + 1
-        offsets[offset] = index
-    stream = b"\0".join(blobs)
-    joined_all = b"".join(blobs)
-    needles = state.screen(joined_all)
-    if needles == frozenset():
-        return
-    only = None if needles is None else _markers_inside(joined_all, needles, list(offsets))
-    chosen = [
-        (pieces[offsets[pos] + after_marker], joined)
-        for pos, after_marker, joined in _glue_windows(stream, only)
-        if needles is None or any(needle in joined for needle in needles)
-    ]
-    paths = _XPaths()
-    for (_, el, is_tail, ctx), joined in chosen:
-        if ctx is None:
-            ctx = _parent_context(el, payload) if is_tail else _context_of(el, payload.context)
-        path = paths.of(el) + ("/following::text()[1]" if is_tail else "/text()")
-        where = f"{payload.location}:{path}" if payload.location else path
-        yield Field(joined.decode("utf-8", "replace"), ctx, where, view_of=where)
 
 
 class _XPaths:
@@ -982,38 +1014,22 @@ class _XPaths:
         return self._steps[el]
 
 
-def _text_pieces(
-    root: etree._Element,
-) -> list[tuple[str, etree._Element, bool, Context | None]]:
-    """The document's text pieces in document order, as the walk collects them (texts, tails
-    of elements, comments and PIs), without their contexts (``_glue_fields`` finds those of
-    the few it reports)."""
-    pieces: list[tuple[str, etree._Element, bool, Context | None]] = []
+def _text_pieces(root: etree._Element) -> _Pieces:
+    """The document's text pieces, as the walk collects them, without their contexts
+    (``_glue_fields`` finds those of the few it reports)."""
+    pieces = _Pieces()
+    items = pieces.items
     for event, el in etree.iterwalk(root, events=("start", "end", "comment", "pi")):
         if event == "start":
+            pieces.start(el)
             if el.text:
-                pieces.append((el.text, el, False, None))
-        elif el.tail:
-            pieces.append((el.tail, el, True, None))
+                items.append((el.text, el, False, None))
+            continue
+        if event == "end":
+            pieces.end(el)
+        if el.tail:
+            items.append((el.tail, el, True, None))
     return pieces
-
-
-def _markers_inside(joined: bytes, needles: frozenset[bytes], markers: list[int]) -> set[int]:
-    """The markers (offsets in the stream, ascending) that stand inside an occurrence of a
-    needle in the joined text (the stream without its markers)."""
-    # Marker k stands before joined[markers[k] - k]: inside an occurrence [a, b) if a < that < b.
-    joined_at = [pos - k for k, pos in enumerate(markers)]
-    inside: set[int] = set()
-    for needle in needles:
-        start = joined.find(needle)
-        while start != -1:
-            end = start + len(needle)
-            k = bisect.bisect_right(joined_at, start)
-            while k < len(markers) and joined_at[k] < end:
-                inside.add(markers[k])
-                k += 1
-            start = joined.find(needle, start + 1)
-    return inside
 
 
 # -- Two readings of one document ------------------------------------------------------------
@@ -1078,36 +1094,6 @@ def _utf8_as_sent(data: bytes, media: MediaType) -> bytes | None:
         return None
     declared = xml_declared_encoding(data)
     return data if declared is None or _is_utf8(declared) else None
-
-
-# The root element's start tag after the prolog (XML declaration, PIs, comments, whitespace).
-_ROOT_TAG = re.compile(
-    rb"""(?:\xef\xbb\xbf)?(?:[ \t\r\n]|<\?.*?\?>|<!--.*?-->)*"""
-    rb"""<([^\s/>]+)((?:[ \t\r\n]+[^\s=/>]+[ \t\r\n]*=[ \t\r\n]*(?:"[^"]*"|'[^']*'))*)"""
-    rb"""[ \t\r\n]*/?>""",
-    re.DOTALL,
-)
-_XMLNS = re.compile(
-    rb"""[ \t\r\n](xmlns(?::[^\s=]+)?)[ \t\r\n]*=[ \t\r\n]*(?:"([^"]*)"|'([^']*)')"""
-)
-
-
-def _root_namespace(raw: bytes) -> str | None:
-    """The namespace of the root element, read off its start tag ("" for none), as lxml would.
-
-    The root declares every prefix it uses itself. None if the start tag cannot be read so (the
-    caller then builds the tree).
-    """
-    match = _ROOT_TAG.match(raw)
-    if match is None:
-        return None
-    prefix, colon, _ = match.group(1).rpartition(b":")
-    wanted = b"xmlns:" + prefix if colon else b"xmlns"
-    for decl in _XMLNS.finditer(match.group(2)):
-        if decl.group(1) == wanted:
-            value = decl.group(2) if decl.group(2) is not None else decl.group(3)
-            return value.decode("utf-8", "replace")
-    return "" if not colon else None
 
 
 def _utf8(data: bytes, media: MediaType, root: etree._Element) -> bytes | None:
