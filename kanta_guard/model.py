@@ -15,15 +15,20 @@ __all__ = [
     "HETU_OID",
     "MAX_FINDINGS",
     "Action",
+    "Address",
     "Context",
     "Field",
     "Finding",
     "Hit",
+    "Party",
+    "PartyKind",
     "Payload",
+    "PersonName",
     "Protocol",
     "Report",
     "Request",
     "Role",
+    "Telecom",
     "Verdict",
 ]
 
@@ -153,6 +158,77 @@ class Field:
     @property
     def role(self) -> Role:
         return (self.owner() if self.owner is not None else self.context).role
+
+
+class PartyKind(StrEnum):
+    """A party a document names: a person, or an organisation (whose contact details are not
+    personal data)."""
+
+    PERSON = "person"
+    ORGANISATION = "organisation"
+
+
+@dataclass(frozen=True, slots=True)
+class PersonName:
+    """One name of a party as written: its parts (CDA ``given``/``family``/``prefix``/``suffix``,
+    FHIR ``HumanName``), its ``use`` (CDA ``@use``, FHIR ``use``) and the parts' qualifiers, and
+    the name as one string (``text``: FHIR ``HumanName.text``, a CDA name without parts, or
+    the parts joined)."""
+
+    given: tuple[str, ...] = ()
+    family: tuple[str, ...] = ()
+    prefix: tuple[str, ...] = ()
+    suffix: tuple[str, ...] = ()
+    use: str | None = None
+    qualifiers: tuple[str, ...] = ()
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Telecom:
+    """A contact point as written (CDA ``telecom/@value`` such as ``tel:+358…`` or
+    ``mailto:…``; FHIR ``ContactPoint``): its system (``phone``, ``email``, ``fax``, ``url``,
+    ``other``; None when only the value tells) and ``use``."""
+
+    value: str
+    system: str | None = None
+    use: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """A postal address as written: street lines, postal code, city, country, ``use``, and the
+    whole as one string (``text``)."""
+
+    lines: tuple[str, ...] = ()
+    postal_code: str = ""
+    city: str = ""
+    country: str = ""
+    use: str | None = None
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    """A person or organisation a document names, with what belongs to it: the personal-data
+    rules judge names, contacts and codes together ("a real name on a registered test code").
+
+    ``identifiers`` are ``(system, value)`` pairs, the system a bare OID where it is one (CDA
+    ``id/@root``+``@extension``, FHIR ``identifier``). ``where`` is its location (the element or
+    JSON path of the person), or a function computing it.
+    """
+
+    kind: PartyKind
+    role: Role
+    where: str | Callable[[], str]
+    identifiers: tuple[tuple[str, str], ...] = ()
+    names: tuple[PersonName, ...] = ()
+    telecoms: tuple[Telecom, ...] = ()
+    addresses: tuple[Address, ...] = ()
+
+    @property
+    def location(self) -> str:
+        return self.where if isinstance(self.where, str) else self.where()
 
 
 @dataclass(frozen=True, slots=True)

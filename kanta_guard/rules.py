@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from .model import Action
 
-__all__ = ["REFUSED", "RULES", "UNAVAILABLE", "UNSCANNABLE", "RuleSpec", "rule"]
+__all__ = ["REFUSED", "REGISTRY_STRICT", "RULES", "UNAVAILABLE", "UNSCANNABLE", "RuleSpec", "rule"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +66,73 @@ RULES: tuple[RuleSpec, ...] = (
         "A structured identity field (OID 1.2.246.21) holds a 900-series value that is not a valid "
         "code (wrong check character or date); Kanta will reject it.",
     ),
+    # -- personal data and the test-identity registry (issue 8). Where a rule below says
+    # "warn", that is its action without a registry; with a registry configured every one of
+    # them blocks unless the policy sets its action itself (``Policy.action``).
+    RuleSpec(
+        "registry.unknown_code",
+        Action.BLOCK,
+        "A 900-series test code that is not in the supplier's registry of Kela-issued test "
+        "identities: use a registered test identity (only with a registry configured).",
+    ),
+    RuleSpec(
+        "registry.wrong_pool",
+        Action.BLOCK,
+        "A registered test code used in the wrong testing mode: an independent-testing code in "
+        "joint testing, or a joint-testing code in independent testing. The pools must not be "
+        "cross-used.",
+    ),
+    RuleSpec(
+        "registry.wrong_case",
+        Action.BLOCK,
+        "A joint-testing code used in a test case it was not requested for.",
+    ),
+    RuleSpec(
+        "name.unregistered",
+        Action.WARN,
+        "A person's name (patient, guardian, professional, related person …) that is not the "
+        "registered name of a registered test identity: it may be a real person's.",
+    ),
+    RuleSpec(
+        "name.mismatch",
+        Action.WARN,
+        "A name on a registered test code that is not that code's registered name: a real "
+        "person's name on a test code.",
+    ),
+    RuleSpec(
+        "name.narrative",
+        Action.WARN,
+        "A full name of a person in narrative or free text that is not a registered test "
+        "identity's.",
+    ),
+    RuleSpec(
+        "email.personal",
+        Action.BLOCK,
+        "A person's e-mail address outside the domains reserved for testing and documentation "
+        "(RFC 2606, RFC 6761: example.com/.net/.org, .example, .test, .invalid, .localhost) "
+        "and not listed in the policy or the registry.",
+    ),
+    RuleSpec(
+        "phone.personal",
+        Action.WARN,
+        "A person's telephone number not listed in the policy or the registry. Finland reserves "
+        "no numbers for testing: a number that looks made up may be someone's.",
+    ),
+    RuleSpec(
+        "address.personal",
+        Action.WARN,
+        "A person's street address not listed in the policy or the registry and matching none "
+        "of the policy's test patterns.",
+    ),
     UNSCANNABLE,
     REFUSED,
     UNAVAILABLE,
+)
+
+#: The rules whose action rises to block when a registry is configured (and the policy does not
+#: set their action itself).
+REGISTRY_STRICT: frozenset[str] = frozenset(
+    {"name.unregistered", "name.mismatch", "name.narrative", "phone.personal", "address.personal"}
 )
 
 _BY_ID = {spec.id: spec for spec in RULES}
