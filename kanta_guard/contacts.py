@@ -1,0 +1,429 @@
+"""E-mail addresses, phone numbers and street addresses: parsed, found in text, compared, masked.
+
+Pure functions over maintained parsers: ``email_validator`` (RFC 5321/5322/6531 syntax, IDNA
+2008 via ``idna``) for e-mail addresses, ``phonenumbers`` (Google's libphonenumber metadata) for
+telephone numbers. Nothing here goes to the network (``check_deliverability=False``).
+
+Reserved names (RFC 2606 §2-3, RFC 6761 §6): ``example.com``, ``example.net``, ``example.org``
+and every name under ``.example``, ``.test``, ``.invalid`` and ``.localhost`` can belong to no
+one, so an address there is test data by construction.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterator
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+__all__ = [
+    "MIN_PHONE_DIGITS",
+    "RESERVED_DOMAINS",
+    "RESERVED_SUFFIXES",
+    "domain_end",
+    "email_domain",
+    "find_emails",
+    "find_phones",
+    "mask_address",
+    "mask_email",
+    "mask_name",
+    "mask_phone",
+    "normalise_address",
+    "parse_email",
+    "phone_e164",
+    "phone_regions",
+    "reserved_email",
+    "telecom",
+]
+
+#: Second-level names reserved for documentation (RFC 2606 §3), their subdomains too.
+RESERVED_DOMAINS: frozenset[str] = frozenset({"example.com", "example.net", "example.org"})
+#: Top-level names reserved for testing and documentation (RFC 2606 §2, RFC 6761 §6).
+RESERVED_SUFFIXES: tuple[str, ...] = (".example", ".test", ".invalid", ".localhost")
+
+# -- e-mail ----------------------------------------------------------------------------------
+
+# RFC 5322 §3.2.3 atext, the characters of an unquoted local part (with the dots between atoms).
+_ATEXT = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~."
+)
+# Longest local part (RFC 5321 §4.5.3.1.1) and domain (RFC 1035 §2.3.4, as text) looked at: a
+# run past them is no address, and the scan around each "@" stays bounded (linear in the text).
+_MAX_LOCAL = 64
+_MAX_DOMAIN = 255
+# Label separators IDNA maps to "." (UTS 46: ideographic, fullwidth and halfwidth full stops).
+_IDNA_DOTS = frozenset("\u3002\uff0e\uff61")
+
+
+def _domain_char(char: str) -> bool:
+    """A character that can stand in a domain as written: LDH, a dot, or a non-ASCII letter,
+    digit or mark (an IDN label before IDNA maps it)."""
+    if char.isascii():
+        return char.isalnum() or char in "-."
+    return char in _IDNA_DOTS or unicodedata.category(char)[0] in "LMN"
+
+
+def _local_char(char: str) -> bool:
+    """A character of an unquoted local part: atext, or any non-ASCII character (RFC 6531)."""
+    return char in _ATEXT or (not char.isascii() and not char.isspace())
+
+
+def email_domain(address: str) -> str:
+    """The domain of an address, lower-cased, without a trailing dot ("" if it has none)."""
+    _, at, domain = address.rpartition("@")
+    return domain.lower().rstrip(".") if at else ""
+
+
+def _reserved_domain(domain: str) -> bool:
+    domain = domain.lower().rstrip(".")
+    if any(domain == name or domain.endswith("." + name) for name in RESERVED_DOMAINS):
+        return True
+    return any(domain == suffix[1:] or domain.endswith(suffix) for suffix in RESERVED_SUFFIXES)
+
+
+def reserved_email(address: str) -> bool:
+    """True if the address's domain is reserved for testing or documentation (RFC 2606, 6761)."""
+    return _reserved_domain(email_domain(address))
+
+
+def parse_email(text: str) -> str | None:
+    """The address normalised (local part as written, domain lower-cased and IDNA-decoded to
+    Unicode, no surrounding whitespace or ``mailto:``) if ``text`` is one e-mail address, else
+    None.
+
+    ``email_validator`` does the parsing (quoted local parts allowed, SMTPUTF8 allowed, no DNS).
+    It refuses the special-use names of RFC 6761 (``.test``, ``.invalid``, ``.localhost``) as
+    undeliverable; an address there is still an address (a test one), so its local part is
+    checked under a stand-in domain and the domain kept as written, lower-cased.
+    """
+    text = text.strip()
+    if text[:7].lower() == "mailto:":
+        text = text[7:].split("?", 1)[0].strip()  # RFC 6068: hfields after "?"
+    local, at, domain = text.rpartition("@")
+    if not at or not local or not domain:
+        return None
+    try:
+        result = validate_email(
+            text, check_deliverability=False, allow_smtputf8=True, allow_quoted_local=True
+        )
+    except EmailNotValidError:
+        if not _reserved_domain(domain) or not _plain_domain(domain):
+            return None
+        try:
+            validate_email(
+                local + "@example.com",
+                check_deliverability=False,
+                allow_smtputf8=True,
+                allow_quoted_local=True,
+            )
+        except EmailNotValidError:
+            return None
+        return f"{local}@{domain.lower().rstrip('.')}"
+    return f"{local}@{result.domain}"
+
+
+_LDH_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)", re.ASCII)
+
+
+def _plain_domain(domain: str) -> bool:
+    """True for an ASCII domain of LDH labels (RFC 1123 §2.1), a trailing dot allowed."""
+    labels = domain.lower().rstrip(".").split(".")
+    return len(domain) <= _MAX_DOMAIN and all(_LDH_LABEL.fullmatch(label) for label in labels)
+
+
+def _local_start(text: str, at: int) -> int | None:
+    """Where the local part ending before ``text[at]`` (an "@") starts, or None if none can.
+
+    A quoted local part (RFC 5321 §4.1.2 Quoted-string) runs back to its opening quote; a
+    dot-atom back over atext, but not past two dots in a row (no atom is empty) nor a leading
+    dot. Bounded: a run longer than a local part can be is no address.
+    """
+    if at and text[at - 1] == '"':
+        pos = at - 2
+        floor = max(0, at - 2 - 2 * _MAX_LOCAL)
+        while pos >= floor:
+            if text[pos] == '"' and (pos == 0 or text[pos - 1] != "\\"):
+                return pos
+            pos -= 1
+        return None
+    pos = at
+    while pos > 0 and at - pos <= _MAX_LOCAL and _local_char(text[pos - 1]):
+        pos -= 1
+    if at - pos > _MAX_LOCAL:
+        return None  # longer than a local part can be
+    double = text.rfind("..", pos, at)
+    if double != -1:
+        pos = double + 2  # no atom is empty: the local part starts after the last ".."
+    while pos < at and text[pos] == ".":
+        pos += 1
+    return pos if pos < at else None
+
+
+def domain_end(text: str, at: int) -> int:
+    """Where the domain starting after ``text[at]`` (an "@") ends: the run of domain
+    characters (at most ``_MAX_DOMAIN + 1`` read), without trailing dots or hyphens (the end
+    of a sentence, a dash after the address)."""
+    end = at + 1
+    limit = min(len(text), at + 2 + _MAX_DOMAIN)
+    while end < limit and _domain_char(text[end]):
+        end += 1
+    while end > at + 1 and text[end - 1] in ".-\u3002\uff0e\uff61":
+        end -= 1
+    return end
+
+
+def find_emails(text: str) -> list[tuple[int, int, str]]:
+    """Every e-mail address in free text: (start, end, normalised address).
+
+    Candidates around each "@" (a linear scan: each is read back at most a local part's
+    length and forward at most a domain's), each validated with :func:`parse_email`.
+    """
+    found: list[tuple[int, int, str]] = []
+    at = text.find("@")
+    while at != -1:
+        start = _local_start(text, at)
+        end = domain_end(text, at)
+        if start is not None and end > at + 1:
+            address = parse_email(text[start:end])
+            if address is not None:
+                found.append((start, end, address))
+        at = text.find("@", at + 1)
+    return found
+
+
+# -- telephone numbers ---------------------------------------------------------------------
+
+#: Fewest digits a reported number is written with: a Finnish number with its trunk prefix "0"
+#: has at least six (national numbers are 5-12 digits: ITU-T E.164 FI), and a number in
+#: international form a country code and at least five (the shortest VALID ones in the
+#: metadata, Austria's and Germany's, are six). Five leaves a margin; tests check it.
+MIN_PHONE_DIGITS = 5
+# libphonenumber's punctuation inside a number (phonenumberutil._VALID_PUNCTUATION, without
+# "x", which is a letter here) and its leading characters (plus signs, opening brackets).
+_PUNCT = (
+    "\\-\u2010-\u2015\u2212\u30fc\uff0d-\uff0f \u00a0\u00ad\u200b\u2060\u3000().\\[\\]/~"
+    "\u2053\u223c\uff5e\uff08\uff09\uff3b\uff3d"
+)
+_PLUS = "+\uff0b"
+#: A stretch of text a phone number can lie in: digits, number punctuation, plus signs.
+#: :func:`find_phones` reads each such region on its own, so what it finds in a region does not
+#: depend on the text around it, but for rules that only reject (``_plausible``).
+_REGION = re.compile(rf"[\d{_PUNCT}{_PLUS}]*\d[\d{_PUNCT}{_PLUS}]*")
+# Written as people write a phone number: a plus sign or an opening bracket, or a trunk or
+# international prefix "0" (any script's zero: libphonenumber reads every Nd digit).
+_STARTS = frozenset("+\uff0b(\uff08[\uff3b")
+# A Finnish identity code's first ten characters (DDMMYY, century sign, individual number)
+# and dates: day.month.year, year-month-day, with any of the separators people use.
+_HETU_SHAPE = re.compile(r"\d{6}[-+A-FU-Ya-fu-y\u2010-\u2015\u2212]\d{3}")
+_DATE_SHAPE = re.compile(
+    r"\d{1,2}[./\-]\d{1,2}[./\-](?:\d{4}|\d{2})|\d{4}[./\-]\d{1,2}[./\-]\d{1,2}", re.ASCII
+)
+
+
+def _zero(char: str) -> bool:
+    return unicodedata.digit(char, -1) == 0 and unicodedata.category(char) == "Nd"
+
+
+def phone_e164(text: str, region: str = "FI") -> str | None:
+    """A phone number in E.164 (``+358401234567``) if ``text`` is one, else None.
+
+    ``tel:`` URIs (RFC 3966, parameters such as ``;ext=`` and ``;phone-context=`` allowed),
+    spaces, dashes, dots, slashes and brackets, a trunk prefix "0" (Finnish numbers) and an
+    international prefix "00" are accepted; words around the number are not. A number need
+    only be *possible* (its length fits the country's plan): validity depends on metadata of
+    number ranges that changes, and a real person's number must not pass for being unlisted.
+    """
+    text = text.strip()
+    if text[:4].lower() == "tel:":
+        number, _, params = text[4:].partition(";")
+        candidate = number.strip()
+        rfc3966 = "tel:" + number.strip() + (";" + params if params else "")
+    else:
+        candidate = rfc3966 = text
+    if not candidate or not _REGION.fullmatch(candidate):
+        return None
+    try:
+        parsed = phonenumbers.parse(rfc3966, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def phone_regions(text: str) -> Iterator[tuple[int, int]]:
+    """The regions (start, end) of ``text`` that :func:`find_phones` reads: maximal runs of
+    digits, number punctuation and plus signs holding at least ``MIN_PHONE_DIGITS`` digits."""
+    for match in _REGION.finditer(text):
+        region = match.group(0)
+        if sum(1 for c in region if c.isdecimal()) >= MIN_PHONE_DIGITS:
+            yield match.start(), match.end()
+
+
+def find_phones(text: str, region: str = "FI") -> list[tuple[int, int, str]]:
+    """Phone numbers in free text: (start, end, E.164), found by libphonenumber's matcher.
+
+    Leniency VALID: a number must be valid for its country, not merely possible. Measured on
+    dates (``12.03.2024``, ``2024-03-12``, ``3.12.2024``), identity codes (``010181-900C``),
+    OIDs (``1.2.246.21``, the digits after a dot of a longer one) and bare identifiers
+    (``ID 123456789``), POSSIBLE reads every one of them as a Finnish number; VALID none
+    (``tests/test_contacts.py`` holds the table). Numbers written with a trunk prefix, an
+    international prefix or a plus sign are valid ones.
+
+    On top of the matcher (rules that only ever reject): a number is written starting with a
+    plus sign, an opening bracket or a zero (a trunk or international prefix: a bare run of
+    digits is an identifier); it does not continue a word or a number (no letter or digit
+    before or after it, no "digit." before it); and it is not shaped like an identity code or a
+    date. Each region (``phone_regions``) is matched on its own.
+    """
+    found: list[tuple[int, int, str]] = []
+    for start, end in phone_regions(text):
+        chunk = text[start:end]
+        for match in phonenumbers.PhoneNumberMatcher(chunk, region, phonenumbers.Leniency.VALID):
+            raw = match.raw_string
+            offset = start + match.start
+            # An opening square bracket the matcher took along (JSON arrays, "[040 …]").
+            while raw[:1] in ("[", "\uff3b") and len(raw) > 1:
+                raw, offset = raw[1:], offset + 1
+            if not _plausible(text, offset, offset + len(raw), raw):
+                continue
+            e164 = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
+            found.append((offset, offset + len(raw), e164))
+    return found
+
+
+def _plausible(text: str, start: int, end: int, raw: str) -> bool:
+    """The rejecting rules of :func:`find_phones` for the number ``text[start:end]``."""
+    first = raw[0]
+    if first not in _STARTS and not _zero(first):
+        return False
+    before = text[start - 1] if start else ""
+    after = text[end] if end < len(text) else ""
+    if before.isalnum() or after.isalnum():
+        return False
+    if before in "./-" and start >= 2 and text[start - 2].isdecimal():
+        return False  # the tail of a dotted number (an OID) or of a range
+    if after in ".-/" and end + 1 < len(text) and text[end + 1].isdecimal():
+        return False
+    digits = "".join(c for c in raw if not c.isspace())
+    return not (_HETU_SHAPE.search(digits) or _DATE_SHAPE.fullmatch(digits))
+
+
+# -- telecom values --------------------------------------------------------------------------
+
+_PHONE_SCHEMES = ("tel:", "fax:", "sms:", "modem:")
+_PHONE_SYSTEMS = frozenset({"phone", "fax", "sms", "pager"})
+
+
+def telecom(value: str, system: str | None = None) -> tuple[str, str] | None:
+    """A CDA ``telecom/@value`` or FHIR ``ContactPoint`` as (kind, normalised value).
+
+    ``("email", address)`` for ``mailto:`` or FHIR system ``email``; ``("phone", e164)`` for
+    ``tel:``, ``fax:``, ``sms:`` (CDA TEL, RFC 3966) or a FHIR system ``phone``, ``fax``,
+    ``sms``, ``pager``; ``("url", value)`` for http(s). None for what is neither (empty, a
+    nullFlavor, a number that is not one), and for a value without a scheme or system that is
+    neither an address nor a number.
+    """
+    value = value.strip()
+    if not value:
+        return None
+    lowered = value.lower()
+    sys = (system or "").strip().lower()
+    if lowered.startswith("mailto:") or sys == "email":
+        address = parse_email(value)
+        return ("email", address) if address is not None else None
+    for scheme in _PHONE_SCHEMES:
+        if lowered.startswith(scheme):
+            e164 = phone_e164("tel:" + value[len(scheme) :])
+            return ("phone", e164) if e164 is not None else None
+    if lowered.startswith(("http://", "https://")) or sys == "url":
+        return ("url", value)
+    if sys in _PHONE_SYSTEMS:
+        e164 = phone_e164(value)
+        return ("phone", e164) if e164 is not None else None
+    if sys:
+        return None  # "other": nothing this module knows how to judge
+    if "@" in value:
+        address = parse_email(value)
+        return ("email", address) if address is not None else None
+    e164 = phone_e164(value)
+    return ("phone", e164) if e164 is not None else None
+
+
+# -- street addresses ------------------------------------------------------------------------
+
+_NON_WORD = re.compile(r"[\W_]+")
+
+
+def normalise_address(text: str) -> str:
+    """The form addresses are compared in: case-folded, diacritics off (ä→a, ö→o, å→a),
+    punctuation to spaces, whitespace collapsed."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(_NON_WORD.sub(" ", plain).split())
+
+
+# -- masking: what a tester may see of a value -------------------------------------------------
+
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+def mask_name(text: str) -> str:
+    """Each part of a name to its first letter and one "*" per other letter ("Maija
+    Virtanen" → "M**** V*******"); separators kept, digits hidden."""
+    masked = _WORD.sub(lambda m: m.group(0)[0] + "*" * (len(m.group(0)) - 1), text)
+    return re.sub(r"\d", "*", masked)
+
+
+def mask_phone(e164: str) -> str:
+    """``+358401234567`` → ``+358 40 *** **67``: the country code, the first two digits of the
+    national number and its last two; the rest as "*". A national number too short to hide at
+    least three digits between them keeps only its first two."""
+    try:
+        parsed = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return "+" + "*" * max(0, sum(c.isdigit() for c in e164) - 1)
+    national = phonenumbers.national_significant_number(parsed)
+    head, rest = national[:2], national[2:]
+    tail = rest[-2:] if len(rest) >= 5 else ""
+    hidden = "*" * (len(rest) - len(tail))
+    body = hidden + tail
+    if len(body) > 4:
+        body = body[:-4] + " " + body[-4:]
+    return f"+{parsed.country_code} {head} {body}".rstrip()
+
+
+def mask_email(address: str) -> str:
+    """``maija.virtanen@gmail.com`` → ``*@gmail.com``: the domain kept (a tester needs it to
+    see why), the local part never shown."""
+    _, at, domain = address.rpartition("@")
+    return "*@" + domain.strip() if at else "*"
+
+
+_POSTAL_CODE = re.compile(r"(?<!\d)(\d{5})(?!\d)")
+
+
+def mask_address(text: str) -> str:
+    """``Testikatu 1 A 2, 00100 Helsinki`` → ``T******** *, 00*** H*******``: the street name
+    to its first letter, the house number and the rest of the street to one "*", the postal
+    code's first two digits, the city's first letter."""
+    match = _POSTAL_CODE.search(text)
+    if match is None:
+        return _mask_street(text.strip())
+    street = text[: match.start()].strip().rstrip(",").strip()
+    city = text[match.end() :].strip().lstrip(",").strip()
+    parts = [_mask_street(street)] if street else []
+    place = match.group(1)[:2] + "***" + (" " + mask_name(city) if city else "")
+    return ", ".join([*parts, place])
+
+
+def _mask_street(street: str) -> str:
+    words: list[str] = []
+    for word in street.split():
+        if any(c.isdigit() for c in word):
+            words.append("*")
+            break  # the number, and all after it (staircase, flat): one "*"
+        words.append(mask_name(word))
+    return " ".join(words)

@@ -1,0 +1,304 @@
+"""Tests for kanta_guard.detectors.contacts: what is reported, what passes, and the screen."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from helpers import cda
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kanta_guard.detectors.contacts import ContactDetector
+from kanta_guard.model import Context, Field, Hit, Role
+
+DETECTOR = ContactDetector()
+
+
+def _field(value: str, role: Role = Role.PATIENT) -> Field:
+    return Field(value, Context(role, None, None), "x")
+
+
+def _hits(value: str, detector: ContactDetector = DETECTOR, role: Role = Role.PATIENT) -> list[Hit]:
+    return list(detector.detect(_field(value, role)))
+
+
+class _Registry:
+    """A registry of one test person's contacts."""
+
+    def email_allowed(self, address: str) -> bool:
+        return address == "testi.potilas@hus.fi"
+
+    def phone_allowed(self, e164: str) -> bool:
+        return e164 == "+358501112233"
+
+
+def test_detector_shape() -> None:
+    """It declares the two contact rules and no identifier systems."""
+    assert [r.id for r in DETECTOR.rules] == ["email.personal", "phone.personal"]
+    assert DETECTOR.systems == frozenset()
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "maija@example.com",
+        "maija@example.net",
+        "maija@example.org",
+        "maija@mail.example.com",
+        "maija@kanta.example",
+        "maija@kanta.test",
+        "maija@kanta.invalid",
+        "maija@kanta.localhost",
+        "mailto:maija@EXAMPLE.COM",
+    ],
+)
+def test_reserved_addresses_pass(address: str) -> None:
+    """Addresses in reserved domains (RFC 2606, RFC 6761) are test data."""
+    assert _hits(f"Sähköposti {address}") == []
+
+
+@pytest.mark.parametrize(
+    ("value", "evidence"),
+    [
+        ("maija.virtanen@gmail.com", "*@gmail.com"),
+        ("Yhteys: kirjaamo.potilas@hus.fi.", "*@hus.fi"),
+        ("mailto:maija@Bücher.de", "*@bücher.de"),
+        ('"maija virtanen"@gmail.com', "*@gmail.com"),
+        ("maija@xn--bcher-kva.de", "*@bücher.de"),
+    ],
+)
+def test_personal_addresses_block(value: str, evidence: str) -> None:
+    """A real-looking address is reported, with the local part masked and the raw value kept
+    for the hash only."""
+    hits = _hits(value)
+    assert [(h.rule, h.masked) for h in hits] == [("email.personal", evidence)]
+    assert hits[0].raw in value
+    assert "maija" not in hits[0].masked and "maija" not in hits[0].explanation
+
+
+@pytest.mark.parametrize(
+    ("value", "e164"),
+    [
+        ("040 123 4567", "+358401234567"),
+        ("+358 40 123 4567", "+358401234567"),
+        ("(09) 123 4567", "+35891234567"),
+        ("tel:+358-40-1234567", "+358401234567"),
+        ("Puh. 050-765 4321.", "+358507654321"),
+    ],
+)
+def test_phones_are_reported(value: str, e164: str) -> None:
+    """Finnish numbers in every usual form are reported, masked."""
+    hits = _hits(value)
+    assert [h.rule for h in hits] == ["phone.personal"]
+    assert hits[0].masked.startswith(e164[:4] + " " + e164[4:6] + " ")
+    assert hits[0].masked.endswith(e164[-2:])
+    assert e164[6:-2] not in hits[0].masked.replace(" ", "")
+
+
+def test_allowed_lists_and_registry() -> None:
+    """Listed addresses, allowed domains, listed numbers and the registry's pass."""
+    detector = ContactDetector(
+        allowed_emails=frozenset({"Tester@Kela.fi"}),
+        allowed_email_domains=frozenset({"testi.kanta.fi"}),
+        allowed_phones=frozenset({"040 123 4567"}),
+        registry=_Registry(),
+    )
+    quiet = [
+        "tester@kela.fi",
+        "a@testi.kanta.fi",
+        "a@sub.testi.kanta.fi",
+        "+358 40 123 4567",
+        "testi.potilas@hus.fi",
+        "050 111 2233",
+    ]
+    for value in quiet:
+        assert _hits(value, detector) == [], value
+    loud = ["other@kela.fi", "a@kanta.fi", "040 765 4321", "testi.potilas@gmail.com"]
+    for value in loud:
+        assert len(_hits(value, detector)) == 1, value
+    assert "kela" not in repr(detector)
+
+
+@pytest.mark.parametrize("role", [Role.ORGANISATION, Role.MESSAGE])
+def test_organisations_and_message_frame_are_skipped(role: Role) -> None:
+    """A hospital's switchboard and mailbox, and SOAP addressing, are not personal data."""
+    assert _hits("kirjaamo@hus.fi, puh. 09 4711", role=role) == []
+
+
+def test_role_is_computed_only_when_needed() -> None:
+    """A value with no "@" and no number never asks for its role (computing it may walk)."""
+    calls: list[int] = []
+
+    def owner() -> Context:
+        calls.append(1)
+        return Context(Role.PATIENT)
+
+    field = Field("ei yhteystietoja 12.3.", Context(), "x", owner=owner)
+    assert list(DETECTOR.detect(field)) == []
+    assert calls == []
+
+
+def test_count_matches_detect() -> None:
+    """count is the number of hits."""
+    field = _field("a@gmail.com 040 123 4567 b@example.com")
+    assert DETECTOR.count(field) == len(list(DETECTOR.detect(field))) == 2
+
+
+# -- the screen -------------------------------------------------------------------------------
+
+
+def _clean_cda() -> bytes:
+    """The fixture CDA without its one telephone number (an organisation's)."""
+    return cda().replace("tel:+358 9 123 4567", "mailto:kirjaamo@example.org").encode()
+
+
+def test_screen_of_clean_documents_is_empty() -> None:
+    """A CDA without contacts, or with only reserved and listed ones, has no needles."""
+    assert DETECTOR.screen(_clean_cda()) == frozenset()
+    assert DETECTOR.screen(cda().encode()) == frozenset({b"358", b"9", b"123", b"4567"})
+    clean = '<telecom value="mailto:testi@example.com"/><telecom value="tel:+358401234567"/>'
+    listed = ContactDetector(allowed_phones=frozenset({"+358401234567"}))
+    assert listed.screen(clean.encode()) == frozenset()
+
+
+def test_screen_names_the_contacts() -> None:
+    """Needles stand in the document and in the fields holding the contacts."""
+    data = '<telecom value="mailto:maija@gmail.com"/><telecom value="tel:040 123 4567"/>'
+    needles = DETECTOR.screen(data.encode())
+    assert needles is not None and b"@gmail.com" in needles and b"040" in needles
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"<a>maija&#64;gmail.com</a>",
+        b'{"t": "maija\\u0040gmail.com"}',
+        b"mail=maija%40gmail.com",
+        b"tel=040%20123%204567",
+        b"<a><![CDATA[maija@gmail.com]]></a>",
+    ],
+)
+def test_screen_cannot_tell_through_escapes(data: bytes) -> None:
+    """Escapes that decode into an "@" or a number's characters: the screen cannot tell."""
+    assert DETECTOR.screen(data) is None
+
+
+def test_screen_is_fast_on_a_clean_cda() -> None:
+    """A 30 KB CDA without contacts (timestamps, OIDs, identifiers) is screened in tens of µs."""
+    body = _clean_cda()
+    chunk = body[body.index(b"<component>") :] if b"<component>" in body else body
+    data = body
+    while len(data) < 30_000:
+        data += chunk
+    assert DETECTOR.screen(data) == frozenset()
+    rounds = 200
+    started = time.perf_counter()
+    for _ in range(rounds):
+        DETECTOR.screen(data)
+    per_call = (time.perf_counter() - started) / rounds
+    assert per_call < 500e-6, per_call  # (measured ~tens of µs; the bound is for slow CI)
+
+
+# Pieces of documents: contacts personal and reserved, look-alikes, separators and markup.
+_PIECES = st.sampled_from(
+    [
+        "maija.virtanen@gmail.com",
+        "x@hus.fi",
+        "t@kanta.test",
+        "u@example.com",
+        "a.b@bücher.de",
+        '"m v"@gmail.com',
+        "040 123 4567",
+        "+358 40 123 4567",
+        "(09) 123 4567",
+        "tel:+358-40-1234567",
+        "050-765 4321",
+        "12.03.2024",
+        "1.2.246.21",
+        "010181-900C",
+        "20240312101500",
+        "@",
+        ".",
+        "-",
+        "+",
+        "0",
+        "5",
+        " ",
+        "a",
+        "ä",
+        "\u00a0",
+        "\n",
+        "email=",
+        "&amp;",
+        "\t",
+    ]
+)
+_VALUES = st.lists(st.lists(_PIECES, max_size=6).map("".join), min_size=1, max_size=8)
+
+
+def _covered(needles: frozenset[bytes], value: str) -> bool:
+    return any(n.decode("utf-8", "replace") in value for n in needles)
+
+
+def _xml(values: list[str]) -> Iterator[tuple[str, str]]:
+    """(field value, as written) pairs of an XML document: attribute values and text nodes."""
+    for number, value in enumerate(values):
+        escaped = value.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;")
+        if number % 2:
+            # An attribute value: the parser normalises whitespace to spaces (XML §3.3.3).
+            normalised = value.replace("\t", " ").replace("\n", " ")
+            yield normalised, f'<t value="{escaped}"/>'
+        else:
+            yield value, f"<p>{escaped}</p>"
+
+
+@settings(max_examples=400, deadline=None)
+@given(_VALUES)
+def test_screen_needles_cover_every_hit(values: list[str]) -> None:
+    """Random documents with contacts inserted: every field with a hit holds a needle."""
+    pairs = list(_xml(values))
+    document = "<doc>" + "".join(written for _, written in pairs) + "</doc>"
+    needles = DETECTOR.screen(document.encode("utf-8"))
+    if needles is None:
+        return
+    for value, _ in pairs:
+        if any(True for _ in DETECTOR.detect(_field(value))):
+            assert _covered(needles, value), (value, needles)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_VALUES, st.data())
+def test_joined_screen_covers_every_stretch(values: list[str], data: st.DataObject) -> None:
+    """Joined text: any stretch of it with a hit holds a needle."""
+    text = "".join(values)
+    needles = DETECTOR.screen(text.encode("utf-8"), joined=True)
+    if needles is None or not text:
+        return
+    start = data.draw(st.integers(0, len(text) - 1))
+    end = data.draw(st.integers(start + 1, len(text)))
+    stretch = text[start:end]
+    if any(True for _ in DETECTOR.detect(_field(stretch))):
+        assert _covered(needles, stretch), (stretch, needles)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_VALUES)
+def test_form_and_json_fields_are_covered(values: list[str]) -> None:
+    """Fields of a form body (a=v&b=w, "+" for spaces) and of JSON strings hold a needle."""
+    from urllib.parse import quote_plus
+
+    form = "&".join(f"f{n}=" + quote_plus(v, safe="@:()/") for n, v in enumerate(values))
+    as_json = (
+        "["
+        + ",".join('"' + v.replace("\n", "\\n").replace("\t", "\\t") + '"' for v in values)
+        + "]"
+    )
+    for document in (form, as_json):
+        needles = DETECTOR.screen(document.encode("utf-8"))
+        if needles is None:
+            continue
+        for value in values:
+            if any(True for _ in DETECTOR.detect(_field(value))):
+                assert _covered(needles, value), (document, value, needles)
