@@ -15,10 +15,12 @@ from pathlib import Path
 
 from .errors import PolicyError
 from .eventlog import EventLog
+from .idcode import mask_text
 from .masking import KeyedHasher, load_key
 from .model import Report, Verdict
 from .pipeline import Scanner
-from .policy import Policy, load_policy
+from .policy import Policy, TestingMode, load_policy
+from .registry import RegistryError, load_registry
 
 __all__ = ["guard_settings", "main"]
 
@@ -94,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
             type=_non_negative,
             help="scan worker processes (default: cores - 1, 1 to 4; 0: scan in the proxy thread)",
         )
+        _testing_arguments(proxy, "--testing")
     scan = sub.add_parser(
         "scan",
         help="scan files offline with the same pipeline",
@@ -105,16 +108,45 @@ def _parser() -> argparse.ArgumentParser:
     scan.add_argument("--policy", type=Path, help="policy file (default: embedded policy)")
     scan.add_argument("--content-type", help="content type of every file (default: by extension)")
     scan.add_argument("--content-encoding", help="Content-Encoding of every file (e.g. gzip)")
+    _testing_arguments(scan, "--mode", "--testing")
+    registry = sub.add_parser(
+        "registry",
+        help="work with a registry of test identities",
+        description="Validate a registry of Kela-issued test identities (TOML or CSV).",
+    )
+    registry_sub = registry.add_subparsers(dest="registry_command", required=True, metavar="ACTION")
+    check = registry_sub.add_parser(
+        "check",
+        help="validate a registry file",
+        description="Exit 0 when the file is a valid registry, 2 (with the file and line of the "
+        "first problem) when it is not.",
+    )
+    check.add_argument("file", type=Path, metavar="FILE")
     return parser
+
+
+def _testing_arguments(parser: argparse.ArgumentParser, *mode_flags: str) -> None:
+    """The registry and testing-mode flags (``--mode`` on ``scan``; ``--testing`` where
+    ``--mode`` is mitmproxy's proxy mode)."""
+    parser.add_argument(
+        "--registry", type=Path, help="registry of test identities (default: from the policy)"
+    )
+    parser.add_argument(
+        *mode_flags,
+        dest="testing",
+        choices=("independent", "joint"),
+        help="testing mode (default: from the policy); joint needs --case",
+    )
+    parser.add_argument("--case", help="test case id of joint testing")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
-    if args.command == "scan":
+    if args.command in ("scan", "registry"):
         if extra:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        return _scan(args)
+        return _scan(args) if args.command == "scan" else _registry_check(args.file)
     return _proxy(args, extra)
 
 
@@ -141,6 +173,9 @@ _FLAGS = {
     "kanta_guard_policy": "--policy",
     "kanta_guard_log": "--log",
     "kanta_guard_workers": "--workers",
+    "kanta_guard_registry": "--registry",
+    "kanta_guard_mode": "--testing",
+    "kanta_guard_case": "--case",
 }
 _GUARD_OPTIONS = (*_FLAGS, "kanta_guard_scan_timeout")
 
@@ -155,6 +190,9 @@ def guard_settings(args: argparse.Namespace, extra: list[str]) -> tuple[dict[str
     given: dict[str, tuple[str, str]] = {}  # option -> (value, how it was given)
     flags = {"kanta_guard_policy": args.policy, "kanta_guard_log": args.log}
     flags["kanta_guard_workers"] = args.workers
+    flags["kanta_guard_registry"] = getattr(args, "registry", None)
+    flags["kanta_guard_mode"] = getattr(args, "testing", None)
+    flags["kanta_guard_case"] = getattr(args, "case", None)
     for name, value in flags.items():
         if value is not None:
             given[name] = (str(value), _FLAGS[name])
@@ -186,7 +224,7 @@ class _Usage(Exception):
 
 
 def _same(name: str, first: str, second: str) -> bool:
-    if name in ("kanta_guard_policy", "kanta_guard_log"):
+    if name in ("kanta_guard_policy", "kanta_guard_log", "kanta_guard_registry"):
         return Path(first).expanduser().resolve() == Path(second).expanduser().resolve()
     if name == "kanta_guard_workers":
         return first.strip() == second.strip() or _int_or_none(first) == _int_or_none(second)
@@ -206,6 +244,14 @@ def _check_settings(settings: dict[str, str]) -> None:
         Path(settings["kanta_guard_policy"]) if settings.get("kanta_guard_policy") else None
     )
     try:
+        policy = _with_testing(
+            policy,
+            settings.get("kanta_guard_registry"),
+            settings.get("kanta_guard_mode"),
+            settings.get("kanta_guard_case"),
+        )
+        if policy.registry is not None:
+            load_registry(policy.registry)
         load_key(policy.log.hash_key_file)
         if "kanta_guard_workers" in settings:
             _non_negative(settings["kanta_guard_workers"])
@@ -215,8 +261,8 @@ def _check_settings(settings: dict[str, str]) -> None:
                 raise ValueError
         log = Path(settings.get("kanta_guard_log") or policy.log.path)
         EventLog(log, max_bytes=policy.log.max_bytes, backups=policy.log.backups).close()
-    except PolicyError as exc:
-        raise _Usage(str(exc)) from None
+    except (PolicyError, RegistryError) as exc:
+        raise _Usage(mask_text(str(exc))) from None
     except (ValueError, argparse.ArgumentTypeError):
         raise _Usage(
             "kanta_guard_workers must be a whole number of 0 or more, "
@@ -255,12 +301,39 @@ def _files(paths: Sequence[Path]) -> Iterator[Path]:
             yield path
 
 
+def _with_testing(
+    policy: Policy, registry: str | Path | None, mode: str | None, case: str | None
+) -> Policy:
+    """The policy with the registry and testing mode given on the command line."""
+    if registry:
+        policy = policy.with_registry(Path(registry).expanduser())
+    if mode or case:
+        mode = mode or ("joint" if policy.testing.joint else "independent")
+        chosen = (case or policy.testing.case) if mode == "joint" else (case or "")
+        policy = policy.with_testing(TestingMode.parse(mode, chosen, "--testing/--case"))
+    return policy
+
+
+def _registry_check(path: Path) -> int:
+    try:
+        registry = load_registry(path)
+    except RegistryError as exc:
+        print(f"kanta-guard: error: {mask_text(str(exc))}", file=sys.stderr)
+        return EXIT_ERROR
+    print(f"{path}: a valid registry of {len(registry)} test identities ({registry.digest})")
+    return EXIT_PASS
+
+
 def _scan(args: argparse.Namespace) -> int:
     policy = _load(args.policy)
     try:
-        scanner = Scanner(policy, KeyedHasher(load_key(policy.log.hash_key_file)))
-    except PolicyError as exc:
-        print(f"kanta-guard: error: {exc}", file=sys.stderr)
+        policy = _with_testing(policy, args.registry, args.testing, args.case)
+        registry = load_registry(policy.registry) if policy.registry is not None else None
+        scanner = Scanner(
+            policy, KeyedHasher(load_key(policy.log.hash_key_file)), registry=registry
+        )
+    except (PolicyError, RegistryError) as exc:
+        print(f"kanta-guard: error: {mask_text(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
     results: list[dict[str, object]] = []
     errors = 0

@@ -16,8 +16,9 @@ only counted (``Report.omitted``) and ranked into the verdict; no finding is bui
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from .detectors import DETECTORS, Detector
+from .detectors import Detector, detectors_for
 from .encoding import decode_content
 from .errors import UnscannableError
 from .idcode import clip, mask_any_form
@@ -30,6 +31,7 @@ from .model import (
     Field,
     Finding,
     Hit,
+    Party,
     Payload,
     Protocol,
     Report,
@@ -42,6 +44,9 @@ from .parsers.base import BlobMemo, Item
 from .parsers.request import request_fields
 from .policy import Policy
 from .rules import UNSCANNABLE
+
+if TYPE_CHECKING:
+    from .registry import Registry
 
 __all__ = ["MAX_CONTENT_TYPES", "Scanner", "protocol_of", "unscannable_report"]
 
@@ -88,16 +93,24 @@ class Scanner:
         hasher: KeyedHasher,
         *,
         parsers: tuple[Parser, ...] = PARSERS,
-        detectors: tuple[Detector, ...] = DETECTORS,
+        detectors: tuple[Detector, ...] | None = None,
+        registry: Registry | None = None,
     ) -> None:
         self.policy = policy
+        self.registry = registry
         self._hasher = hasher
         self._parsers = parsers
+        if detectors is None:
+            detectors = detectors_for(policy, registry)
         # Detectors whose every rule is off are not run at all.
         self._detectors = tuple(
             d for d in detectors if any(policy.action(r.id) is not Action.OFF for r in d.rules)
         )
         self._systems = frozenset().union(*(d.systems for d in self._detectors))
+        #: Detectors that judge parties (persons and organisations), not fields.
+        self._judges = tuple(
+            judge for d in self._detectors if (judge := getattr(d, "judge", None)) is not None
+        )
         self._inert = BlobMemo()
 
     def _screen(self, data: bytes, joined: bool = False) -> frozenset[bytes] | None:
@@ -194,7 +207,6 @@ class Scanner:
 
     def _fields(self, items: Iterable[Item], tally: _Tally, state: ScanState) -> None:
         detectors = self._detectors
-        action = self.policy.action
         for item in items:
             if isinstance(item, Field):
                 tally.fields += 1
@@ -206,21 +218,27 @@ class Scanner:
                             tally.omitted += count(item)
                         continue
                     for hit in detector.detect(item):
-                        if len(tally.findings) >= MAX_FINDINGS:
-                            # Past the cap: counted and ranked, not built. (A hit of another
-                            # reading of a field, view_of, may repeat one kept: not counted.)
-                            rank = _RANK[action(hit.rule)]
-                            if rank and item.view_of is None:
-                                tally.omitted += 1
-                            tally.omitted_rank = max(tally.omitted_rank, rank)
-                            continue
-                        finding = self._finding(hit)
-                        if finding is not None and not _reported(
-                            finding, item.view_of, tally.findings
-                        ):
-                            tally.add(finding)
+                        self._keep(hit, item.view_of, tally)
+            elif isinstance(item, Party):
+                for judge in self._judges:
+                    for hit in judge(item):
+                        self._keep(hit, None, tally)
             elif item.data:
                 self._payload(item, tally, state)
+
+    def _keep(self, hit: Hit, view_of: str | None, tally: _Tally) -> None:
+        """Turn a hit into a finding kept in the tally, or count it past the cap."""
+        if len(tally.findings) >= MAX_FINDINGS:
+            # Past the cap: counted and ranked, not built. (A hit of another reading of a
+            # field, view_of, may repeat one kept: not counted.)
+            rank = _RANK[self.policy.action(hit.rule)]
+            if rank and view_of is None:
+                tally.omitted += 1
+            tally.omitted_rank = max(tally.omitted_rank, rank)
+            return
+        finding = self._finding(hit)
+        if finding is not None and not _reported(finding, view_of, tally.findings):
+            tally.add(finding)
 
     # -- findings -------------------------------------------------------------------------------
 

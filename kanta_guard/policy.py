@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 import tomllib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
@@ -20,13 +20,15 @@ from typing import Any
 
 from .errors import PolicyError
 from .model import Action
-from .rules import RULES
+from .rules import REGISTRY_STRICT, RULES
 
 __all__ = [
+    "ContactSettings",
     "Limits",
     "LogSettings",
     "Policy",
     "RuntimeSettings",
+    "TestingMode",
     "default_policy",
     "load_policy",
     "parse_policy",
@@ -65,6 +67,47 @@ class RuntimeSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TestingMode:
+    """Which pool of Kela-issued test codes is in use: independent testing, or joint testing of
+    one test case (a joint code may be used only in the cases it was requested for)."""
+
+    joint: bool = False
+    case: str = ""
+
+    def __str__(self) -> str:
+        return f"joint ({self.case})" if self.joint else "independent"
+
+    @staticmethod
+    def parse(mode: str, case: str = "", where: str = "testing mode") -> TestingMode:
+        """``independent``, or ``joint`` with a test case id; PolicyError for anything else."""
+        mode = mode.strip().lower()
+        case = case.strip()
+        if mode == "independent":
+            if case:
+                raise PolicyError(f"{where}: a test case is given for independent testing")
+            return TestingMode()
+        if mode == "joint":
+            if not case:
+                raise PolicyError(f"{where}: joint testing needs a test case id")
+            return TestingMode(True, case)
+        raise PolicyError(f"{where}: mode {mode!r} is neither independent nor joint")
+
+
+@dataclass(frozen=True, slots=True)
+class ContactSettings:
+    """Test contact details the policy allows for persons (besides the registry's and the
+    domains reserved for testing): e-mail addresses and domains, phone numbers (compared in
+    E.164), street addresses, and patterns (regular expressions, full match, case-insensitive)
+    for test addresses."""
+
+    emails: tuple[str, ...] = ()
+    email_domains: tuple[str, ...] = ()
+    phones: tuple[str, ...] = ()
+    addresses: tuple[str, ...] = ()
+    address_patterns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     """A validated policy. ``actions`` maps every known rule id to its action.
 
@@ -78,9 +121,24 @@ class Policy:
     log: LogSettings
     source: str
     runtime: RuntimeSettings = RuntimeSettings()
+    #: The registry of test identities (``[registry] file``), None without one.
+    registry: Path | None = None
+    testing: TestingMode = TestingMode()
+    contacts: ContactSettings = ContactSettings()
+    #: Rule ids whose action the policy file sets itself (the others follow the registry).
+    explicit: frozenset[str] = frozenset()
 
     def action(self, rule_id: str) -> Action:
         return self.actions[rule_id]
+
+    def with_registry(self, registry: Path | None) -> Policy:
+        """This policy with another registry file (or none): the registry-strict rules the
+        file does not set block with a registry, and take their defaults without one."""
+        actions = _registry_actions(dict(self.actions), registry, self.explicit)
+        return replace(self, registry=registry, actions=MappingProxyType(actions))
+
+    def with_testing(self, testing: TestingMode) -> Policy:
+        return replace(self, testing=testing)
 
     @property
     def digest(self) -> str:
@@ -89,6 +147,9 @@ class Policy:
             "limits": asdict(self.limits),
             "log": {k: str(v) for k, v in asdict(self.log).items()},
             "runtime": asdict(self.runtime),
+            "registry": str(self.registry or ""),
+            "testing": str(self.testing),
+            "contacts": asdict(self.contacts),
         }
         text = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -97,7 +158,17 @@ class Policy:
         # Pickled for the scan workers (kanta_guard.worker); a mappingproxy is not picklable.
         return (
             _rebuild,
-            (dict(self.actions), self.limits, self.log, self.source, self.runtime),
+            (
+                dict(self.actions),
+                self.limits,
+                self.log,
+                self.source,
+                self.runtime,
+                self.registry,
+                self.testing,
+                self.contacts,
+                self.explicit,
+            ),
         )
 
 
@@ -107,8 +178,33 @@ def _rebuild(
     log: LogSettings,
     source: str,
     runtime: RuntimeSettings,
+    registry: Path | None = None,
+    testing: TestingMode = TestingMode(),
+    contacts: ContactSettings = ContactSettings(),
+    explicit: frozenset[str] = frozenset(),
 ) -> Policy:
-    return Policy(MappingProxyType(actions), limits, log, source, runtime)
+    return Policy(
+        MappingProxyType(actions),
+        limits,
+        log,
+        source,
+        runtime,
+        registry,
+        testing,
+        contacts,
+        explicit,
+    )
+
+
+def _registry_actions(
+    actions: dict[str, Action], registry: Path | None, explicit: frozenset[str]
+) -> dict[str, Action]:
+    """Without a registry the name, phone and address rules take their defaults (warn: the guard
+    cannot know who is allowed); with one, those the policy does not set itself block."""
+    defaults = {spec.id: spec.default for spec in RULES}
+    for rule_id in REGISTRY_STRICT - explicit:
+        actions[rule_id] = Action.BLOCK if registry is not None else defaults[rule_id]
+    return actions
 
 
 _RANK = {Action.OFF: 0, Action.WARN: 1, Action.BLOCK: 2}
@@ -136,7 +232,10 @@ def weakenings(old: Policy, new: Policy) -> list[str]:
 
 
 _DEFAULT_TEXT = resources.files(__package__).joinpath("default_policy.toml").read_text("utf-8")
-_SECTIONS = {"rules", "limits", "log", "runtime"}
+_SECTIONS = {"rules", "limits", "log", "runtime", "registry", "testing", "contacts"}
+_REGISTRY_KEYS = {"file"}
+_TESTING_KEYS = {"mode", "case"}
+_CONTACT_KEYS = {"emails", "email_domains", "phones", "addresses", "address_patterns"}
 _LIMIT_KEYS = {"max_body_bytes", "max_decoded_bytes", "max_depth", "max_parts"}
 _LOG_KEYS = {"path", "max_bytes", "backups", "hash_key_file", "required"}
 _RUNTIME_KEYS = {"allow_weakening"}
@@ -170,8 +269,9 @@ def _positive_int(value: Any, name: str, where: str) -> int:
     return value
 
 
-def parse_policy(text: str, source: str = "<policy>") -> Policy:
-    """Parse a policy file's text, layered over the embedded default."""
+def parse_policy(text: str, source: str = "<policy>", source_dir: Path | None = None) -> Policy:
+    """Parse a policy file's text, layered over the embedded default. A relative registry path
+    is taken from ``source_dir`` (the policy file's folder), else the working directory."""
     try:
         user = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -264,7 +364,59 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
         if not isinstance(value, bool):
             raise PolicyError(f"{where}: runtime.{key} must be true or false, not {value!r}")
     runtime = RuntimeSettings(allow_weakening=runtime_raw["allow_weakening"])
-    return Policy(MappingProxyType(actions), limits, log, source, runtime)
+
+    registry_raw = base["registry"]
+    for key, value in registry_raw.items():
+        where = _where(source, text, key, "registry")
+        if key not in _REGISTRY_KEYS:
+            raise PolicyError(f"{where}: unknown key registry.{key}")
+        if not isinstance(value, str):
+            raise PolicyError(f"{where}: registry.{key} must be a string (a file path)")
+    registry: Path | None = None
+    if registry_raw["file"]:
+        registry = Path(registry_raw["file"]).expanduser()
+        if not registry.is_absolute() and source_dir is not None:
+            registry = source_dir / registry  # beside the policy file that names it
+
+    testing_raw = base["testing"]
+    for key, value in testing_raw.items():
+        where = _where(source, text, key, "testing")
+        if key not in _TESTING_KEYS:
+            raise PolicyError(f"{where}: unknown key testing.{key}")
+        if not isinstance(value, str):
+            raise PolicyError(f"{where}: testing.{key} must be a string")
+    testing = TestingMode.parse(
+        testing_raw["mode"], testing_raw["case"], _where(source, text, "mode", "testing")
+    )
+
+    contacts_raw = base["contacts"]
+    for key, value in contacts_raw.items():
+        where = _where(source, text, key, "contacts")
+        if key not in _CONTACT_KEYS:
+            raise PolicyError(f"{where}: unknown key contacts.{key}")
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise PolicyError(f"{where}: contacts.{key} must be a list of strings")
+    for pattern in contacts_raw["address_patterns"]:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            where = _where(source, text, "address_patterns", "contacts")
+            raise PolicyError(f"{where}: contacts.address_patterns: {exc}") from None
+    contacts = ContactSettings(**{key: tuple(contacts_raw[key]) for key in _CONTACT_KEYS})
+
+    explicit = frozenset(user.get("rules", {}))
+    actions = _registry_actions(actions, registry, explicit)
+    return Policy(
+        MappingProxyType(actions),
+        limits,
+        log,
+        source,
+        runtime,
+        registry,
+        testing,
+        contacts,
+        explicit,
+    )
 
 
 def default_policy() -> Policy:
@@ -283,4 +435,4 @@ def load_policy(path: str | Path | None) -> Policy:
         raise PolicyError(f"cannot read policy file {path}: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
         raise PolicyError(f"policy file {path} is not UTF-8 (byte {exc.start})") from exc
-    return parse_policy(text, str(path))
+    return parse_policy(text, str(path), path.parent)

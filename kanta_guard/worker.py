@@ -26,12 +26,15 @@ import signal
 import struct
 import sys
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from .masking import KeyedHasher
 from .model import Action, Finding, Protocol, Report, Request, Role, Verdict
 from .pipeline import Scanner, unscannable_report
 from .policy import Policy
+
+if TYPE_CHECKING:
+    from .registry import Registry
 
 __all__ = ["WorkerError", "WorkerPool", "main"]
 
@@ -59,7 +62,7 @@ class _Worker:
         self.expired = False
 
     @classmethod
-    async def start(cls, policy: Policy, key: bytes) -> _Worker:
+    async def start(cls, policy: Policy, key: bytes, registry: Registry | None = None) -> _Worker:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_SOURCE_ROOT, env.get("PYTHONPATH")]))
         process = await asyncio.create_subprocess_exec(
@@ -72,7 +75,7 @@ class _Worker:
         )
         worker = cls(process)
         try:
-            await worker._send(_dumps((policy, key)))
+            await worker._send(_dumps((policy, key, registry)))
             if await worker._receive() != _READY:
                 raise WorkerError("the scan worker did not start")
         except BaseException:
@@ -121,10 +124,18 @@ class WorkerPool:
     a worker that fails is replaced on the next request that needs one.
     """
 
-    def __init__(self, policy: Policy, key: bytes, size: int, timeout: float) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        key: bytes,
+        size: int,
+        timeout: float,
+        registry: Registry | None = None,
+    ) -> None:
         if size < 1:
             raise ValueError("a worker pool needs at least one worker")
         self.policy, self.size, self.timeout = policy, size, timeout
+        self.registry = registry
         self._key = key
         self._idle: asyncio.Queue[_Worker | None] = asyncio.Queue()
         self._all: set[_Worker] = set()
@@ -183,7 +194,10 @@ class WorkerPool:
         finally:
             if timer is not None:
                 timer.cancel()
-            self._idle.put_nowait(worker)
+            if self._closed:
+                self._discard(worker)  # retired while it scanned: its answer still counts
+            else:
+                self._idle.put_nowait(worker)
         return report
 
     async def _ensure(self, slot: _Worker | None) -> _Worker:
@@ -191,7 +205,9 @@ class WorkerPool:
             return slot
         self._discard(slot)
         try:
-            worker = await asyncio.wait_for(_Worker.start(self.policy, self._key), _START_TIMEOUT)
+            worker = await asyncio.wait_for(
+                _Worker.start(self.policy, self._key, self.registry), _START_TIMEOUT
+            )
         except TimeoutError:
             raise WorkerError(
                 f"the scan worker did not start within {_START_TIMEOUT:g} s"
@@ -203,6 +219,14 @@ class WorkerPool:
         if worker is not None:
             worker.kill()
             self._all.discard(worker)
+
+    def retire(self) -> None:
+        """Take no new requests; stop each worker once its scan in progress (if any) is
+        answered. (A new configuration swaps pools: a request already with a worker is judged
+        under the configuration it started with, never a mix.)"""
+        self._closed = True
+        while not self._idle.empty():
+            self._discard(self._idle.get_nowait())
 
     def close(self) -> None:
         """Stop every worker (also safe when the event loop is no longer running)."""
@@ -308,8 +332,8 @@ def main() -> int:
     setup = _read_frame(requests)
     if setup is None:
         return 1
-    policy, key = pickle.loads(setup)
-    scanner = Scanner(policy, KeyedHasher(key))
+    policy, key, registry = pickle.loads(setup)
+    scanner = Scanner(policy, KeyedHasher(key), registry=registry)
     _write_frame(answers, _READY)
     while (frame := _read_frame(requests)) is not None:
         request = Request(*pickle.loads(frame))

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import identity_policy
 
-from kanta_guard import KeyedHasher, Scanner, default_policy
+from kanta_guard import KeyedHasher, Scanner
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -25,8 +26,8 @@ def _hash_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 @pytest.fixture(scope="session")
 def scanner() -> Scanner:
-    """A scanner on the embedded default policy."""
-    return Scanner(default_policy(), KeyedHasher(TEST_KEY))
+    """A scanner on the embedded default policy, identity-code rules only (``identity_policy``)."""
+    return Scanner(identity_policy(), KeyedHasher(TEST_KEY))
 
 
 def corpus_dir() -> Path:

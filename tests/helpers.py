@@ -6,6 +6,10 @@ import base64
 import json
 from pathlib import Path
 from string import Template
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kanta_guard.policy import Policy
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 _CHECK = "0123456789ABCDEFHJKLMNPRSTUVWXY"
@@ -69,3 +73,35 @@ def bundle(
         attachment_b64=b64(json.dumps(attachment)),
         **values,
     )
+
+
+#: The personal-data rules (names, contacts, addresses): the identity-code tests turn them off,
+#: so that a fixture's test names do not change the verdicts they are about.
+PERSONAL_RULES = (
+    "name.unregistered",
+    "name.mismatch",
+    "name.narrative",
+    "email.personal",
+    "phone.personal",
+    "address.personal",
+)
+
+
+def identity_policy_text() -> str:
+    """A policy file's text: the personal-data rules off, the rest as embedded."""
+    rules = "\n".join(f'"{rule}" = "off"' for rule in PERSONAL_RULES)
+    return f"[rules]\n{rules}\n"
+
+
+def identity_policy() -> Policy:
+    """The embedded default policy with the personal-data rules off: identity codes only."""
+    from kanta_guard.policy import parse_policy
+
+    return parse_policy(identity_policy_text(), "<identity-code rules only>")
+
+
+def identity_policy_file(folder: Path) -> Path:
+    """``identity_policy`` as a file in ``folder`` (for the proxy and the CLI)."""
+    path = folder / "identity-policy.toml"
+    path.write_text(identity_policy_text(), "utf-8")
+    return path

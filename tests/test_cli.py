@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import corpus_dir
-from helpers import REAL, cda
+from helpers import REAL, cda, identity_policy_file
 
 from kanta_guard.cli import _parser, guard_settings, main
 
@@ -27,9 +27,24 @@ CORPUS_VERDICTS = {
 }
 
 
-def scan_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, object]]:
-    """Run ``kanta-guard scan --json`` and return its exit code and parsed output."""
-    code = main(["scan", "--json", *args])
+#: The identity-code policy file of the running test (``_identity_rules``).
+_IDENTITY: list[str] = [""]
+
+
+@pytest.fixture(autouse=True)
+def _identity_rules(tmp_path: Path) -> None:
+    """These tests are about identity codes: ``scan_json`` runs on the identity-code rules
+    only, unless a test asks for the embedded default policy."""
+    _IDENTITY[0] = str(identity_policy_file(tmp_path))
+
+
+def scan_json(
+    capsys: pytest.CaptureFixture[str], *args: str, policy: str | None = "identity"
+) -> tuple[int, dict[str, object]]:
+    """Run ``kanta-guard scan --json`` and return its exit code and parsed output (on the
+    identity-code rules only; ``policy=None``: the embedded default)."""
+    extra = ["--policy", _IDENTITY[0]] if policy == "identity" else []
+    code = main(["scan", "--json", *extra, *args])
     return code, json.loads(capsys.readouterr().out)
 
 
@@ -42,6 +57,22 @@ def test_corpus_verdicts(capsys: pytest.CaptureFixture[str], name: str, verdict:
     assert isinstance(files, list)
     assert files[0]["verdict"] == verdict
     assert code == (1 if verdict == "block" else 0)
+
+
+@pytest.mark.parametrize(("name", "verdict"), sorted(CORPUS_VERDICTS.items()))
+def test_corpus_under_the_default_policy(
+    capsys: pytest.CaptureFixture[str], name: str, verdict: str
+) -> None:
+    """Under the embedded default (no registry) no corpus file that passes is blocked: the
+    name, phone and address rules only warn, and say how to configure a registry."""
+    code, out = scan_json(capsys, str(corpus_dir() / name), policy=None)
+    files = out["files"]
+    assert isinstance(files, list)
+    if verdict == "block":
+        assert files[0]["verdict"] == "block"
+    else:
+        assert files[0]["verdict"] in ("pass", "warn"), files[0]["findings"]
+        assert code == 0
 
 
 def test_corpus_whole_directory(capsys: pytest.CaptureFixture[str]) -> None:
@@ -77,8 +108,9 @@ def test_human_output(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Non
     clean, dirty = tmp_path / "clean.xml", tmp_path / "dirty.xml"
     clean.write_text(cda(), "utf-8")
     dirty.write_text(cda(guardian=REAL), "utf-8")
-    assert main(["scan", str(clean)]) == 0
-    assert main(["scan", str(clean), str(dirty)]) == 1
+    policy = ["--policy", _IDENTITY[0]]
+    assert main(["scan", *policy, str(clean)]) == 0
+    assert main(["scan", *policy, str(clean), str(dirty)]) == 1
     out = capsys.readouterr().out
     assert "PASS   " in out and "BLOCK  " in out and "hetu.real" in out
     assert REAL not in out

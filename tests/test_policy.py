@@ -110,3 +110,59 @@ def test_runtime_and_log_defaults_are_safe() -> None:
     policy = default_policy()
     assert policy.log.required is True
     assert policy.runtime.allow_weakening is False
+
+
+# -- registry, testing mode, contacts (issue 8) -------------------------------------------------
+
+
+def test_without_a_registry_names_phones_addresses_warn_and_emails_block() -> None:
+    policy = default_policy()
+    assert policy.registry is None and str(policy.testing) == "independent"
+    for rule_id in ("name.unregistered", "name.mismatch", "phone.personal", "address.personal"):
+        assert policy.action(rule_id) is Action.WARN
+    assert policy.action("email.personal") is Action.BLOCK
+
+
+def test_a_registry_makes_the_personal_data_rules_block(tmp_path: Path) -> None:
+    file = tmp_path / "policy.toml"
+    file.write_text('[registry]\nfile = "ids.toml"\n[rules]\n"phone.personal" = "warn"\n')
+    policy = load_policy(file)
+    assert policy.registry == tmp_path / "ids.toml"  # beside the policy file
+    assert policy.action("name.unregistered") is Action.BLOCK
+    assert policy.action("address.personal") is Action.BLOCK
+    assert policy.action("phone.personal") is Action.WARN  # set by the policy itself
+    back = policy.with_registry(None)
+    assert back.action("name.unregistered") is Action.WARN
+    assert back.digest != policy.digest
+
+
+def test_joint_testing_needs_a_case() -> None:
+    policy = parse_policy('[testing]\nmode = "joint"\ncase = "TC-7"\n')
+    assert policy.testing.joint and policy.testing.case == "TC-7"
+    with pytest.raises(PolicyError, match=r"line 2.*joint testing needs a test case"):
+        parse_policy('[testing]\nmode = "joint"\n')
+    with pytest.raises(PolicyError, match="neither independent nor joint"):
+        parse_policy('[testing]\nmode = "yhteis"\n')
+    with pytest.raises(PolicyError, match=r"unknown key testing\.pool"):
+        parse_policy('[testing]\npool = "joint"\n')
+
+
+def test_contacts_are_validated() -> None:
+    policy = parse_policy(
+        '[contacts]\nemails = ["a@example.org"]\naddress_patterns = ["Testi.*"]\n'
+    )
+    assert policy.contacts.emails == ("a@example.org",)
+    with pytest.raises(PolicyError, match=r"contacts\.phones must be a list of strings"):
+        parse_policy('[contacts]\nphones = "040"\n')
+    with pytest.raises(PolicyError, match="address_patterns"):
+        parse_policy('[contacts]\naddress_patterns = ["("]\n')
+
+
+def test_testing_mode_survives_pickling_for_the_workers() -> None:
+    import pickle
+
+    policy = parse_policy('[testing]\nmode = "joint"\ncase = "TC-7"\n').with_registry(
+        Path("/tmp/x.toml")
+    )
+    again = pickle.loads(pickle.dumps(policy))
+    assert again == policy and again.digest == policy.digest

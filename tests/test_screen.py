@@ -13,13 +13,24 @@ from typing import Any
 
 import pytest
 from conftest import TEST_KEY, corpus_dir
-from helpers import REAL, REAL_2, TEST, b64, bundle, cda, code, render, soap_with_cda
+from helpers import (
+    REAL,
+    REAL_2,
+    TEST,
+    b64,
+    bundle,
+    cda,
+    code,
+    identity_policy,
+    render,
+    soap_with_cda,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_cli import CORPUS_VERDICTS
 from test_pipeline import CHARSETS, PLACEMENTS, UNSCANNABLE, _mtom, _nonxml_cda, post
 
-from kanta_guard import KeyedHasher, Request, Scanner, Verdict, default_policy
+from kanta_guard import KeyedHasher, Request, Scanner, Verdict
 from kanta_guard.detectors import HetuDetector
 from kanta_guard.model import Context, Field, Hit
 from kanta_guard.rules import RuleSpec
@@ -45,9 +56,9 @@ class _Blind:
         return self._inner.screen(data, joined=True) if joined else None
 
 
-FAST = Scanner(default_policy(), KeyedHasher(TEST_KEY))
+FAST = Scanner(identity_policy(), KeyedHasher(TEST_KEY))
 _D, _N, _C = REAL[:6], REAL[7:10], REAL[10]
-FULL = Scanner(default_policy(), KeyedHasher(TEST_KEY), detectors=(_Blind(),))
+FULL = Scanner(identity_policy(), KeyedHasher(TEST_KEY), detectors=(_Blind(),))
 
 
 def _requests() -> Iterator[tuple[str, Request]]:
@@ -303,7 +314,7 @@ def test_clean_xml_is_parsed_once_and_not_walked(monkeypatch: pytest.MonkeyPatch
 def test_inert_certificate_is_remembered_and_codes_still_found() -> None:
     """A certificate-sized Base64 blob found inert is not decoded again by the same scanner; a
     blob of the same size with a real code inside is still blocked, every time."""
-    scanner = Scanner(default_policy(), KeyedHasher(TEST_KEY))
+    scanner = Scanner(identity_policy(), KeyedHasher(TEST_KEY))
     cert = b64(bytes(range(256)) * 6)  # 1.5 KB of binary, like a DER certificate
     dirty = b64(("x " * 600 + REAL).encode())
     clean_doc = cda().replace("<title>", f"<sig>{cert}</sig><title>")

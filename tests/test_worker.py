@@ -10,18 +10,27 @@ from pathlib import Path
 
 import pytest
 from conftest import TEST_KEY
-from helpers import REAL, TEST, bundle, cda, code, soap_with_cda
+from helpers import (
+    REAL,
+    TEST,
+    bundle,
+    cda,
+    code,
+    identity_policy,
+    identity_policy_file,
+    soap_with_cda,
+)
 from mitmproxy import http
 from mitmproxy.addons import proxyserver
 from mitmproxy.test import taddons, tflow
 
-from kanta_guard import KeyedHasher, Request, Scanner, Verdict, default_policy
+from kanta_guard import KeyedHasher, Request, Scanner, Verdict
 from kanta_guard.proxy.flows import MARK_BLOCKED
 from kanta_guard.proxy.guard import INLINE_BYTES, HttpGuard
 from kanta_guard.proxy.state import GuardState
 from kanta_guard.worker import WorkerPool
 
-POLICY = default_policy()
+POLICY = identity_policy()
 LOCAL = Scanner(POLICY, KeyedHasher(TEST_KEY))
 
 
@@ -170,7 +179,11 @@ def _large(document: str) -> str:
 
 def _guard(log: Path, workers: int) -> HttpGuard:
     """The HTTP guard as the launcher configures it, with ``workers`` scan workers."""
-    return HttpGuard(GuardState(), {"kanta_guard_log": str(log), "kanta_guard_workers": workers})
+    policy = identity_policy_file(log.parent)
+    return HttpGuard(
+        GuardState(),
+        {"kanta_guard_log": str(log), "kanta_guard_workers": workers, "kanta_guard_policy": policy},
+    )
 
 
 def _flow(body: str, content_type: str) -> http.HTTPFlow:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..model import Field, Hit
 from ..rules import RuleSpec
 from .hetu import HetuDetector
 
-__all__ = ["DETECTORS", "Detector", "HetuDetector"]
+if TYPE_CHECKING:
+    from ..policy import Policy
+    from ..registry import Registry
+
+__all__ = ["DETECTORS", "Detector", "HetuDetector", "detectors_for"]
 
 
 class Detector(Protocol):
@@ -21,15 +25,15 @@ class Detector(Protocol):
     #: always yield those, whatever the screen says.
     systems: frozenset[str]
 
-    def detect(self, field: Field) -> Iterator[Hit]: ...
+    def detect(self, field: Field) -> Iterator[Hit]:
+        """Hits for one field.
 
-    def count(self, field: Field) -> int:
-        """How many hits ``detect`` would yield for ``field``, at a fraction of its cost.
-
-        The pipeline asks this instead of ``detect`` once a report holds its cap of findings
-        and already blocks: a request carrying a quarter of a million codes is answered in
-        seconds with the first findings and a count of the rest. (Optional: a detector without
-        it is asked ``detect``, its hits counted.)
+        A detector may also have ``count(field) -> int``: how many hits ``detect`` would yield,
+        at a fraction of its cost. The pipeline asks it instead of ``detect`` once a report
+        holds its cap of findings and already blocks (a request carrying a quarter of a million
+        codes is answered in seconds with the first findings and a count of the rest); a
+        detector without it is asked ``detect``. And ``judge(party) -> Iterator[Hit]``: hits for
+        a person or organisation the parsers found (``model.Party``).
         """
         ...
 
@@ -52,5 +56,32 @@ class Detector(Protocol):
         ...
 
 
-#: The detectors every field goes through, in order.
+#: The identity-code detector alone (what needs no configuration).
 DETECTORS: tuple[Detector, ...] = (HetuDetector(),)
+
+
+def detectors_for(policy: Policy, registry: Registry | None = None) -> tuple[Detector, ...]:
+    """The detectors a scanner under this policy runs, in order: identity codes; with a
+    registry, the registry's test codes under the policy's testing mode; e-mail addresses and
+    phone numbers anywhere; full names in free text; persons (names and addresses)."""
+    # (Imported here: they load lexicons and libraries the identity-code scan alone needs not.)
+    from .contacts import ContactDetector
+    from .narrative import NarrativeNameDetector
+    from .persons import PersonDetector
+    from .registry import RegistryCodeDetector
+
+    contacts = policy.contacts
+    found: list[Detector] = [HetuDetector()]
+    if registry is not None:
+        found.append(RegistryCodeDetector(registry, policy.testing))
+    found.append(
+        ContactDetector(
+            allowed_emails=frozenset(contacts.emails),
+            allowed_email_domains=frozenset(contacts.email_domains),
+            allowed_phones=frozenset(contacts.phones),
+            registry=registry,
+        )
+    )
+    found.append(NarrativeNameDetector(registry))
+    found.append(PersonDetector(registry, contacts))
+    return tuple(found)

@@ -13,7 +13,7 @@ from typing import Protocol as TypingProtocol
 from .. import idcode
 from ..errors import UnscannableError
 from ..mediatype import MediaType
-from ..model import Context, Field, Payload, Protocol
+from ..model import Context, Field, Party, Payload, Protocol
 from ..policy import Limits
 
 __all__ = [
@@ -33,7 +33,7 @@ __all__ = [
     "wanted_texts",
 ]
 
-type Item = Field | Payload
+type Item = Field | Payload | Party
 
 #: Declared types under which a body is sniffed: XML if it starts with "<", JSON with "{" or "[".
 SNIFF_TYPES = frozenset({"", "text/plain", "application/octet-stream"})

@@ -241,7 +241,12 @@ def _cross_off(left: set[bytes], item: Item) -> None:
     """Remove from ``left`` the needles this field or member shows (it reports them itself)."""
     if not left:
         return
-    data = item.value.encode("utf-8", "surrogatepass") if isinstance(item, Field) else item.data
+    if isinstance(item, Field):
+        data = item.value.encode("utf-8", "surrogatepass")
+    elif isinstance(item, Payload):
+        data = item.data
+    else:
+        return  # a party: its values are fields of their own
     for needle in [n for n in left if n in data]:
         left.discard(needle)
 

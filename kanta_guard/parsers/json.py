@@ -32,6 +32,7 @@ from .base import (
     nested,
     normalise_system,
 )
+from .parties import fhir_json_parties
 from .text import text_fields
 
 __all__ = ["JsonParser"]
@@ -121,6 +122,11 @@ class JsonParser:
             raise UnscannableError("JSON nested too deeply", location) from None
         if "fhir" in media.type or _has_resource_type(doc):
             state.note_protocol(Protocol.FHIR_JSON)
+        if '"resourceType"' in text:
+            # The persons and organisations of FHIR resources, read from plain objects (where
+            # a key is duplicated the last one, as json.loads; the walk reads every one).
+            plain = doc if fast else json.loads(text, parse_int=_integer)
+            yield from fhir_json_parties(plain, payload.location)
         if fast:
             # No free text can fire and nothing is encoded inside: only the identifiers of the
             # detectors' systems need reading, found without walking the document.

@@ -36,7 +36,7 @@ from ..charset import sniff_bom, xml_declared_encoding
 from ..errors import UnscannableError
 from ..idcode import mask_any_form, quote_input
 from ..mediatype import MediaType, sniff_document
-from ..model import Context, Field, Payload, Protocol, Role
+from ..model import Context, Field, Party, Payload, Protocol, Role
 from ..roles import FHIR_KEY_ROLES, FHIR_RESOURCE_ROLES, XML_ROLES
 from ..search import holds
 from .base import (
@@ -49,6 +49,7 @@ from .base import (
     nested,
     normalise_system,
 )
+from .parties import fhir_xml_parties, v3_parties
 from .text import text_fields
 
 __all__ = ["XmlParser"]
@@ -198,7 +199,9 @@ class XmlParser:
         except UnscannableError:
             return  # that reading does not decode: no receiver reads the document so
         # (Past here an error is the scan's: too much decoded content, invalid declared Base64.)
-        for item in self._parse_reading(payload, other, state):
+        for item in self._parse_reading(payload, other, state, parties=False):
+            if isinstance(item, Party):
+                continue
             if isinstance(item, Payload):
                 if item.data not in seen:
                     yield item
@@ -206,7 +209,7 @@ class XmlParser:
             yield dataclasses.replace(item, view_of=item.location)
 
     def _parse_reading(
-        self, payload: Payload, media: MediaType, state: ScanState
+        self, payload: Payload, media: MediaType, state: ScanState, *, parties: bool = True
     ) -> Iterator[Item]:
         """One reading of the document: its tree, and what the screens make of the tree's text.
 
@@ -234,6 +237,8 @@ class XmlParser:
             yield from _fallback_text(payload)
             return
         self._note_protocol(etree.QName(root).namespace or "", state)
+        if parties:
+            yield from _parties(root, payload)
         if raw is None:
             raw = _utf8(payload.data, media, root)
         markup = _markup_reading(raw, root)
@@ -645,6 +650,19 @@ def _saml_system(el: etree._Element) -> str | None:
         return None
     name = parent.get("Name")
     return normalise_system(name) if name else None
+
+
+def _parties(root: etree._Element, payload: Payload) -> Iterator[Party]:
+    """The persons and organisations of a CDA/HL7 V3 or FHIR XML document (``parties``)."""
+
+    def locate(el: etree._Element) -> str:
+        return _locate(payload, el, "")
+
+    def role_of(el: etree._Element) -> Role:
+        return _context_of(el, payload.context).role
+
+    yield from v3_parties(root, locate, role_of)
+    yield from fhir_xml_parties(root, locate, role_of)
 
 
 def _fallback_text(payload: Payload) -> Iterator[Item]:

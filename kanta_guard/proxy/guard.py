@@ -12,6 +12,7 @@ judges is what leaves: mitmproxy's ``modify_body``, ``modify_headers``, ``map_re
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Mapping
@@ -27,8 +28,9 @@ from ..idcode import mask_text
 from ..masking import KeyedHasher, load_key
 from ..model import Report, Request, Verdict
 from ..pipeline import Scanner, protocol_of, unscannable_report
-from ..policy import load_policy, weakenings
+from ..policy import Policy, TestingMode, load_policy, weakenings
 from ..refusals import refusal, refused_report, unavailable_report, with_findings
+from ..registry import RegistryError, load_registry
 from ..rules import REFUSED
 from ..worker import WorkerPool
 from .flows import client_address, flow_request, mark, record
@@ -42,8 +44,20 @@ logger = logging.getLogger("kanta_guard")
 
 #: The guard's own options: a change to any of them rebuilds the scanner, log and workers.
 OPTIONS = frozenset(
-    {"kanta_guard_policy", "kanta_guard_log", "kanta_guard_workers", "kanta_guard_scan_timeout"}
+    {
+        "kanta_guard_policy",
+        "kanta_guard_log",
+        "kanta_guard_workers",
+        "kanta_guard_scan_timeout",
+        "kanta_guard_registry",
+        "kanta_guard_mode",
+        "kanta_guard_case",
+    }
 )
+#: How often the registry file is looked at for changes (seconds).
+REGISTRY_POLL = 1.0
+#: The testing-mode option's values: as the policy says, or one of the two modes.
+MODES = ("policy", "independent", "joint")
 
 #: Requests whose body is at most this long, and not content-encoded, are scanned on the proxy's
 #: own thread even when there are workers: a scan that small (a GET, a FHIR resource of a few KB:
@@ -102,6 +116,7 @@ class HttpGuard:
         self.settings = dict(settings or {})
         self._running = False
         self._workers_wanted: tuple[int, float] | None = None
+        self._watcher: asyncio.Task[None] | None = None
 
     # -- options --------------------------------------------------------------------------------
 
@@ -147,6 +162,31 @@ class HttpGuard:
             """,
         )
         contentviews.add(KantaGuardView)
+        loader.add_option(
+            "kanta_guard_registry",
+            str,
+            str(settings.get("kanta_guard_registry", "")),
+            """
+            Registry of test identities (TOML or CSV), overriding the policy's [registry] file.
+            Reloaded when it changes; a bad new version is refused and the last good one stays.
+            """,
+        )
+        loader.add_option(
+            "kanta_guard_mode",
+            str,
+            str(settings.get("kanta_guard_mode", "policy")),
+            """
+            Testing mode: independent, or joint (with kanta_guard_case); "policy": as the
+            policy's [testing] says. A request is judged under one mode, never a mix.
+            """,
+            choices=MODES,
+        )
+        loader.add_option(
+            "kanta_guard_case",
+            str,
+            str(settings.get("kanta_guard_case", "")),
+            "Test case id of joint testing (the cases the joint codes were requested for).",
+        )
         if self.settings:
             # Launched by kanta-guard run/web: configure now, before the proxy listens.
             try:
@@ -168,7 +208,7 @@ class HttpGuard:
             return
         self._apply()
 
-    def _apply(self) -> None:
+    def _apply(self, reload_registry: bool = False) -> None:
         """Build (or rebuild) the policy, scanner, log and workers from the options.
 
         Nothing is swapped in until all of it is built; at run time, a policy weaker than the
@@ -176,11 +216,17 @@ class HttpGuard:
         """
         state, options = self.state, ctx.options
         try:
-            policy = load_policy(options.kanta_guard_policy)
+            policy = _configured_policy(options)
             key = load_key(policy.log.hash_key_file)
             hasher = KeyedHasher(key)
-        except PolicyError as exc:
-            raise exceptions.OptionsError(f"kanta-guard: {exc}") from exc
+            registry, stamp = state.registry, state.registry_stamp
+            if policy.registry is None:
+                registry, stamp = None, None
+            elif registry is None or registry.path != policy.registry or reload_registry:
+                stamp = _stamp(policy.registry)
+                registry = load_registry(policy.registry)
+        except (PolicyError, RegistryError) as exc:
+            raise exceptions.OptionsError(f"kanta-guard: {mask_text(str(exc))}") from exc
         old = state.policy
         if self._running and old is not None:
             weaker = weakenings(old, policy)
@@ -197,6 +243,7 @@ class HttpGuard:
             and state.log is not None
             and policy.digest == old.digest
             and policy.source == old.source
+            and registry is state.registry
             and state.log.path == log_path
             and self._workers_wanted
             == (options.kanta_guard_workers, options.kanta_guard_scan_timeout)
@@ -211,14 +258,17 @@ class HttpGuard:
                 raise exceptions.OptionsError(f"kanta-guard: {exc}") from exc
         count = options.kanta_guard_workers
         workers = (
-            WorkerPool(policy, key, count, options.kanta_guard_scan_timeout) if count else None
+            WorkerPool(policy, key, count, options.kanta_guard_scan_timeout, registry)
+            if count
+            else None
         )
         if state.log is not None and state.log is not log:
             state.log.close()
             state.log_error = state.rotation_error = None  # a new log: its health is unknown
         if state.workers is not None:
-            state.workers.close()
-        state.policy, state.scanner = policy, Scanner(policy, hasher)
+            state.workers.retire()  # scans in progress finish under the old configuration
+        state.policy, state.scanner = policy, Scanner(policy, hasher, registry=registry)
+        state.registry, state.registry_stamp = registry, stamp
         state.log, state.workers, state.config_error = log, workers, None
         self._workers_wanted = (count, options.kanta_guard_scan_timeout)
         # A hard backstop: bodies far beyond the scan limit are refused before being buffered.
@@ -243,15 +293,49 @@ class HttpGuard:
                 digest=policy.digest,
                 rules={rule: str(action) for rule, action in policy.actions.items()},
                 log=str(state.log.path),
+                registry=str(policy.registry or ""),
+                registry_digest=state.registry.digest if state.registry else "",
+                identities=len(state.registry) if state.registry else 0,
+                mode=str(policy.testing),
             )
         )
+        registry = state.registry
         logger.warning(
-            "kanta-guard: %s policy %s %s, log %s",
+            "kanta-guard: %s policy %s %s, log %s, %s, testing mode %s",
             "active" if change == "start" else "changed to",
             mask_text(policy.source),
             policy.digest,
             mask_text(str(state.log.path)),
+            f"registry {mask_text(str(registry.path))} ({len(registry)} test identities)"
+            if registry is not None
+            else "no registry of test identities",
+            policy.testing,
         )
+
+    async def _watch_registry(self) -> None:
+        """Reload the registry when its file changes; a bad version is refused, the last good
+        one staying in force (and saying so)."""
+        while self._running:
+            await asyncio.sleep(REGISTRY_POLL)
+            state = self.state
+            policy = state.policy
+            if policy is None or policy.registry is None:
+                continue
+            stamp = _stamp(policy.registry)
+            if stamp == state.registry_stamp:
+                continue
+            try:
+                self._apply(reload_registry=True)
+            except exceptions.OptionsError as exc:
+                state.registry_stamp = stamp  # reported once per version
+                logger.error(
+                    "%s; the registry in force stays (%s test identities)",
+                    exc,
+                    len(state.registry) if state.registry else 0,
+                )
+                state.write(make_event("registry", change="refused", reason=str(exc)))
+            else:
+                state.write(make_event("registry", change="reloaded"))
 
     def _check_order(self) -> None:
         """Refuse to run where an addon after the guard could change what it judged."""
@@ -296,6 +380,8 @@ class HttpGuard:
             self._announce("start")
         finally:
             self.state.starting = False
+        # (A reference kept: the event loop holds only a weak one to its tasks.)
+        self._watcher = asyncio.get_running_loop().create_task(self._watch_registry())
         if self.state.workers is not None:
             # Workers start with the proxy, so that the first requests do not wait for them.
             await self.state.workers.start()
@@ -556,3 +642,26 @@ def _addons_after(addon: object) -> list[str]:
         ):
             names.append(str(getattr(item, "name", type(item).__name__.lower())))
     return names
+
+
+def _configured_policy(options: Any) -> Policy:
+    """The policy file's policy, with the registry and testing mode the options set."""
+    policy = load_policy(options.kanta_guard_policy)
+    if options.kanta_guard_registry:
+        policy = policy.with_registry(Path(options.kanta_guard_registry).expanduser())
+    mode = options.kanta_guard_mode
+    if mode != "policy" or options.kanta_guard_case:
+        if mode == "policy":
+            mode = "joint" if policy.testing.joint else "independent"
+        case = (options.kanta_guard_case or policy.testing.case) if mode == "joint" else ""
+        policy = policy.with_testing(TestingMode.parse(mode, case, "kanta_guard_mode"))
+    return policy
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """(mtime, size) of a file, None if it cannot be read: a change of either is a new version."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size

@@ -17,6 +17,7 @@ from ..eventlog import EventLog, LogRotationError, make_event
 from ..idcode import mask_text
 from ..pipeline import Scanner
 from ..policy import Policy
+from ..registry import Registry
 from ..worker import WorkerPool
 
 __all__ = ["GuardState"]
@@ -36,6 +37,10 @@ class GuardState:
     scanner: Scanner | None = None
     log: EventLog | None = None
     workers: WorkerPool | None = None
+    #: The registry of test identities in force (the last good version), None without one.
+    registry: Registry | None = None
+    #: (mtime_ns, size) of the registry file when it was last read, good or not.
+    registry_stamp: tuple[int, int] | None = None
     #: Why the guard is not configured (a start-up failure), shown in every refusal.
     config_error: str | None = "kanta-guard has not been configured yet"
     #: The last failure to write the log (masked), or None while it writes.

@@ -32,6 +32,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from helpers import identity_policy_file
 
 ROOT = Path(__file__).resolve().parents[2]
 HASH_KEY = "kanta-guard-e2e-test-key-0123456789"
@@ -242,12 +243,19 @@ class Proxy:
         return self.workdir / "proxy.stderr"
 
     def command(self) -> list[str]:
+        # The identity-code rules only, unless the test names a policy: a fixture's test
+        # names are not what most of these tests are about (tests/e2e/test_personal.py).
+        policy: list[str] = []
+        if not any(a == "--policy" or "kanta_guard_policy" in a for a in self.args):
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            policy = ["--policy", str(identity_policy_file(self.workdir))]
         return [
             sys.executable, "-m", "kanta_guard.cli", "run",
             "--listen-host", LOOPBACK,
             "--listen-port", str(self.port),
             "--confdir", str(self.confdir),
             "--log", str(self.log),
+            *policy,
             *self.args,
         ]  # fmt: skip
 

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import REAL, TEST, bundle, cda, soap_with_cda
+from helpers import REAL, TEST, bundle, cda, identity_policy_file, soap_with_cda
 from mitmproxy import contentviews, exceptions, http
 from mitmproxy.addons import proxyserver
 from mitmproxy.test import taddons, tflow
@@ -49,9 +49,10 @@ def flow(
 def make_guard(log: Path, **settings: object) -> HttpGuard:
     """An HTTP guard configured as the launcher configures it (settings as option defaults)."""
     # Scans in the test's own thread; tests/test_worker.py runs the worker processes.
-    return HttpGuard(
-        GuardState(), {"kanta_guard_log": str(log), "kanta_guard_workers": 0, **settings}
-    )
+    base = {"kanta_guard_log": str(log), "kanta_guard_workers": 0}
+    # The identity-code rules only (a fixture's test names are not what these tests are about).
+    base["kanta_guard_policy"] = str(identity_policy_file(log.parent))
+    return HttpGuard(GuardState(), {**base, **settings})
 
 
 @pytest.fixture
@@ -466,7 +467,8 @@ def test_weaker_policy_at_run_time_is_refused(guard, tmp_path: Path) -> None:  #
     weak.write_text('[rules]\n"hetu.real" = "warn"\n')
     with pytest.raises(exceptions.OptionsError, match=r"enforces less.*hetu\.real"):
         tctx.configure(addon, kanta_guard_policy=str(weak))
-    assert addon.state.policy is not None and addon.state.policy.source == "<embedded default>"
+    assert addon.state.policy is not None
+    assert addon.state.policy.source.endswith("identity-policy.toml")
     strict = tmp_path / "strict.toml"
     strict.write_text('[rules]\n"hetu.malformed_test" = "block"\n')
     tctx.configure(addon, kanta_guard_policy=str(strict))

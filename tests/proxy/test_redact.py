@@ -8,17 +8,17 @@ import contextlib
 import json
 from pathlib import Path
 
-from helpers import REAL, bundle, cda
+from helpers import REAL, bundle, cda, identity_policy
 from mitmproxy import http
 from mitmproxy.addons import proxyserver
 from mitmproxy.test import taddons, tflow
 
-from kanta_guard import KeyedHasher, Scanner, default_policy
+from kanta_guard import KeyedHasher, Scanner
 from kanta_guard.proxy.guard import HttpGuard
 from kanta_guard.proxy.redact import REDACTED_HEADER, WITHHELD, Redactor, redact_request
 from kanta_guard.proxy.state import GuardState
 
-SCANNER = Scanner(default_policy(), KeyedHasher(b"kanta-guard-test-key-0123456789"))
+SCANNER = Scanner(identity_policy(), KeyedHasher(b"kanta-guard-test-key-0123456789"))
 
 
 def post(body: str, content_type: str, **headers: str) -> http.HTTPFlow:

@@ -1,0 +1,183 @@
+"""Detector for the rules on persons: ``name.unregistered``, ``name.mismatch``,
+``address.personal``.
+
+The guard cannot know who is real from a name alone; it can know who is *allowed*: the
+supplier's registry of its test identities. Each person a document names (a
+:class:`~kanta_guard.model.Party`, with its codes, names and addresses together) is judged:
+
+* a name on a registered test code must be that code's registered name (``name.mismatch``: a
+  real person's name on a test code);
+* any other person's name must be a registered identity's (``name.unregistered``); a
+  professional's, a registered professional's. Names are compared as Finnish names vary
+  (``kanta_guard.names``). Without a registry every name is unregistered: the rule warns by
+  default and says how to configure one;
+* a person's street address must be listed in the policy or the registry, or match one of the
+  policy's test patterns (``address.personal``).
+
+Organisations are not judged: a hospital's name, switchboard and street address are not
+personal data. E-mail addresses and phone numbers are judged wherever they stand, persons'
+contact points included, by ``kanta_guard.detectors.contacts``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from .. import idcode
+from ..contacts import mask_address, mask_name, normalise_address
+from ..model import HETU_OID, Address, Context, Field, Hit, Party, PartyKind, PersonName, Role
+from ..names import WrittenName, name_parts, readings, same_name
+from ..policy import ContactSettings
+from ..registry import Registry, TestIdentity
+from ..rules import RuleSpec, rule
+
+__all__ = ["PersonDetector"]
+
+#: Roles whose names are judged against the registry's professionals.
+PROFESSIONAL_ROLES = frozenset(
+    {
+        Role.PROFESSIONAL,
+        Role.AUTHOR,
+        Role.AUTHENTICATOR,
+        Role.LEGAL_AUTHENTICATOR,
+        Role.DATA_ENTERER,
+    }
+)
+#: Roles whose names are judged against the registry's other identities.
+CITIZEN_ROLES = frozenset({Role.PATIENT, Role.GUARDIAN, Role.RELATED_PERSON, Role.SUBJECT})
+_NO_REGISTRY = (
+    "no registry of test identities is configured, so no name can be shown to be a test "
+    "identity's: set [registry] file in the policy (or --registry) to a list of your "
+    "Kela-issued test identities"
+)
+
+
+class PersonDetector:
+    """Judges the persons of a document: their names and street addresses."""
+
+    name = "persons"
+    systems: frozenset[str] = frozenset()
+    rules: tuple[RuleSpec, ...] = (
+        rule("name.unregistered"),
+        rule("name.mismatch"),
+        rule("address.personal"),
+    )
+
+    def __init__(self, registry: Registry | None, contacts: ContactSettings) -> None:
+        self.registry = registry
+        self._addresses = frozenset(normalise_address(a) for a in contacts.addresses)
+        self._patterns = tuple(re.compile(p, re.IGNORECASE) for p in contacts.address_patterns)
+
+    # Fields are judged by the other detectors; persons come as parties.
+    def detect(self, field: Field) -> Iterator[Hit]:
+        return iter(())
+
+    def screen(self, data: bytes, *, joined: bool = False) -> frozenset[bytes] | None:
+        return frozenset()
+
+    def judge(self, party: Party) -> Iterator[Hit]:
+        """Hits for one party (persons only)."""
+        if party.kind is not PartyKind.PERSON:
+            return
+        registered = self._registered(party)
+        for name in party.names:
+            hit = self._name(party, name, registered)
+            if hit is not None:
+                yield hit
+        for address in party.addresses:
+            hit = self._address(party, address)
+            if hit is not None:
+                yield hit
+
+    def _registered(self, party: Party) -> list[TestIdentity]:
+        """The registered identities of the party's test codes."""
+        if self.registry is None:
+            return []
+        found: list[TestIdentity] = []
+        for system, value in party.identifiers:
+            if system != HETU_OID or idcode.classify(value) is not idcode.Kind.TEST:
+                continue
+            identity = self.registry.get(value)
+            if identity is not None:
+                found.append(identity)
+        return found
+
+    def _name(self, party: Party, name: PersonName, registered: list[TestIdentity]) -> Hit | None:
+        written = _written(name)
+        if not written:
+            return None
+        shown = name.text or " ".join((*name.given, *name.family))
+        field = Field(shown, Context(party.role, "name"), party.where)
+        if registered:
+            if any(_is(identity, w) for identity in registered for w in written):
+                return None
+            return Hit(
+                "name.mismatch",
+                field,
+                shown,
+                mask_name(shown),
+                "the name on this registered test code is not the code's registered name: a "
+                "real person's name on a test code? Use the registered identity's name",
+            )
+        if self.registry is None:
+            return Hit("name.unregistered", field, shown, mask_name(shown), _NO_REGISTRY)
+        professional: bool | None = None
+        if party.role in PROFESSIONAL_ROLES:
+            professional = True
+        elif party.role in CITIZEN_ROLES:
+            professional = False
+        if any(self.registry.named(w.given, w.family, professional=professional) for w in written):
+            return None
+        whom = "professional" if professional else "test identity"
+        return Hit(
+            "name.unregistered",
+            field,
+            shown,
+            mask_name(shown),
+            f"a {party.role} name that is no registered {whom}'s: use a registered test "
+            "identity (or register this one, if it is one of yours)",
+        )
+
+    def _address(self, party: Party, address: Address) -> Hit | None:
+        if not address.lines:
+            return None  # no street: a city or country alone identifies no one
+        text = address.text or ", ".join(
+            part for part in (" ".join(address.lines), address.postal_code, address.city) if part
+        )
+        normal = normalise_address(text)
+        if normal in self._addresses or any(p.fullmatch(text.strip()) for p in self._patterns):
+            return None
+        street = normalise_address(" ".join(address.lines))
+        if street in self._addresses:
+            return None
+        if self.registry is not None and (
+            self.registry.address_allowed(text)
+            or self.registry.address_allowed(" ".join(address.lines))
+        ):
+            return None
+        field = Field(text, Context(party.role, "addr"), party.where)
+        return Hit(
+            "address.personal",
+            field,
+            text,
+            mask_address(text),
+            "a person's street address that is not a listed test address (policy [contacts] "
+            "addresses or address_patterns, or the registry)",
+        )
+
+
+def _written(name: PersonName) -> list[WrittenName]:
+    """The readings of a name: its parts as given, or its one string read every way."""
+    if name.given or name.family:
+        given = tuple(p for g in name.given for p in name_parts(g))
+        family = tuple(p for f in name.family for p in name_parts(f))
+        if given or family:
+            return [WrittenName(given, family)]
+    if name.text.strip():
+        return readings(name.text)
+    return []
+
+
+def _is(identity: TestIdentity, written: WrittenName) -> bool:
+    return same_name(identity.given_parts, identity.family_parts, written.given, written.family)

@@ -1,0 +1,434 @@
+"""Persons and organisations a document names, with what belongs to each of them.
+
+The personal-data rules judge a name, a code, a phone number and an address together ("a real
+name on a registered test code" can only be seen knowing which belong to one person), so parsers
+yield a :class:`~kanta_guard.model.Party` for each, besides the fields:
+
+* **CDA R2 and HL7 V3** (namespace ``urn:hl7-org:v3``, with ``hl7fi:`` extensions): the role
+  element (``patientRole``, ``assignedAuthor``, ``assignedEntity``, ``relatedSubject``,
+  ``relatedEntity``, ``associatedEntity``, ``guardian``, V3 ``patient``…) holds ``id``,
+  ``telecom`` and ``addr``; its player (``patient``, ``assignedPerson``, ``guardianPerson``,
+  ``subject``, ``relatedPerson``, ``associatedPerson``, ``patientPerson``…) holds ``name``. An
+  element whose name ends in ``Organization`` (``representedOrganization``,
+  ``serviceProviderOrganization``, ``representedCustodianOrganization``…) is an organisation.
+  The parties are found by lxml's C-level tag filter over the ``name``, ``telecom`` and ``addr``
+  elements, so a document is not walked in Python to find them.
+* **FHIR R4/STU3 XML and JSON**: ``Patient`` (and each ``Patient.contact``), ``RelatedPerson``,
+  ``Practitioner``, ``Person`` and ``PractitionerRole`` are persons; ``Organization``,
+  ``Location`` and ``HealthcareService`` organisations; contained resources and Bundle entries
+  included (every resource of the document, at any depth).
+
+The role is the one the fields get (``roles``): the nearest enclosing element or resource that
+names one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from lxml import etree
+
+from ..model import Address, Party, PartyKind, PersonName, Role, Telecom
+from ..roles import FHIR_KEY_ROLES, FHIR_RESOURCE_ROLES
+from .base import normalise_system
+
+__all__ = ["fhir_json_parties", "fhir_xml_parties", "v3_parties"]
+
+V3_NS = "urn:hl7-org:v3"
+FHIR_NS = "http://hl7.org/fhir"
+_V3 = "{" + V3_NS + "}"
+_FHIR = "{" + FHIR_NS + "}"
+
+#: The players of CDA/V3 roles: elements holding a person's ``name`` whose parent (the role)
+#: holds the person's ``id``, ``telecom`` and ``addr``.
+_PLAYERS = frozenset(
+    {
+        "patient",
+        "assignedPerson",
+        "guardianPerson",
+        "subject",
+        "relatedPerson",
+        "associatedPerson",
+        "patientPerson",
+        "playingEntity",
+        "informationRecipient",
+        "assignedPrincipalPerson",
+        "person",
+    }
+)
+#: FHIR resource types whose content is a person, and an organisation.
+FHIR_PERSONS = frozenset({"Patient", "RelatedPerson", "Practitioner", "Person", "PractitionerRole"})
+FHIR_ORGANISATIONS = frozenset({"Organization", "Location", "HealthcareService"})
+
+
+def _local(tag: object) -> str:
+    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
+
+
+def _text(el: etree._Element) -> str:
+    """An element's text as a reader joins it (its string value), whitespace collapsed."""
+    return " ".join("".join(str(t) for t in el.itertext()).split())
+
+
+def _spaced(el: etree._Element) -> str:
+    """A name's or address's text with its parts apart (``<given>A</given><family>B</family>``
+    reads "A B", as it is shown), whitespace collapsed."""
+    pieces = [el.text or ""]
+    for child in el:
+        if isinstance(child.tag, str):
+            pieces.append(_text(child))
+        pieces.append(child.tail or "")
+    return " ".join(" ".join(pieces).split())
+
+
+#: CDA/V3 elements that are organisations or places, whatever their role: their name, telecom
+#: and address are no person's.
+_ORGANISATIONS = frozenset(
+    {
+        "custodian",
+        "assignedCustodian",
+        "location",
+        "place",
+        "healthCareFacility",
+        "serviceDeliveryLocation",
+        "device",
+        "assignedAuthoringDevice",
+        "manufacturedProduct",
+        "manufacturedLabeledDrug",
+        "manufacturedMaterial",
+    }
+)
+
+
+def _is_organisation(local: str) -> bool:
+    return local.endswith("Organization") or local in _ORGANISATIONS
+
+
+def v3_parties(
+    root: etree._Element,
+    locate: Callable[[etree._Element], str],
+    role_of: Callable[[etree._Element], Role],
+) -> Iterator[Party]:
+    """The parties of a CDA R2 or HL7 V3 document (see the module docstring), in document order.
+
+    ``locate`` gives an element's location (lazily called); ``role_of`` its role.
+    """
+    entities: dict[etree._Element, None] = {}
+    for el in root.iter(_V3 + "name", _V3 + "telecom", _V3 + "addr"):
+        holder = el.getparent()
+        if holder is None:
+            continue
+        local = _local(holder.tag)
+        if local in _PLAYERS and (role := holder.getparent()) is not None:
+            entities[role] = None  # the player's name and contacts belong to its role
+        elif _local(el.tag) != "name" or _is_organisation(local):
+            entities[holder] = None
+        # (Any other name is a thing's: a drug, a material, a device, a section.)
+    for entity in entities:
+        yield _v3_party(entity, locate, role_of)
+
+
+def _v3_party(
+    entity: etree._Element,
+    locate: Callable[[etree._Element], str],
+    role_of: Callable[[etree._Element], Role],
+) -> Party:
+    local = _local(entity.tag)
+    role = role_of(entity)
+    organisation = _is_organisation(local) or role is Role.ORGANISATION
+    kind = PartyKind.ORGANISATION if organisation else PartyKind.PERSON
+    identifiers: list[tuple[str, str]] = []
+    names: list[PersonName] = []
+    telecoms: list[Telecom] = []
+    addresses: list[Address] = []
+    holders = [entity, *(c for c in entity if _local(c.tag) in _PLAYERS)]
+    for holder in holders:
+        for child in holder:
+            name = _local(child.tag)
+            if not isinstance(child.tag, str) or not child.tag.startswith(_V3):
+                continue
+            if name == "id":
+                root_oid = child.get("root")
+                if root_oid:
+                    identifiers.append((normalise_system(root_oid), child.get("extension", "")))
+            elif name == "name":
+                names.append(_v3_name(child))
+            elif name == "telecom":
+                value = child.get("value")
+                if value:
+                    telecoms.append(Telecom(value, None, child.get("use")))
+            elif name == "addr":
+                addresses.append(_v3_address(child))
+    return Party(
+        kind,
+        Role.ORGANISATION if organisation else role,
+        lambda: locate(entity),
+        tuple(identifiers),
+        tuple(names),
+        tuple(telecoms),
+        tuple(addresses),
+    )
+
+
+def _v3_name(el: etree._Element) -> PersonName:
+    given: list[str] = []
+    family: list[str] = []
+    prefix: list[str] = []
+    suffix: list[str] = []
+    qualifiers: list[str] = []
+    parts = {"given": given, "family": family, "prefix": prefix, "suffix": suffix}
+    for child in el:
+        target = parts.get(_local(child.tag))
+        if target is None:
+            continue
+        text = _text(child)
+        if text:
+            target.append(text)
+        if child.get("qualifier"):
+            qualifiers.append(child.get("qualifier", ""))
+    return PersonName(
+        tuple(given),
+        tuple(family),
+        tuple(prefix),
+        tuple(suffix),
+        el.get("use"),
+        tuple(qualifiers),
+        _spaced(el),
+    )
+
+
+def _v3_address(el: etree._Element) -> Address:
+    lines: list[str] = []
+    fields = {"postalCode": "", "city": "", "country": ""}
+    for child in el:
+        local = _local(child.tag)
+        text = _text(child)
+        if local in fields:
+            fields[local] = text
+        elif text and local in (
+            "streetAddressLine",
+            "streetName",
+            "houseNumber",
+            "additionalLocator",
+        ):
+            lines.append(text)
+    return Address(
+        tuple(lines),
+        fields["postalCode"],
+        fields["city"],
+        fields["country"],
+        el.get("use"),
+        _spaced(el),
+    )
+
+
+# -- FHIR XML --------------------------------------------------------------------------------
+
+
+def _value(el: etree._Element | None) -> str:
+    return (el.get("value") or "") if el is not None else ""
+
+
+def _fhir_kids(el: etree._Element, name: str) -> list[etree._Element]:
+    return [c for c in el if c.tag == _FHIR + name]
+
+
+def fhir_xml_parties(
+    root: etree._Element,
+    locate: Callable[[etree._Element], str],
+    role_of: Callable[[etree._Element], Role],
+) -> Iterator[Party]:
+    """The parties of a FHIR XML document: each person and organisation resource at any depth
+    (contained, Bundle entries), and each ``Patient.contact``."""
+    wanted = [_FHIR + t for t in (*FHIR_PERSONS, *FHIR_ORGANISATIONS)]
+    for el in root.iter(*wanted):
+        resource = _local(el.tag)
+        # A resource is the element of that name directly under a resource holder (Bundle
+        # entry/resource, contained, a document root), not a reference of that name.
+        parent = el.getparent()
+        if parent is not None and _local(parent.tag) not in ("resource", "contained"):
+            continue
+        organisation = resource in FHIR_ORGANISATIONS
+        yield _fhir_xml_party(el, organisation, FHIR_RESOURCE_ROLES.get(resource), locate, role_of)
+        if resource == "Patient":
+            for contact in _fhir_kids(el, "contact"):
+                yield _fhir_xml_party(contact, False, Role.RELATED_PERSON, locate, role_of)
+
+
+def _fhir_xml_party(
+    el: etree._Element,
+    organisation: bool,
+    role: Role | None,
+    locate: Callable[[etree._Element], str],
+    role_of: Callable[[etree._Element], Role],
+) -> Party:
+    identifiers = tuple(
+        (normalise_system(_value(_first(i, "system"))), _value(_first(i, "value")))
+        for i in _fhir_kids(el, "identifier")
+    )
+    names: list[PersonName] = []
+    for name in _fhir_kids(el, "name"):
+        if organisation:
+            names.append(PersonName(text=_value(name)))
+            continue
+        names.append(
+            PersonName(
+                tuple(_value(g) for g in _fhir_kids(name, "given") if _value(g)),
+                tuple(_value(f) for f in _fhir_kids(name, "family") if _value(f)),
+                tuple(_value(p) for p in _fhir_kids(name, "prefix") if _value(p)),
+                tuple(_value(s) for s in _fhir_kids(name, "suffix") if _value(s)),
+                _value(_first(name, "use")) or None,
+                (),
+                _value(_first(name, "text")),
+            )
+        )
+    telecoms = tuple(
+        Telecom(
+            _value(_first(t, "value")),
+            _value(_first(t, "system")) or None,
+            _value(_first(t, "use")) or None,
+        )
+        for t in _fhir_kids(el, "telecom")
+        if _value(_first(t, "value"))
+    )
+    addresses = tuple(
+        Address(
+            tuple(_value(line) for line in _fhir_kids(a, "line") if _value(line)),
+            _value(_first(a, "postalCode")),
+            _value(_first(a, "city")),
+            _value(_first(a, "country")),
+            _value(_first(a, "use")) or None,
+            _value(_first(a, "text")),
+        )
+        for a in [*_fhir_kids(el, "address"), *_fhir_kids(el, "addr")]
+    )
+    kind = PartyKind.ORGANISATION if organisation else PartyKind.PERSON
+    return Party(
+        kind,
+        Role.ORGANISATION if organisation else (role or role_of(el)),
+        lambda: locate(el),
+        identifiers,
+        tuple(names),
+        telecoms,
+        addresses,
+    )
+
+
+def _first(el: etree._Element, name: str) -> etree._Element | None:
+    for child in el:
+        if child.tag == _FHIR + name:
+            return child
+    return None
+
+
+# -- FHIR JSON -------------------------------------------------------------------------------
+
+
+def fhir_json_parties(doc: object, base: str = "") -> Iterator[Party]:
+    """The parties of a FHIR JSON document (plain ``json.loads`` objects): every person and
+    organisation resource at any depth, and each ``Patient.contact``; located by JSON pointer
+    (``base`` before it: the payload's location)."""
+    stack: list[tuple[object, str, Role]] = [(doc, "", Role.UNKNOWN)]
+    while stack:
+        node, pointer, role = stack.pop()
+        if isinstance(node, dict):
+            resource = node.get("resourceType")
+            if isinstance(resource, str):
+                if resource in FHIR_PERSONS or resource in FHIR_ORGANISATIONS:
+                    organisation = resource in FHIR_ORGANISATIONS
+                    own = FHIR_RESOURCE_ROLES.get(resource, role)
+                    yield _json_party(node, organisation, own, base, pointer)
+                    if resource == "Patient":
+                        for index, contact in enumerate(_list(node.get("contact"))):
+                            if isinstance(contact, dict):
+                                where = f"{pointer}/contact/{index}"
+                                yield _json_party(contact, False, Role.RELATED_PERSON, base, where)
+                role = FHIR_RESOURCE_ROLES.get(resource, Role.DOCUMENT)
+            for key, value in reversed(list(node.items())):
+                if isinstance(value, dict | list):
+                    child_role = FHIR_KEY_ROLES.get(key, role)
+                    stack.append((value, f"{pointer}/{_escape(key)}", child_role))
+        elif isinstance(node, list):
+            for index in range(len(node) - 1, -1, -1):
+                value = node[index]
+                if isinstance(value, dict | list):
+                    stack.append((value, f"{pointer}/{index}", role))
+
+
+def _escape(token: str) -> str:
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,) if value else ()
+    return tuple(v for v in _list(value) if isinstance(v, str) and v)
+
+
+def _str(mapping: Mapping[str, object], key: str) -> str:
+    value = mapping.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def _json_party(
+    node: dict[str, Any], organisation: bool, role: Role, base: str, pointer: str
+) -> Party:
+    identifiers = tuple(
+        (normalise_system(_str(i, "system")), _str(i, "value"))
+        for i in _list(node.get("identifier"))
+        if isinstance(i, dict)
+    )
+    names: list[PersonName] = []
+    raw_names = node.get("name")
+    if organisation:
+        names.extend(PersonName(text=n) for n in _strings(raw_names))
+    else:
+        for name in _list(raw_names) if not isinstance(raw_names, dict) else [raw_names]:
+            if not isinstance(name, dict):
+                continue
+            names.append(
+                PersonName(
+                    _strings(name.get("given")),
+                    _strings(name.get("family")),  # (STU3/R4: one string; older: a list)
+                    _strings(name.get("prefix")),
+                    _strings(name.get("suffix")),
+                    _str(name, "use") or None,
+                    (),
+                    _str(name, "text"),
+                )
+            )
+    telecoms = tuple(
+        Telecom(_str(t, "value"), _str(t, "system") or None, _str(t, "use") or None)
+        for t in _list(node.get("telecom"))
+        if isinstance(t, dict) and _str(t, "value")
+    )
+    raw_addresses = node.get("address")
+    address_list = [raw_addresses] if isinstance(raw_addresses, dict) else _list(raw_addresses)
+    addresses = tuple(
+        Address(
+            _strings(a.get("line")),
+            _str(a, "postalCode"),
+            _str(a, "city"),
+            _str(a, "country"),
+            _str(a, "use") or None,
+            _str(a, "text"),
+        )
+        for a in address_list
+        if isinstance(a, dict)
+    )
+    where = f"{base}:{pointer or '/'}" if base else (pointer or "/")
+    kind = PartyKind.ORGANISATION if organisation else PartyKind.PERSON
+    return Party(
+        kind,
+        Role.ORGANISATION if organisation else role,
+        where,
+        identifiers,
+        tuple(names),
+        telecoms,
+        addresses,
+    )

@@ -1,0 +1,143 @@
+"""Parsers yield the persons and organisations of a document, each with its role, identifiers,
+names (parts, use, qualifiers), telecoms and addresses, and where it is."""
+
+from __future__ import annotations
+
+import json
+
+from helpers import TEST_CODES, bundle, cda, render
+
+from kanta_guard.mediatype import parse_media_type
+from kanta_guard.model import Context, Party, PartyKind, Payload, Role
+from kanta_guard.parsers import PARSERS
+from kanta_guard.parsers.base import ScanState
+from kanta_guard.policy import default_policy
+
+
+def parties(body: str, content_type: str = "application/xml") -> list[Party]:
+    """Every party the parsers yield for ``body`` (nested payloads not followed)."""
+    payload = Payload(body.encode("utf-8"), content_type, "", Context())
+    media = parse_media_type(content_type)
+    parser = next(p for p in PARSERS if p.claims(media, payload))
+    state = ScanState(default_policy().limits)
+    return [item for item in parser.parse(payload, media, state) if isinstance(item, Party)]
+
+
+def by_role(found: list[Party], role: Role) -> list[Party]:
+    return [p for p in found if p.role is role]
+
+
+def test_cda_patient_guardian_author_and_organisations() -> None:
+    found = parties(cda())
+    patient = by_role(found, Role.PATIENT)
+    assert len(patient) == 1
+    assert ("1.2.246.21", TEST_CODES["patient"]) in patient[0].identifiers
+    (name,) = patient[0].names
+    assert name.given == ("Testi",) and name.family == ("Lapsi-Potilas",)
+    guardian = by_role(found, Role.GUARDIAN)
+    assert [n.family for p in guardian for n in p.names] == [("Huoltaja",)]
+    authors = by_role(found, Role.AUTHOR)
+    assert any(n.family == ("Testinen Tes",) for p in authors for n in p.names)
+    organisations = [p for p in found if p.kind is PartyKind.ORGANISATION]
+    assert organisations and all(p.role is Role.ORGANISATION for p in organisations)
+    # The organisation keeps its own telecom: a switchboard is not a person's.
+    assert any(t.value.startswith("tel:") for p in organisations for t in p.telecoms)
+    assert all(not p.telecoms for p in found if p.kind is PartyKind.PERSON)
+
+
+def test_cda_person_contacts_and_address_belong_to_the_person() -> None:
+    doc = cda().replace(
+        "<patient>",
+        '<addr use="H"><streetAddressLine>Testikatu 1</streetAddressLine>'
+        "<postalCode>00100</postalCode><city>Helsinki</city></addr>"
+        '<telecom value="mailto:testi@example.com" use="HP"/><patient>',
+        1,
+    )
+    (patient,) = by_role(parties(doc), Role.PATIENT)
+    assert patient.kind is PartyKind.PERSON
+    assert [t.value for t in patient.telecoms] == ["mailto:testi@example.com"]
+    (address,) = patient.addresses
+    assert address.lines == ("Testikatu 1",)
+    assert (address.postal_code, address.city, address.use) == ("00100", "Helsinki", "H")
+    assert "/patientRole" in patient.location
+
+
+def test_cda_name_use_and_qualifiers() -> None:
+    doc = cda().replace(
+        "<name><given>Testi</given><family>Lapsi-Potilas</family></name>",
+        '<name use="L"><prefix>Dr</prefix><given qualifier="CL">Testi</given>'
+        "<given>Toinen</given><family>Lapsi-Potilas</family></name>",
+        1,
+    )
+    (patient,) = by_role(parties(doc), Role.PATIENT)
+    (name,) = patient.names
+    assert name.use == "L" and name.prefix == ("Dr",)
+    assert name.given == ("Testi", "Toinen") and name.qualifiers == ("CL",)
+    assert name.text == "Dr Testi Toinen Lapsi-Potilas"
+
+
+def test_fhir_json_patient_contact_contained_and_organisation() -> None:
+    doc = json.loads(bundle())
+    patient = doc["entry"][0]["resource"]
+    patient["telecom"] = [{"system": "phone", "value": "+358 40 0000001", "use": "mobile"}]
+    patient["address"] = [{"line": ["Testikatu 1"], "postalCode": "00100", "city": "Helsinki"}]
+    doc["entry"].append(
+        {
+            "resource": {
+                "resourceType": "Organization",
+                "name": "Testisairaala",
+                "telecom": [{"system": "email", "value": "kirjaamo@sairaala.fi"}],
+            }
+        }
+    )
+    found = parties(json.dumps(doc), "application/fhir+json")
+    (person,) = [p for p in found if p.role is Role.PATIENT]
+    assert person.names[0].family == ("Testinen",) and person.names[0].given == ("Testi",)
+    assert person.telecoms[0].system == "phone" and person.telecoms[0].use == "mobile"
+    assert person.addresses[0].lines == ("Testikatu 1",)
+    assert person.location == "/entry/0/resource"
+    assert ("1.2.246.21", TEST_CODES["patient"]) in person.identifiers
+    contact = [p for p in found if p.location == "/entry/0/resource/contact/0"]
+    assert contact and contact[0].role is Role.RELATED_PERSON
+    assert contact[0].names[0].family == ("Huoltaja",)
+    contained = [p for p in found if p.location.endswith("/contained/0")]
+    assert contained and ("1.2.246.21", TEST_CODES["contained"]) in contained[0].identifiers
+    (organisation,) = [p for p in found if p.kind is PartyKind.ORGANISATION]
+    assert organisation.names[0].text == "Testisairaala"
+
+
+def test_fhir_xml_patient() -> None:
+    found = parties(render("fhir_patient.xml"), "application/fhir+xml")
+    persons = [p for p in found if p.kind is PartyKind.PERSON]
+    assert persons and persons[0].role is Role.PATIENT
+    assert any(p.names for p in persons)
+
+
+def test_hl7v3_wrapper_persons() -> None:
+    """An HL7 V3 message's own persons (controlAct authorOrPerformer, patientPerson)."""
+    doc = (
+        '<PRPA_IN201305 xmlns="urn:hl7-org:v3"><controlActProcess><authorOrPerformer>'
+        '<assignedPerson><id root="1.2.246.21" extension="010181-900C"/>'
+        "<assignedPerson><name><given>Testi</given><family>Ammattilainen</family></name>"
+        "</assignedPerson></assignedPerson></authorOrPerformer>"
+        '<subject><patient><id root="1.2.246.21" extension="020516C903K"/>'
+        "<patientPerson><name><given>Testi</given><family>Potilas</family></name>"
+        '<telecom value="tel:+358400000001"/></patientPerson></patient></subject>'
+        "</controlActProcess></PRPA_IN201305>"
+    )
+    found = parties(doc)
+    names = {(p.role, n.family) for p in found for n in p.names}
+    assert (Role.PATIENT, ("Potilas",)) in names
+    assert any(family == ("Ammattilainen",) for _, family in names)
+    (patient,) = [p for p in found if p.role is Role.PATIENT]
+    assert ("1.2.246.21", "020516C903K") in patient.identifiers
+    assert [t.value for t in patient.telecoms] == ["tel:+358400000001"]
+
+
+def test_the_walk_and_the_fast_path_yield_the_same_parties() -> None:
+    """Parties come from the tree whichever way the fields are read (a document with a real
+    code walks it; a clean one does not)."""
+    clean = parties(cda())
+    names = [(p.role, n.family) for p in clean for n in p.names]
+    assert names
+    assert names == [(p.role, n.family) for p in parties(cda() + " ") for n in p.names]
