@@ -157,7 +157,7 @@ def _clean_cda() -> bytes:
 def test_screen_of_clean_documents_is_empty() -> None:
     """A CDA without contacts, or with only reserved and listed ones, has no needles."""
     assert DETECTOR.screen(_clean_cda()) == frozenset()
-    assert DETECTOR.screen(cda().encode()) == frozenset({b"358", b"9", b"123", b"4567"})
+    assert DETECTOR.screen(cda().encode()) == frozenset({b"+358 9 123 4567"})
     clean = '<telecom value="mailto:testi@example.com"/><telecom value="tel:+358401234567"/>'
     listed = ContactDetector(allowed_phones=frozenset({"+358401234567"}))
     assert listed.screen(clean.encode()) == frozenset()
@@ -167,7 +167,7 @@ def test_screen_names_the_contacts() -> None:
     """Needles stand in the document and in the fields holding the contacts."""
     data = '<telecom value="mailto:maija@gmail.com"/><telecom value="tel:040 123 4567"/>'
     needles = DETECTOR.screen(data.encode())
-    assert needles is not None and b"@gmail.com" in needles and b"040" in needles
+    assert needles is not None and b"@gmail.com" in needles and b"040 123 4567" in needles
 
 
 @pytest.mark.parametrize(
@@ -268,19 +268,10 @@ def test_screen_needles_cover_every_hit(values: list[str]) -> None:
             assert _covered(needles, value), (value, needles)
 
 
-@settings(max_examples=300, deadline=None)
-@given(_VALUES, st.data())
-def test_joined_screen_covers_every_stretch(values: list[str], data: st.DataObject) -> None:
-    """Joined text: any stretch of it with a hit holds a needle."""
-    text = "".join(values)
-    needles = DETECTOR.screen(text.encode("utf-8"), joined=True)
-    if needles is None or not text:
-        return
-    start = data.draw(st.integers(0, len(text) - 1))
-    end = data.draw(st.integers(start + 1, len(text)))
-    stretch = text[start:end]
-    if any(True for _ in DETECTOR.detect(_field(stretch))):
-        assert _covered(needles, stretch), (stretch, needles)
+def test_contacts_are_not_read_joined_across_markup() -> None:
+    """Contacts are judged node by node: the joined screen names nothing (a number split by
+    markup, ``040 <b>123</b> 4567``, is a known gap, in the README)."""
+    assert DETECTOR.screen(b"x@gmail.com 040 123 4567", joined=True) == frozenset()
 
 
 @settings(max_examples=200, deadline=None)

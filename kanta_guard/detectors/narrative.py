@@ -529,7 +529,13 @@ class NarrativeNameDetector:
         try:
             text_ok = data.decode("utf-8")
         except UnicodeDecodeError:
-            return None
+            # Bytes that are not UTF-8 (a binary blob, a Latin-1 text) are read as the text
+            # parser reads them, one character a byte (ISO-8859-1; windows-1252 differs only in
+            # 0x80-0x9F, where no capital a name starts with lies but Š, Ž, Ÿ, which are not
+            # read as name initials either): the needles are that reading's, in UTF-8, as the
+            # parser's fields hold them.
+            text_ok = data.decode("latin-1")
+            data = text_ok.encode("utf-8")
         if not joined and b"\\" in data:
             data = _JSON_ESCAPE.sub(b"  ", data)  # same length: needles stand where they were
         classes = data.translate(_CLASSES)

@@ -10,13 +10,18 @@ yield a :class:`~kanta_guard.model.Party` for each, besides the fields:
   ``telecom`` and ``addr``; its player (``patient``, ``assignedPerson``, ``guardianPerson``,
   ``subject``, ``relatedPerson``, ``associatedPerson``, ``patientPerson``…) holds ``name``. An
   element whose name ends in ``Organization`` (``representedOrganization``,
-  ``serviceProviderOrganization``, ``representedCustodianOrganization``…) is an organisation.
-  The parties are found by lxml's C-level tag filter over the ``name``, ``telecom`` and ``addr``
-  elements, so a document is not walked in Python to find them.
+  ``serviceProviderOrganization``, ``representedCustodianOrganization``…) is an organisation;
+  a person playing a role inside one (V3 ``contactParty/contactPerson``, CDA
+  ``intendedRecipient/informationRecipient``) is a person. A ``playingEntity`` is a person only
+  with ``classCode="PSN"`` or a name in parts (it is mostly a drug or a device). Elements of no
+  namespace are read as HL7 V3 ones (a CDA sent without its ``xmlns``). The parties are found by
+  lxml's C-level tag filter over the ``name``, ``telecom`` and ``addr`` elements, so a document
+  is not walked in Python to find them.
 * **FHIR R4/STU3 XML and JSON**: ``Patient`` (and each ``Patient.contact``), ``RelatedPerson``,
   ``Practitioner``, ``Person`` and ``PractitionerRole`` are persons; ``Organization``,
-  ``Location`` and ``HealthcareService`` organisations; contained resources and Bundle entries
-  included (every resource of the document, at any depth).
+  ``Location`` and ``HealthcareService`` organisations (each ``Organization.contact`` a person);
+  contained resources and Bundle entries included (every resource of the document, at any
+  depth, FHIR XML inside another XML format too).
 
 The role is the one the fields get (``roles``): the nearest enclosing element or resource that
 names one.
@@ -55,11 +60,27 @@ _PLAYERS = frozenset(
         "informationRecipient",
         "assignedPrincipalPerson",
         "person",
+        "contactPerson",
     }
 )
+#: Players that are persons only when they say so (``classCode="PSN"``) or hold a person name
+#: (``given``/``family`` parts): a CDA ``participantRole/playingEntity`` is mostly a thing (a
+#: drug, ``classCode="MMAT"``; a device), whose name is no person's.
+_MAYBE_PLAYERS = frozenset({"playingEntity"})
+#: Roles inside an organisation that a person plays: HL7 V3 ``contactParty`` (the organisation's
+#: contact person), CDA ``intendedRecipient`` (played by an ``informationRecipient`` person).
+#: Their people are persons, not the organisation.
+_PERSON_ROLES = {"contactParty": Role.PROFESSIONAL, "intendedRecipient": Role.PARTICIPANT}
 #: FHIR resource types whose content is a person, and an organisation.
 FHIR_PERSONS = frozenset({"Patient", "RelatedPerson", "Practitioner", "Person", "PractitionerRole"})
 FHIR_ORGANISATIONS = frozenset({"Organization", "Location", "HealthcareService"})
+#: Resources whose ``contact`` elements are persons, and their role: ``Patient.contact`` (a
+#: guardian, a next of kin) and ``Organization.contact`` (FHIR R4: a named contact person,
+#: ``HumanName``, ``ContactPoint``, ``Address``: the organisation's staff, as the JSON parser's
+#: fields have it).
+_CONTACT_ROLES = {"Patient": Role.RELATED_PERSON, "Organization": Role.PROFESSIONAL}
+#: FHIR XML elements that hold a resource (R4, STU3).
+_FHIR_HOLDERS = frozenset({"resource", "contained", "outcome"})
 
 
 def _local(tag: object) -> str:
@@ -105,6 +126,30 @@ def _is_organisation(local: str) -> bool:
     return local.endswith("Organization") or local in _ORGANISATIONS
 
 
+def _v3(tag: object) -> bool:
+    """True for an element of HL7 V3 (CDA R2), or of no namespace: a careless system sends a
+    CDA without its ``xmlns``, and its people are no less real."""
+    return isinstance(tag, str) and (tag.startswith(_V3) or not tag.startswith("{"))
+
+
+def _player(el: etree._Element) -> bool:
+    """True if ``el`` plays a person in its parent role (see ``_PLAYERS``, ``_MAYBE_PLAYERS``)."""
+    local = _local(el.tag)
+    if local in _PLAYERS:
+        return True
+    if local not in _MAYBE_PLAYERS:
+        return False
+    if (el.get("classCode") or "").upper() == "PSN":
+        return True
+    # A name written in parts (PN) is a person's, whatever the classCode says.
+    return any(
+        _local(part.tag) in ("given", "family")
+        for name in el
+        if _local(name.tag) == "name"
+        for part in name
+    )
+
+
 def v3_parties(
     root: etree._Element,
     locate: Callable[[etree._Element], str],
@@ -112,15 +157,17 @@ def v3_parties(
 ) -> Iterator[Party]:
     """The parties of a CDA R2 or HL7 V3 document (see the module docstring), in document order.
 
-    ``locate`` gives an element's location (lazily called); ``role_of`` its role.
+    ``locate`` gives an element's location (lazily called); ``role_of`` its role. Elements of
+    no namespace count as HL7 V3 ones (a CDA sent without its ``xmlns``).
     """
     entities: dict[etree._Element, None] = {}
-    for el in root.iter(_V3 + "name", _V3 + "telecom", _V3 + "addr"):
+    tags = (_V3 + "name", _V3 + "telecom", _V3 + "addr", "name", "telecom", "addr")
+    for el in root.iter(*tags):
         holder = el.getparent()
         if holder is None:
             continue
         local = _local(holder.tag)
-        if local in _PLAYERS and (role := holder.getparent()) is not None:
+        if _player(holder) and (role := holder.getparent()) is not None:
             entities[role] = None  # the player's name and contacts belong to its role
         elif _local(el.tag) != "name" or _is_organisation(local):
             entities[holder] = None
@@ -136,18 +183,22 @@ def _v3_party(
 ) -> Party:
     local = _local(entity.tag)
     role = role_of(entity)
-    organisation = _is_organisation(local) or role is Role.ORGANISATION
+    players = [c for c in entity if _player(c)]
+    organisation = _is_organisation(local) or (role is Role.ORGANISATION and not players)
+    if not organisation and role is Role.ORGANISATION:
+        # A person playing a role inside an organisation (its contact person, a document's
+        # recipient): a person, whatever the organisation around it.
+        role = _PERSON_ROLES.get(local, Role.PARTICIPANT)
     kind = PartyKind.ORGANISATION if organisation else PartyKind.PERSON
     identifiers: list[tuple[str, str]] = []
     names: list[PersonName] = []
     telecoms: list[Telecom] = []
     addresses: list[Address] = []
-    holders = [entity, *(c for c in entity if _local(c.tag) in _PLAYERS)]
-    for holder in holders:
+    for holder in (entity, *players):
         for child in holder:
-            name = _local(child.tag)
-            if not isinstance(child.tag, str) or not child.tag.startswith(_V3):
+            if not _v3(child.tag):
                 continue
+            name = _local(child.tag)
             if name == "id":
                 root_oid = child.get("root")
                 if root_oid:
@@ -240,20 +291,28 @@ def fhir_xml_parties(
     role_of: Callable[[etree._Element], Role],
 ) -> Iterator[Party]:
     """The parties of a FHIR XML document: each person and organisation resource at any depth
-    (contained, Bundle entries), and each ``Patient.contact``."""
+    (contained, Bundle entries, FHIR inside another XML format), and each ``Patient.contact``
+    and ``Organization.contact``."""
     wanted = [_FHIR + t for t in (*FHIR_PERSONS, *FHIR_ORGANISATIONS)]
     for el in root.iter(*wanted):
         resource = _local(el.tag)
         # A resource is the element of that name directly under a resource holder (Bundle
-        # entry/resource, contained, a document root), not a reference of that name.
+        # entry/resource and response/outcome, Parameters parameter/resource, contained), or
+        # the root of the FHIR content: the document's, or FHIR XML inside another format (a
+        # SOAP body, an Atom entry), whose parent is of another namespace.
         parent = el.getparent()
-        if parent is not None and _local(parent.tag) not in ("resource", "contained"):
+        if (
+            parent is not None
+            and parent.tag.startswith(_FHIR)
+            and _local(parent.tag) not in _FHIR_HOLDERS
+        ):
             continue
         organisation = resource in FHIR_ORGANISATIONS
         yield _fhir_xml_party(el, organisation, FHIR_RESOURCE_ROLES.get(resource), locate, role_of)
-        if resource == "Patient":
+        contact_role = _CONTACT_ROLES.get(resource)
+        if contact_role is not None:
             for contact in _fhir_kids(el, "contact"):
-                yield _fhir_xml_party(contact, False, Role.RELATED_PERSON, locate, role_of)
+                yield _fhir_xml_party(contact, False, contact_role, locate, role_of)
 
 
 def _fhir_xml_party(
@@ -327,7 +386,8 @@ def _first(el: etree._Element, name: str) -> etree._Element | None:
 
 def fhir_json_parties(doc: object, base: str = "") -> Iterator[Party]:
     """The parties of a FHIR JSON document (plain ``json.loads`` objects): every person and
-    organisation resource at any depth, and each ``Patient.contact``; located by JSON pointer
+    organisation resource at any depth, and each ``Patient.contact`` and
+    ``Organization.contact``; located by JSON pointer
     (``base`` before it: the payload's location)."""
     stack: list[tuple[object, str, Role]] = [(doc, "", Role.UNKNOWN)]
     while stack:
@@ -339,11 +399,12 @@ def fhir_json_parties(doc: object, base: str = "") -> Iterator[Party]:
                     organisation = resource in FHIR_ORGANISATIONS
                     own = FHIR_RESOURCE_ROLES.get(resource, role)
                     yield _json_party(node, organisation, own, base, pointer)
-                    if resource == "Patient":
+                    contact_role = _CONTACT_ROLES.get(resource)
+                    if contact_role is not None:
                         for index, contact in enumerate(_list(node.get("contact"))):
                             if isinstance(contact, dict):
                                 where = f"{pointer}/contact/{index}"
-                                yield _json_party(contact, False, Role.RELATED_PERSON, base, where)
+                                yield _json_party(contact, False, contact_role, base, where)
                 role = FHIR_RESOURCE_ROLES.get(resource, Role.DOCUMENT)
             for key, value in reversed(list(node.items())):
                 if isinstance(value, dict | list):
