@@ -225,6 +225,29 @@ _SINGLE_BYTE_DIGITS = bytes(
 _SIX_DIGITS = b"000000"
 
 
+def _single_byte_shapes() -> bytes:
+    """A map of single bytes to what they can be in a token in any reading of them as
+    ISO-8859-1 or windows-1252, NFKC-normalised: "0" a digit (``_SINGLE_BYTE_DIGITS``), "A" a
+    letter or "+" (a sign or a check character: ASCII letters, and ª º, which NFKC makes a and
+    o), "-" a separator (whitespace as ``str.isspace`` in either reading, ASCII and
+    windows-1252 dashes), "x" anything else; the soft hyphen (Cf) is deleted."""
+    out = bytearray(b"x" * 256)
+    for b in range(256):
+        chars = {bytes([b]).decode("latin-1"), bytes([b]).decode("cp1252", "replace")}
+        if _SINGLE_BYTE_DIGITS[b] == 0x30:
+            out[b] = 0x30
+        elif b in b"+\xaa\xba" or (chr(b).isascii() and chr(b).isalpha()):
+            out[b] = 0x41
+        elif b in (0x2D, 0x96, 0x97) or any(c.isspace() for c in chars):
+            out[b] = 0x2D
+    return bytes(out)
+
+
+_SINGLE_BYTE_SHAPES = _single_byte_shapes()
+# A token's shape in the map above (TOKEN's parts, looser: no look-arounds, any letter).
+_SINGLE_BYTE_TOKEN = re.compile(rb"0{6}(?:-*A-*|-+)0{3}-*[0A]")
+
+
 def _cleared(data: bytes, values: list[bytes]) -> frozenset[bytes] | None:
     """The screen of a document whose readings differ from it as written: "none" (an empty
     set) if no reading of the whole document shows a real code and every identifier under the
@@ -234,8 +257,11 @@ def _cleared(data: bytes, values: list[bytes]) -> frozenset[bytes] | None:
         texts = [data.decode("utf-8", "surrogatepass")]
     except UnicodeDecodeError:
         texts = [data.decode("latin-1"), data.decode("cp1252", "replace")]
-        if _SIX_DIGITS not in data.translate(_SINGLE_BYTE_DIGITS, b"\xad"):
-            texts = []  # no reading of these bytes holds a date: no token (binary, mostly)
+        shapes = data.translate(_SINGLE_BYTE_SHAPES, b"\xad")
+        if _SIX_DIGITS not in shapes or _SINGLE_BYTE_TOKEN.search(shapes) is None:
+            # No reading of these bytes holds a token's shape (binary, mostly: a DER
+            # certificate's dates are digits, but nothing token-shaped follows them).
+            texts = []
     for text in texts:
         for reading in idcode.match_readings(text):
             for match in idcode.TOKEN.finditer(idcode.screen_form(reading)):
