@@ -307,10 +307,12 @@ def _with_testing(
     """The policy with the registry and testing mode given on the command line."""
     if registry:
         policy = policy.with_registry(Path(registry).expanduser())
+    if mode == "policy":  # (mitmweb's option value for "as the policy says")
+        mode = None
     if mode or case:
         mode = mode or ("joint" if policy.testing.joint else "independent")
         chosen = (case or policy.testing.case) if mode == "joint" else (case or "")
-        policy = policy.with_testing(TestingMode.parse(mode, chosen, "--testing/--case"))
+        policy = policy.with_testing(TestingMode.parse(mode, chosen, "testing mode"))
     return policy
 
 

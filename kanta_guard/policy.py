@@ -214,7 +214,8 @@ def weakenings(old: Policy, new: Policy) -> list[str]:
     """What ``new`` enforces less strictly than ``old``, one phrase each (empty: none).
 
     A rule whose action drops (block to warn or off, warn to off) and a limit that grows are
-    weakenings; so is a log that is no longer required, and a policy that newly allows weakening.
+    weakenings; so is a log that is no longer required, a policy that newly allows weakening,
+    and one without the registry of test identities the old one had.
     """
     found = [
         f"rule {rule_id!r} {old.action(rule_id)} -> {new.action(rule_id)}"
@@ -228,6 +229,8 @@ def weakenings(old: Policy, new: Policy) -> list[str]:
         found.append("log.required true -> false")
     if new.runtime.allow_weakening and not old.runtime.allow_weakening:
         found.append("runtime.allow_weakening false -> true")
+    if old.registry is not None and new.registry is None:
+        found.append("registry of test identities -> none (its pool and case rules go)")
     return found
 
 

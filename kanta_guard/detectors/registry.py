@@ -5,8 +5,9 @@ Kela gives each supplier a limited set of 900-series test codes, separate for in
 joint testing, that must not be cross-used; a joint code may be used only in the test cases it
 was requested for. With the supplier's registry configured, every valid 900-series code in a
 request (free text, or a structured identity field under OID 1.2.246.21) is looked up: not
-there, from the other pool, or outside its cases, it is a finding. Test codes are not personal
-data: the evidence shows them, so the tester sees which one to fix.
+there, from the other pool, or outside its cases, it is a finding. (Test codes are not personal
+data; the evidence is the code, though what people see still masks every code-shaped token
+today: showing 900-series codes there is the operators' issue.)
 """
 
 from __future__ import annotations

@@ -157,10 +157,13 @@ def assert_unknown(guard: GuardProxy, upstream: Upstream, code: str) -> None:
     assert code not in response.text
     assert upstream.got(path) == []
     records = guard.wait_records(lambda r: str(r.get("path", "")).startswith(path))
-    assert len(records) == 1 and "registry.unknown_code" in records[0]["rules"]
+    assert len(records) == 1
+    rules = records[0]["rules"]
+    assert isinstance(rules, list) and "registry.unknown_code" in rules
 
 
 def web_port(guard: GuardProxy) -> int:
+    """The port of the guard's mitmweb (set by the ``web_guard`` fixture)."""
     return int(guard.web_port)  # type: ignore[attr-defined]
 
 
@@ -186,6 +189,19 @@ def set_mode(guard: GuardProxy, mode: str, case: str = "") -> None:
     assert response.status_code == 200, response.text[:300]
     expected = f"joint ({case})" if mode == "joint" else "independent"
     assert wait_for(lambda: guard.events("policy")[-1]["mode"] == expected), guard.output()
+
+
+def registry_event(guard: GuardProxy, change: str, since: int) -> dict[str, object]:
+    """The first ``{"event": "registry", "change": change}`` record after the first ``since``
+    registry records, waiting (bounded) for the guard's next polls."""
+    found: list[dict[str, object]] = []
+
+    def arrived() -> bool:
+        found[:] = [e for e in guard.events("registry")[since:] if e["change"] == change]
+        return bool(found)
+
+    assert wait_for(arrived), f"no registry {change} record:\n{guard.output()[-3000:]}"
+    return found[0]
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -369,10 +385,9 @@ def test_registry_reload(web_guard: GuardProxy, upstream: Upstream) -> None:
     original = registry.read_text("utf-8")
     assert_unknown(web_guard, upstream, ADDED)
     try:
-        reloaded = len(web_guard.events("registry"))
+        since = len(web_guard.events("registry"))
         write_atomically(registry, original + ADDED_ENTRY)
-        assert wait_for(lambda: len(web_guard.events("registry")) > reloaded), web_guard.output()
-        assert web_guard.events("registry")[-1]["change"] == "reloaded"
+        registry_event(web_guard, "reloaded", since)
         assert web_guard.events("policy")[-1]["identities"] == 4
         for large in (False, True):
             assert_passed(web_guard, upstream, ADDED, large)
@@ -383,9 +398,7 @@ def test_registry_reload(web_guard: GuardProxy, upstream: Upstream) -> None:
         bad_line = broken.splitlines().index(f'code = "{REAL}"') + 1
         refused = len(web_guard.events("registry"))
         write_atomically(registry, broken)
-        assert wait_for(lambda: len(web_guard.events("registry")) > refused), web_guard.output()
-        event = web_guard.events("registry")[-1]
-        assert event["change"] == "refused"
+        event = registry_event(web_guard, "refused", refused)
         reason = str(event["reason"])
         assert f"{registry}, line {bad_line}" in reason and MASKED in reason
         assert wait_for(
@@ -406,7 +419,87 @@ def test_registry_reload(web_guard: GuardProxy, upstream: Upstream) -> None:
         assert REAL not in web_guard.log.read_text("utf-8")
         assert REAL not in web_guard.output()
     finally:
+        since = len(web_guard.events("registry"))
         write_atomically(registry, original)
+        # The next test starts from the original (no assertion here: it would hide the error).
+        wait_for(
+            lambda: any(e["change"] == "reloaded" for e in web_guard.events("registry")[since:])
+        )
+
+
+def test_registry_file_removed_keeps_last_good(web_guard: GuardProxy, upstream: Upstream) -> None:
+    """A registry file that disappears is refused like a broken one (the last good version
+    stays); put back, it is reloaded."""
+    set_mode(web_guard, "independent")
+    registry = web_guard.workdir / "registry.toml"
+    original = registry.read_text("utf-8")
+    try:
+        since = len(web_guard.events("registry"))
+        registry.unlink()
+        event = registry_event(web_guard, "refused", since)
+        assert f"cannot read registry file {registry}" in str(event["reason"])
+        assert_passed(web_guard, upstream, INDEPENDENT)
+        assert_blocked(web_guard, upstream, JOINT_101, "registry.wrong_pool")
+    finally:
+        since = len(web_guard.events("registry"))
+        write_atomically(registry, original)
+    registry_event(web_guard, "reloaded", since)
+    assert_passed(web_guard, upstream, INDEPENDENT, large=True)
+
+
+def test_registry_option_at_run_time(web_guard: GuardProxy, upstream: Upstream) -> None:
+    """PUT kanta_guard_registry switches to another registry (its pools apply at once); a bad
+    one is refused (400, naming its file and line, masked) and the registry in force stays."""
+    set_mode(web_guard, "independent")
+    other = web_guard.workdir / "other-registry.toml"
+    # The TC-101 code registered as an independent one in this other registry.
+    other.write_text(
+        REGISTRY.read_text("utf-8").replace(
+            'pool = "joint"\ncases = ["TC-101"]', 'pool = "independent"'
+        ),
+        encoding="utf-8",
+    )
+    bad = web_guard.workdir / "bad-registry.toml"
+    bad.write_text(
+        f'[[identity]]\ncode = "{REAL}"\ngiven = "Ville"\nfamily = "Oikea"\npool = "independent"\n',
+        encoding="utf-8",
+    )
+    try:
+        response = put_options(web_guard, kanta_guard_registry=str(bad))
+        assert response.status_code == 400
+        assert f"{bad}, line 2" in response.text and REAL not in response.text
+        assert_blocked(web_guard, upstream, JOINT_101, "registry.wrong_pool")
+
+        response = put_options(web_guard, kanta_guard_registry=str(other))
+        assert response.status_code == 200, response.text[:300]
+        assert wait_for(lambda: web_guard.events("policy")[-1]["registry"] == str(other))
+        for large in (False, True):
+            assert_passed(web_guard, upstream, JOINT_101, large)
+    finally:
+        response = put_options(web_guard, kanta_guard_registry="")
+    assert response.status_code == 200, response.text[:300]
+    assert_blocked(web_guard, upstream, JOINT_101, "registry.wrong_pool")
+    assert REAL not in web_guard.output() and REAL not in web_guard.log.read_text("utf-8")
+
+
+def test_dropping_the_registry_at_run_time_is_a_weakening(
+    web_guard: GuardProxy, upstream: Upstream
+) -> None:
+    """A run-time policy without a registry enforces less (no pool, case or unknown-code
+    checks): without ``allow_weakening`` it is refused and cross-use stays blocked."""
+    set_mode(web_guard, "independent")
+    active = web_guard.workdir / "policy.toml"
+    rules = ("name.unregistered", "name.mismatch", "name.narrative", "phone.personal")
+    fixed = "\n".join(f'"{rule}" = "block"' for rule in (*rules, "address.personal"))
+    without = web_guard.workdir / "no-registry-policy.toml"
+    without.write_text(f"[rules]\n{fixed}\n", encoding="utf-8")
+    try:
+        response = put_options(web_guard, kanta_guard_policy=str(without))
+        blocked = send(web_guard, upstream, JOINT_101)[0].status_code
+    finally:
+        put_options(web_guard, kanta_guard_policy=str(active))
+    assert response.status_code == 400, "a policy without the registry was accepted"
+    assert blocked == 403
 
 
 # --- a bad registry at start-up -------------------------------------------------------------------
