@@ -281,11 +281,19 @@ def find_phones(text: str, region: str = "FI") -> list[tuple[int, int, str]]:
     """
     found: list[tuple[int, int, str]] = []
     for start, end in phone_regions(text):
+        # (Other scripts' zeros are not in _CAN_START: a region holding one is matched.)
+        if text[start:end].isascii() and _CAN_START.search(text, start, end) is None:
+            continue  # no place in it a number _plausible keeps could start (the matcher is slow)
         for at, raw, e164 in _matched(text[start:end], region):
             offset = start + at
             if _plausible(text, offset, offset + len(raw), raw):
                 found.append((offset, offset + len(raw), e164))
     return found
+
+
+#: Where a number :func:`_plausible` keeps can start: "+", "(", "[" or a zero, not glued to a
+#: letter or digit before it, nor after "digit." / "digit-" / "digit/" (a superset of its rule).
+_CAN_START = re.compile(r"(?<![0-9A-Za-z])(?<![0-9][./\-])[+(\[\uff0b\uff08\uff3b0\uff10]")
 
 
 @lru_cache(maxsize=8192)

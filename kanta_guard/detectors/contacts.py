@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Protocol
 
 from .. import contacts
-from ..charset import sniff_wide
+from ..charset import sniff_bom, sniff_wide
 from ..model import Field, Hit, Role
 from ..rules import RuleSpec, rule
 from ..search import holds
@@ -124,7 +124,7 @@ class ContactDetector:
         """Hits for one field: every e-mail address and phone number in its value that is
         not test data, unless the field belongs to an organisation or the message frame."""
         value = field.value
-        if field.identifier:
+        if field.identifier and (field.context.system or "").lower() not in _CONTACT_SYSTEMS:
             return  # an identifier (CDA id/@extension, code/@code, FHIR identifier.value)
         has_at = "@" in value
         has_digits = _digits_enough(value)
@@ -363,6 +363,11 @@ def _spaced(text: str) -> str:
     return text
 
 
+#: FHIR ContactPoint systems: a value under one of them is a contact, not an identifier (the
+#: parsers mark ``system``/``value`` pairs as identifiers whatever the system).
+_CONTACT_SYSTEMS = frozenset({"phone", "fax", "email", "pager", "url", "sms", "other"})
+
+
 def _decoded(data: bytes) -> str | None:
     """The text of ``data``: UTF-8, or else one character a byte, as the text parser reads
     bytes that are not UTF-8 (ISO-8859-1; windows-1252 differs only in 0x80-0x9F, which hold
@@ -370,6 +375,8 @@ def _decoded(data: bytes) -> str | None:
     try:
         return data.decode("utf-8", "surrogatepass")
     except UnicodeDecodeError:
+        if sniff_bom(data) is not None or sniff_wide(data) is not None:
+            return None  # UTF-16/32: the text parser reads it so, not a byte a character
         return data.decode("latin-1")
 
 

@@ -28,8 +28,9 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple, Protocol
 
 from .. import lexicon
+from ..charset import sniff_bom, sniff_wide
 from ..model import Field, Hit
-from ..names import fold as _fold
+from ..names import name_parts
 from ..rules import RuleSpec, rule
 from ..search import holds
 
@@ -472,13 +473,17 @@ class NarrativeNameDetector:
         registry = self._registry
         if registry is None:
             return False
-        folded_given = tuple(_fold(g) for g in given)
+        # Name parts as the registry holds them (names.name_parts: hyphenated names split,
+        # Anna-Liisa -> anna, liisa; Virtanen-Mäkinen -> virtanen, makinen).
+        folded_given = tuple(p for g in given for p in name_parts(g))
         for lemma in family:
-            folded = _fold(lemma)
+            parts = name_parts(lemma)
+            if not parts:
+                continue
             if not folded_given:
-                if registry.knows_family(folded):
+                if all(registry.knows_family(part) for part in parts):
                     return True
-            elif registry.named(folded_given, (folded,), professional=professional):
+            elif registry.named(folded_given, parts, professional=professional):
                 return True
         return False
 
@@ -534,6 +539,8 @@ class NarrativeNameDetector:
             # 0x80-0x9F, where no capital a name starts with lies but Š, Ž, Ÿ, which are not
             # read as name initials either): the needles are that reading's, in UTF-8, as the
             # parser's fields hold them.
+            if sniff_bom(data) is not None or sniff_wide(data) is not None:
+                return None  # UTF-16/32: read so by the text parser, not a byte a character
             text_ok = data.decode("latin-1")
             data = text_ok.encode("utf-8")
         if not joined and b"\\" in data:

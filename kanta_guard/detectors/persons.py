@@ -110,7 +110,7 @@ class PersonDetector:
         shown = name.text or " ".join((*name.given, *name.family))
         field = Field(shown, Context(party.role, "name"), party.where)
         if registered:
-            if any(_is(identity, w) for identity in registered for w in written):
+            if any(all(_any_is(identity, g) for g in written) for identity in registered):
                 return None
             return Hit(
                 "name.mismatch",
@@ -127,7 +127,18 @@ class PersonDetector:
             professional = True
         elif party.role in CITIZEN_ROLES:
             professional = False
-        if any(self.registry.named(w.given, w.family, professional=professional) for w in written):
+        # Every group must be the name of one and the same registered identity.
+        matched: set[str] | None = None
+        for group in written:
+            codes = {
+                identity.code
+                for w in group
+                for identity in self.registry.named(w.given, w.family, professional=professional)
+            }
+            matched = codes if matched is None else matched & codes
+            if not matched:
+                break
+        if matched:
             return None
         whom = "professional" if professional else "test identity"
         return Hit(
@@ -167,17 +178,47 @@ class PersonDetector:
         )
 
 
-def _written(name: PersonName) -> list[WrittenName]:
-    """The readings of a name: its parts as given, or its one string read every way."""
+def _written(name: PersonName) -> list[list[WrittenName]]:
+    """The readings of a name, in groups that must each be a registered name: its parts as
+    given; its one string read every way, when it has no parts or names someone beyond them.
+
+    A name with parts whose ``text`` says more (FHIR ``HumanName`` with ``given``/``family``
+    and a ``text`` of another person, a CDA ``name`` with a real name as loose text beside
+    registered parts) is judged on both: the registered parts do not carry a name they do not
+    hold. Words of the prefixes and suffixes (titles) and the ``Tes`` suffix are no name.
+    """
+    groups: list[list[WrittenName]] = []
+    held: set[str] = set()
     if name.given or name.family:
         given = tuple(p for g in name.given for p in name_parts(g))
         family = tuple(p for f in name.family for p in name_parts(f))
         if given or family:
-            return [WrittenName(given, family)]
-    if name.text.strip():
-        return readings(name.text)
-    return []
+            groups.append([WrittenName(given, family)])
+            held = {*given, *family, "tes"}
+    if not name.text.strip():
+        return groups
+    if not groups:
+        return [found] if (found := readings(name.text)) else []
+    affixes = {p for a in (*name.prefix, *name.suffix) for p in name_parts(_PUNCT.sub(" ", a))}
+    kept = [w for w in name.text.split() if not set(_parts(w)) <= affixes - held or w == ","]
+    if any(part not in held for w in kept for part in _parts(w)):
+        text = " ".join(kept)
+        found = readings(text)
+        groups.append(found or [WrittenName((), ())])
+    return groups
+
+
+_PUNCT = re.compile(r"[^\w\s-]+")
+
+
+def _parts(word: str) -> tuple[str, ...]:
+    """A written word's folded name parts, punctuation off ("Testinen," is "testinen")."""
+    return name_parts(_PUNCT.sub(" ", word))
 
 
 def _is(identity: TestIdentity, written: WrittenName) -> bool:
     return same_name(identity.given_parts, identity.family_parts, written.given, written.family)
+
+
+def _any_is(identity: TestIdentity, group: list[WrittenName]) -> bool:
+    return any(_is(identity, written) for written in group)

@@ -56,7 +56,6 @@ _PLAYERS = frozenset(
         "relatedPerson",
         "associatedPerson",
         "patientPerson",
-        "playingEntity",
         "informationRecipient",
         "assignedPrincipalPerson",
         "person",
