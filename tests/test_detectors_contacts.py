@@ -293,3 +293,9 @@ def test_form_and_json_fields_are_covered(values: list[str]) -> None:
         for value in values:
             if any(True for _ in DETECTOR.detect(_field(value))):
                 assert _covered(needles, value), (document, value, needles)
+
+
+def test_percent_encoded_whitespace_before_a_number_is_not_a_letter() -> None:
+    """``%0A040+123+4567`` in a form reads "\\n040 123 4567": the screen cannot tell from the
+    raw bytes (the escape's "A" is no letter after decoding), so it gives no answer."""
+    assert DETECTOR.screen(b"f0=%0A040+123+4567") is None

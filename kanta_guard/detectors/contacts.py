@@ -33,7 +33,7 @@ _DECODED = ((b"&#", 0), (b"\\u", 0), (b"\\U", 0), (b"<![CDATA[", 2))
 # A domain no valid address has: it starts with a dot or a hyphen, or has no dot between
 # labels (email_validator requires a dotted, globally resolvable name; a superset kept).
 _NO_DOMAIN = re.compile(r"[.\-]|[^.]*\Z")
-_PERCENT = re.compile(rb"%(?:[23][0-9A-Fa-f]|40|5[BDbd]|7[Ee]|[89A-Fa-f][0-9A-Fa-f])")
+_PERCENT = re.compile(rb"%(?:0[9ADad]|[23][0-9A-Fa-f]|40|5[BDbd]|7[Ee]|[89A-Fa-f][0-9A-Fa-f])")
 # Bytes of a region (contacts.phone_regions) as the bytes of an ASCII-compatible document show
 # it, with the whitespace an XML attribute value turns into spaces (XML 1.0 §3.3.3) and the
 # UTF-8 bytes of the only region characters below U+0640 (no-break space, soft hyphen).
