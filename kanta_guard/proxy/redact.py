@@ -91,15 +91,55 @@ def _masked_fields(fields: tuple[tuple[bytes, bytes], ...]) -> tuple[tuple[bytes
 
 
 def _withhold_readable(flow: http.HTTPFlow, scanner: Scanner | None) -> str:
-    """Scan the masked request again; withhold each part where a finding is still readable."""
+    """Withhold each part where a finding is still readable: where the guard found what
+    masking does not hide (a name, a phone number, an e-mail, an address: only identity codes
+    are masked), and, scanning the masked request again, where a code could still be read."""
     req = flow.request
     if scanner is None:
         req.content = b""
         return "identity codes masked; body withheld (no scanner to check it)"
-    report = scanner.scan(flow_request(flow))
-    left = [f for f in report.findings if f.rule not in _FROM_MASKING]
+    judged = flow.metadata.get(METADATA_KEY)
+    found = judged.get("findings", []) if isinstance(judged, dict) else []
+    kept = [
+        _Where(str(f.get("location", "")))
+        for f in found
+        if isinstance(f, dict) and not str(f.get("rule", "")).startswith(_MASKED_RULES)
+    ]
+    withheld = _withhold(req, kept)
+    masked = any(
+        isinstance(f, dict) and str(f.get("rule", "")).startswith(_MASKED_RULES) for f in found
+    )
+    if masked or not isinstance(judged, dict) or not found:
+        # Codes were masked (or the request was never judged): scan again, for a code masking
+        # could not reach (inside Base64, a JWT, a compressed layer). (Only then: a scan costs
+        # as much as the first one.)
+        report = scanner.scan(flow_request(flow))
+        left = [_Where(f.location) for f in report.findings if f.rule not in _FROM_MASKING]
+        withheld += _withhold(req, left)
+    if not withheld:
+        return "identity codes masked"
+    return "identity codes masked; withheld as still readable: " + ", ".join(
+        dict.fromkeys(withheld)
+    )
+
+
+#: Rules whose values masking hides (identity codes): their findings need the second scan.
+_MASKED_RULES = ("hetu.",)
+
+
+class _Where:
+    """A finding's location (what ``_withhold`` needs of a finding)."""
+
+    __slots__ = ("location",)
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+
+
+def _withhold(req: http.Request, findings: list[_Where]) -> list[str]:
+    """Withhold the part of the request each finding stands in; what was withheld."""
     withheld: list[str] = []
-    for finding in left:
+    for finding in findings:
         where = finding.location
         if where.startswith("header:"):
             name = where.split(":", 1)[1].split("!", 1)[0]
@@ -131,11 +171,7 @@ def _withhold_readable(flow: http.HTTPFlow, scanner: Scanner | None) -> str:
         else:  # the body, a part of it, or a body that no longer scans
             req.content = b""
             withheld.append("body")
-    if not withheld:
-        return "identity codes masked"
-    return "identity codes masked; withheld as still readable: " + ", ".join(
-        dict.fromkeys(withheld)
-    )
+    return withheld
 
 
 class Redactor:

@@ -121,3 +121,28 @@ def test_code_in_header_name_method_cookie_and_trailer_is_masked() -> None:
     redact_request(f, SCANNER)
     assert REAL not in readable(f)
     assert REAL not in json.dumps(f.get_state(), default=repr)
+
+
+def test_personal_data_is_withheld_where_it_was_found_without_a_second_scan(
+    monkeypatch,  # type: ignore[no-untyped-def]
+) -> None:
+    """A name (which masking does not hide) withholds the part it stands in, straight from the
+    report: no second scan of the request (the proxy's thread pays for that one)."""
+    from kanta_guard import KeyedHasher, Scanner, default_policy
+    from kanta_guard.proxy.flows import flow_request, mark
+
+    scanner = Scanner(default_policy(), KeyedHasher(b"kanta-guard-test-key-0123456789"))
+    f = post(cda(), "application/xml")
+    report = scanner.scan(flow_request(f))
+    assert "name.unregistered" in report.rules and not any(
+        r.startswith("hetu.") for r in report.rules
+    )
+    mark(f, report)
+    scans: list[int] = []
+    original = Scanner.scan
+    monkeypatch.setattr(Scanner, "scan", lambda self, r: scans.append(1) or original(self, r))
+    redact_request(f, scanner)
+    assert scans == []
+    assert f.request.content == b""
+    assert "Lapsi-Potilas" not in readable(f)
+    assert "withheld as still readable: body" in f.request.headers[REDACTED_HEADER]
