@@ -290,3 +290,10 @@ def test_detect_and_screen_grow_linearly(unit: str) -> None:
         t_large = _best(lambda run=run: run(large))
         assert t_large / t_small < 8 * 2.5, (t_small, t_large)
     assert field_s.value and field_l.value
+
+
+def test_an_acronym_after_a_title_is_no_surname() -> None:
+    """Kela's own CDA comment "Farmaseutin / proviisorin ID rekisteröintinumero": "ID" after
+    the title "proviisorin" is an acronym, not a surname."""
+    text = " Farmaseutin / proviisorin ID rekisteröintinumero (eli ns. terhikkitunnus) "
+    assert list(NarrativeNameDetector().detect(Field(text, Context(), "x"))) == []

@@ -377,7 +377,9 @@ class NarrativeNameDetector:
                     last, given, family = full
                     return i + 1, last, "a title and a full name", given, family, True
                 lemmas = _surname(nxt.text)
-                if lemmas and not _head_after(tokens, text, i + 1):
+                # (A short word in capitals after a title is an acronym: "proviisorin ID".)
+                acronym = len(nxt.text) <= 3 and nxt.text.isupper()
+                if lemmas and not acronym and not _head_after(tokens, text, i + 1):
                     # A place only in its base form ("hoitaja Salo", not "hoitaja Salosta": a
                     # nurse from Salo).
                     place = any(x in lexicon.PLACES for x in lemmas)
