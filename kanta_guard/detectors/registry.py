@@ -101,7 +101,7 @@ class RegistryCodeDetector:
         if values is None:
             return None
         if not idcode.reads_plainly(data):
-            return None
+            return self._cleared(data, values, joined)
         tokens = idcode.iter_loose_tokens(data) if joined else idcode.iter_tokens(data)
         needles: set[bytes] = set()
         for token in tokens:
@@ -116,3 +116,29 @@ class RegistryCodeDetector:
             if idcode.classify(code) is idcode.Kind.TEST and self.verdict(code) is not None:
                 needles.add(value)
         return frozenset(needles) if len(needles) <= MAX_NEEDLES else None
+
+    def _cleared(self, data: bytes, values: list[bytes], joined: bool) -> frozenset[bytes] | None:
+        """The screen of a document whose readings differ from it as written (as
+        ``hetu._cleared``): "none" if no reading shows a test code this mode would report,
+        else None (a needle of a reading need not stand in the bytes)."""
+        try:
+            texts = [data.decode("utf-8", "surrogatepass")]
+        except UnicodeDecodeError:
+            texts = [data.decode("latin-1"), data.decode("cp1252", "replace")]
+        for text in texts:
+            for reading in idcode.match_readings(text):
+                matches = (
+                    idcode.loose_tokens(reading)
+                    if joined
+                    else (m.group(0) for m in idcode.TOKEN.finditer(idcode.screen_form(reading)))
+                )
+                for token in matches:
+                    code = idcode.normalise(token)
+                    if idcode.classify(code) is idcode.Kind.TEST and self.verdict(code):
+                        return None
+        for value in values:
+            for reading in idcode.match_readings(value.decode("utf-8", "replace").strip()):
+                code = idcode.normalise(reading)
+                if idcode.classify(code) is idcode.Kind.TEST and self.verdict(code):
+                    return None
+        return frozenset()
