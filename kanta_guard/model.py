@@ -276,7 +276,8 @@ class Report:
     fields_scanned: int = 0
     payloads_scanned: int = 0
     #: Findings that count but were left out past the cap (``MAX_FINDINGS``); the
-    #: verdict reflects them too.
+    #: verdict reflects them too. Once the cap is reached and the verdict is block, only the
+    #: identity codes are still counted: then it is a lower bound.
     omitted: int = 0
 
     @property

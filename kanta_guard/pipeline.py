@@ -211,11 +211,16 @@ class Scanner:
             if isinstance(item, Field):
                 tally.fields += 1
                 for detector in detectors:
-                    if tally.full and (count := getattr(detector, "count", None)) is not None:
+                    if tally.full:
                         # The cap is reached and the verdict is block: nothing can change it,
-                        # so the rest is only counted, at a fraction of the cost.
-                        if item.view_of is None:
-                            tally.omitted += count(item)
+                        # so the rest is only counted, at a fraction of the cost, by the
+                        # detectors that can count cheaply (identity codes: a flood of codes is
+                        # what fills a report); the others' further hits are not counted
+                        # (``Report.omitted`` is then a lower bound).
+                        count = getattr(detector, "count", None)
+                        if count is not None and getattr(detector, "cheap_count", False):
+                            if item.view_of is None:
+                                tally.omitted += count(item)
                         continue
                     for hit in detector.detect(item):
                         self._keep(hit, item.view_of, tally)
