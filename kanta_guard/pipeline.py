@@ -137,7 +137,12 @@ class Scanner:
         order (RFC 9110 §5.3: lines of a list field combine, comma-joined; §8.4), all undone.
         """
         state = ScanState(
-            self.policy.limits, self._screen, self._systems, self._inert, self._screen_joined
+            self.policy.limits,
+            self._screen,
+            self._systems,
+            self._inert,
+            self._screen_joined,
+            parties=bool(self._judges),
         )
         tally = _Tally()
         try:
@@ -160,7 +165,12 @@ class Scanner:
     ) -> Report:
         """Scan a body on its own (a file, a saved body); the type is sniffed when not given."""
         state = ScanState(
-            self.policy.limits, self._screen, self._systems, self._inert, self._screen_joined
+            self.policy.limits,
+            self._screen,
+            self._systems,
+            self._inert,
+            self._screen_joined,
+            parties=bool(self._judges),
         )
         tally = _Tally()
         try:
@@ -218,9 +228,9 @@ class Scanner:
                         # what fills a report); the others' further hits are not counted
                         # (``Report.omitted`` is then a lower bound).
                         count = getattr(detector, "count", None)
-                        if count is not None and getattr(detector, "cheap_count", False):
-                            if item.view_of is None:
-                                tally.omitted += count(item)
+                        cheap = count is not None and getattr(detector, "cheap_count", False)
+                        if cheap and item.view_of is None:
+                            tally.omitted += count(item)
                         continue
                     for hit in detector.detect(item):
                         self._keep(hit, item.view_of, tally)

@@ -62,6 +62,9 @@ class ScanState:
     #: The screen of decoded text joined across markup, where any stretch may be a field
     #: (``Detector.screen`` with ``joined``); None when it cannot tell.
     screen_joined: Callable[[bytes], frozenset[bytes] | None] = field(default=lambda data: None)
+    #: Whether any detector judges parties (persons, organisations): parsers find them only
+    #: then (finding them costs a fifth of a CDA's scan).
+    parties: bool = True
     protocol: Protocol | None = None
     decoded_bytes: int = 0
     payloads: int = 0

@@ -122,7 +122,7 @@ class JsonParser:
             raise UnscannableError("JSON nested too deeply", location) from None
         if "fhir" in media.type or _has_resource_type(doc):
             state.note_protocol(Protocol.FHIR_JSON)
-        if '"resourceType"' in text:
+        if state.parties and '"resourceType"' in text:
             # The persons and organisations of FHIR resources, read from plain objects (where
             # a key is duplicated the last one, as json.loads; the walk reads every one).
             plain = doc if fast else json.loads(text, parse_int=_integer)

@@ -30,6 +30,7 @@ names one.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from functools import lru_cache
 from typing import Any
 
 from lxml import etree
@@ -83,11 +84,19 @@ _FHIR_HOLDERS = frozenset({"resource", "contained", "outcome"})
 
 
 def _local(tag: object) -> str:
-    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
+    return _local_name(tag) if isinstance(tag, str) else ""
+
+
+@lru_cache(maxsize=1024)
+def _local_name(tag: str) -> str:
+    """A Clark name's local part (cached: a document has few distinct tags)."""
+    return tag.rpartition("}")[2]
 
 
 def _text(el: etree._Element) -> str:
     """An element's text as a reader joins it (its string value), whitespace collapsed."""
+    if len(el) == 0:  # (a name part, mostly: its text alone)
+        return " ".join((el.text or "").split())
     return " ".join("".join(str(t) for t in el.itertext()).split())
 
 

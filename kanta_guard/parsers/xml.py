@@ -237,7 +237,7 @@ class XmlParser:
             yield from _fallback_text(payload)
             return
         self._note_protocol(etree.QName(root).namespace or "", state)
-        if parties:
+        if parties and state.parties:
             yield from _parties(root, payload)
         if raw is None:
             raw = _utf8(payload.data, media, root)
