@@ -228,8 +228,8 @@ class Scanner:
                         # what fills a report); the others' further hits are not counted
                         # (``Report.omitted`` is then a lower bound).
                         count = getattr(detector, "count", None)
-                        cheap = count is not None and getattr(detector, "cheap_count", False)
-                        if cheap and item.view_of is None:
+                        cheap = getattr(detector, "cheap_count", False)
+                        if count is not None and cheap and item.view_of is None:
                             tally.omitted += count(item)
                         continue
                     for hit in detector.detect(item):
