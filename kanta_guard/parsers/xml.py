@@ -260,7 +260,8 @@ class XmlParser:
             if targeted is not None:
                 yield from targeted
                 if glue != frozenset():
-                    yield from _glue_fields(_text_pieces(root), payload, state)
+                    # (The pieces joined are the text serialised above: its needles stand.)
+                    yield from _glue_fields(_text_pieces(root), payload, state, (glue,))
                 yield from self._nested_only(lambda: root, markup, payload, state)
                 return
         yield from self._walk(root, payload, state)
@@ -867,10 +868,15 @@ def _digit_or_space(byte: bytes) -> bytes:
     return byte if byte.isdigit() else b" " if byte else b""
 
 
-def _glue_fields(pieces: _Pieces, payload: Payload, state: ScanState) -> Iterator[Field]:
+def _glue_fields(
+    pieces: _Pieces,
+    payload: Payload,
+    state: ScanState,
+    screened: tuple[frozenset[bytes] | None] | None = None,
+) -> Iterator[Field]:
     """Fields for text joined across markup: each place a needle of the joined screen stands
     across markup, in the smallest element holding it (see above); windows where the screen
-    names no needles.
+    names no needles. ``screened``: the joined screen's answer for this text, if asked already.
 
     Only the places found are located (an XPath costs as much as the siblings before its
     node: locating every piece of a long run of inline markup would cost its square).
@@ -880,7 +886,7 @@ def _glue_fields(pieces: _Pieces, payload: Payload, state: ScanState) -> Iterato
         return
     blobs = [text.encode("utf-8", "surrogatepass") for text, _, _, _ in items]
     joined_all = b"".join(blobs)
-    needles = state.screen_joined(joined_all)
+    needles = state.screen_joined(joined_all) if screened is None else screened[0]
     if needles == frozenset():
         return
     if needles is None:
