@@ -297,3 +297,12 @@ def test_an_acronym_after_a_title_is_no_surname() -> None:
     the title "proviisorin" is an acronym, not a surname."""
     text = " Farmaseutin / proviisorin ID rekisteröintinumero (eli ns. terhikkitunnus) "
     assert list(NarrativeNameDetector().detect(Field(text, Context(), "x"))) == []
+
+
+def test_a_title_before_a_full_name_reads_the_full_name() -> None:
+    """After a title, a given name and a capitalised word are a full name, judged as one:
+    "hoitaja Hannu Virtanen" is found as Hannu Virtanen (not as a surname "Hannu")."""
+    hits = list(
+        NarrativeNameDetector().detect(Field("Hoitaja Hannu Virtanen soitti.", Context(), "x"))
+    )
+    assert [h.raw for h in hits] == ["Hannu Virtanen"]

@@ -552,21 +552,12 @@ def test_narrative_clean_twins(carrier: str, text: str) -> None:
     assert report.verdict is Verdict.PASS, report.as_dict()
 
 
-TITLE_BEFORE_FULL_NAME = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "detectors/narrative.py reads the word after a title as a surname: a registered full "
-        "name after a title (hoitaja Hannu Lääkäri) is judged as 'hoitaja Hannu'"
-    ),
-)
-
-
 @pytest.mark.parametrize(
     "text",
     [
         "Anna-Liisa Virtanen-Mäkinen soitti.",
         "Sofia Virtanen-Mäkinen soitti.",
-        pytest.param("Hoitaja Hannu Lääkäri soitti.", marks=TITLE_BEFORE_FULL_NAME),
+        "Hoitaja Hannu Lääkäri soitti.",
     ],
 )
 def test_narrative_registered_hyphenated_and_titled(text: str) -> None:

@@ -376,6 +376,16 @@ class NarrativeNameDetector:
                 if full is not None:
                     last, given, family = full
                     return i + 1, last, "a title and a full name", given, family, True
+                after = tokens[i + 2] if i + 2 < len(tokens) else None
+                if (
+                    after is not None
+                    and after.text[0] in _CAP
+                    and _GAP_SEP.fullmatch(text, nxt.end, after.start)
+                    and nxt.text.lower() in lexicon.given_names()
+                ):
+                    # A given name and another capitalised word after a title: a full name
+                    # (read from the given name on), not a surname ("hoitaja Hannu Lääkäri").
+                    return None
                 lemmas = _surname(nxt.text)
                 # (A short word in capitals after a title is an acronym: "proviisorin ID".)
                 acronym = len(nxt.text) <= 3 and nxt.text.isupper()
