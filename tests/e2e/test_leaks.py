@@ -14,7 +14,6 @@ import contextlib
 import json
 import re
 import socket
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ import requests
 from helpers import REAL, REAL_2
 
 from . import bodies
-from .conftest import LOOPBACK, GuardProxy, RawServer, Upstream, connect_tunnel, recv_all
+from .conftest import LOOPBACK, GuardProxy, RawServer, Upstream, connect_tunnel, recv_all, unique
 
 pytestmark = pytest.mark.e2e
 
@@ -109,7 +108,7 @@ def leak_run(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Ru
         client.proxies = {"http": guard.url}
 
         def send(case: str, method: str = "GET", query: str = "", **kwargs: object) -> None:
-            path = f"/e2e/leak-{case}/{uuid.uuid4().hex[:8]}{query}"
+            path = f"/e2e/leak-{case}/{unique(8)}{query}"
             response = client.request(method, upstream.url(path), timeout=10, **kwargs)  # type: ignore[arg-type]
             run.statuses[case] = response.status_code
 
@@ -124,7 +123,7 @@ def leak_run(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Ru
             data=bodies.soap11(patient=REAL),
             headers={"Content-Type": bodies.SOAP11_TYPE},
         )
-        run.warned_path = f"/e2e/leak-warn/{uuid.uuid4().hex[:8]}/fhir/Patient"
+        run.warned_path = f"/e2e/leak-warn/{unique(8)}/fhir/Patient"
         warned = client.post(
             upstream.url(run.warned_path),
             data=bodies.fhir_patient(bodies.MALFORMED_TEST),

@@ -18,7 +18,7 @@ import pytest
 import requests
 from helpers import REAL
 
-from .conftest import LOOPBACK, GuardProxy, Upstream, free_port, listening
+from .conftest import LOOPBACK, GuardProxy, Upstream, free_port, listening, unique
 
 pytestmark = pytest.mark.e2e
 
@@ -72,7 +72,7 @@ def put_policy(guard: GuardProxy, path: Path) -> requests.Response:
 
 def dirty_status(guard: GuardProxy, upstream: Upstream) -> tuple[int, int]:
     """(status of a GET with a real code in a header, requests the upstream got for it)."""
-    path = f"/e2e/runtime/{uuid.uuid4().hex[:12]}"
+    path = f"/e2e/runtime/{unique()}"
     client = requests.Session()
     client.trust_env = False
     client.proxies = {"http": guard.url}

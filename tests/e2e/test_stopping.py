@@ -15,13 +15,12 @@ import socket
 import subprocess
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
 from . import bodies
-from .conftest import LOOPBACK, GuardProxy, Upstream, alive, children
+from .conftest import LOOPBACK, GuardProxy, Upstream, alive, children, unique
 
 pytestmark = pytest.mark.e2e
 
@@ -59,14 +58,14 @@ def test_signal_with_requests_in_flight_ends_proxy_and_workers(
         for _ in range(4):
             sock = socket.create_connection((LOOPBACK, guard.port), timeout=10)
             head = (
-                f"POST {upstream.url('/e2e/slow/' + uuid.uuid4().hex[:8])} HTTP/1.1\r\n"
+                f"POST {upstream.url('/e2e/slow/' + unique(8))} HTTP/1.1\r\n"
                 f"Host: {LOOPBACK}:{upstream.port}\r\nContent-Type: {bodies.SOAP11_TYPE}\r\n"
                 f"Content-Length: {len(body)}\r\n\r\n"
             )
             sock.sendall(head.encode() + body[: len(body) // 2])
             slow.append(sock)
         for i in range(20):
-            url = upstream.url(f"/e2e/stop-burst-{i}/{uuid.uuid4().hex[:8]}")
+            url = upstream.url(f"/e2e/stop-burst-{i}/{unique(8)}")
             thread = threading.Thread(target=_post, args=(guard.port, url, body), daemon=True)
             thread.start()
             threads.append(thread)
