@@ -19,6 +19,8 @@ from functools import lru_cache
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
+from .names import fold
+
 __all__ = [
     "MIN_PHONE_DIGITS",
     "RESERVED_DOMAINS",
@@ -376,11 +378,14 @@ _NON_WORD = re.compile(r"[\W_]+")
 
 
 def normalise_address(text: str) -> str:
-    """The form addresses are compared in: case-folded, diacritics off (ä→a, ö→o, å→a),
-    punctuation to spaces, whitespace collapsed."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return " ".join(_NON_WORD.sub(" ", plain).split())
+    """The form addresses are compared in (the policy's, the registry's, a document's): folded
+    as names are (:func:`kanta_guard.names.fold`: case, diacritics, the ae/oe spellings),
+    punctuation to spaces, whitespace collapsed.
+
+    >>> normalise_address("Testikatu 1 A 2,  00100 Helsinki")
+    'testikatu 1 a 2 00100 helsinki'
+    """
+    return " ".join(_NON_WORD.sub(" ", fold(text)).split())
 
 
 # -- masking: what a tester may see of a value -------------------------------------------------

@@ -127,6 +127,17 @@ class Scanner:
         """``_screen`` of decoded text joined across markup (``Detector.screen``, ``joined``)."""
         return self._screen(data, joined=True)
 
+    def _state(self) -> ScanState:
+        """A fresh state for one scan, with this scanner's screens and memo."""
+        return ScanState(
+            self.policy.limits,
+            self._screen,
+            self._systems,
+            self._inert,
+            self._screen_joined,
+            parties=bool(self._judges),
+        )
+
     # -- entry points ---------------------------------------------------------------------------
 
     def scan(self, request: Request) -> Report:
@@ -136,14 +147,7 @@ class Scanner:
         may read either; deduplicated); several ``Content-Encoding`` lines are one list, in
         order (RFC 9110 §5.3: lines of a list field combine, comma-joined; §8.4), all undone.
         """
-        state = ScanState(
-            self.policy.limits,
-            self._screen,
-            self._systems,
-            self._inert,
-            self._screen_joined,
-            parties=bool(self._judges),
-        )
+        state = self._state()
         tally = _Tally()
         try:
             self._fields(request_fields(request, state), tally, state)
@@ -164,14 +168,7 @@ class Scanner:
         self, data: bytes, content_type: str | None = None, content_encoding: str | None = None
     ) -> Report:
         """Scan a body on its own (a file, a saved body); the type is sniffed when not given."""
-        state = ScanState(
-            self.policy.limits,
-            self._screen,
-            self._systems,
-            self._inert,
-            self._screen_joined,
-            parties=bool(self._judges),
-        )
+        state = self._state()
         tally = _Tally()
         try:
             body = self._body(data, content_encoding, state)

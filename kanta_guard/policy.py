@@ -409,17 +409,7 @@ def parse_policy(text: str, source: str = "<policy>", source_dir: Path | None = 
 
     explicit = frozenset(user.get("rules", {}))
     actions = _registry_actions(actions, registry, explicit)
-    return Policy(
-        MappingProxyType(actions),
-        limits,
-        log,
-        source,
-        runtime,
-        registry,
-        testing,
-        contacts,
-        explicit,
-    )
+    return _rebuild(actions, limits, log, source, runtime, registry, testing, contacts, explicit)
 
 
 def default_policy() -> Policy:

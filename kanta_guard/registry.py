@@ -65,6 +65,7 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 from . import idcode, names
+from .contacts import normalise_address
 from .errors import PolicyError
 from .model import Role
 
@@ -260,19 +261,6 @@ class Registry:
 def empty_registry() -> Registry:
     """A registry with no identities and no contacts (useful for tests)."""
     return Registry(())
-
-
-_NOT_WORD = re.compile(r"[\W_]+")
-
-
-def normalise_address(text: str) -> str:
-    """An address folded (:func:`kanta_guard.names.fold`), punctuation and whitespace collapsed to
-    single spaces: ``Testikatu 1 A 2, 00100 Helsinki`` = ``TESTIKATU 1 A 2 00100 HELSINKI``.
-
-    >>> normalise_address("Testikatu 1 A 2,  00100 Helsinki")
-    'testikatu 1 a 2 00100 helsinki'
-    """
-    return " ".join(_NOT_WORD.sub(" ", names.fold(text)).split())
 
 
 # -- Values --------------------------------------------------------------------------------------
