@@ -39,6 +39,7 @@ __all__ = [
     "find_tokens",
     "individual_number",
     "is_real",
+    "is_test",
     "iter_loose_tokens",
     "iter_tokens",
     "loose_tokens",
@@ -194,18 +195,32 @@ def is_real(code: str) -> bool:
     is kept; tests/test_idcode.py holds the two to agreeing). The rules are stdnum's: DVV's
     century signs, a real calendar date, individual number 002-899, the check character.
     """
+    number = _valid_number(code)
+    return number is not None and 2 <= number <= 899
+
+
+def is_test(code: str) -> bool:
+    """Whether a normalised code is a valid 900-series code: what ``classify(code) is
+    Kind.TEST`` says, without stdnum (a registry of 100,000 codes is checked at load)."""
+    number = _valid_number(code)
+    return number is not None and number >= 900
+
+
+def _valid_number(code: str) -> int | None:
+    """The individual number of a normalised, valid code (stdnum's rules: DVV's century
+    signs, a real calendar date, the check character); None if it is not one."""
     if len(code) != 11 or not code.isascii():
-        return False
+        return None
     date, sign, number = code[:6], code[6], code[7:10]
     if not (date.isdigit() and number.isdigit()) or sign not in _CENTURY:
-        return False
-    if not 2 <= int(number) <= 899 or _CHECK[int(date + number) % 31] != code[10]:
-        return False
+        return None
+    if _CHECK[int(date + number) % 31] != code[10]:
+        return None
     try:
         datetime.date(_CENTURY[sign] + int(date[4:]), int(date[2:4]), int(date[:2]))
     except ValueError:
-        return False
-    return True
+        return None
+    return int(number)
 
 
 def individual_number(value: str) -> int | None:

@@ -266,6 +266,28 @@ def _where(source: str, text: str, key: str, section: str | None) -> str:
     return f"{source}, line {line}" if line else source
 
 
+def _section(
+    base: dict[str, Any],
+    name: str,
+    keys: set[str],
+    kind: type,
+    phrase: str,
+    source: str,
+    text: str,
+) -> dict[str, Any]:
+    """A section of the policy whose every key is known and of one type (PolicyError naming
+    the line otherwise)."""
+    raw: dict[str, Any] = base[name]
+    for key, value in raw.items():
+        where = _where(source, text, key, name)
+        if key not in keys:
+            raise PolicyError(f"{where}: unknown key {name}.{key}")
+        if not isinstance(value, kind):
+            shown = f", not {value!r}" if kind is bool else ""
+            raise PolicyError(f"{where}: {name}.{key} must be {phrase}{shown}")
+    return raw
+
+
 def _positive_int(value: Any, name: str, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise PolicyError(f"{where}: {name} must be a positive integer, not {value!r}")
@@ -359,35 +381,19 @@ def parse_policy(text: str, source: str = "<policy>", source_dir: Path | None = 
         required=log_raw["required"],
     )
 
-    runtime_raw = base["runtime"]
-    for key, value in runtime_raw.items():
-        where = _where(source, text, key, "runtime")
-        if key not in _RUNTIME_KEYS:
-            raise PolicyError(f"{where}: unknown key runtime.{key}")
-        if not isinstance(value, bool):
-            raise PolicyError(f"{where}: runtime.{key} must be true or false, not {value!r}")
+    runtime_raw = _section(base, "runtime", _RUNTIME_KEYS, bool, "true or false", source, text)
     runtime = RuntimeSettings(allow_weakening=runtime_raw["allow_weakening"])
 
-    registry_raw = base["registry"]
-    for key, value in registry_raw.items():
-        where = _where(source, text, key, "registry")
-        if key not in _REGISTRY_KEYS:
-            raise PolicyError(f"{where}: unknown key registry.{key}")
-        if not isinstance(value, str):
-            raise PolicyError(f"{where}: registry.{key} must be a string (a file path)")
+    registry_raw = _section(
+        base, "registry", _REGISTRY_KEYS, str, "a string (a file path)", source, text
+    )
     registry: Path | None = None
     if registry_raw["file"]:
         registry = Path(registry_raw["file"]).expanduser()
         if not registry.is_absolute() and source_dir is not None:
             registry = source_dir / registry  # beside the policy file that names it
 
-    testing_raw = base["testing"]
-    for key, value in testing_raw.items():
-        where = _where(source, text, key, "testing")
-        if key not in _TESTING_KEYS:
-            raise PolicyError(f"{where}: unknown key testing.{key}")
-        if not isinstance(value, str):
-            raise PolicyError(f"{where}: testing.{key} must be a string")
+    testing_raw = _section(base, "testing", _TESTING_KEYS, str, "a string", source, text)
     testing = TestingMode.parse(
         testing_raw["mode"], testing_raw["case"], _where(source, text, "mode", "testing")
     )

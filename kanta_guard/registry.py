@@ -47,7 +47,6 @@ parsed once, each distinct e-mail domain validated once.
 from __future__ import annotations
 
 import csv
-import datetime
 import gc
 import hashlib
 import io
@@ -264,31 +263,6 @@ def empty_registry() -> Registry:
 
 
 # -- Values --------------------------------------------------------------------------------------
-
-# DVV: the check character is int(DDMMYYZZZ) mod 31 in this alphabet; the century signs.
-_CHECK = "0123456789ABCDEFHJKLMNPRSTUVWXY"
-_CENTURY = {"+": 1800, "-": 1900, "A": 2000}
-_CENTURY.update(dict.fromkeys("YXWVU", 1900))
-_CENTURY.update(dict.fromkeys("BCDEF", 2000))
-
-
-def _is_test_code(code: str) -> bool:
-    """Whether a normalised code is a valid 900-series code: what ``idcode.classify(code) is
-    Kind.TEST`` says, in a microsecond rather than stdnum's ten (100,000 distinct codes at
-    load). The rules are stdnum's (``tests/test_registry.py`` holds the two to agreeing); a
-    code this refuses is classified by ``idcode.classify`` to word the error."""
-    if len(code) != 11 or not code.isascii() or code[7] != "9":
-        return False
-    date, sign, number = code[:6], code[6], code[7:10]
-    if not (date.isdigit() and number.isdigit()) or sign not in _CENTURY:
-        return False
-    if _CHECK[int(date + number) % 31] != code[10]:
-        return False
-    try:
-        datetime.date(_CENTURY[sign] + int(date[4:]), int(date[2:4]), int(date[:2]))
-    except ValueError:
-        return False
-    return True
 
 
 @lru_cache(maxsize=65536)
@@ -710,8 +684,8 @@ class _Checker:
         if not isinstance(raw, str):
             raise self.fail(entry, "code", f"code must be a string, not {_kind(raw)}")
         # A code written in its normal form (nearly all) needs no normalising.
-        code = raw if _is_test_code(raw) else idcode.normalise(raw)
-        if code is not raw and not _is_test_code(code):
+        code = raw if idcode.is_test(raw) else idcode.normalise(raw)
+        if code is not raw and not idcode.is_test(code):
             kind = idcode.classify(code)
             if kind is idcode.Kind.REAL:
                 raise self.fail(

@@ -259,9 +259,10 @@ _DIGITS = st.text(alphabet="0123456789", min_size=6, max_size=6)
 def test_fast_test_code_check_agrees_with_stdnum(
     date: str, sign: str, number: int, check: str
 ) -> None:
-    """_is_test_code says exactly what idcode.classify (stdnum) says about 900-series codes."""
+    """idcode.is_test (the registry's fast check) says exactly what idcode.classify (stdnum)
+    says about 900-series codes."""
     for value in (f"{date}{sign}{number:03d}{check}", code(date, sign, number)):
-        assert reg._is_test_code(value) == (idcode.classify(value) is idcode.Kind.TEST)
+        assert idcode.is_test(value) == (idcode.classify(value) is idcode.Kind.TEST)
 
 
 _ATOM = st.text(alphabet="abcXYZ019.!#+-_~'", min_size=1, max_size=12)

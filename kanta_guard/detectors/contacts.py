@@ -283,21 +283,6 @@ class ContactDetector:
         # (``040 <b>123</b> 4567``) is not read joined (a limitation, in the README).
         return frozenset()
 
-    def _screen_joined_all(self, data: bytes) -> frozenset[bytes] | None:
-        """(Unused: the joined reading of contacts, kept for when it is judged.)"""
-        text = _decoded(data)
-        if text is None:
-            return None
-        needles: set[bytes] = set()
-        at = text.find("@")
-        while at != -1:
-            if 0 < at < len(text) - 1:
-                needles.add(text[at - 1 : at + 2].encode("utf-8", "surrogatepass"))
-            at = text.find("@", at + 1)
-        for start, end in contacts.phone_regions(_spaced(text)):
-            needles.update(c.encode("utf-8") for c in text[start:end] if c.isdecimal())
-        return frozenset(needles) if len(needles) <= MAX_NEEDLES else None
-
 
 # Where a number find_phones reports can start and end (``contacts._plausible``: not after a
 # letter, a digit or "digit." / "digit-" / "digit/"; not before their mirror images).

