@@ -4,6 +4,8 @@ the registry rules in both testing modes; masking; and the ways a careless syste
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import re
 from dataclasses import dataclass
@@ -13,7 +15,7 @@ from string import Template
 import pytest
 from helpers import FIXTURES, b64, code, soap_with_cda
 
-from kanta_guard import Action, KeyedHasher, Scanner, Verdict
+from kanta_guard import Action, KeyedHasher, Request, Scanner, Verdict
 from kanta_guard.answer import blocked_answer
 from kanta_guard.model import Report
 from kanta_guard.policy import TestingMode as Mode
@@ -883,3 +885,98 @@ def test_phone_in_a_note() -> None:
     report = scan(fhir_bundle(note), "application/fhir+json")
     assert rules(report) == {"phone.personal"}
     assert_masked(report)
+
+
+# -- attacks kept as tests: other places, encodings and protocols -----------------------------
+
+_ATTACK_SCANNER = Scanner(default_policy(), KeyedHasher(b"kanta-guard-test-key-0123456789"))
+_PATIENT_JSON = (
+    '{"resourceType":"Patient","name":[{"family":"Virt\\u0061nen","given":["Maija"]}],'
+    '"telecom":[{"system":"email","value":"maija\\u0040gmail.com"}]}'
+)
+_CDA_CONTACT = (
+    b'<ClinicalDocument xmlns="urn:hl7-org:v3"><recordTarget><patientRole>'
+    b'<telecom value="mailto:MAIJA@GMAIL.COM"/><patient><name><given>Maija</given>'
+    b"<family>Virtanen</family></name></patient></patientRole></recordTarget></ClinicalDocument>"
+)
+_ATTACKS: list[tuple[str, Request, set[str]]] = [
+    ("e-mail in a From header", Request("GET", "/x", (("From", "maija.virtanen@gmail.com"),)),
+     {"email.personal"}),
+    ("e-mail percent-encoded in a query", Request("GET", "/x?c=maija.virtanen%40gmail.com"),
+     {"email.personal"}),
+    ("name in a query", Request("GET", "/Patient?note=Potilas+Maija+Virtanen+soitti"),
+     {"name.narrative"}),
+    ("phone in a header", Request("GET", "/x", (("X-Callback", "040 123 4567"),)),
+     {"phone.personal"}),
+    ("FHIR JSON with \\u escapes",
+     Request("POST", "/fhir/Patient", (("Content-Type", "application/fhir+json"),),
+             _PATIENT_JSON.encode()),
+     {"name.unregistered", "email.personal"}),
+    ("FHIR JSON gzipped",
+     Request("POST", "/fhir/Patient",
+             (("Content-Type", "application/fhir+json"), ("Content-Encoding", "gzip")),
+             gzip.compress(_PATIENT_JSON.encode())),
+     {"name.unregistered", "email.personal"}),
+    ("CDA in a FHIR attachment",
+     Request("POST", "/fhir/DocumentReference", (("Content-Type", "application/fhir+json"),),
+             json.dumps({"resourceType": "DocumentReference", "content": [{"attachment": {
+                 "contentType": "application/xml",
+                 "data": base64.b64encode(_CDA_CONTACT).decode()}}]}).encode()),
+     {"name.unregistered", "email.personal"}),
+    ("name in a multipart form field",
+     Request("POST", "/x", (("Content-Type", "multipart/form-data; boundary=b"),),
+             b'--b\r\nContent-Disposition: form-data; name="n"\r\n\r\n'
+             b"Soitettu: Maija Virtanen\r\n--b--\r\n"),
+     {"name.narrative"}),
+    ("name in UTF-16 text",
+     Request("POST", "/x", (("Content-Type", "text/plain; charset=utf-16"),),
+             "Potilas Maija Virtanen soitti".encode("utf-16")),
+     {"name.narrative"}),
+    ("e-mail in a FHIR XML ContactPoint",
+     Request("POST", "/fhir/Patient", (("Content-Type", "application/fhir+xml"),),
+             b'<Patient xmlns="http://hl7.org/fhir"><telecom><system value="email"/>'
+             b'<value value="maija.virtanen@gmail.com"/></telecom></Patient>'),
+     {"email.personal"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "request_", "rules"), _ATTACKS, ids=[a[0] for a in _ATTACKS])
+def test_personal_data_in_other_places_and_encodings(
+    name: str, request_: Request, rules: set[str]
+) -> None:
+    """Names, e-mails and phones where a careless system puts them: headers, queries, escapes,
+    compression, a document inside an attachment, forms, UTF-16."""
+    report = _ATTACK_SCANNER.scan(request_)
+    assert rules <= set(report.rules), (name, report.rules)
+    assert "maija.virtanen" not in json.dumps(report.as_dict()).lower()
+
+
+_FULLWIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
+
+
+@pytest.mark.parametrize(
+    "place",
+    ["fullwidth text", "lower case header", "Base64url path", "split by markup"],
+)
+def test_joint_code_in_independent_testing_in_any_form(place: str) -> None:
+    """A joint-testing code used in independent testing is found however it is written."""
+    registry = load_registry(FIXTURES / "registry.toml")
+    policy = default_policy().with_registry(FIXTURES / "registry.toml")
+    scanner = Scanner(policy, KeyedHasher(b"kanta-guard-test-key-0123456789"), registry=registry)
+    joint = "020516C903K"  # the example registry's joint-testing patient
+    requests = {
+        "fullwidth text": Request(
+            "POST", "/x", (("Content-Type", "text/plain"),),
+            f"potilas {joint.translate(_FULLWIDTH)}".encode(),
+        ),
+        "lower case header": Request("GET", "/x", (("X-Patient", joint.lower()),)),
+        "Base64url path": Request(
+            "GET",
+            "/Patient/" + base64.urlsafe_b64encode(f'{{"id":"{joint}"}}'.encode()).decode(),
+        ),
+        "split by markup": Request(
+            "POST", "/x", (("Content-Type", "application/xml"),),
+            f"<a><p>{joint[:5]}<b/>{joint[5:]}</p></a>".encode(),
+        ),
+    }  # fmt: skip
+    assert "registry.wrong_pool" in scanner.scan(requests[place]).rules

@@ -146,3 +146,20 @@ def test_personal_data_is_withheld_where_it_was_found_without_a_second_scan(
     assert f.request.content == b""
     assert "Lapsi-Potilas" not in readable(f)
     assert "withheld as still readable: body" in f.request.headers[REDACTED_HEADER]
+
+
+def test_personal_data_in_the_head_is_withheld_where_it_stands() -> None:
+    """A phone in a header and a name in the URL of a warned request: the header and the URL
+    are withheld (masking hides neither), with no second scan deciding it."""
+    from kanta_guard import default_policy
+    from kanta_guard.proxy.flows import flow_request, mark
+
+    scanner = Scanner(default_policy(), KeyedHasher(b"kanta-guard-test-key-0123456789"))
+    f = post("ei tunnuksia", "text/plain", **{"X-Callback": "040 123 4567"})
+    f.request.path = "/Patient?note=Potilas+Maija+Virtanen+soitti"
+    report = scanner.scan(flow_request(f))
+    assert {"phone.personal", "name.narrative"} <= set(report.rules)
+    mark(f, report)
+    redact_request(f, scanner)
+    assert f.request.headers["X-Callback"] == WITHHELD
+    assert "Virtanen" not in readable(f) and "4567" not in readable(f)
