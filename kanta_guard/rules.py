@@ -124,6 +124,48 @@ RULES: tuple[RuleSpec, ...] = (
         "A person's street address not listed in the policy or the registry and matching none "
         "of the policy's test patterns.",
     ),
+    # -- certificates, cards and destinations (issue 9).
+    RuleSpec(
+        "cert.production",
+        Action.BLOCK,
+        "A production certificate: issued in the DVV/VRK production hierarchy (a pinned "
+        "production root or intermediate, a production CA name, a policy OID under "
+        "1.2.246.517.1). Only test certificates and test cards may be used in the test "
+        "environment.",
+    ),
+    RuleSpec(
+        "cert.unknown",
+        Action.BLOCK,
+        "A certificate the guard cannot show to be a test certificate: with trust anchors "
+        "configured, its chain does not verify to one; without them, no rule knows its issuer, "
+        "or its markers disagree (a test name with a production policy). Add the issuing test "
+        "CA as a trust anchor (README).",
+    ),
+    RuleSpec(
+        "cert.expired",
+        Action.WARN,
+        "A test certificate outside its validity period. Reported, not blocking: Kela's own "
+        "test documents carry long-expired test certificates.",
+    ),
+    RuleSpec(
+        "card.real",
+        Action.BLOCK,
+        "A professional signature that does not come from a test card (no SPECIMEN or ' Tes' "
+        "test name, not issued by a test CA), or a signing professional identified in the "
+        "document by something other than a test identity.",
+    ),
+    RuleSpec(
+        "upstream.not-allowed",
+        Action.BLOCK,
+        "A request to a host outside the policy's allowed upstream hosts (by default the Kanta "
+        "test and sandbox hosts and loopback): refused before any connection is opened.",
+    ),
+    RuleSpec(
+        "upstream.production",
+        Action.BLOCK,
+        "The upstream server presents a production certificate: the system under test is "
+        "pointed at production, and nothing is sent.",
+    ),
     UNSCANNABLE,
     REFUSED,
     UNAVAILABLE,
