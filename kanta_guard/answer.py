@@ -17,7 +17,7 @@ from http import HTTPStatus
 from urllib.parse import quote
 
 from .idcode import mask_text
-from .model import MAX_FINDINGS, Action, Finding, Protocol, Report
+from .model import MAX_COUNTED, MAX_FINDINGS, Action, Finding, Protocol, Report
 from .rules import REFUSED, UNAVAILABLE, UNSCANNABLE
 
 __all__ = ["FINDINGS_NS", "Answer", "blocked_answer", "blocked_status"]
@@ -164,7 +164,10 @@ def _summary(status: int, rules: list[str], omitted: int = 0) -> str:
         text = "the request could not be fully scanned, so it was not forwarded"
     else:
         text = "the request carries data the policy does not allow to be sent"
-    more = f" {omitted} more findings are not listed." if omitted else ""
+    if omitted >= MAX_COUNTED:
+        more = f" At least {omitted} more findings are not listed (counting stopped there)."
+    else:
+        more = f" {omitted} more findings are not listed." if omitted else ""
     return _one_line(f"Blocked by kanta-guard: {text} (rules: {listed}).{more}")
 
 

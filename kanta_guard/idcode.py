@@ -216,11 +216,18 @@ def _valid_number(code: str) -> int | None:
         return None
     if _CHECK[int(date + number) % 31] != code[10]:
         return None
+    return int(number) if _real_date(date, _CENTURY[sign]) else None
+
+
+@lru_cache(maxsize=8192)
+def _real_date(ddmmyy: str, century: int) -> bool:
+    """Whether ``ddmmyy`` in ``century`` is a calendar date (cached: a flood of distinct codes
+    shares few dates, and the date is the dearest part of the check)."""
     try:
-        datetime.date(_CENTURY[sign] + int(date[4:]), int(date[2:4]), int(date[:2]))
+        datetime.date(century + int(ddmmyy[4:]), int(ddmmyy[2:4]), int(ddmmyy[:2]))
     except ValueError:
-        return None
-    return int(number)
+        return False
+    return True
 
 
 def individual_number(value: str) -> int | None:

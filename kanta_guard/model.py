@@ -13,6 +13,7 @@ from enum import StrEnum
 
 __all__ = [
     "HETU_OID",
+    "MAX_COUNTED",
     "MAX_FINDINGS",
     "Action",
     "Address",
@@ -37,6 +38,10 @@ HETU_OID = "1.2.246.21"
 #: Findings a report, an answer or a log record holds at most; the rest are counted
 #: (``Report.omitted``), so that what people see stays small however much a request carries.
 MAX_FINDINGS = 100
+#: Findings counted past the cap at most: beyond them the verdict (block) is certain and the rest
+#: of the request is not read, so a flood of distinct codes costs a bounded scan; the count is
+#: then a lower bound ("at least").
+MAX_COUNTED = 10_000
 
 
 class Action(StrEnum):

@@ -15,7 +15,8 @@ only counted (``Report.omitted``) and ranked into the verdict; no finding is bui
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import itertools
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from .detectors import Detector, detectors_for
@@ -25,6 +26,7 @@ from .idcode import clip, mask_any_form
 from .masking import KeyedHasher
 from .mediatype import parse_media_type
 from .model import (
+    MAX_COUNTED,
     MAX_FINDINGS,
     Action,
     Context,
@@ -112,6 +114,12 @@ class Scanner:
             judge for d in self._detectors if (judge := getattr(d, "judge", None)) is not None
         )
         self._inert = BlobMemo()
+        #: What counts past the findings cap: the detectors that count cheaply.
+        self._counters: tuple[Callable[[Field], int], ...] = tuple(
+            count
+            for d in self._detectors
+            if getattr(d, "cheap_count", False) and (count := getattr(d, "count", None))
+        )
 
     def _screen(self, data: bytes, joined: bool = False) -> frozenset[bytes] | None:
         """The needles of every detector (see ``Detector.screen``); None if one cannot tell."""
@@ -214,7 +222,11 @@ class Scanner:
 
     def _fields(self, items: Iterable[Item], tally: _Tally, state: ScanState) -> None:
         detectors = self._detectors
+        items = iter(items)
         for item in items:
+            if tally.full:
+                self._count_rest(item, items, tally, state)
+                return
             if isinstance(item, Field):
                 tally.fields += 1
                 for detector in detectors:
@@ -235,6 +247,27 @@ class Scanner:
                 for judge in self._judges:
                     for hit in judge(item):
                         self._keep(hit, None, tally)
+            elif item.data:
+                self._payload(item, tally, state)
+
+    def _count_rest(
+        self, first: Item, items: Iterator[Item], tally: _Tally, state: ScanState
+    ) -> None:
+        """The rest of a payload once the cap is reached and the verdict is block: only the
+        cheap counters run on its fields (see ``_fields``), in one tight loop, until
+        ``MAX_COUNTED`` are counted; past that nothing more is read (each enclosing payload
+        stops as well: the verdict cannot change, and the count is a lower bound)."""
+        counters = self._counters
+        for item in itertools.chain((first,), items):
+            if tally.omitted >= MAX_COUNTED:
+                return
+            if isinstance(item, Field):
+                tally.fields += 1
+                if item.view_of is None:
+                    for count in counters:
+                        tally.omitted += count(item)
+            elif isinstance(item, Party):
+                continue
             elif item.data:
                 self._payload(item, tally, state)
 

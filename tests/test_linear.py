@@ -23,7 +23,7 @@ from adversarial import GENERATORS, hetu, scanner, size_of, time_scan
 from kanta_guard import Request, Verdict
 from kanta_guard.answer import blocked_answer
 from kanta_guard.eventlog import make_record
-from kanta_guard.model import MAX_FINDINGS
+from kanta_guard.model import MAX_COUNTED, MAX_FINDINGS
 
 SMALL = 32 * 1024
 #: 8n over n may reach this much before the growth counts as super-linear (linear: about 8,
@@ -47,8 +47,9 @@ def test_scan_time_grows_linearly(name: str) -> None:
 
 def test_a_flood_of_codes_is_answered_small_and_soon() -> None:
     """3 MB of 262,144 distinct real-range codes: blocked within seconds, with the first
-    MAX_FINDINGS findings and a count of the rest, in an answer and a log record of a few tens
-    of KB (once: 43 s, a 58 MB answer and a 55 MB record)."""
+    MAX_FINDINGS findings and a count of the rest (up to MAX_COUNTED, then "at least"), in an
+    answer and a log record of a few tens of KB (once: 43 s, a 58 MB answer and a 55 MB
+    record)."""
     codes, i = [], 0
     while len(codes) < 262_144:
         day, month, year = 1 + i % 28, 1 + (i // 28) % 12, i // 336 % 100
@@ -63,11 +64,29 @@ def test_a_flood_of_codes_is_answered_small_and_soon() -> None:
     seconds = time.perf_counter() - start
     assert report.verdict is Verdict.BLOCK
     assert len(report.findings) == MAX_FINDINGS
-    assert report.omitted == len(codes) - MAX_FINDINGS
-    assert seconds < 30, seconds
+    assert report.omitted == MAX_COUNTED  # counting stops there: the rest is not read
+    assert seconds < 2, seconds
     answer = blocked_answer(report)
     assert len(answer.body) < 64 * 1024
-    assert str(report.omitted).encode() in answer.body
+    assert f"At least {report.omitted} more".encode() in answer.body
     record = make_record(report, flow_id="f", client=None, method="POST", host="h", path="/x")
     assert len(json.dumps(record)) < 64 * 1024
     assert record["findings_omitted"] == report.omitted
+
+
+def test_below_the_counting_bound_the_count_is_exact() -> None:
+    """Under MAX_COUNTED findings past the cap, every one is counted: the answer names the
+    exact number a tester has to fix."""
+    codes = [
+        hetu(f"{1 + i % 28:02d}{1 + i // 28 % 12:02d}75", "-", 2 + i // 336) for i in range(3000)
+    ]
+    body = "\n".join(codes).encode()
+    report = SCANNER.scan(
+        Request("POST", "/x", (("Content-Type", "text/plain"),), body, "kanta.test")
+    )
+    assert report.verdict is Verdict.BLOCK
+    assert len(report.findings) == MAX_FINDINGS
+    assert report.omitted == len(set(codes)) - MAX_FINDINGS
+    answer = blocked_answer(report)
+    assert f" {report.omitted} more findings are not listed".encode() in answer.body
+    assert b"At least" not in answer.body

@@ -289,6 +289,9 @@ class ContactDetector:
 _CAN_START = re.compile(r"(?<![0-9A-Za-z])(?<![0-9][./\-])[+(\[0]")
 _CAN_END = re.compile(r"[0-9](?![0-9A-Za-z])(?![./\-][0-9])")
 _REGION_ASCII = frozenset(b"0123456789 -.()[]/~+\t\r\n")
+#: ``contacts.MIN_PHONE_DIGITS`` ASCII digits (stops at the last one: a long region is not read
+#: to its end, and the two classes are disjoint, so it never backtracks).
+_ENOUGH_DIGITS = re.compile(rb"[^0-9]*(?:[0-9][^0-9]*){%d}" % contacts.MIN_PHONE_DIGITS)
 
 
 def _byte_regions(data: bytes) -> Iterator[tuple[tuple[str, str], str]]:
@@ -311,7 +314,7 @@ def _byte_regions(data: bytes) -> Iterator[tuple[tuple[str, str], str]]:
             continue
         done = region.end()
         raw = region.group(0)
-        if sum(1 for b in raw if 0x30 <= b <= 0x39) >= contacts.MIN_PHONE_DIGITS:
+        if _ENOUGH_DIGITS.match(raw) is not None:
             yield _context(data, start, done), raw.decode("utf-8", "replace")
 
 
