@@ -18,11 +18,14 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from .destinations import DEFAULT_HOSTS, Destinations, parse_entry
 from .errors import PolicyError
+from .idcode import mask_text
 from .model import Action
 from .rules import REGISTRY_STRICT, RULES
 
 __all__ = [
+    "CertificateSettings",
     "ContactSettings",
     "Limits",
     "LogSettings",
@@ -108,6 +111,19 @@ class ContactSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class CertificateSettings:
+    """How certificates are judged: the folder of trust anchors (the DVV/VRK test CA
+    certificates, PEM or DER), or None for the rules shipped as data (names, policy OIDs, pinned
+    production CAs). With anchors, a certificate is a test one only if its chain verifies to one."""
+
+    anchors: Path | None = None
+
+
+#: The embedded default's allowed upstream hosts (``[upstream] hosts``).
+DEFAULT_DESTINATIONS = Destinations.parse(DEFAULT_HOSTS)
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     """A validated policy. ``actions`` maps every known rule id to its action.
 
@@ -127,6 +143,9 @@ class Policy:
     contacts: ContactSettings = ContactSettings()
     #: Rule ids whose action the policy file sets itself (the others follow the registry).
     explicit: frozenset[str] = frozenset()
+    #: The allowed upstream hosts (``[upstream] hosts``): any other is ``upstream.not-allowed``.
+    upstream: Destinations = DEFAULT_DESTINATIONS
+    certificates: CertificateSettings = CertificateSettings()
 
     def action(self, rule_id: str) -> Action:
         return self.actions[rule_id]
@@ -150,6 +169,8 @@ class Policy:
             "registry": str(self.registry or ""),
             "testing": str(self.testing),
             "contacts": asdict(self.contacts),
+            "upstream": list(self.upstream.texts),
+            "certificates": {"anchors": str(self.certificates.anchors or "")},
         }
         text = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -168,6 +189,8 @@ class Policy:
                 self.testing,
                 self.contacts,
                 self.explicit,
+                self.upstream,
+                self.certificates,
             ),
         )
 
@@ -182,6 +205,8 @@ def _rebuild(
     testing: TestingMode = TestingMode(),
     contacts: ContactSettings = ContactSettings(),
     explicit: frozenset[str] = frozenset(),
+    upstream: Destinations = DEFAULT_DESTINATIONS,
+    certificates: CertificateSettings = CertificateSettings(),
 ) -> Policy:
     return Policy(
         MappingProxyType(actions),
@@ -193,6 +218,8 @@ def _rebuild(
         testing,
         contacts,
         explicit,
+        upstream,
+        certificates,
     )
 
 
@@ -215,7 +242,10 @@ def weakenings(old: Policy, new: Policy) -> list[str]:
 
     A rule whose action drops (block to warn or off, warn to off) and a limit that grows are
     weakenings; so is a log that is no longer required, a policy that newly allows weakening,
-    and one without the registry of test identities the old one had.
+    one without the registry of test identities the old one had, an allowed upstream host the
+    old list did not allow (an entry no old entry covers), and any change of the trust anchors
+    (which certificates pass as test ones then depends on files the policy does not pin: a
+    folder removed falls back to the name rules, another folder may hold other CAs).
     """
     found = [
         f"rule {rule_id!r} {old.action(rule_id)} -> {new.action(rule_id)}"
@@ -231,17 +261,36 @@ def weakenings(old: Policy, new: Policy) -> list[str]:
         found.append("runtime.allow_weakening false -> true")
     if old.registry is not None and new.registry is None:
         found.append("registry of test identities -> none (its pool and case rules go)")
+    for entry in old.upstream.not_covered(new.upstream):
+        found.append(f"upstream.hosts newly allows {entry}")
+    if old.certificates.anchors != new.certificates.anchors:
+        found.append(
+            f"certificates.anchors {old.certificates.anchors or 'none'} -> "
+            f"{new.certificates.anchors or 'none'}"
+        )
     return found
 
 
 _DEFAULT_TEXT = resources.files(__package__).joinpath("default_policy.toml").read_text("utf-8")
-_SECTIONS = {"rules", "limits", "log", "runtime", "registry", "testing", "contacts"}
+_SECTIONS = {
+    "rules",
+    "limits",
+    "log",
+    "runtime",
+    "registry",
+    "testing",
+    "contacts",
+    "upstream",
+    "certificates",
+}
 _REGISTRY_KEYS = {"file"}
 _TESTING_KEYS = {"mode", "case"}
 _CONTACT_KEYS = {"emails", "email_domains", "phones", "addresses", "address_patterns"}
 _LIMIT_KEYS = {"max_body_bytes", "max_decoded_bytes", "max_depth", "max_parts"}
 _LOG_KEYS = {"path", "max_bytes", "backups", "hash_key_file", "required"}
 _RUNTIME_KEYS = {"allow_weakening"}
+_UPSTREAM_KEYS = {"hosts"}
+_CERTIFICATE_KEYS = {"anchors"}
 
 
 def _line_of(text: str, key: str, section: str | None = None) -> int | None:
@@ -286,6 +335,30 @@ def _section(
             shown = f", not {value!r}" if kind is bool else ""
             raise PolicyError(f"{where}: {name}.{key} must be {phrase}{shown}")
     return raw
+
+
+def _entry_where(source: str, text: str, section: str, key: str, entry: str) -> str:
+    """The line of one entry of a list (``key = [...]`` in ``[section]``), or the key's line."""
+    start = _line_of(text, key, section)
+    if start is None:
+        return source
+    quoted = (json.dumps(entry), f"'{entry}'")
+    lines = text.splitlines()
+    for number in range(start, len(lines) + 1):
+        line = lines[number - 1]
+        if number > start and line.lstrip().startswith("["):
+            break  # the next section
+        if any(q in line for q in quoted):
+            return f"{source}, line {number}"
+    return f"{source}, line {start}"
+
+
+def _relative(path_text: str, source_dir: Path | None) -> Path:
+    """A path from the policy: ``~`` expanded, a relative one taken from the policy's folder."""
+    path = Path(path_text).expanduser()
+    if not path.is_absolute() and source_dir is not None:
+        path = source_dir / path
+    return path
 
 
 def _positive_int(value: Any, name: str, where: str) -> int:
@@ -387,11 +460,8 @@ def parse_policy(text: str, source: str = "<policy>", source_dir: Path | None = 
     registry_raw = _section(
         base, "registry", _REGISTRY_KEYS, str, "a string (a file path)", source, text
     )
-    registry: Path | None = None
-    if registry_raw["file"]:
-        registry = Path(registry_raw["file"]).expanduser()
-        if not registry.is_absolute() and source_dir is not None:
-            registry = source_dir / registry  # beside the policy file that names it
+    # Beside the policy file that names it.
+    registry = _relative(registry_raw["file"], source_dir) if registry_raw["file"] else None
 
     testing_raw = _section(base, "testing", _TESTING_KEYS, str, "a string", source, text)
     testing = TestingMode.parse(
@@ -413,9 +483,52 @@ def parse_policy(text: str, source: str = "<policy>", source_dir: Path | None = 
             raise PolicyError(f"{where}: contacts.address_patterns: {exc}") from None
     contacts = ContactSettings(**{key: tuple(contacts_raw[key]) for key in _CONTACT_KEYS})
 
+    upstream = _upstream(base, source, text)
+    certificates_raw = _section(
+        base, "certificates", _CERTIFICATE_KEYS, str, "a string (a folder)", source, text
+    )
+    anchors = certificates_raw["anchors"]
+    certificates = CertificateSettings(_relative(anchors, source_dir) if anchors else None)
+
     explicit = frozenset(user.get("rules", {}))
     actions = _registry_actions(actions, registry, explicit)
-    return _rebuild(actions, limits, log, source, runtime, registry, testing, contacts, explicit)
+    return _rebuild(
+        actions,
+        limits,
+        log,
+        source,
+        runtime,
+        registry,
+        testing,
+        contacts,
+        explicit,
+        upstream,
+        certificates,
+    )
+
+
+def _upstream(base: dict[str, Any], source: str, text: str) -> Destinations:
+    """``[upstream] hosts``: every entry a host name, ``*.domain``, IP address or CIDR range
+    (PolicyError naming the entry's line otherwise). A policy's list replaces the default's."""
+    raw = base["upstream"]
+    for key in raw:
+        if key not in _UPSTREAM_KEYS:
+            where = _where(source, text, key, "upstream")
+            raise PolicyError(f"{where}: unknown key upstream.{key}")
+    hosts = raw["hosts"]
+    if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
+        where = _where(source, text, "hosts", "upstream")
+        raise PolicyError(f"{where}: upstream.hosts must be a list of strings")
+    entries = []
+    for host in hosts:
+        try:
+            entries.append(parse_entry(host))
+        except ValueError as exc:
+            where = _entry_where(source, text, "upstream", "hosts", host)
+            raise PolicyError(
+                f"{where}: upstream.hosts entry {mask_text(repr(host))}: {mask_text(str(exc))}"
+            ) from None
+    return Destinations(entries)
 
 
 def default_policy() -> Policy:

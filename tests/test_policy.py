@@ -166,3 +166,129 @@ def test_testing_mode_survives_pickling_for_the_workers() -> None:
     )
     again = pickle.loads(pickle.dumps(policy))
     assert again == policy and again.digest == policy.digest
+
+
+# -- allowed upstream hosts and trust anchors (issue 9) -----------------------------------------
+
+
+def test_default_upstream_hosts_and_no_anchors() -> None:
+    """The embedded default allows the Kanta test and sandbox hosts and loopback; no anchors."""
+    from kanta_guard.destinations import DEFAULT_HOSTS
+
+    policy = default_policy()
+    assert policy.upstream.texts == DEFAULT_HOSTS
+    assert policy.upstream.allows("x.at.kanta.fi", 443)
+    assert not policy.upstream.allows("kanta.fi", 443)
+    assert policy.certificates.anchors is None
+
+
+def test_upstream_hosts_replace_the_default() -> None:
+    """A policy's list replaces the default's, normalised as requests are."""
+    policy = parse_policy('[upstream]\nhosts = ["LocalHost.", "*.AT.kanta.fi:443", "10.0.0.0/8"]\n')
+    assert policy.upstream.texts == ("localhost", "*.at.kanta.fi:443", "10.0.0.0/8")
+    assert not policy.upstream.allows("127.0.0.1", 80)
+    assert parse_policy("[upstream]\nhosts = []\n").upstream.texts == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[upstream]\nhosts = [\n  "localhost",\n  "bad host",\n]\n',
+            "p.toml, line 4: upstream.hosts entry 'bad host': an entry holds whitespace",
+        ),
+        (
+            "[upstream]\nhosts = ['localhost', '127.0.0.1/8']\n",
+            "p.toml, line 2: upstream.hosts entry '127.0.0.1/8': not a CIDR range",
+        ),
+        (
+            '[rules]\n"hetu.real" = "block"\n\n[upstream]\n# the hosts\nhosts = [\n'
+            '    "fhirsandbox.kanta.fi",\n    "*.fi",\n]\n',
+            "p.toml, line 8: upstream.hosts entry '*.fi'",
+        ),
+        (
+            '[upstream]\nhosts = ["0177.0.0.1"]\n',
+            "p.toml, line 2: upstream.hosts entry '0177.0.0.1': write an IP address",
+        ),
+        ('[upstream]\nhosts = "localhost"\n', "p.toml, line 2: upstream.hosts must be a list"),
+        ("[upstream]\nhosts = [1]\n", "p.toml, line 2: upstream.hosts must be a list of strings"),
+        ('[upstream]\nallow = ["x"]\n', "p.toml, line 2: unknown key upstream.allow"),
+        ("[certificates]\nanchors = 1\n", "p.toml, line 2: certificates.anchors must be a string"),
+        ('[certificates]\nroots = "x"\n', "p.toml, line 2: unknown key certificates.roots"),
+        ('[certs]\nanchors = "x"\n', "p.toml, line 1: unknown section [certs]"),
+    ],
+)
+def test_upstream_and_certificate_errors_name_the_line(text: str, message: str) -> None:
+    """A bad entry or key of the new sections stops start-up naming the file and line."""
+    with pytest.raises(PolicyError) as info:
+        parse_policy(text, "p.toml")
+    assert message in str(info.value)
+
+
+def test_a_host_with_a_code_is_masked_in_the_error() -> None:
+    """An invalid entry is quoted masked: a host name can carry an identity code."""
+    from helpers import REAL
+
+    with pytest.raises(PolicyError) as info:
+        parse_policy(f'[upstream]\nhosts = ["{REAL} .kanta.fi"]\n')
+    assert REAL not in str(info.value) and "line 2" in str(info.value)
+
+
+def test_anchors_are_taken_from_the_policy_folder(tmp_path: Path) -> None:
+    """A relative anchors folder is beside the policy file; an absolute one stays."""
+    file = tmp_path / "policy.toml"
+    file.write_text('[certificates]\nanchors = "anchors"\n', "utf-8")
+    assert load_policy(file).certificates.anchors == tmp_path / "anchors"
+    file.write_text(f'[certificates]\nanchors = "{tmp_path / "elsewhere"}"\n', "utf-8")
+    assert load_policy(file).certificates.anchors == tmp_path / "elsewhere"
+
+
+def test_new_sections_are_in_the_digest_and_survive_pickling(tmp_path: Path) -> None:
+    """Hosts and anchors change the digest, and cross to the scan workers unchanged."""
+    import pickle
+
+    hosts = parse_policy('[upstream]\nhosts = ["localhost"]\n')
+    anchors = parse_policy('[certificates]\nanchors = "/etc/kanta-anchors"\n')
+    digests = {default_policy().digest, hosts.digest, anchors.digest}
+    assert len(digests) == 3
+    # The same effective list, spelled otherwise, is the same policy.
+    assert parse_policy('[upstream]\nhosts = ["LOCALHOST."]\n').digest == hosts.digest
+    for policy in (hosts, anchors):
+        again = pickle.loads(pickle.dumps(policy))
+        assert again == policy and again.digest == policy.digest
+        assert again.upstream.allows("localhost", 1) == policy.upstream.allows("localhost", 1)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "weaker"),
+    [
+        # A host the old list did not allow is a weakening; a narrower list is not.
+        ("", '[upstream]\nhosts = ["localhost", "evil.example"]\n', True),
+        ("", '[upstream]\nhosts = ["localhost"]\n', False),
+        ('[upstream]\nhosts = ["localhost:8443"]\n', '[upstream]\nhosts = ["localhost"]\n', True),
+        ('[upstream]\nhosts = ["127.0.0.0/8"]\n', '[upstream]\nhosts = ["127.0.0.2"]\n', False),
+        # Any change of the trust anchors: which certificates pass depends on the files.
+        ('[certificates]\nanchors = "/a"\n', "", True),
+        ('[certificates]\nanchors = "/a"\n', '[certificates]\nanchors = "/b"\n', True),
+        ("", '[certificates]\nanchors = "/a"\n', True),
+        ('[certificates]\nanchors = "/a"\n', '[certificates]\nanchors = "/a"\n', False),
+    ],
+)
+def test_upstream_and_anchor_weakenings(old: str, new: str, weaker: bool) -> None:
+    """More allowed hosts, or other anchors, enforce less; fewer hosts do not."""
+    found = weakenings(parse_policy(old), parse_policy(new))
+    assert bool(found) is weaker, found
+    assert all(f.startswith(("upstream.hosts", "certificates.anchors")) for f in found)
+
+
+def test_default_policy_file_lists_the_default_hosts() -> None:
+    """default_policy.toml and destinations.DEFAULT_HOSTS say the same."""
+    import tomllib
+    from importlib import resources
+
+    from kanta_guard.destinations import DEFAULT_HOSTS
+
+    text = resources.files("kanta_guard").joinpath("default_policy.toml").read_text("utf-8")
+    data = tomllib.loads(text)
+    assert tuple(data["upstream"]["hosts"]) == DEFAULT_HOSTS
+    assert data["certificates"] == {"anchors": ""}

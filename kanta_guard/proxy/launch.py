@@ -9,7 +9,15 @@ addons are placed around mitmproxy's own:
   mitmweb see flagged requests redacted;
 - :class:`~kanta_guard.proxy.connections.ConnectionGuard`, :class:`~kanta_guard.proxy.status.Status`
   and :class:`~kanta_guard.proxy.guard.HttpGuard` last, so that the guard judges each request
-  (and each connection's layer) after every other addon has had its say.
+  (and each connection's layer) after every other addon has had its say;
+- just before them, after mitmproxy's own addons (``map_remote`` may change where a request
+  goes), the checks of where traffic goes and with which certificates:
+  :class:`~kanta_guard.proxy.trust.TrustAnchors` (the policy's trust anchors, one shared
+  judge), :class:`~kanta_guard.proxy.upstream.UpstreamGuard` (allowed upstream hosts),
+  :class:`~kanta_guard.proxy.servercert.ServerCertGuard` (the upstream's certificate),
+  :class:`~kanta_guard.proxy.clientcerts.OwnClientCert` (``client_certs``) and
+  :class:`~kanta_guard.proxy.clientcerts.PresentedClientCert` (``request_client_cert``). They
+  answer what they refuse, so the HTTP guard (which skips answered flows) never forwards it.
 """
 
 from __future__ import annotations
@@ -20,11 +28,15 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from .clientcerts import OwnClientCert, PresentedClientCert
 from .connections import ConnectionGuard
 from .guard import HttpGuard
 from .redact import Redactor
+from .servercert import ServerCertGuard
 from .state import GuardState
 from .status import Status
+from .trust import TrustAnchors
+from .upstream import UpstreamGuard
 
 __all__ = ["SHUTDOWN_GRACE", "addons", "install", "run_tool"]
 
@@ -36,7 +48,18 @@ SHUTDOWN_GRACE = 5.0
 
 def addons(state: GuardState, settings: Mapping[str, Any] | None = None) -> list[object]:
     """The guard's addons in chain order (the script ``addons/kanta_guard.py`` loads these)."""
-    return [Redactor(state), ConnectionGuard(state), Status(state), HttpGuard(state, settings)]
+    trust = TrustAnchors(state)
+    return [
+        Redactor(state),
+        trust,
+        UpstreamGuard(state),
+        ServerCertGuard(state, trust),
+        OwnClientCert(state, trust),
+        PresentedClientCert(state, trust),
+        ConnectionGuard(state),
+        Status(state),
+        HttpGuard(state, settings),
+    ]
 
 
 def install(master: Any, settings: Mapping[str, Any]) -> GuardState:

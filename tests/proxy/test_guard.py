@@ -204,6 +204,11 @@ def test_addon_script_loads_on_its_own() -> None:
         module = tctx.script(str(ADDON_SCRIPT))
         assert [type(a).__name__ for a in module.addons] == [
             "Redactor",
+            "TrustAnchors",
+            "UpstreamGuard",
+            "ServerCertGuard",
+            "OwnClientCert",
+            "PresentedClientCert",
             "ConnectionGuard",
             "Status",
             "HttpGuard",
