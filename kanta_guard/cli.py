@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from .certs import load_anchors
 from .errors import PolicyError
 from .eventlog import EventLog
 from .idcode import mask_text
@@ -252,6 +253,8 @@ def _check_settings(settings: dict[str, str]) -> None:
         )
         if policy.registry is not None:
             load_registry(policy.registry)
+        if policy.certificates.anchors is not None:
+            load_anchors(policy.certificates.anchors)
         load_key(policy.log.hash_key_file)
         if "kanta_guard_workers" in settings:
             _non_negative(settings["kanta_guard_workers"])

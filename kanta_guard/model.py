@@ -17,6 +17,7 @@ __all__ = [
     "MAX_FINDINGS",
     "Action",
     "Address",
+    "CertificateItem",
     "Context",
     "Field",
     "Finding",
@@ -125,6 +126,28 @@ class Payload:
     #: True when the payload's type was declared (a header, ``mediaType``): a parse failure is
     #: then unscannable. False when it was sniffed: a failed parse falls back to text.
     declared: bool = True
+
+    @property
+    def location(self) -> str:
+        return self.where if isinstance(self.where, str) else self.where()
+
+    @property
+    def context(self) -> Context:
+        return self.owner if isinstance(self.owner, Context) else self.owner()
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateItem:
+    """An X.509 certificate a parser found in a request (XML-DSig ``X509Certificate``,
+    WS-Security ``BinarySecurityToken``, JWS ``x5c``, PKCS#7/CMS, a PEM block), as DER.
+
+    Judged when the whole request has been read, with every other certificate of the request
+    as a possible intermediate of its chain. ``where`` and ``owner`` as for :class:`Payload`.
+    """
+
+    der: bytes
+    where: str | Callable[[], str]
+    owner: Context | Callable[[], Context] = Context()
 
     @property
     def location(self) -> str:

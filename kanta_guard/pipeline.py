@@ -29,6 +29,7 @@ from .model import (
     MAX_COUNTED,
     MAX_FINDINGS,
     Action,
+    CertificateItem,
     Context,
     Field,
     Finding,
@@ -43,6 +44,8 @@ from .model import (
 )
 from .parsers import PARSERS, Parser, ScanState
 from .parsers.base import BlobMemo, Item
+from .parsers.certificate import pem_items
+from .parsers.jose import jose_payloads
 from .parsers.request import request_fields
 from .policy import Policy
 from .rules import UNSCANNABLE
@@ -59,7 +62,16 @@ _VERDICT = {0: Verdict.PASS, 1: Verdict.WARN, 2: Verdict.BLOCK}
 class _Tally:
     """What one scan has found so far: the findings kept, the rest counted, the fields read."""
 
-    __slots__ = ("blocks", "dedupe", "fields", "findings", "keys", "omitted", "omitted_rank")
+    __slots__ = (
+        "blocks",
+        "certificates",
+        "dedupe",
+        "fields",
+        "findings",
+        "keys",
+        "omitted",
+        "omitted_rank",
+    )
 
     def __init__(self) -> None:
         self.findings: list[Finding] = []
@@ -71,6 +83,8 @@ class _Tally:
         self.fields = 0
         self.dedupe = False
         self.blocks = False  # a finding kept blocks
+        #: The certificates found, judged when the whole request is read.
+        self.certificates: list[CertificateItem] = []
 
     @property
     def full(self) -> bool:
@@ -114,6 +128,12 @@ class Scanner:
             judge for d in self._detectors if (judge := getattr(d, "judge", None)) is not None
         )
         self._inert = BlobMemo()
+        #: Detectors that judge the certificates a request carries, once it is read.
+        self._certificate_judges = tuple(
+            judge
+            for d in self._detectors
+            if (judge := getattr(d, "judge_certificates", None)) is not None
+        )
         #: What counts past the findings cap: the detectors that count cheaply.
         self._counters: tuple[Callable[[Field], int], ...] = tuple(
             count
@@ -144,6 +164,7 @@ class Scanner:
             self._inert,
             self._screen_joined,
             parties=bool(self._judges),
+            certificates=bool(self._certificate_judges),
         )
 
     # -- entry points ---------------------------------------------------------------------------
@@ -167,6 +188,7 @@ class Scanner:
                     state.charge(len(body), "body")  # every reading counts against the budget
                     tally.dedupe = True
                 self._scan_decoded(body, content_type, tally, state)
+            self._certificates(tally)
         except UnscannableError as exc:
             tally.findings.append(self._unscannable(exc))
         protocol = state.protocol or protocol_of(request)
@@ -181,6 +203,7 @@ class Scanner:
         try:
             body = self._body(data, content_encoding, state)
             self._scan_decoded(body, content_type, tally, state)
+            self._certificates(tally)
         except UnscannableError as exc:
             tally.findings.append(self._unscannable(exc))
         return self._report(tally, state.protocol or Protocol.OTHER, state)
@@ -219,6 +242,15 @@ class Scanner:
         media = parse_media_type(payload.content_type)
         parser = next(p for p in self._parsers if p.claims(media, payload))
         self._fields(parser.parse(payload, media, state), tally, state)
+        if parser.name not in _READS_ALL:
+            # JOSE compact tokens in the payload's bytes: no parser of these sees one whole.
+            # (The XML parser asks each text and attribute value itself: a document's bytes are
+            # not searched again.)
+            self._fields(jose_payloads(payload, state), tally, state)
+        if state.certificates and parser.name != "certificate":
+            # PEM blocks in the payload's bytes, whatever the parser: a block spans lines (the
+            # text parser's fields) and may follow other text in a node or a string.
+            self._fields(pem_items(payload, state), tally, state)
 
     def _fields(self, items: Iterable[Item], tally: _Tally, state: ScanState) -> None:
         detectors = self._detectors
@@ -247,6 +279,8 @@ class Scanner:
                 for judge in self._judges:
                     for hit in judge(item):
                         self._keep(hit, None, tally)
+            elif isinstance(item, CertificateItem):
+                tally.certificates.append(item)
             elif item.data:
                 self._payload(item, tally, state)
 
@@ -266,10 +300,19 @@ class Scanner:
                 if item.view_of is None:
                     for count in counters:
                         tally.omitted += count(item)
-            elif isinstance(item, Party):
-                continue
+            elif isinstance(item, Party | CertificateItem):
+                continue  # (the verdict is block already: nothing left to judge)
             elif item.data:
                 self._payload(item, tally, state)
+
+    def _certificates(self, tally: _Tally) -> None:
+        """Judge the certificates the request carried, each with the others as its possible
+        intermediates (``CertificateItem``)."""
+        if not tally.certificates:
+            return
+        for judge in self._certificate_judges:
+            for hit in judge(tally.certificates):
+                self._keep(hit, None, tally)
 
     def _keep(self, hit: Hit, view_of: str | None, tally: _Tally) -> None:
         """Turn a hit into a finding kept in the tally, or count it past the cap."""
@@ -325,6 +368,9 @@ class Scanner:
             omitted=tally.omitted,
         )
 
+
+#: Parsers that find JOSE compact tokens in what they read themselves (see ``_payload``).
+_READS_ALL = frozenset({"certificate", "xml", "container", "multipart"})
 
 #: Distinct Content-Type readings of one body scanned at most; more is no client's mistake but
 #: a way to multiply the scan's cost: unscannable.

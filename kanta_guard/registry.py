@@ -140,6 +140,7 @@ class Registry:
         "_addresses",
         "_by_code",
         "_by_family",
+        "_by_terhikki",
         "_emails",
         "_given",
         "_phones",
@@ -163,8 +164,11 @@ class Registry:
         by_family: dict[str, list[TestIdentity]] = {}
         given: set[str] = set()
         all_phones, all_emails, all_addresses = set(phones), set(emails), set(addresses)
+        by_terhikki: dict[str, TestIdentity] = {}
         for identity in identities:
             by_code[identity.code] = identity
+            if identity.terhikki:
+                by_terhikki[identity.terhikki] = identity
             parts = identity.family_parts
             for part in parts if len(parts) == 1 else dict.fromkeys(parts):
                 bucket = by_family.get(part)
@@ -180,6 +184,7 @@ class Registry:
             if identity.addresses:
                 all_addresses |= identity.addresses
         self._by_code = by_code
+        self._by_terhikki = by_terhikki
         self._by_family = by_family
         self._given = frozenset(given)
         self._phones = frozenset(all_phones)
@@ -198,6 +203,11 @@ class Registry:
     def get(self, code: str) -> TestIdentity | None:
         """The identity registered under ``code`` (in any written form: normalised first)."""
         return self._by_code.get(idcode.normalise(code))
+
+    def professional_number(self, terhikki: str) -> TestIdentity | None:
+        """The identity registered with this Terhikki number (Valvira's register of health
+        care professionals, OID 1.2.246.537.26), if any."""
+        return self._by_terhikki.get(terhikki.strip())
 
     def named(
         self,

@@ -88,6 +88,14 @@ RULES: tuple[RuleSpec, ...] = (
         "A joint-testing code used in a test case it was not requested for.",
     ),
     RuleSpec(
+        "registry.unknown_professional",
+        Action.BLOCK,
+        "A professional identified by a Terhikki number (Valvira's register, OID "
+        "1.2.246.537.26) that no registered test identity has: with a registry, only "
+        "registered test professionals may act in test documents (only with a registry "
+        "configured).",
+    ),
+    RuleSpec(
         "name.unregistered",
         Action.WARN,
         "A person's name (patient, guardian, professional, related person …) that is not the "
@@ -143,9 +151,10 @@ RULES: tuple[RuleSpec, ...] = (
     ),
     RuleSpec(
         "cert.expired",
-        Action.WARN,
-        "A test certificate outside its validity period. Reported, not blocking: Kela's own "
-        "test documents carry long-expired test certificates.",
+        Action.OFF,
+        "A test certificate outside its validity period. Off by default "
+        "(Kela's own test documents carry long-expired test certificates, and expiry does not "
+        "make a test certificate a production one): set it to warn to have expiry reported.",
     ),
     RuleSpec(
         "card.real",

@@ -222,3 +222,17 @@ def test_unwritable_log_directory_stops_start_up(
     blocker.write_text("")
     assert main(["run", "--log", str(blocker / "log.jsonl")]) == 2
     assert "cannot open event log" in capsys.readouterr().err
+
+
+def test_a_missing_trust_anchors_folder_stops_start_up(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A policy naming a trust-anchors folder that is not there exits 2 naming the folder,
+    before mitmproxy starts (and an empty one likewise)."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[certificates]\nanchors = "anchors"\n', "utf-8")
+    assert main(["run", "--policy", str(policy), "--log", str(tmp_path / "l.jsonl")]) == 2
+    assert "anchors" in capsys.readouterr().err
+    (tmp_path / "anchors").mkdir()
+    assert main(["run", "--policy", str(policy), "--log", str(tmp_path / "l.jsonl")]) == 2
+    assert "anchors" in capsys.readouterr().err

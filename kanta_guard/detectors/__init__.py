@@ -63,17 +63,22 @@ DETECTORS: tuple[Detector, ...] = (HetuDetector(),)
 def detectors_for(policy: Policy, registry: Registry | None = None) -> tuple[Detector, ...]:
     """The detectors a scanner under this policy runs, in order: identity codes; with a
     registry, the registry's test codes under the policy's testing mode; e-mail addresses and
-    phone numbers anywhere; full names in free text; persons (names and addresses)."""
+    phone numbers anywhere; full names in free text; persons (names and addresses);
+    certificates and cards."""
     # (Imported here: they load lexicons and libraries the identity-code scan alone needs not.)
+    from ..certs import CertJudge, load_anchors
+    from .certificates import CertificateDetector
     from .contacts import ContactDetector
     from .narrative import NarrativeNameDetector
     from .persons import PersonDetector
+    from .professionals import ProfessionalDetector
     from .registry import RegistryCodeDetector
 
     contacts = policy.contacts
     found: list[Detector] = [HetuDetector()]
     if registry is not None:
         found.append(RegistryCodeDetector(registry, policy.testing))
+        found.append(ProfessionalDetector(registry))
     found.append(
         ContactDetector(
             allowed_emails=frozenset(contacts.emails),
@@ -84,4 +89,6 @@ def detectors_for(policy: Policy, registry: Registry | None = None) -> tuple[Det
     )
     found.append(NarrativeNameDetector(registry))
     found.append(PersonDetector(registry, contacts))
+    anchors = policy.certificates.anchors
+    found.append(CertificateDetector(CertJudge(load_anchors(anchors) if anchors else None)))
     return tuple(found)

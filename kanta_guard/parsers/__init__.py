@@ -7,6 +7,7 @@ the text parser, last, claims everything, so nothing is skipped for being unfami
 from __future__ import annotations
 
 from .base import Item, Parser, ScanState
+from .certificate import CertificateParser
 from .container import ContainerParser
 from .form import FormParser
 from .json import JsonParser
@@ -18,6 +19,7 @@ from .xml import XmlParser
 
 __all__ = [
     "PARSERS",
+    "CertificateParser",
     "ContainerParser",
     "FormParser",
     "Item",
@@ -37,6 +39,8 @@ PARSERS: tuple[Parser, ...] = (
     FormParser(),
     # Before XML, JSON and text: they would read a zip, a PDF or a gzip as a document or lines.
     ContainerParser(),
+    # Before the text parser, which would read a DER certificate as an inert blob.
+    CertificateParser(),
     XmlParser(),
     NdjsonParser(),
     JsonParser(),

@@ -13,7 +13,7 @@ from typing import Protocol as TypingProtocol
 from .. import idcode
 from ..errors import UnscannableError
 from ..mediatype import MediaType
-from ..model import Context, Field, Party, Payload, Protocol
+from ..model import CertificateItem, Context, Field, Party, Payload, Protocol
 from ..policy import Limits
 
 __all__ = [
@@ -33,7 +33,7 @@ __all__ = [
     "wanted_texts",
 ]
 
-type Item = Field | Payload | Party
+type Item = Field | Payload | Party | CertificateItem
 
 #: Declared types under which a body is sniffed: XML if it starts with "<", JSON with "{" or "[".
 SNIFF_TYPES = frozenset({"", "text/plain", "application/octet-stream"})
@@ -65,6 +65,9 @@ class ScanState:
     #: Whether any detector judges parties (persons, organisations): parsers find them only
     #: then (finding them costs a fifth of a CDA's scan).
     parties: bool = True
+    #: Whether certificates are judged: parsers then yield every certificate they find
+    #: (``CertificateItem``) instead of screening its bytes as an inert blob.
+    certificates: bool = False
     protocol: Protocol | None = None
     decoded_bytes: int = 0
     payloads: int = 0
@@ -98,6 +101,20 @@ class BlobMemo:
 
     def __init__(self) -> None:
         self._known: dict[bytes, int] = {}
+        #: Base64 texts of certificates, with their DER: judged in every request (the judge
+        #: remembers its verdicts), but not decoded again.
+        self._certificates: dict[bytes, bytes] = {}
+
+    def certificate(self, text: bytes) -> bytes | None:
+        """The DER of a Base64 text known to be a certificate, else None."""
+        return self._certificates.get(text)
+
+    def add_certificate(self, text: bytes, der: bytes) -> None:
+        if not self.MIN_TEXT <= len(text) <= self.MAX_TEXT:
+            return
+        if len(self._certificates) >= self.MAX_ENTRIES:
+            self._certificates.clear()
+        self._certificates[text] = der
 
     def get(self, text: bytes) -> int | None:
         """The decoded length of a known inert text, else None."""

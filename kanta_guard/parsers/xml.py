@@ -36,7 +36,7 @@ from ..charset import sniff_bom, xml_declared_encoding
 from ..errors import UnscannableError
 from ..idcode import mask_any_form, quote_input
 from ..mediatype import MediaType, sniff_document
-from ..model import Context, Field, Party, Payload, Protocol, Role
+from ..model import CertificateItem, Context, Field, Party, Payload, Protocol, Role
 from ..roles import FHIR_KEY_ROLES, FHIR_RESOURCE_ROLES, XML_ROLES
 from ..search import holds
 from .base import (
@@ -49,6 +49,8 @@ from .base import (
     nested,
     normalise_system,
 )
+from .certificate import certificate_items, looks_like_certificate
+from .jose import jose_nested
 from .parties import fhir_xml_parties, v3_parties
 from .text import text_fields
 
@@ -200,8 +202,8 @@ class XmlParser:
             return  # that reading does not decode: no receiver reads the document so
         # (Past here an error is the scan's: too much decoded content, invalid declared Base64.)
         for item in self._parse_reading(payload, other, state, parties=False):
-            if isinstance(item, Party):
-                continue
+            if isinstance(item, Party | CertificateItem):
+                continue  # (the first reading found them)
             if isinstance(item, Payload):
                 if item.data not in seen:
                     yield item
@@ -362,6 +364,8 @@ class XmlParser:
         looked up only if something inside is reported.
         """
         found: list[tuple[bytes, bytes, bool]] = []
+        certificates: list[tuple[bytes, bytes, bool]] = []
+        jose: list[tuple[bytes, bytes, bool]] = []  # texts holding a JOSE compact token
         memo = state.inert
         spans = [(span, False) for span in base64_spans(raw, b">", b"<")]
         for quote in (b'"', b"'"):
@@ -374,9 +378,27 @@ class XmlParser:
             if memo is not None and (known := memo.get(segment)) is not None:
                 state.charge(known, "body")
                 continue
+            if state.certificates and memo is not None:
+                der = memo.certificate(segment)
+                if der is not None:
+                    certificates.append((segment, der, attr))
+                    continue
             data = base64_content(segment)
-            if data is not None:
-                found.append((segment, data, attr))
+            if data is None:
+                if segment.find(b"ey") != -1:
+                    jose.append((segment, b"", attr))
+                continue
+            if state.certificates and looks_like_certificate(data):
+                # Judged, not screened as a blob (and never remembered as inert).
+                certificates.append((segment, data, attr))
+                if memo is not None:
+                    memo.add_certificate(segment, data)
+                continue
+            found.append((segment, data, attr))
+        if certificates:
+            yield from self._holders_of(certificates, tree, payload, state, kind="certificate")
+        if jose:
+            yield from self._holders_of(jose, tree, payload, state, kind="jose")
         if not found:
             return
         plain = [data for _, data, _ in found if _plain(data)]
@@ -388,12 +410,34 @@ class XmlParser:
                 for segment, data, _ in found:
                     memo.add(segment, len(data))
             return
+        yield from self._holders_of(found, tree, payload, state)
+
+    @staticmethod
+    def _holders_of(
+        found: list[tuple[bytes, bytes, bool]],
+        tree: Callable[[], etree._Element],
+        payload: Payload,
+        state: ScanState,
+        *,
+        kind: str = "",
+    ) -> Iterator[Item]:
+        """Nested payloads of decoded Base64 texts, located at their holders (looked up only
+        if something inside is reported). ``kind`` "certificate": the texts are DER
+        certificates, yielded as such (``certificate_items``) without a parser's dispatch;
+        "jose": the texts hold JOSE compact tokens (``jose_nested``)."""
         ordinals: dict[tuple[str, bool], int] = {}
         for segment, data, attr in found:
             text = segment.decode("utf-8", "replace")
             ordinal = ordinals.get((text, attr), 0)
             ordinals[text, attr] = ordinal + 1
             holder = _Holder(tree, text, payload, ordinal, attr)
+            if kind == "certificate":
+                state.charge(len(data), holder.location)
+                yield from certificate_items(data, holder.location, holder.context)
+                continue
+            if kind == "jose":
+                yield from jose_nested(segment, holder.location, payload, holder.context, state)
+                continue
             yield nested(
                 data, None, holder.location, payload, holder.context, state, declared=False
             )
@@ -525,6 +569,9 @@ class XmlParser:
             if sniff and (data := base64_content(value)) is not None:
                 where_b64 = partial(_locate, payload, el, f"/@{attr}!base64")
                 yield nested(data, None, where_b64, payload, ctx, state, declared=False)
+            elif sniff and "ey" in value:
+                where_attr = partial(_locate, payload, el, f"/@{attr}")
+                yield from jose_nested(_bytes(value), where_attr, payload, ctx, state)
 
     def _text(
         self,
@@ -564,6 +611,8 @@ class XmlParser:
             yield nested(
                 data, None, _locate(payload, el, "!base64"), payload, ctx, state, declared=False
             )
+        elif sniff and "ey" in text:
+            yield from jose_nested(_bytes(text), where, payload, ctx, state)
 
     def _loose_text(
         self, el: etree._Element, tail: str, ctx: Context, payload: Payload, state: ScanState
@@ -573,6 +622,9 @@ class XmlParser:
         if (data := base64_content(tail)) is not None:
             where = partial(_locate, payload, el, "/following::text()[1]!base64")
             yield nested(data, None, where, payload, ctx, state, declared=False)
+        elif "ey" in tail:
+            where = partial(_locate, payload, el, "/following::text()[1]")
+            yield from jose_nested(_bytes(tail), where, payload, ctx, state)
 
     def _misc(self, node: etree._Element, payload: Payload, ctx: Context) -> Iterator[Item]:
         """Comments and processing instructions: their target, text and tail."""
@@ -749,6 +801,10 @@ def _in_names(el: etree._Element, text: str) -> bool:
         for prefix, uri in el.nsmap.items()
         if inherited.get(prefix) != uri
     )
+
+
+def _bytes(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
 
 
 def _plain(data: bytes) -> bool:

@@ -225,6 +225,8 @@ class HttpGuard:
             elif registry is None or registry.path != policy.registry or reload_registry:
                 stamp = _stamp(policy.registry)
                 registry = load_registry(policy.registry)
+            # (Built here: its detectors read the trust anchors, which may fail.)
+            scanner = Scanner(policy, hasher, registry=registry)
         except (PolicyError, RegistryError) as exc:
             raise exceptions.OptionsError(f"kanta-guard: {mask_text(str(exc))}") from exc
         old = state.policy
@@ -267,7 +269,7 @@ class HttpGuard:
             state.log_error = state.rotation_error = None  # a new log: its health is unknown
         if state.workers is not None:
             state.workers.retire()  # scans in progress finish under the old configuration
-        state.policy, state.scanner = policy, Scanner(policy, hasher, registry=registry)
+        state.policy, state.scanner = policy, scanner
         state.registry, state.registry_stamp = registry, stamp
         state.log, state.workers, state.config_error = log, workers, None
         self._workers_wanted = (count, options.kanta_guard_scan_timeout)

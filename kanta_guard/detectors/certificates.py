@@ -1,0 +1,114 @@
+"""Certificates and cards in requests: only test certificates, only test professional cards.
+
+The parsers find the certificates (``model.CertificateItem``: XML-DSig, WS-Security, JWS
+``x5c``, PKCS#7/CMS, PEM); this detector judges them once the whole request is read, each with
+every other certificate of the request as a possible intermediate, by
+:class:`kanta_guard.certs.CertJudge` (trust anchors when the policy names a folder, else the
+default rules shipped as data). It reads no field: its screen names nothing, so the documents'
+fast paths stay fast, and the judge's cache makes the certificate a system signs every document
+with cost a dictionary look-up.
+
+Rules:
+
+- ``cert.production``: a production certificate (a real professional card is one).
+- ``cert.unknown``: one the guard cannot show to be a test certificate.
+- ``card.real``: a professional or citizen card without a test-card marker (``SPECIMEN-`` or
+  ``… Tes`` surname, ``999…`` serial number), whatever its CA.
+- ``cert.expired`` (warn): a test certificate outside its validity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from ..certs import CertificateError, CertJudge, CertKind, CertRole, Judgement, load_certificate
+from ..certs.markers import is_test_card
+from ..errors import UnscannableError
+from ..model import CertificateItem, Context, Field, Hit
+from ..rules import RuleSpec, rule
+
+__all__ = ["CertificateDetector"]
+
+_ROLES = {
+    CertRole.CARD: "professional card",
+    CertRole.SERVICE: "system signature (service certificate)",
+    CertRole.CA: "CA certificate",
+    CertRole.UNKNOWN: "certificate",
+}
+
+
+class CertificateDetector:
+    """Judges the certificates a request carries (see the module)."""
+
+    name = "certificates"
+    rules: tuple[RuleSpec, ...] = (
+        rule("cert.production"),
+        rule("cert.unknown"),
+        rule("card.real"),
+        rule("cert.expired"),
+    )
+    systems: frozenset[str] = frozenset()
+
+    def __init__(self, judge: CertJudge | None = None) -> None:
+        self.cert_judge = judge if judge is not None else CertJudge()
+        self._cards: dict[bytes, bool] = {}
+
+    def _test_card(self, der: bytes) -> bool:
+        """Whether a card carries a test-card marker (remembered: cards recur)."""
+        known = self._cards.get(der)
+        if known is None:
+            if len(self._cards) >= 1024:
+                self._cards.clear()
+            known = self._cards[der] = is_test_card(load_certificate(der), self.cert_judge.rules)
+        return known
+
+    def detect(self, field: Field) -> Iterator[Hit]:
+        return iter(())
+
+    def screen(self, data: bytes, *, joined: bool = False) -> frozenset[bytes]:
+        """No field can produce a hit: certificates reach this detector as certificates."""
+        return frozenset()
+
+    def judge_certificates(self, items: Sequence[CertificateItem]) -> Iterator[Hit]:
+        """Hits for the certificates of one request, in the order found; a certificate that
+        stands in two places is reported at each. Raises UnscannableError for one the judge
+        cannot read (the parsers read each already, so only a judge's failure gets here)."""
+        ders = list(dict.fromkeys(item.der for item in items))
+        for item in items:
+            others = [der for der in ders if der != item.der]
+            try:
+                judgement = self.cert_judge.judge(item.der, others)
+            except CertificateError as exc:
+                raise UnscannableError(f"a certificate that cannot be judged: {exc}", "") from None
+            yield from self._hits(item, judgement)
+
+    def _hits(self, item: CertificateItem, judgement: Judgement) -> Iterator[Hit]:
+        found = self._rule(item, judgement)
+        if found is None:
+            return
+        rule_id, explanation = found
+        # The holder's context is looked up in the tree only if the finding is kept (a rule
+        # the policy turns off builds none): the field's role is asked lazily.
+        if isinstance(item.owner, Context):
+            field = Field(judgement.sha256, item.owner, item.where)
+        else:
+            field = Field(judgement.sha256, Context(), item.where, owner=item.owner)
+        evidence = f"{_ROLES[judgement.role]}: {judgement.subject} (issuer: {judgement.issuer})"
+        yield Hit(rule_id, field, judgement.sha256, evidence, explanation)
+
+    def _rule(self, item: CertificateItem, judgement: Judgement) -> tuple[str, str] | None:
+        """The rule a judgement fires and its explanation, or None for a valid test one."""
+        if judgement.kind is CertKind.PRODUCTION:
+            real = "a real professional card: " if judgement.role is CertRole.CARD else ""
+            return "cert.production", real + judgement.reason
+        if judgement.role is CertRole.CARD and not self._test_card(item.der):
+            return "card.real", (
+                "A professional signature from a card with no test-card marker (a SPECIMEN- "
+                "or ' Tes' surname, a 999 serial number): only Valvira's test cards may sign "
+                "in the test environment. " + judgement.reason
+            )
+        if judgement.kind is CertKind.UNKNOWN:
+            return "cert.unknown", judgement.reason
+        if judgement.expired:
+            return "cert.expired", judgement.reason
+        return None
