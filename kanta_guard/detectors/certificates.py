@@ -21,7 +21,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from ..certs import CertificateError, CertJudge, CertKind, CertRole, Judgement, load_certificate
+from ..certs import (
+    Certificate,
+    CertificateError,
+    CertJudge,
+    CertKind,
+    CertRole,
+    Judgement,
+    load_certificate,
+)
 from ..certs.markers import is_test_card
 from ..errors import UnscannableError
 from ..model import CertificateItem, Context, Field, Hit
@@ -52,6 +60,7 @@ class CertificateDetector:
     def __init__(self, judge: CertJudge | None = None) -> None:
         self.cert_judge = judge if judge is not None else CertJudge()
         self._cards: dict[bytes, bool] = {}
+        self._certificates: dict[bytes, Certificate] = {}
 
     def _test_card(self, der: bytes) -> bool:
         """Whether a card carries a test-card marker (remembered: cards recur)."""
@@ -59,7 +68,7 @@ class CertificateDetector:
         if known is None:
             if len(self._cards) >= 1024:
                 self._cards.clear()
-            known = self._cards[der] = is_test_card(load_certificate(der), self.cert_judge.rules)
+            known = self._cards[der] = is_test_card(self._read(der), self.cert_judge.rules)
         return known
 
     def detect(self, field: Field) -> Iterator[Hit]:
@@ -73,14 +82,24 @@ class CertificateDetector:
         """Hits for the certificates of one request, in the order found; a certificate that
         stands in two places is reported at each. Raises UnscannableError for one the judge
         cannot read (the parsers read each already, so only a judge's failure gets here)."""
-        ders = list(dict.fromkeys(item.der for item in items))
-        for item in items:
-            others = [der for der in ders if der != item.der]
-            try:
-                judgement = self.cert_judge.judge(item.der, others)
-            except CertificateError as exc:
-                raise UnscannableError(f"a certificate that cannot be judged: {exc}", "") from None
-            yield from self._hits(item, judgement)
+        try:
+            read = {item.der: self._read(item.der) for item in items}
+            for item in items:
+                others = [cert for der, cert in read.items() if der != item.der]
+                judgement = self.cert_judge.judge(read[item.der], others)
+                yield from self._hits(item, judgement)
+        except CertificateError as exc:
+            raise UnscannableError(f"a certificate that cannot be judged: {exc}", "") from None
+
+    def _read(self, der: bytes) -> Certificate:
+        """The certificate read (remembered: reading costs half a millisecond, and a system
+        signs every document with the same few; the judge then needs no digest of its own)."""
+        cert = self._certificates.get(der)
+        if cert is None:
+            if len(self._certificates) >= 1024:
+                self._certificates.clear()
+            cert = self._certificates[der] = load_certificate(der)
+        return cert
 
     def _hits(self, item: CertificateItem, judgement: Judgement) -> Iterator[Hit]:
         found = self._rule(item, judgement)
