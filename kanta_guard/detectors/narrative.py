@@ -614,6 +614,14 @@ _LETTERS_REV = re.compile(r"[^\W\d_]{1,64}")
 
 def _needle(data: bytes, classes: bytes, space: int, joined: bool) -> bytes | None:
     """The needle of the candidate pair whose separator ends at byte ``space``, if any."""
+    if (
+        data[space] >= 0x80
+        and data[space - 1 : space + 1] != b"\xc2\xa0"
+        and data[space - 2 : space + 1] not in _WIDE_SEPARATORS
+    ):
+        # The byte ends no separator's UTF-8 form: a continuation byte of another character
+        # (C2 80-8A are C1 controls; binary read as Latin-1 is full of them).
+        return None
     if data[space] < 0x80:  # an ASCII space or tab: the common case, decided on bytes
         before = classes[space - 1]
         if before in _LETTER_CLASSES:
@@ -681,6 +689,12 @@ def _needle(data: bytes, classes: bytes, space: int, joined: bool) -> bytes | No
 
 
 _LETTER_CLASSES = frozenset(b"aA!")
+#: The UTF-8 forms of the separators above U+00FF (``_SEP_LAST``): U+2000-U+200A, U+202F,
+#: U+205F, U+3000.
+_WIDE_SEPARATORS = frozenset(
+    {bytes([0xE2, 0x80, b]) for b in range(0x80, 0x8B)}
+    | {b"\xe2\x80\xaf", b"\xe2\x81\x9f", b"\xe3\x80\x80"}
+)
 # Text NFC would change holds a character whose UTF-8 form opens with one of the lead bytes
 # classed "!" (combining marks, the scripts with compositions or singletons) or is one of the few
 # such characters among E2 xx xx (U+2000, U+2001, U+2126, U+212A, U+212B, U+2329, U+232A,
