@@ -175,6 +175,44 @@ RULES: tuple[RuleSpec, ...] = (
         "The upstream server presents a production certificate: the system under test is "
         "pointed at production, and nothing is sent.",
     ),
+    # -- imaging (issue 10).
+    RuleSpec(
+        "dicom.identifying",
+        Action.BLOCK,
+        "A DICOM attribute the Basic Application Level Confidentiality Profile (PS3.15 Annex E) "
+        "removes, zeroes or replaces holds a value that is neither a registered test "
+        "identity's nor a dummy the policy lists.",
+    ),
+    RuleSpec(
+        "dicom.private",
+        Action.BLOCK,
+        "A private DICOM attribute whose creator and element are not on the policy's list of "
+        "safe private attributes: no rule can read what it means.",
+    ),
+    RuleSpec(
+        "dicom.burned_in",
+        Action.BLOCK,
+        "Burned In Annotation is not NO, or is absent on an image type where burned-in text "
+        "is common (secondary capture, ultrasound, screenshots, scanned documents).",
+    ),
+    RuleSpec(
+        "dicom.ocr_text",
+        Action.WARN,
+        "Text read by OCR from pixel data or an overlay where none is expected (codes and "
+        "names in it fire their own rules).",
+    ),
+    RuleSpec(
+        "dicom.ocr_incomplete",
+        Action.WARN,
+        "OCR could not read the whole image within its time and size budget: burned-in text "
+        "there is unchecked.",
+    ),
+    RuleSpec(
+        "dicom.not_deidentified",
+        Action.WARN,
+        "Patient Identity Removed (0012,0062) is not YES: the data set does not declare itself "
+        "de-identified.",
+    ),
     UNSCANNABLE,
     REFUSED,
     UNAVAILABLE,
