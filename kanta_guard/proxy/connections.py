@@ -41,6 +41,7 @@ from mitmproxy.proxy.mode_specs import (
 from ..idcode import mask_text
 from ..model import Request, Verdict
 from ..refusals import refused_report
+from .dimse import DIMSE_KEY, OPTION, dicom_mode, dicom_stack, upstreams_of
 from .flows import MARK_BLOCKED, METADATA_KEY, client_address, comment, mark, record
 from .state import GuardState
 
@@ -210,9 +211,10 @@ class ConnectionGuard:
                 raise exceptions.OptionsError(
                     f"kanta-guard refuses {name}=true: {why}; kanta-guard turns it off."
                 )
-        if "mode" in updated:
+        if "mode" in updated or OPTION in updated:
+            upstreams = upstreams_of(options)
             for spec in getattr(options, "mode", ()):
-                _check_mode(spec)
+                _check_mode(spec, upstreams)
 
     def running(self) -> None:
         _turn_off()
@@ -230,6 +232,10 @@ class ConnectionGuard:
                 return  # more data needed: asked again when it arrives
         client = nextlayer.context.client
         why = unread(nextlayer.layer)
+        if why is not None and dicom_stack(
+            nextlayer.layer, client.proxy_mode, upstreams_of(ctx.options)
+        ):
+            why = None  # raw TCP to a configured DICOM upstream: the DIMSE guard reads it
         if why is None and _http_in_doubt(nextlayer):
             why = (
                 "not HTTP: the first bytes are no request line (or the server spoke first); "
@@ -314,7 +320,7 @@ class ConnectionGuard:
     def tcp_message(self, f: tcp.TCPFlow) -> None:
         # A refusal's own flow carries the guard's report (mark()); any other TCP flow is a
         # relay the guard did not make, and its message goes nowhere.
-        if METADATA_KEY not in f.metadata and f.messages:
+        if METADATA_KEY not in f.metadata and DIMSE_KEY not in f.metadata and f.messages:
             f.messages[-1].content = b""
             self._backstop(f, "raw TCP")
 
@@ -371,7 +377,9 @@ def _turn_off() -> None:
         options.update(**on)
 
 
-def _check_mode(spec: str) -> None:
+def _check_mode(spec: str, upstreams: frozenset[tuple[str, int]] = frozenset()) -> None:
+    if dicom_mode(spec, upstreams):
+        return  # reverse:tcp:// or reverse:tls:// to a DICOM upstream: read by the DIMSE guard
     try:
         mode = ProxyMode.parse(spec)
     except ValueError:
@@ -382,5 +390,6 @@ def _check_mode(spec: str) -> None:
         return
     raise exceptions.OptionsError(
         f"kanta-guard refuses mode {spec!r}: its connections are not HTTP the guard reads "
-        "(use regular, upstream:URL, socks5, transparent or reverse:http(s)://…)"
+        "(use regular, upstream:URL, socks5, transparent or reverse:http(s)://…; "
+        f"reverse:tcp:// and reverse:tls:// only to an upstream named in {OPTION})"
     )

@@ -7,9 +7,11 @@ addons are placed around mitmproxy's own:
 
 - :class:`~kanta_guard.proxy.redact.Redactor` first, so that mitmproxy's dumper, its flow file and
   mitmweb see flagged requests redacted;
-- :class:`~kanta_guard.proxy.connections.ConnectionGuard`, :class:`~kanta_guard.proxy.status.Status`
-  and :class:`~kanta_guard.proxy.guard.HttpGuard` last, so that the guard judges each request
-  (and each connection's layer) after every other addon has had its say;
+- :class:`~kanta_guard.proxy.connections.ConnectionGuard`,
+  :class:`~kanta_guard.proxy.dimse.DimseGuard` (DIMSE to the configured DICOM upstreams),
+  :class:`~kanta_guard.proxy.status.Status` and :class:`~kanta_guard.proxy.guard.HttpGuard` last,
+  so that the guard judges each request (and each connection's layer, and each DICOM data set)
+  after every other addon has had its say;
 - just before them, after mitmproxy's own addons (``map_remote`` may change where a request
   goes), the checks of where traffic goes and with which certificates:
   :class:`~kanta_guard.proxy.trust.TrustAnchors` (the policy's trust anchors, one shared
@@ -30,6 +32,7 @@ from typing import Any
 
 from .clientcerts import OwnClientCert, PresentedClientCert
 from .connections import ConnectionGuard
+from .dimse import DimseGuard
 from .guard import HttpGuard
 from .redact import Redactor
 from .servercert import ServerCertGuard
@@ -57,6 +60,7 @@ def addons(state: GuardState, settings: Mapping[str, Any] | None = None) -> list
         OwnClientCert(state, trust),
         PresentedClientCert(state, trust),
         ConnectionGuard(state),
+        DimseGuard(state, settings),
         Status(state),
         HttpGuard(state, settings),
     ]

@@ -210,6 +210,7 @@ def test_addon_script_loads_on_its_own() -> None:
             "OwnClientCert",
             "PresentedClientCert",
             "ConnectionGuard",
+            "DimseGuard",
             "Status",
             "HttpGuard",
         ]
