@@ -165,6 +165,7 @@ class Scanner:
             self._screen_joined,
             parties=bool(self._judges),
             certificates=bool(self._certificate_judges),
+            dicom=self.policy.dicom,
         )
 
     # -- entry points ---------------------------------------------------------------------------
@@ -247,9 +248,10 @@ class Scanner:
             # (The XML parser asks each text and attribute value itself: a document's bytes are
             # not searched again.)
             self._fields(jose_payloads(payload, state), tally, state)
-        if state.certificates and parser.name != "certificate":
+        if state.certificates and parser.name not in ("certificate", "dicom"):
             # PEM blocks in the payload's bytes, whatever the parser: a block spans lines (the
-            # text parser's fields) and may follow other text in a node or a string.
+            # text parser's fields) and may follow other text in a node or a string. (The DICOM
+            # parser searches its own text values: its pixel data is no text.)
             self._fields(pem_items(payload, state), tally, state)
 
     def _fields(self, items: Iterable[Item], tally: _Tally, state: ScanState) -> None:
@@ -370,7 +372,7 @@ class Scanner:
 
 
 #: Parsers that find JOSE compact tokens in what they read themselves (see ``_payload``).
-_READS_ALL = frozenset({"certificate", "xml", "container", "multipart"})
+_READS_ALL = frozenset({"certificate", "xml", "container", "multipart", "dicom"})
 
 #: Distinct Content-Type readings of one body scanned at most; more is no client's mistake but
 #: a way to multiply the scan's cost: unscannable.

@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .destinations import DEFAULT_HOSTS, Destinations, parse_entry
+from .dicom.settings import DicomSettings
 from .errors import PolicyError
 from .idcode import mask_text
 from .model import Action
@@ -119,6 +120,8 @@ class CertificateSettings:
     anchors: Path | None = None
 
 
+#: The ``[dicom]`` settings of a policy that sets none (the strict ones).
+DEFAULT_DICOM = DicomSettings()
 #: The embedded default's allowed upstream hosts (``[upstream] hosts``).
 DEFAULT_DESTINATIONS = Destinations.parse(DEFAULT_HOSTS)
 
@@ -146,6 +149,8 @@ class Policy:
     #: The allowed upstream hosts (``[upstream] hosts``): any other is ``upstream.not-allowed``.
     upstream: Destinations = DEFAULT_DESTINATIONS
     certificates: CertificateSettings = CertificateSettings()
+    #: Imaging: safe private attributes, accepted dummies, profile options, OCR (``[dicom]``).
+    dicom: DicomSettings = DEFAULT_DICOM
 
     def action(self, rule_id: str) -> Action:
         return self.actions[rule_id]
@@ -171,6 +176,7 @@ class Policy:
             "contacts": asdict(self.contacts),
             "upstream": list(self.upstream.texts),
             "certificates": {"anchors": str(self.certificates.anchors or "")},
+            "dicom": _dicom_content(self.dicom),
         }
         text = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -191,6 +197,7 @@ class Policy:
                 self.explicit,
                 self.upstream,
                 self.certificates,
+                self.dicom,
             ),
         )
 
@@ -207,6 +214,7 @@ def _rebuild(
     explicit: frozenset[str] = frozenset(),
     upstream: Destinations = DEFAULT_DESTINATIONS,
     certificates: CertificateSettings = CertificateSettings(),
+    dicom: DicomSettings = DEFAULT_DICOM,
 ) -> Policy:
     return Policy(
         MappingProxyType(actions),
@@ -220,6 +228,7 @@ def _rebuild(
         explicit,
         upstream,
         certificates,
+        dicom,
     )
 
 
@@ -263,6 +272,7 @@ def weakenings(old: Policy, new: Policy) -> list[str]:
         found.append("registry of test identities -> none (its pool and case rules go)")
     for entry in old.upstream.not_covered(new.upstream):
         found.append(f"upstream.hosts newly allows {entry}")
+    found.extend(_dicom_weakenings(old.dicom, new.dicom))
     if old.certificates.anchors != new.certificates.anchors:
         found.append(
             f"certificates.anchors {old.certificates.anchors or 'none'} -> "
@@ -282,6 +292,7 @@ _SECTIONS = {
     "contacts",
     "upstream",
     "certificates",
+    "dicom",
 }
 _REGISTRY_KEYS = {"file"}
 _TESTING_KEYS = {"mode", "case"}
@@ -489,6 +500,10 @@ def parse_policy(text: str, source: str = "<policy>", source_dir: Path | None = 
     )
     anchors = certificates_raw["anchors"]
     certificates = CertificateSettings(_relative(anchors, source_dir) if anchors else None)
+    dicom_raw = base["dicom"]
+    if not isinstance(dicom_raw, dict):
+        raise PolicyError(f"{_where(source, text, 'dicom', None)}: dicom must be a table")
+    dicom = DicomSettings.parse(dicom_raw, lambda key: _where(source, text, key, "dicom"))
 
     explicit = frozenset(user.get("rules", {}))
     actions = _registry_actions(actions, registry, explicit)
@@ -504,6 +519,7 @@ def parse_policy(text: str, source: str = "<policy>", source_dir: Path | None = 
         explicit,
         upstream,
         certificates,
+        dicom,
     )
 
 
@@ -548,3 +564,44 @@ def load_policy(path: str | Path | None) -> Policy:
     except UnicodeDecodeError as exc:
         raise PolicyError(f"policy file {path} is not UTF-8 (byte {exc.start})") from exc
     return parse_policy(text, str(path), path.parent)
+
+
+def _dicom_content(settings: DicomSettings) -> dict[str, object]:
+    """The ``[dicom]`` settings as plain data, for the digest."""
+    return {
+        "safe_private": sorted(str(entry) for entry in settings.safe_private),
+        "dummies": sorted(settings.dummies),
+        "options": sorted(str(option) for option in settings.options),
+        "keep": sorted(settings.keep),
+        "ocr": str(settings.ocr),
+        "ocr_budget_s": settings.ocr_budget_s,
+        "ocr_max_frames": settings.ocr_max_frames,
+        "incomplete_blocks": settings.incomplete_blocks,
+        "max_elements": settings.max_elements,
+        "max_sequence_depth": settings.max_sequence_depth,
+    }
+
+
+def _dicom_weakenings(old: DicomSettings, new: DicomSettings) -> list[str]:
+    """What a new ``[dicom]`` section lets through that the old one did not: more safe private
+    attributes, dummies, profile options or kept attributes; less OCR; incomplete OCR no
+    longer blocking; larger bounds."""
+    found = [
+        f"dicom.{name} adds {len(added)} entries"
+        for name, added in (
+            ("safe_private", new.safe_private - old.safe_private),
+            ("dummies", new.dummies - old.dummies),
+            ("options", new.options - old.options),
+            ("keep", new.keep - old.keep),
+        )
+        if added
+    ]
+    ocr_rank = {"off": 0, "on": 1, "all": 2}
+    if ocr_rank[str(new.ocr)] < ocr_rank[str(old.ocr)]:
+        found.append(f"dicom.ocr {old.ocr} -> {new.ocr}")
+    if old.incomplete_blocks and not new.incomplete_blocks:
+        found.append("dicom.incomplete_blocks true -> false")
+    for name in ("ocr_max_frames", "max_elements", "max_sequence_depth"):
+        if getattr(new, name) > getattr(old, name):
+            found.append(f"dicom.{name} {getattr(old, name)} -> {getattr(new, name)}")
+    return found

@@ -252,12 +252,16 @@ def n_action(information: bytes, message_id: int = 5, context_id: int = 9) -> li
 
 def dataset(patient_id: str = "020516C903K", *, implicit: bool = True, pixels: int = 0) -> bytes:
     """An encoded secondary capture data set (no file meta), with ``pixels``×``pixels`` 8-bit
-    pixel data when asked."""
+    pixel data when asked: de-identified as the imaging rules want (a dummy name, the test code,
+    Patient Identity Removed YES with a method, Burned In Annotation NO)."""
     ds = Dataset()
     ds.SOPClassUID = SECONDARY_CAPTURE
     ds.SOPInstanceUID = generate_uid()
-    ds.PatientName = "Testi^Potilas"
+    ds.PatientName = "ANONYMIZED"
     ds.PatientID = patient_id
+    ds.PatientIdentityRemoved = "YES"
+    ds.DeidentificationMethod = "PS3.15 Basic Application Level Confidentiality Profile"
+    ds.BurnedInAnnotation = "NO"
     ds.Modality = "OT"
     if pixels:
         ds.SamplesPerPixel = 1

@@ -64,11 +64,12 @@ def detectors_for(policy: Policy, registry: Registry | None = None) -> tuple[Det
     """The detectors a scanner under this policy runs, in order: identity codes; with a
     registry, the registry's test codes under the policy's testing mode; e-mail addresses and
     phone numbers anywhere; full names in free text; persons (names and addresses);
-    certificates and cards."""
+    imaging (DICOM); certificates and cards."""
     # (Imported here: they load lexicons and libraries the identity-code scan alone needs not.)
     from ..certs import CertJudge, load_anchors
     from .certificates import CertificateDetector
     from .contacts import ContactDetector
+    from .dicom import DicomDetector
     from .narrative import NarrativeNameDetector
     from .persons import PersonDetector
     from .professionals import ProfessionalDetector
@@ -89,6 +90,7 @@ def detectors_for(policy: Policy, registry: Registry | None = None) -> tuple[Det
     )
     found.append(NarrativeNameDetector(registry))
     found.append(PersonDetector(registry, contacts))
+    found.append(DicomDetector(policy.dicom, registry, test_contacts=policy.contacts))
     anchors = policy.certificates.anchors
     found.append(CertificateDetector(CertJudge(load_anchors(anchors) if anchors else None)))
     return tuple(found)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from .base import Item, Parser, ScanState
 from .certificate import CertificateParser
 from .container import ContainerParser
+from .dicom import DicomParser
 from .form import FormParser
 from .json import JsonParser
 from .multipart import MultipartParser
@@ -21,6 +22,7 @@ __all__ = [
     "PARSERS",
     "CertificateParser",
     "ContainerParser",
+    "DicomParser",
     "FormParser",
     "Item",
     "JsonParser",
@@ -37,6 +39,9 @@ __all__ = [
 PARSERS: tuple[Parser, ...] = (
     MultipartParser(),
     FormParser(),
+    # Before the container parser: a DICOM Part 10 file's 128-byte preamble may be a TIFF
+    # header (a legal "dual-personality" file), which the container parser would claim.
+    DicomParser(),
     # Before XML, JSON and text: they would read a zip, a PDF or a gzip as a document or lines.
     ContainerParser(),
     # Before the text parser, which would read a DER certificate as an inert blob.

@@ -11,6 +11,7 @@ from functools import lru_cache
 from typing import Protocol as TypingProtocol
 
 from .. import idcode
+from ..dicom.settings import DicomSettings
 from ..errors import UnscannableError
 from ..mediatype import MediaType
 from ..model import CertificateItem, Context, Field, Party, Payload, Protocol
@@ -68,6 +69,8 @@ class ScanState:
     #: Whether certificates are judged: parsers then yield every certificate they find
     #: (``CertificateItem``) instead of screening its bytes as an inert blob.
     certificates: bool = False
+    #: The policy's ``[dicom]`` settings (the DICOM parser reads them; None: its defaults).
+    dicom: DicomSettings | None = None
     protocol: Protocol | None = None
     decoded_bytes: int = 0
     payloads: int = 0

@@ -111,7 +111,9 @@ def _scu(proxy: Proxy, tls: ssl.SSLContext | None = None) -> Any:
 
 def image(patient_id: str = "020516C903K", *, ct: bool = False, size: int = 64) -> Dataset:
     """A small image with ``size``×``size`` 16-bit pixels (a pattern: no text in it); a CT
-    image goes in Explicit VR Little Endian, the others in Implicit VR."""
+    image goes in Explicit VR Little Endian, the others in Implicit VR. De-identified as the
+    imaging rules want: a dummy name, the test code, Patient Identity Removed YES with a method,
+    Burned In Annotation NO."""
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian if ct else ImplicitVRLittleEndian
@@ -119,8 +121,11 @@ def image(patient_id: str = "020516C903K", *, ct: bool = False, size: int = 64) 
     ds.SOPInstanceUID = generate_uid()
     ds.StudyInstanceUID = generate_uid()
     ds.SeriesInstanceUID = generate_uid()
-    ds.PatientName = "Testi^Potilas"
+    ds.PatientName = "ANONYMIZED"
     ds.PatientID = patient_id
+    ds.PatientIdentityRemoved = "YES"
+    ds.DeidentificationMethod = "PS3.15 Basic Application Level Confidentiality Profile"
+    ds.BurnedInAnnotation = "NO"
     ds.Modality = "CT" if ct else "OT"
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"

@@ -185,11 +185,12 @@ def test_dirty_store_answered_never_sent(guard: tuple[DimseGuard, Layer, Path]) 
 
     asyncio.run(run())
     assert bytes(layer.to_server) == wire.associate_rq()
-    assert responses(bytes(layer.to_client)) == [
-        (0x8001, 9, 0xC000, "kanta-guard blocked: hetu.real")
-    ]
+    [(command, message_id, status, comment)] = responses(bytes(layer.to_client))
+    assert (command, message_id, status) == (0x8001, 9, 0xC000)
+    # (The imaging rules may name the same value as well: dicom.identifying, for one.)
+    assert comment.startswith("kanta-guard blocked: hetu.real")
     [entry] = records(log)
-    assert entry["method"] == "C-STORE-RQ" and entry["rules"] == ["hetu.real"]
+    assert entry["method"] == "C-STORE-RQ" and entry["rules"][0] == "hetu.real"
     assert entry["host"] == "127.0.0.1:11112"
     assert REAL not in log.read_text("utf-8")
     f = layer.flow
@@ -216,12 +217,9 @@ def test_echo_and_find_judged_at_once(guard: tuple[DimseGuard, Layer, Path]) -> 
     asyncio.run(run())
     expected = wire.associate_rq() + b"".join(wire.c_echo() + wire.c_find(wire.identifier()))
     assert bytes(layer.to_server) == expected
-    assert responses(bytes(layer.to_client))[-1] == (
-        0x8020,
-        8,
-        0xC000,
-        "kanta-guard blocked: hetu.real",
-    )
+    command, message_id, status, comment = responses(bytes(layer.to_client))[-1]
+    assert (command, message_id, status) == (0x8020, 8, 0xC000)
+    assert comment.startswith("kanta-guard blocked: hetu.real")
 
 
 def test_later_messages_wait_behind_a_release(guard: tuple[DimseGuard, Layer, Path]) -> None:
