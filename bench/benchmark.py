@@ -64,6 +64,7 @@ PASS_CDA = (
 PASS_FHIR = ("kanta-phr-example-patient.json", "Observation-BodyWeight-min.json")
 
 HETU_OID = "1.2.246.21"
+TERHIKKI_OID = "1.2.246.537.26"  # Valvira's register of professionals
 _CHECK = "0123456789ABCDEFHJKLMNPRSTUVWXY"
 SOAP11_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 
@@ -632,7 +633,8 @@ def write_policies(mix: list[Item], tmp: Path) -> tuple[Path, Path]:
     ``REGISTRY_SIZE`` test identities with every personal-data rule on.
 
     The registry holds every person the mix's documents name (with their 900-series code, or
-    an unused one for a professional the document identifies otherwise) and synthetic
+    an unused one for a professional the document identifies otherwise, and the Terhikki
+    number a professional is identified by) and synthetic
     identities up to the size. ``name.mismatch`` warns rather than blocks: two of Kela's
     corpus documents carry the same test code (030875-999Y) under two different names, so one
     of them is a mismatch whatever the registry says, and every request of the mix must pass.
@@ -654,7 +656,8 @@ def write_policies(mix: list[Item], tmp: Path) -> tuple[Path, Path]:
     identity = tmp / "identity-policy.toml"
     identity.write_text(f"[rules]\n{off}\n", "utf-8")
 
-    people: dict[str, tuple[str, str, str, list[str]]] = {}  # code -> given, family, role, addr
+    # code -> given, family, role, addresses, Terhikki number ("" for none)
+    people: dict[str, tuple[str, str, str, list[str], str]] = {}
     codes_seen: list[str] = []
     spare = (test_code(i) for i in range(10_000, 10_000_000))
     seen_names: set[tuple[str, str]] = set()
@@ -671,6 +674,7 @@ def write_policies(mix: list[Item], tmp: Path) -> tuple[Path, Path]:
             elif isinstance(found, Party) and found.kind is PartyKind.PERSON:
                 # (900-series: the individual number, after the century sign, starts with 9.)
                 codes = [v for s, v in found.identifiers if s == HETU_OID and v[7:8] == "9"]
+                terhikki = next((v for s, v in found.identifiers if s == TERHIKKI_OID), "")
                 for name in found.names:
                     given = " ".join(name.given) or "Testi"
                     family = " ".join(name.family) or name.text or "Testinen"
@@ -685,18 +689,19 @@ def write_policies(mix: list[Item], tmp: Path) -> tuple[Path, Path]:
                         for a in found.addresses
                         if a.lines
                     ]
-                    people[code] = (given, family, role, addresses)
+                    people[code] = (given, family, role, addresses, terhikki)
+                    terhikki = ""  # (a number is one person's: on the first name only)
 
     for item in mix:
         # (The SOAP requests carry their CDA in Base64: visit follows nested payloads.)
         visit(item.body, item.content_type)
     for code in codes_seen:  # test codes the documents hold outside any person (observations)
-        people.setdefault(normalise(code), ("Testi", "Testinen", "patient", []))
+        people.setdefault(normalise(code), ("Testi", "Testinen", "patient", [], ""))
     while len(people) < REGISTRY_SIZE:
         n = len(people)
-        people[next(spare)] = (f"Testi{n}", f"Testinen{n}", "patient", [])
+        people[next(spare)] = (f"Testi{n}", f"Testinen{n}", "patient", [], "")
     lines = []
-    for code, (given, family, role, addresses) in people.items():
+    for code, (given, family, role, addresses, terhikki) in people.items():
         lines += [
             "[[identity]]",
             f"code = {json.dumps(code)}",
@@ -705,6 +710,7 @@ def write_policies(mix: list[Item], tmp: Path) -> tuple[Path, Path]:
             'pool = "independent"',
             f'role = "{role}"',
             f"addresses = {json.dumps(addresses, ensure_ascii=False)}",
+            *([f"terhikki = {json.dumps(terhikki)}"] if terhikki else []),
             "",
         ]
     registry = tmp / "registry.toml"

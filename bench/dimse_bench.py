@@ -96,6 +96,7 @@ MODALITY = textwrap.dedent(
         ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
         ds.PatientID = patient_id
         ds.PatientIdentityRemoved = "YES"
+        ds.DeidentificationMethod = "PS3.15 Basic Application Level Confidentiality Profile"
         ds.BurnedInAnnotation = "NO"
         ds.Modality = "CT"
         ds.InstanceNumber = number

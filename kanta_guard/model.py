@@ -148,6 +148,9 @@ class CertificateItem:
     der: bytes
     where: str | Callable[[], str]
     owner: Context | Callable[[], Context] = Context()
+    #: A certificate named only by the SHA-256 of its DER (a JWS ``x5t#S256``: upper-case
+    #: hex), ``der`` then empty: the guard cannot see it, only match it against the others.
+    thumbprint: str = ""
 
     @property
     def location(self) -> str:

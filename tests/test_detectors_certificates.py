@@ -443,3 +443,49 @@ def test_a_jwt_with_test_claims_in_a_body_passes(index: int) -> None:
 def test_a_word_starting_ey_is_no_token() -> None:
     body = b"eyelash.eyebrow.eye and key.value.pair; they.eye.ey"
     assert SCANNER.scan_bytes(body, "text/plain").verdict is Verdict.PASS
+
+
+# -- x5t#S256: a certificate named only by its thumbprint -------------------------------------
+
+
+def _x5t(der: bytes) -> str:
+    import hashlib
+
+    return base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode()
+
+
+def _bearer(header: dict[str, object]) -> Request:
+    return Request(
+        "GET",
+        "/fhir/Patient",
+        (("Host", "127.0.0.1"), ("Authorization", f"Bearer {_jws(header)}")),
+        b"",
+        "127.0.0.1",
+    )
+
+
+def test_a_thumbprint_alone_is_unknown() -> None:
+    """A JWS naming its signer only by x5t#S256: the guard cannot see the certificate."""
+    report = SCANNER.scan(_bearer({"alg": "ES256", "x5t#S256": _x5t(PRODUCTION.service.der)}))
+    assert rules(report) == ["cert.unknown"]
+    assert "x5c" in report.findings[0].explanation
+
+
+def test_a_thumbprint_of_a_certificate_in_x5c_is_that_certificate() -> None:
+    chain = [b64(TEST.service.der, wrap=False), b64(TEST.intermediate.der, wrap=False)]
+    header = {"alg": "ES256", "x5c": chain, "x5t#S256": _x5t(TEST.service.der)}
+    assert SCANNER.scan(_bearer(header)).verdict is Verdict.PASS
+    header = {"alg": "ES256", "x5c": [b64(PRODUCTION.service.der, wrap=False)]}
+    header["x5t#S256"] = _x5t(PRODUCTION.service.der)
+    assert rules(SCANNER.scan(_bearer(header))) == ["cert.production"]
+
+
+def test_a_thumbprint_of_a_pinned_production_ca() -> None:
+    der = shared_cert("production-DVV-Gov-Root-CA-G3-RSA.der")
+    report = SCANNER.scan(_bearer({"alg": "RS256", "x5t#S256": _x5t(der)}))
+    assert rules(report) == ["cert.production"]
+
+
+def test_a_thumbprint_that_is_no_sha256_is_unscannable() -> None:
+    report = SCANNER.scan(_bearer({"alg": "ES256", "x5t#S256": _x5t(b"x")[:20] + "Zq9-"}))
+    assert rules(report) == ["unscannable"]

@@ -19,7 +19,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from ..certs import (
     Certificate,
@@ -82,14 +82,51 @@ class CertificateDetector:
         """Hits for the certificates of one request, in the order found; a certificate that
         stands in two places is reported at each. Raises UnscannableError for one the judge
         cannot read (the parsers read each already, so only a judge's failure gets here)."""
+        named = [item for item in items if item.thumbprint]
+        items = [item for item in items if not item.thumbprint]
         try:
             read = {item.der: self._read(item.der) for item in items}
+            digests = {cert.sha256 for cert in read.values()}
+            for item in named:
+                yield from self._thumbprint(item, digests)
             for item in items:
                 others = [cert for der, cert in read.items() if der != item.der]
                 judgement = self.cert_judge.judge(read[item.der], others)
                 yield from self._hits(item, judgement)
         except CertificateError as exc:
             raise UnscannableError(f"a certificate that cannot be judged: {exc}", "") from None
+
+    def _thumbprint(self, item: CertificateItem, digests: set[str]) -> Iterator[Hit]:
+        """A certificate named only by its SHA-256 (JWS ``x5t#S256``): fine if the request
+        carries it (judged itself) or it is a trust anchor; production if it is a pinned
+        production CA; else unknown: the guard cannot see it."""
+        digest = item.thumbprint
+        anchors = self.cert_judge.anchors
+        known = anchors.roots + anchors.intermediates if anchors is not None else ()
+        if digest in digests or any(cert.sha256 == digest for cert in known):
+            return
+        field = Field(digest, Context(), item.where, owner=_owner(item))
+        pin = next((p for p in self.cert_judge.rules.pinned if p.sha256 == digest), None)
+        evidence = f"certificate named by its SHA-256 only ({digest[:16]}…)"
+        if pin is not None:
+            yield Hit(
+                "cert.production",
+                field,
+                digest,
+                evidence,
+                f"Production certificate: the thumbprint names the pinned production CA "
+                f"{pin.name!r}.",
+            )
+            return
+        yield Hit(
+            "cert.unknown",
+            field,
+            digest,
+            evidence,
+            "Unknown certificate: the JWS names its signer's certificate only by thumbprint "
+            "(x5t#S256), and the request does not carry it: send the chain in x5c (a test "
+            "certificate passes as such), so that the guard can judge it.",
+        )
 
     def _read(self, der: bytes) -> Certificate:
         """The certificate read (remembered: reading costs half a millisecond, and a system
@@ -111,7 +148,7 @@ class CertificateDetector:
         if isinstance(item.owner, Context):
             field = Field(judgement.sha256, item.owner, item.where)
         else:
-            field = Field(judgement.sha256, Context(), item.where, owner=item.owner)
+            field = Field(judgement.sha256, Context(), item.where, owner=_owner(item))
         evidence = f"{_ROLES[judgement.role]}: {judgement.subject} (issuer: {judgement.issuer})"
         yield Hit(rule_id, field, judgement.sha256, evidence, explanation)
 
@@ -131,3 +168,9 @@ class CertificateDetector:
         if judgement.expired:
             return "cert.expired", judgement.reason
         return None
+
+
+def _owner(item: CertificateItem) -> Callable[[], Context]:
+    """The item's context, looked up only when asked."""
+    owner = item.owner
+    return owner if callable(owner) else lambda: owner

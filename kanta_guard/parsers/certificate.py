@@ -23,7 +23,7 @@ from ..errors import UnscannableError
 from ..idcode import mask_any_form
 from ..mediatype import MediaType
 from ..model import CertificateItem, Context, Payload
-from .base import Item, ScanState
+from .base import Item, ScanState, decode_base64
 
 __all__ = [
     "CERTIFICATE_TYPES",
@@ -31,6 +31,7 @@ __all__ = [
     "certificate_items",
     "looks_like_certificate",
     "pem_items",
+    "thumbprint_item",
 ]
 
 #: Media types that declare certificates (RFC 2585, RFC 5751, RFC 8551; the x- forms browsers
@@ -135,6 +136,17 @@ def certificate_items(
         return
     for index, der in enumerate(found, start=1):
         yield CertificateItem(der, f"{_where(where)}!certificate[{index}]", owner)
+
+
+def thumbprint_item(
+    value: str, where: str | Callable[[], str], owner: Context | Callable[[], Context]
+) -> CertificateItem:
+    """A JWS ``x5t#S256`` (RFC 7515 §4.1.8: the Base64url SHA-256 of the signer's DER) as a
+    certificate known only by its digest. Unscannable if it is no SHA-256."""
+    digest = decode_base64(value.strip())
+    if digest is None or len(digest) != 32:
+        raise UnscannableError("a JWS x5t#S256 that is no SHA-256 thumbprint", _where(where))
+    return CertificateItem(b"", where, owner, thumbprint=digest.hex().upper())
 
 
 def _where(where: str | Callable[[], str]) -> str:

@@ -32,6 +32,7 @@ from .base import (
     nested,
     normalise_system,
 )
+from .certificate import thumbprint_item
 from .parties import fhir_json_parties
 from .text import text_fields
 
@@ -263,6 +264,10 @@ class JsonParser:
         if id_system is not None:
             yield Field(value, Context(ctx.role, ctx.element, id_system), where, identifier=True)
             return
+        if ctx.element == "x5t#S256" and state.certificates:
+            # A JOSE header naming its signer by thumbprint: judged with the request's
+            # certificates once it is read (the certificate itself may be in an x5c).
+            yield thumbprint_item(value, where, ctx)
         if (data := base64_content(value)) is not None:
             yield nested(data, None, where + "!base64", payload, ctx, state, declared=False)
             return
@@ -283,8 +288,8 @@ def _screenable(raw: bytes) -> bool:
     """
     if raw.find(b"\\") != -1 and (b"\\u" in raw or b"\\/" in raw):
         return False
-    if b'"data"' in raw:
-        return False
+    if b'"data"' in raw or b'"x5t#S256"' in raw:
+        return False  # (Base64 by declaration; a JOSE header's thumbprint, judged in the walk)
     for start, end in base64_spans(raw, b'"', b'"'):
         segment = raw[start:end]
         if b"\\" in segment:
