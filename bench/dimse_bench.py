@@ -217,7 +217,7 @@ def dicom_parser() -> bool:
     return any(type(parser).__name__ == "DicomParser" for parser in PARSERS)
 
 
-def send(port: int, count: int, size: int, patient_id: str = "BENCH-0001") -> dict[str, Any]:
+def send(port: int, count: int, size: int, patient_id: str = "020516C903K") -> dict[str, Any]:
     result = subprocess.run(
         [sys.executable, "-c", MODALITY, str(port), str(count), str(size), patient_id],
         env=env(),
@@ -269,7 +269,9 @@ def main() -> int:
                         f"real code {[hex(s) for s in dirty['statuses']]}"
                     )
                     guarded = name.startswith("kanta-guard")
-                    assert clean["statuses"] == [0, 0], f"{name}: clean images refused"
+                    assert clean["statuses"] == [0, 0], (
+                        f"{name}: clean images refused ({checks[name]})"
+                    )
                     assert dirty["statuses"] == ([0xC000] if guarded else [0]), (
                         f"{name}: the real code was {'not ' if guarded else ''}blocked"
                     )
