@@ -237,10 +237,13 @@ class Destinations:
     Immutable, comparable and picklable by its entries (the scan workers receive the policy).
     """
 
-    __slots__ = ("_names", "_networks", "_suffixes", "entries")
+    __slots__ = ("_allowed_hosts", "_names", "_networks", "_suffixes", "entries")
 
     def __init__(self, entries: Iterable[Entry]) -> None:
         self.entries: tuple[Entry, ...] = tuple(dict.fromkeys(entries))
+        #: Hosts (with ports) already judged allowed: every request of a session names the
+        #: same few, and reading a host costs microseconds (bounded; refusals not kept).
+        self._allowed_hosts: dict[tuple[str, int | None], None] = {}
         names: dict[str, list[Entry]] = {}
         suffixes: dict[str, list[Entry]] = {}
         networks: list[Entry] = []
@@ -279,6 +282,16 @@ class Destinations:
         The sentence quotes the host as given (callers mask it before it is shown: a host name
         can carry an identity code) and, where it differs, how it was read.
         """
+        if (host, port) in self._allowed_hosts:
+            return None
+        why = self._judge(host, port)
+        if why is None:
+            if len(self._allowed_hosts) >= 4096:
+                self._allowed_hosts.clear()
+            self._allowed_hosts[host, port] = None
+        return why
+
+    def _judge(self, host: str, port: int | None) -> str | None:
         readings = read_host(host)
         shown = host if len(host) <= 80 else host[:77] + "..."
         if port is None:
