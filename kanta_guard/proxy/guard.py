@@ -21,7 +21,6 @@ from typing import Any
 
 from mitmproxy import contentviews, ctx, exceptions, http
 
-from ..answer import blocked_answer
 from ..errors import PolicyError
 from ..eventlog import EventLog, make_event
 from ..idcode import mask_text
@@ -35,6 +34,7 @@ from ..rules import REFUSED
 from ..worker import WorkerPool
 from .flows import client_address, flow_request, mark, record
 from .redact import redact_request
+from .refuse import answer_of
 from .state import GuardState
 from .view import KantaGuardView
 
@@ -451,7 +451,7 @@ class HttpGuard:
             self._record(flow, report)
             mark(flow, report)
         finally:
-            answer = _answer_of(flow, report)
+            answer = answer_of(flow, report)
             answer.status_code = 502
             answer.headers["connection"] = "close"
             flow.response = answer
@@ -499,7 +499,7 @@ class HttpGuard:
         """Act on a verdict. The answer is set before anything else is tried, and no later
         failure (marking, the log, redaction) can undo it."""
         if report.verdict is Verdict.BLOCK:
-            flow.response = _answer_of(flow, report)
+            flow.response = answer_of(flow, report)
         try:
             mark(flow, report)
         except Exception:
@@ -512,7 +512,7 @@ class HttpGuard:
             if not written and (policy is None or policy.log.required):
                 # A warned request goes upstream only with its record: without one, it stops.
                 report = unavailable_report(self.state.why_not_ready(), report.protocol)
-                flow.response = _answer_of(flow, report)
+                flow.response = answer_of(flow, report)
                 mark(flow, report)
             else:
                 return
@@ -536,22 +536,6 @@ class HttpGuard:
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-def _answer_of(flow: http.HTTPFlow, report: Report) -> http.Response:
-    """The blocked answer in the client's protocol; a plain one if even that cannot be built."""
-    try:
-        answer = blocked_answer(report, request_id=flow.id)
-        return http.Response.make(
-            answer.status, answer.body, [(k.encode(), v.encode()) for k, v in answer.headers]
-        )
-    except Exception:
-        logger.exception("kanta-guard: could not build the blocked answer; sending a plain one")
-        return http.Response.make(
-            403,
-            b"Blocked by kanta-guard.\n",
-            {"Content-Type": "text/plain", "X-Kanta-Guard": "blocked", "Cache-Control": "no-store"},
-        )
 
 
 def _internal_error(flow: http.HTTPFlow, exc: BaseException) -> Report:
