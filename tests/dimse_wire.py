@@ -40,7 +40,7 @@ CONTEXTS = (
 ACCEPTED = {1: IMPLICIT, 3: IMPLICIT, 5: IMPLICIT, 7: IMPLICIT, 9: IMPLICIT, 11: EXPLICIT}
 
 
-def _user(max_length: int, version: str = "") -> list[object]:
+def _user(max_length: int, version: str = "", identity: bytes = b"") -> list[object]:
     length = pdu_primitives.MaximumLengthNotification()
     length.maximum_length_received = max_length
     uid = pdu_primitives.ImplementationClassUIDNotification()
@@ -50,6 +50,12 @@ def _user(max_length: int, version: str = "") -> list[object]:
         name = pdu_primitives.ImplementationVersionNameNotification()
         name.implementation_version_name = version
         items.append(name)
+    if identity:
+        user = pdu_primitives.UserIdentityNegotiation()
+        user.user_identity_type = 1  # a user name
+        user.positive_response_requested = False
+        user.primary_field = identity
+        items.append(user)
     return items
 
 
@@ -59,8 +65,10 @@ def associate_rq(
     calling: str = "TEST-SCU",
     called: str = "TEST-SCP",
     version: str = "",
+    identity: bytes = b"",
 ) -> bytes:
-    """An A-ASSOCIATE-RQ as pynetdicom encodes it."""
+    """An A-ASSOCIATE-RQ as pynetdicom encodes it (``identity``: a User Identity sub-item,
+    type 1, with this user name)."""
     primitive = pdu_primitives.A_ASSOCIATE()
     primitive.application_context_name = APPLICATION_CONTEXT
     primitive.calling_ae_title = calling
@@ -73,7 +81,7 @@ def associate_rq(
         context.transfer_syntax = list(syntaxes)
         proposed.append(context)
     primitive.presentation_context_definition_list = proposed
-    primitive.user_information = _user(max_length, version)  # type: ignore[assignment]
+    primitive.user_information = _user(max_length, version, identity)  # type: ignore[assignment]
     encoder = pdu.A_ASSOCIATE_RQ()
     encoder.from_primitive(primitive)
     return bytes(encoder.encode())

@@ -33,6 +33,7 @@ messages on the flow (mitmproxy keeps every message of a TCP flow otherwise).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -45,7 +46,7 @@ from mitmproxy.proxy.mode_specs import ProxyMode, ReverseMode
 from ..dimse.pdu import AssociateRQ
 from ..dimse.relay import DataSet, Limits, Output, Refusal, Relay
 from ..idcode import mask_text
-from ..model import Report, Request, Verdict
+from ..model import Protocol, Report, Request, Verdict
 from ..pipeline import unscannable_report
 from ..refusals import refused_report, unavailable_report
 from .flows import MARK_BLOCKED, MARK_WARNED, METADATA_KEY, client_address, comment, record
@@ -152,6 +153,10 @@ def dicom_stack(top: object, mode: object, upstreams: frozenset[Upstream]) -> bo
 # -- the addon ------------------------------------------------------------------------------------
 
 
+#: The User Identity Negotiation sub-item of an A-ASSOCIATE-RQ (PS3.7 D.3.3.7).
+_USER_IDENTITY = 0x58
+
+
 @dataclass(eq=False)
 class _Association:
     """One DICOM flow: its relay, the releases on their way, what waits behind them."""
@@ -170,6 +175,9 @@ class _Association:
     passed: int = 0
     warned: int = 0
     blocked: int = 0
+    #: The A-ASSOCIATE-RQ itself was blocked (and recorded as such): its rejection needs no
+    #: record of its own.
+    request_refused: bool = False
 
     def counts(self) -> dict[str, int]:
         return {"passed": self.passed, "warned": self.warned, "blocked": self.blocked}
@@ -228,8 +236,9 @@ class DimseGuard:
             return
         policy = self.state.policy
         limits = Limits(max_data_set=policy.limits.max_body_bytes) if policy else Limits()
-        relay = Relay(limits, self._admit)
-        self._associations[f.id] = _Association(f, relay)
+        association = _Association(f, Relay(limits))
+        association.relay = Relay(limits, functools.partial(self._admit, association))
+        self._associations[f.id] = association
         f.metadata[DIMSE_KEY] = {"passed": 0, "warned": 0, "blocked": 0}
 
     def tcp_message(self, f: tcp.TCPFlow) -> None:
@@ -342,9 +351,52 @@ class DimseGuard:
 
     # -- judging --------------------------------------------------------------------------------
 
-    def _admit(self, request: AssociateRQ) -> str | None:
-        """Why a new association is refused (the guard cannot judge now), or None."""
-        return None if self._ready() else self.state.why_not_ready()
+    def _admit(self, association: _Association, request: AssociateRQ) -> str | None:
+        """Why a new association is refused, or None: the guard cannot judge now, or what the
+        request itself carries blocks (its AE titles, implementation version and user
+        information: a User Identity sub-item holds a user name, a SAML assertion or a JWT,
+        PS3.7 D.3.3.7), judged as the data sets are; such a refusal is recorded here."""
+        if not self._ready() or self.state.scanner is None:
+            return self.state.why_not_ready()
+        report = self._judge_request(request)
+        if report.verdict is not Verdict.BLOCK:
+            return None
+        association.blocked += 1
+        association.request_refused = True
+        self._show(association, report)
+        self._record(association, report, None)
+        return "the association request carries what the policy does not allow"
+
+    def _judge_request(self, request: AssociateRQ) -> Report:
+        """The scan of an A-ASSOCIATE-RQ's texts: the AE titles and implementation version as
+        lines of text, each user information sub-item's value on its own (a User Identity's
+        primary and secondary fields as payloads of their own: XML, JSON or text)."""
+        scanner = self.state.scanner
+        assert scanner is not None
+        user = request.user
+        texts = [request.called_ae, request.calling_ae, user.implementation_version]
+        parts = [("\n".join(texts)).encode("utf-8", "surrogateescape")]
+        for kind, value in user.other:
+            if kind == _USER_IDENTITY and len(value) >= 4:
+                first = int.from_bytes(value[2:4])
+                parts.append(value[4 : 4 + first])
+                rest = value[4 + first :]
+                if len(rest) >= 2:
+                    parts.append(rest[2 : 2 + int.from_bytes(rest[:2])])
+            else:
+                parts.append(value)
+        try:
+            reports = [scanner.scan_bytes(part) for part in parts if part]
+        except Exception as exc:
+            logger.exception("kanta-guard: the scan of an association request failed")
+            return _failed(f"internal error in the scan: {type(exc).__name__}")
+        findings = tuple(f for r in reports for f in r.findings)
+        blocked = any(r.verdict is Verdict.BLOCK for r in reports)
+        return Report(
+            Verdict.BLOCK if blocked else Verdict.PASS if not findings else Verdict.WARN,
+            findings,
+            reports[0].protocol if reports else Protocol.OTHER,
+        )
 
     def _ready(self) -> bool:
         state = self.state
@@ -425,6 +477,8 @@ class DimseGuard:
 
     def _refused(self, association: _Association, refusal: Refusal) -> None:
         """Record and show what the relay refused by itself."""
+        if refusal.kind == "rejected" and association.request_refused:
+            return  # (recorded by _admit, with its findings)
         if refusal.kind == "too-large":
             report = unscannable_report(Request("", ""), refusal.reason, "dimse:data-set")
             association.blocked += 1

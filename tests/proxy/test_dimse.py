@@ -283,8 +283,12 @@ def test_scan_failure_blocks(guard: tuple[DimseGuard, Layer, Path], monkeypatch:
     scanner = addon.state.scanner
     assert scanner is not None
 
-    def broken(*args: object, **kwargs: object) -> object:
-        raise RuntimeError("boom")
+    original = scanner.scan_bytes
+
+    def broken(data: bytes, content_type: str | None = None) -> object:
+        if content_type and content_type.startswith("application/dicom"):
+            raise RuntimeError("boom")  # (the association request is judged as it was)
+        return original(data, content_type)
 
     monkeypatch.setattr(scanner, "scan_bytes", broken)
 
@@ -308,7 +312,14 @@ def test_scan_timeout_blocks(guard: tuple[DimseGuard, Layer, Path], monkeypatch:
     ctx.options.update(kanta_guard_scan_timeout=0.05)  # (a new scanner: patched after)
     scanner = addon.state.scanner
     assert scanner is not None
-    monkeypatch.setattr(scanner, "scan_bytes", lambda *a, **k: time.sleep(0.5))
+    original = scanner.scan_bytes
+
+    def slow(data: bytes, content_type: str | None = None) -> object:
+        if content_type and content_type.startswith("application/dicom"):
+            time.sleep(0.5)  # (the association request is judged as it was)
+        return original(data, content_type)
+
+    monkeypatch.setattr(scanner, "scan_bytes", slow)
 
     async def run() -> None:
         start(addon, layer)
@@ -406,3 +417,46 @@ def test_worker_request_reads_as_scan_bytes(scanner: Any) -> None:
 def test_module_exports() -> None:
     """__all__ names what the module defines."""
     assert all(hasattr(dimse, name) for name in dimse.__all__)
+
+
+@pytest.mark.parametrize(
+    ("calling", "identity"),
+    [("TEST-SCU", REAL.encode()), (REAL.replace("-", "+"), b"")],
+    ids=["user-identity", "calling-ae-title"],
+)
+def test_an_association_request_carrying_a_real_code_is_rejected(
+    guard: tuple[DimseGuard, Layer, Path], calling: str, identity: bytes
+) -> None:
+    """A real code as the User Identity's user name, or as the calling AE title: the
+    association is rejected before the archive hears of it, with a masked record."""
+    addon, layer, log = guard
+
+    async def run() -> None:
+        f = dicom_flow()
+        layer.flow = f
+        addon.tcp_start(f)
+        layer.receive(True, wire.associate_rq(calling=calling[:16], identity=identity))
+        await settle(addon)
+
+    asyncio.run(run())
+    assert bytes(layer.to_server) == b""
+    assert isinstance(parse(bytes(layer.to_client)), AssociateRJ)
+    [entry] = records(log)
+    assert entry["method"] == "A-ASSOCIATE" and "hetu.real" in entry["rules"]
+    assert REAL not in log.read_text("utf-8")
+
+
+def test_a_clean_association_request_passes(guard: tuple[DimseGuard, Layer, Path]) -> None:
+    addon, layer, log = guard
+    request = wire.associate_rq(identity=b"testikayttaja")
+
+    async def run() -> None:
+        f = dicom_flow()
+        layer.flow = f
+        addon.tcp_start(f)
+        layer.receive(True, request)
+        await settle(addon)
+
+    asyncio.run(run())
+    assert bytes(layer.to_server) == request
+    assert records(log) == []
