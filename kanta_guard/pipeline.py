@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 from .detectors import Detector, detectors_for
 from .encoding import decode_content
@@ -181,6 +182,8 @@ class Scanner:
         tally = _Tally()
         try:
             self._fields(request_fields(request, state), tally, state)
+            if state.certificates:
+                self._header_certificates(request, tally, state)
             types = _content_types(request)
             encodings = _header_values(request, "content-encoding")
             body = self._body(request.body, ", ".join(encodings) or None, state)
@@ -306,6 +309,20 @@ class Scanner:
                 continue  # (the verdict is block already: nothing left to judge)
             elif item.data:
                 self._payload(item, tally, state)
+
+    def _header_certificates(self, request: Request, tally: _Tally, state: ScanState) -> None:
+        """PEM certificates in header and trailer values (a client certificate a reverse proxy
+        forwards: ``X-SSL-Client-Cert``, ``ssl-client-cert``, as written or percent-encoded),
+        which the header fields' Base64 tokens do not hold whole."""
+        for section, fields in (("header", request.headers), ("trailer", request.trailers)):
+            for index, (name, value) in enumerate(fields):
+                if "BEGIN" not in value and "BEGIN" not in unquote(value):
+                    continue
+                text = unquote(value) if "%" in value else value
+                plain = name.isascii() and not any(c.isdigit() for c in name)
+                where = f"{section}:{name}" if plain else f"{section}:{index}"
+                payload = Payload(text.encode("utf-8", "surrogateescape"), "text/plain", where)
+                self._fields(pem_items(payload, state), tally, state)
 
     def _certificates(self, tally: _Tally) -> None:
         """Judge the certificates the request carried, each with the others as its possible

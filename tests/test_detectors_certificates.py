@@ -489,3 +489,32 @@ def test_a_thumbprint_of_a_pinned_production_ca() -> None:
 def test_a_thumbprint_that_is_no_sha256_is_unscannable() -> None:
     report = SCANNER.scan(_bearer({"alg": "ES256", "x5t#S256": _x5t(b"x")[:20] + "Zq9-"}))
     assert rules(report) == ["unscannable"]
+
+
+# -- certificates forwarded in headers --------------------------------------------------------
+
+
+@pytest.mark.parametrize("form", ["escaped", "folded"])
+def test_a_client_certificate_forwarded_in_a_header(form: str) -> None:
+    """A reverse proxy's forwarded client certificate (nginx ``$ssl_client_escaped_cert``,
+    percent-encoded PEM; or ``$ssl_client_cert``, lines folded with a tab)."""
+    from urllib.parse import quote
+
+    def header(cert: bytes) -> str:
+        text = pem(cert).decode()
+        return quote(text) if form == "escaped" else text.strip().replace("\n", "\r\n\t")
+
+    for cert, verdict in ((PRODUCTION.card.der, Verdict.BLOCK), (TEST.card.der, Verdict.PASS)):
+        request = Request(
+            "GET",
+            "/fhir/Patient",
+            (("Host", "127.0.0.1"), ("X-SSL-Client-Cert", header(cert))),
+            b"",
+            "127.0.0.1",
+        )
+        report = SCANNER.scan(request)
+        assert report.verdict is verdict, report.findings
+        if verdict is Verdict.BLOCK:
+            assert [(f.rule, f.location) for f in report.findings] == [
+                ("cert.production", "header:X-SSL-Client-Cert!pem[1]")
+            ]
