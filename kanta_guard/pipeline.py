@@ -44,8 +44,8 @@ from .model import (
     Verdict,
 )
 from .parsers import PARSERS, Parser, ScanState
-from .parsers.base import BlobMemo, Item
-from .parsers.certificate import pem_items
+from .parsers.base import BlobMemo, Item, decode_base64
+from .parsers.certificate import certificate_items, looks_like_certificate, pem_items
 from .parsers.jose import jose_payloads
 from .parsers.request import request_fields
 from .policy import Policy
@@ -316,13 +316,20 @@ class Scanner:
         which the header fields' Base64 tokens do not hold whole."""
         for section, fields in (("header", request.headers), ("trailer", request.trailers)):
             for index, (name, value) in enumerate(fields):
-                if "BEGIN" not in value and "BEGIN" not in unquote(value):
+                if len(value) < _SHORTEST_CERTIFICATE:
                     continue
                 text = unquote(value) if "%" in value else value
                 plain = name.isascii() and not any(c.isdigit() for c in name)
                 where = f"{section}:{name}" if plain else f"{section}:{index}"
-                payload = Payload(text.encode("utf-8", "surrogateescape"), "text/plain", where)
-                self._fields(pem_items(payload, state), tally, state)
+                if "BEGIN" in text:
+                    payload = Payload(text.encode("utf-8", "surrogateescape"), "text/plain", where)
+                    self._fields(pem_items(payload, state), tally, state)
+                    continue
+                # A bare Base64 DER certificate (no PEM armour): binary once decoded, so the
+                # header parser, which follows Base64 only to text, does not.
+                der = decode_base64(text.strip())
+                if der is not None and looks_like_certificate(der):
+                    self._fields(certificate_items(der, where + "!base64", Context()), tally, state)
 
     def _certificates(self, tally: _Tally) -> None:
         """Judge the certificates the request carried, each with the others as its possible
@@ -387,6 +394,9 @@ class Scanner:
             omitted=tally.omitted,
         )
 
+
+#: Fewer characters than any certificate's Base64 (its DER is a few hundred bytes at least).
+_SHORTEST_CERTIFICATE = 300
 
 #: Parsers that find JOSE compact tokens in what they read themselves (see ``_payload``).
 _READS_ALL = frozenset({"certificate", "xml", "container", "multipart", "dicom"})

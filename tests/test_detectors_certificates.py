@@ -518,3 +518,14 @@ def test_a_client_certificate_forwarded_in_a_header(form: str) -> None:
             assert [(f.rule, f.location) for f in report.findings] == [
                 ("cert.production", "header:X-SSL-Client-Cert!pem[1]")
             ]
+
+
+def test_a_bare_base64_certificate_in_a_header() -> None:
+    request = Request(
+        "GET",
+        "/fhir/Patient",
+        (("Host", "127.0.0.1"), ("X-Client-Cert", b64(PRODUCTION.service.der, wrap=False))),
+        b"",
+        "127.0.0.1",
+    )
+    assert rules(SCANNER.scan(request)) == ["cert.production"]
