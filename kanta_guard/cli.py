@@ -11,6 +11,9 @@ import json
 import os
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from importlib import metadata
 from pathlib import Path
 
 from .certs import load_anchors
@@ -22,8 +25,9 @@ from .model import Report, Verdict
 from .pipeline import Scanner
 from .policy import Policy, TestingMode, load_policy
 from .registry import RegistryError, load_registry
+from .sarif import Artifact, finding_lines, root_uri, sarif_log
 
-__all__ = ["guard_settings", "main"]
+__all__ = ["guard_settings", "main", "version"]
 
 ROOT = Path(__file__).resolve().parent.parent
 CERTS = ROOT / "certs"
@@ -67,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="kanta-guard",
         description="Stops real personal identity codes before they reach the Kanta test services.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text in (
         ("run", "run the guard headless (mitmdump)"),
@@ -101,11 +106,45 @@ def _parser() -> argparse.ArgumentParser:
     scan = sub.add_parser(
         "scan",
         help="scan files offline with the same pipeline",
-        description="Scan files (a CDA, a SOAP message, a FHIR resource, a saved body). "
-        "Exit 0 when all pass, 1 when any would be blocked, 2 on usage or I/O errors.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Scan files (a CDA, a SOAP message, a FHIR resource, a saved body) and "
+        "folders with the same pipeline, for CI.",
+        epilog=_SCAN_EPILOG,
     )
     scan.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files or directories")
-    scan.add_argument("--json", action="store_true", help="machine-readable output")
+    scan.add_argument(
+        "--format",
+        choices=("text", "json", "sarif"),
+        default="text",
+        help="output: text (default), json (one object per file), sarif (SARIF 2.1.0)",
+    )
+    scan.add_argument(
+        "--json",
+        dest="format",
+        action="store_const",
+        const="json",
+        help="the same as --format json",
+    )
+    scan.add_argument(
+        "--include",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="in folders, scan only files whose path under the folder or name matches (repeatable)",
+    )
+    scan.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="in folders, skip files and folders whose path under the folder or name matches "
+        "(repeatable; wins over --include)",
+    )
+    scan.add_argument(
+        "--hidden",
+        action="store_true",
+        help="in folders, also scan hidden files and folders (names starting with '.', .git too)",
+    )
     scan.add_argument("--policy", type=Path, help="policy file (default: embedded policy)")
     scan.add_argument("--content-type", help="content type of every file (default: by extension)")
     scan.add_argument("--content-encoding", help="Content-Encoding of every file (e.g. gzip)")
@@ -296,12 +335,102 @@ def _proxy(args: argparse.Namespace, extra: list[str]) -> int:
     return run_tool(tool, tool_args + rest, settings)
 
 
-def _files(paths: Sequence[Path]) -> Iterator[Path]:
-    for path in paths:
-        if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.is_file())
-        else:
-            yield path
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """A file to scan (or a folder that could not be listed: ``error``), with the folder it was
+    found in and its path under it (a file named on the command line: its own folder)."""
+
+    path: Path
+    root: Path
+    relative: str
+    error: str = ""
+
+
+class _Walk:
+    """The files to scan under the command line's paths, in a stable order, lazily.
+
+    A file named on the command line is always scanned. In a folder, hidden files and folders
+    (a name starting with ``.``: ``.git``, ``.venv``, editor backups) are skipped unless
+    ``hidden``; a file is scanned when it matches an ``include`` glob (or there is none) and no
+    ``exclude`` glob; an excluded folder is not entered. A glob matches the path under the folder
+    given (``/`` separated; ``*`` crosses ``/``, as in :func:`fnmatch.fnmatchcase`) or the
+    name alone; a leading ``**/`` also matches at the top. Only regular files are read (a FIFO
+    or a device under a folder would block or never end); symbolic links to folders are not
+    followed. ``skipped`` counts what the rules left out, for the message when nothing is left.
+    """
+
+    def __init__(
+        self, paths: Sequence[Path], include: Sequence[str], exclude: Sequence[str], hidden: bool
+    ) -> None:
+        self.paths = paths
+        self.include = [_glob(g) for g in include]
+        self.exclude = [_glob(g) for g in exclude]
+        self.hidden = hidden
+        self.skipped = 0
+
+    def __iter__(self) -> Iterator[_Entry]:
+        for path in self.paths:
+            if path.is_dir():
+                yield from self._folder(path)
+            else:
+                yield _Entry(path, path.parent, path.name)
+
+    def _folder(self, root: Path) -> Iterator[_Entry]:
+        failed: list[OSError] = []
+        for folder, dirs, files in os.walk(root, onerror=failed.append):
+            yield from self._failures(root, failed)
+            under = Path(folder).relative_to(root)
+            kept = []
+            for name in sorted(dirs):
+                if self._keeps(name, (under / name).as_posix(), self.exclude):
+                    kept.append(name)
+                else:
+                    self.skipped += 1
+            dirs[:] = kept
+            for name in sorted(files):
+                relative = (under / name).as_posix()
+                if not os.path.isfile(os.path.join(folder, name)):
+                    continue
+                if self._keeps(name, relative, self.exclude) and (
+                    not self.include or _matches(name, relative, self.include)
+                ):
+                    yield _Entry(Path(folder, name), root, relative)
+                else:
+                    self.skipped += 1
+        yield from self._failures(root, failed)
+
+    def _keeps(self, name: str, relative: str, exclude: Sequence[str]) -> bool:
+        if name.startswith(".") and not self.hidden:
+            return False
+        return not _matches(name, relative, exclude)
+
+    @staticmethod
+    def _failures(root: Path, failed: list[OSError]) -> Iterator[_Entry]:
+        for exc in failed:
+            path = Path(exc.filename) if exc.filename else root
+            try:
+                relative = path.relative_to(root).as_posix()
+            except ValueError:
+                relative = path.name
+            yield _Entry(path, root, relative, exc.strerror or str(exc))
+        failed.clear()
+
+
+def _glob(pattern: str) -> str:
+    """A glob as matched: ``/`` separators, no leading ``./`` nor trailing ``/``."""
+    pattern = pattern.replace("\\", "/")
+    while pattern.startswith("./"):
+        pattern = pattern[2:]
+    return pattern.rstrip("/") or pattern
+
+
+def _matches(name: str, relative: str, globs: Sequence[str]) -> bool:
+    for glob in globs:
+        if fnmatchcase(relative, glob) or fnmatchcase(name, glob):
+            return True
+        if glob.startswith("**/") and fnmatchcase(relative, glob[3:]):
+            return True
+    return False
 
 
 def _with_testing(
@@ -340,30 +469,96 @@ def _scan(args: argparse.Namespace) -> int:
     except (PolicyError, RegistryError) as exc:
         print(f"kanta-guard: error: {mask_text(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
+    output = args.format
+    counts = dict.fromkeys(_COUNTS, 0)
     results: list[dict[str, object]] = []
-    errors = 0
-    blocked = False
-    for path in _files(args.paths):
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            errors += 1
-            results.append({"path": str(path), "error": exc.strerror or str(exc)})
-            if not args.json:
-                print(f"ERROR  {path}: {exc.strerror}", file=sys.stderr)
+    artifacts: list[Artifact] = []
+    roots: dict[Path, str] = {}
+    cwd = Path.cwd()
+    walk = _Walk(args.paths, args.include, args.exclude, args.hidden)
+    for entry in walk:
+        if entry.root not in roots:
+            roots[entry.root] = root_uri(entry.root, cwd)
+        error = entry.error
+        data = b""
+        if not error:
+            try:
+                data = entry.path.read_bytes()
+            except OSError as exc:
+                error = exc.strerror or str(exc)
+        if error:
+            counts["unreadable"] += 1
+            results.append({"path": str(entry.path), "error": error})
+            artifacts.append(Artifact(entry.relative, roots[entry.root], None, error))
+            if output == "text":
+                print(f"ERROR  {entry.path}: {error}", file=sys.stderr)
             continue
-        content_type = args.content_type or _TYPES.get(path.suffix.lower())
+        content_type = args.content_type or _TYPES.get(entry.path.suffix.lower())
         report = scanner.scan_bytes(data, content_type, args.content_encoding)
-        blocked |= report.verdict is Verdict.BLOCK
-        results.append({"path": str(path), **report.as_dict()})
-        if not args.json:
-            _print_report(path, report)
-    if args.json:
-        json.dump({"files": results}, sys.stdout, ensure_ascii=False, indent=2)
-        sys.stdout.write(os.linesep)
-    if errors:
+        counts[_COUNTED[report.verdict]] += 1
+        if output == "sarif":
+            # A line of the file only where the bytes are the file's (not decoded first).
+            known = args.content_encoding is None and report.findings
+            lines = finding_lines(data, report) if known else {}
+            artifacts.append(Artifact(entry.relative, roots[entry.root], report, lines=lines))
+        elif output == "json":
+            results.append({"path": str(entry.path), **report.as_dict()})
+        else:
+            _print_report(entry.path, report)
+    files = sum(counts.values())
+    if not files:
+        named = " ".join(str(p) for p in args.paths)
+        why = (
+            f" ({walk.skipped} skipped: hidden, or by --include/--exclude)" if walk.skipped else ""
+        )
+        print(f"kanta-guard: error: no file to scan in {named}{why}", file=sys.stderr)
         return EXIT_ERROR
-    return EXIT_BLOCK if blocked else EXIT_PASS
+    summary = _summary(files, counts)
+    if output == "sarif":
+        json.dump(sarif_log(artifacts, tool_version=version()), sys.stdout, indent=2)
+        sys.stdout.write(os.linesep)
+    elif output == "json":
+        out = {"files": results, "summary": {"files": files, **counts}}
+        json.dump(out, sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write(os.linesep)
+    print(summary, file=sys.stdout if output == "text" else sys.stderr)
+    # An incomplete scan is not a result: a file that could not be read wins over a block.
+    if counts["unreadable"]:
+        return EXIT_ERROR
+    return EXIT_BLOCK if counts["blocked"] else EXIT_PASS
+
+
+_COUNTS = ("passed", "warned", "blocked", "unreadable")
+_COUNTED = {Verdict.PASS: "passed", Verdict.WARN: "warned", Verdict.BLOCK: "blocked"}
+
+
+def _summary(files: int, counts: dict[str, int]) -> str:
+    """The last line of a scan: how many files, and how each ended."""
+    each = ", ".join(f"{counts[name]} {name}" for name in _COUNTS)
+    return f"kanta-guard: {files} file{'s' if files != 1 else ''} scanned: {each}"
+
+
+def version() -> str:
+    """The installed package's version (its metadata), else the package's ``__version__``."""
+    try:
+        return metadata.version("kanta-guard")
+    except metadata.PackageNotFoundError:
+        package = sys.modules.get(__package__ or "kanta_guard")
+        return str(getattr(package, "__version__", "unknown"))
+
+
+_SCAN_EPILOG = """\
+exit status:
+  0  every file passed (warnings included)
+  1  a file would be blocked
+  2  a usage error, a bad policy or registry, no file to scan (after --include, --exclude and
+     the hidden-file rule), or a file or folder that could not be read. 2 wins over 1: a scan
+     that could not read everything is incomplete, whatever it blocked (the output and the
+     summary still list the blocks).
+
+The last line (stdout for text, stderr for json and sarif) sums up:
+  kanta-guard: 12 files scanned: 9 passed, 1 warned, 1 blocked, 1 unreadable
+"""
 
 
 def _print_report(path: Path, report: Report) -> None:
