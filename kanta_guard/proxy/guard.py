@@ -32,7 +32,7 @@ from ..refusals import refusal, refused_report, unavailable_report, with_finding
 from ..registry import RegistryError, load_registry
 from ..rules import REFUSED
 from ..worker import WorkerPool
-from .flows import client_address, flow_request, mark, record
+from .flows import METADATA_KEY, client_address, flow_request, mark, record
 from .redact import redact_request
 from .refuse import answer_of
 from .state import GuardState
@@ -432,10 +432,19 @@ class HttpGuard:
         self._decide(flow, report)
 
     def response(self, flow: http.HTTPFlow) -> None:
-        """A server that switches protocols (101) would turn the connection into one the guard
-        never reads: the switch is refused and the connection closed."""
+        """A warned request's response tells the client so (``X-Kanta-Guard: warned;
+        rules=…``: a test harness can fail on warnings). A server that switches protocols (101)
+        would turn the connection into one the guard never reads: the switch is refused and the
+        connection closed."""
         response = flow.response
-        if response is None or response.status_code != 101:
+        if response is None:
+            return
+        judged = flow.metadata.get(METADATA_KEY)
+        if isinstance(judged, dict) and judged.get("verdict") == "warn":
+            rules = judged.get("rules")
+            listed = ",".join(str(r) for r in rules) if isinstance(rules, list) else ""
+            response.headers["X-Kanta-Guard"] = f"warned; rules={mask_text(listed)}"
+        if response.status_code != 101:
             return
         report = refused_report(
             "the server switched protocols (101"

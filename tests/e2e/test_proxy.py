@@ -354,6 +354,7 @@ def test_warned_request_forwarded_and_logged(proxy: Proxy, upstream: Upstream) -
         response = client.post(upstream.url(path), content=body, headers=headers)
     assert response.status_code == 200
     assert response.content == UPSTREAM_BODY
+    assert response.headers["X-Kanta-Guard"] == "warned; rules=hetu.malformed_test"
     assert_forwarded(upstream.got(path), body, headers)
     deadline = time.monotonic() + 5
     while not (records := [r for r in proxy.records() if r.get("path") == path]):

@@ -11,7 +11,7 @@ import pytest
 from helpers import REAL, TEST, bundle, cda, identity_policy_file, soap_with_cda
 from mitmproxy import contentviews, exceptions, http
 from mitmproxy.addons import proxyserver
-from mitmproxy.test import taddons, tflow
+from mitmproxy.test import taddons, tflow, tutils
 
 from kanta_guard.eventlog import read_records
 from kanta_guard.proxy.connections import ConnectionGuard
@@ -122,6 +122,19 @@ def test_warned_flow_is_forwarded_and_logged(guard) -> None:  # type: ignore[no-
     assert f.marked == MARK_WARNED
     assert "hetu.malformed_test" in f.comment
     assert records(log)[0]["verdict"] == "warn"
+    # The upstream's answer tells the client it was warned (a harness can fail on it).
+    f.response = tutils.tresp()
+    addon.response(f)
+    assert f.response.headers["X-Kanta-Guard"] == "warned; rules=hetu.malformed_test"
+
+
+def test_a_passed_flow_gets_no_guard_header(guard) -> None:  # type: ignore[no-untyped-def]
+    addon, _, _ = guard
+    f = flow(bundle(patient="010181-900C"), "application/fhir+json")
+    asyncio.run(addon.request(f))
+    f.response = tutils.tresp()
+    addon.response(f)
+    assert "X-Kanta-Guard" not in f.response.headers
 
 
 def test_fhir_client_gets_operation_outcome(guard) -> None:  # type: ignore[no-untyped-def]
