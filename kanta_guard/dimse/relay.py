@@ -418,24 +418,10 @@ class Relay:
                 AbortReason.INVALID_PARAMETER,
             )
         if message.command is None:
-            if not pdv.command:
-                raise ProtocolError(
-                    "a data set fragment before the command ended",
-                    AbortReason.UNEXPECTED_PARAMETER,
-                )
-            message.command_size += pdv.length
-            if message.command_size > self.limits.max_command:
-                raise ProtocolError(
-                    f"command set over {self.limits.max_command} bytes",
-                    AbortReason.INVALID_PARAMETER,
-                )
-            message.command_parts.append(bytes(pdv.fragment(raw)))
-            if pdv.last:
-                message.command = decode(b"".join(message.command_parts))
-                message.command_parts.clear()
-                if not message.command.has_data_set:
-                    message.complete = True
-                    self._current = None
+            message.command = self._command_fragment(message, pdv, raw)
+            if message.command is not None and not message.command.has_data_set:
+                message.complete = True
+                self._current = None
             return
         if pdv.command:
             raise ProtocolError(
@@ -450,6 +436,26 @@ class Relay:
         if pdv.last:
             message.complete = True
             self._current = None
+
+    def _command_fragment(self, into: _Message | _Tracker, pdv: Pdv, raw: bytes) -> Command | None:
+        """One fragment of a command set, added to ``into`` (a client's message or the
+        server's tracked one); the command once its last fragment came, else None."""
+        if not pdv.command:
+            raise ProtocolError(
+                "a data set fragment before the command ended", AbortReason.UNEXPECTED_PARAMETER
+            )
+        into.command_size += pdv.length
+        if into.command_size > self.limits.max_command:
+            raise ProtocolError(
+                f"command set over {self.limits.max_command} bytes", AbortReason.INVALID_PARAMETER
+            )
+        into.command_parts.append(bytes(pdv.fragment(raw)))
+        if not pdv.last:
+            return None
+        command = decode(b"".join(into.command_parts))
+        into.command_parts.clear()
+        into.command_size = 0
+        return command
 
     def _finish(self, message: _Message) -> None:
         segment = message.segment
@@ -574,22 +580,8 @@ class Relay:
                     AbortReason.INVALID_PARAMETER,
                 )
             if not tracker.in_data:
-                if not pdv.command:
-                    raise ProtocolError(
-                        "a data set fragment before the command ended",
-                        AbortReason.UNEXPECTED_PARAMETER,
-                    )
-                tracker.command_size += pdv.length
-                if tracker.command_size > self.limits.max_command:
-                    raise ProtocolError(
-                        f"command set over {self.limits.max_command} bytes",
-                        AbortReason.INVALID_PARAMETER,
-                    )
-                tracker.command_parts.append(bytes(pdv.fragment(raw)))
-                if pdv.last:
-                    command = decode(b"".join(tracker.command_parts))
-                    tracker.command_parts.clear()
-                    tracker.command_size = 0
+                command = self._command_fragment(tracker, pdv, raw)
+                if command is not None:
                     if command.has_data_set:
                         tracker.in_data = True
                     else:

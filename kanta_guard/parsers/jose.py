@@ -66,22 +66,13 @@ def jose_nested(
     for number, (header, claims) in enumerate(jose_tokens(data), start=1):
         base = where if isinstance(where, str) else where()
         at = f"{base or 'body'}!jose[{number}]"
-        yield _nested(header, "application/json", f"{at}/header", parent, owner, state)
+        yield nested(
+            header, "application/json", f"{at}/header", parent, owner, state, declared=False
+        )
         if claims is not None:
-            yield _nested(claims, None, f"{at}/payload", parent, owner, state)
+            yield nested(claims, None, f"{at}/payload", parent, owner, state, declared=False)
 
 
 def jose_payloads(payload: Payload, state: ScanState) -> Iterator[Payload]:
     """:func:`jose_nested` of a whole payload's bytes (text, JSON and form bodies)."""
     return jose_nested(payload.data, payload.where, payload, payload.owner, state)
-
-
-def _nested(
-    data: bytes,
-    content_type: str | None,
-    where: str,
-    parent: Payload,
-    owner: Context | Callable[[], Context],
-    state: ScanState,
-) -> Payload:
-    return nested(data, content_type, where, parent, owner, state, declared=False)
