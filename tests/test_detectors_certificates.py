@@ -529,3 +529,28 @@ def test_a_bare_base64_certificate_in_a_header() -> None:
         "127.0.0.1",
     )
     assert rules(SCANNER.scan(request)) == ["cert.production"]
+
+
+@pytest.mark.parametrize("where", ["query", "path", "query-escaped"])
+def test_a_jwt_in_the_url(where: str) -> None:
+    """A JWT in a query value (``?id_token=``) or a path segment: its header's x5c and its
+    claims are read as they are in a header or a body (both once passed unread)."""
+    from urllib.parse import quote
+
+    from helpers import REAL
+
+    def target(token: str) -> str:
+        if where == "path":
+            return f"/fhir/{token}"
+        return f"/auth?id_token={quote(token, safe='') if where == 'query-escaped' else token}"
+
+    x5c = _jws({"alg": "ES256", "x5c": [b64(PRODUCTION.service.der, wrap=False)]})
+    claims = _claims_token({"sub": REAL})
+    clean = _claims_token({"sub": "010181-900C"})
+    for token, expected in ((x5c, "cert.production"), (claims, "hetu.real"), (clean, None)):
+        report = SCANNER.scan(Request("GET", target(token), (("Host", "127.0.0.1"),), b"", "x"))
+        assert rules(report) == [] if expected is None else expected in rules(report), (
+            token[:20],
+            report.findings,
+        )
+        assert all(REAL not in f.evidence + f.location for f in report.findings)

@@ -19,6 +19,7 @@ from urllib.parse import unquote, unquote_plus
 from ..model import Context, Field, Payload, Request, Role
 from .base import Item, ScanState, decode_base64, keep, nested, wanted_texts
 from .form import layers, query_fields
+from .jose import jose_nested
 
 __all__ = ["header_fields", "request_fields", "url_fields"]
 
@@ -103,6 +104,13 @@ def url_fields(target: str, state: ScanState) -> Iterator[Item]:
             yield nested(data, None, where, carrier, _PATH, state, declared=False)
     if query:
         yield from query_fields(query, "url:query:", Context(Role.URL), carrier, state)
+    # A JOSE compact token in a path segment or a query value (an ``id_token``, a request
+    # object): Base64url segments joined by dots, which the token search above does not take
+    # whole. Its header and claims are scanned as the body's would be.
+    decoded = unquote(target) if "%" in target else target
+    yield from jose_nested(
+        decoded.encode("utf-8", "surrogateescape"), "url", carrier, Context(Role.URL), state
+    )
 
 
 def header_fields(headers: _Headers, state: ScanState, section: str = "header") -> Iterator[Item]:
