@@ -198,7 +198,7 @@ def relays(scp: int, workdir: Path) -> dict[str, tuple[list[str], int]]:
     for name, workers in (("kanta-guard", None), ("kanta-guard --workers 0", "0")):
         port = free_port()
         command = [
-            sys.executable, "-m", "kanta_guard.cli", "run",
+            sys.executable, "-m", "kanta_guard", "run",
             "--mode", mode, "--listen-host", LOOPBACK, "--listen-port", str(port),
             "--confdir", str(workdir / "confdir-guard"),
             "--log", str(workdir / f"blocked-{port}.jsonl"),

@@ -442,7 +442,7 @@ def test_run_mode_usage_errors(
 def test_run_set_mode_policy_is_the_policy_mode(tmp_path: Path) -> None:
     """``--set kanta_guard_mode=policy`` (the option's default: as the policy says) passes the
     start-up check like no mode at all."""
-    from kanta_guard.cli import _check_settings
+    from kanta_guard.cli.proxy import check_settings as _check_settings
 
     settings = {"kanta_guard_log": str(tmp_path / "log.jsonl"), "kanta_guard_mode": "policy"}
     _check_settings(settings)  # raises the usage error (exit 2) today

@@ -1,6 +1,6 @@
 """End-to-end harness: the real proxy as a subprocess, real upstream servers, all on loopback.
 
-The proxy is started with ``python -m kanta_guard.cli run`` exactly as a tester starts it, with
+The proxy is started with ``python -m kanta_guard run`` exactly as a tester starts it, with
 its own confdir (its CA), its own blocked-request log, a fixed hash key and a private state
 directory. The upstreams are stdlib ``ThreadingHTTPServer``s (one plain, one TLS with a
 self-signed certificate made here) that record every request they receive, byte for byte.
@@ -250,7 +250,7 @@ class Proxy:
             self.workdir.mkdir(parents=True, exist_ok=True)
             policy = ["--policy", str(identity_policy_file(self.workdir))]
         return [
-            sys.executable, "-m", "kanta_guard.cli", "run",
+            sys.executable, "-m", "kanta_guard", "run",
             "--listen-host", LOOPBACK,
             "--listen-port", str(self.port),
             "--confdir", str(self.confdir),

@@ -1,6 +1,6 @@
 """End to end: configuration paths, the log that cannot be written, and the status page.
 
-Each test starts the real proxy (``python -m kanta_guard.cli run``) and proves through a real
+Each test starts the real proxy (``python -m kanta_guard run``) and proves through a real
 client and the recording upstream what the configuration does: an option given as ``--set`` works
 like its flag, conflicting spellings and relaying options stop start-up, rewriting addons are
 judged after they ran, a log that cannot be written never lets a request through unlogged, and
