@@ -11,8 +11,10 @@ Source: DVV, "Henkilötunnus" (century signs ``+ - Y X W V U A B C D E F``; indi
 <Kind.TEST: 'test'>
 >>> normalise("010181\u2013900c")
 '010181-900C'
->>> mask("010181-900C")
+>>> mask("131052-308T")
 '******-****'
+>>> mask("010181-900X")  # a 900-series test code (here with a wrong check character) is shown
+'010181-900X'
 """
 
 from __future__ import annotations
@@ -472,11 +474,25 @@ def screen_form(token: str) -> str:
 
 
 def mask(value: str) -> str:
-    """Mask a code for logs and answers: only the century sign's position survives."""
+    """Mask a code for logs and answers: only the century sign's position survives.
+
+    A code of the 900 series (individual number 900-999, valid or not) is a test code, not
+    personal data: it is shown, normalised, so that a tester can see which one is wrong (its
+    check character, its date) and fix it. Any other code-shaped value is masked, a wrong check
+    character included: it may be a real person's code mistyped.
+    """
     code = normalise(value)
     if len(code) == 11:
+        if _is_test_series(code):
+            return code
         return "******" + ("-" if code[6] in "-+ABCDEFUVWXY" else "?") + "****"
     return "*" * min(len(code), 11)
+
+
+def _is_test_series(code: str) -> bool:
+    """Whether a normalised 11-character code has a 900-series individual number and ASCII
+    digits only (nothing a reader could decode otherwise)."""
+    return code.isascii() and code[:6].isdigit() and code[7:10].isdigit() and code[7] == "9"
 
 
 #: A keyed hash as :class:`kanta_guard.masking.KeyedHasher` writes it: 16 lowercase hex digits.
@@ -607,8 +623,21 @@ def readings(text: str) -> list[str]:
 
 def reveals_code(text: str) -> bool:
     """True if any of the :func:`readings` of ``text`` shows a code's date and individual number
-    together (one to eight other characters between them)."""
-    return any(_LOOSE.search(reading) for reading in readings(text))
+    together (one to eight other characters between them), the individual number outside the
+    900 series (test codes are shown: :func:`mask`)."""
+    return any(_reveals(reading) for reading in readings(text))
+
+
+def _reveals(reading: str) -> bool:
+    """Whether ``reading`` holds a date and an individual number below 900. Every start is
+    tried (a test code's match must not hide a real one that overlaps it); a match is at most
+    17 characters long, so this stays linear."""
+    position = 0
+    while (found := _LOOSE.search(reading, position)) is not None:
+        if found.group(0)[-3] != "9":
+            return True
+        position = found.start() + 1
+    return False
 
 
 def mask_any_form(text: str) -> str:

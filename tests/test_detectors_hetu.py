@@ -143,3 +143,13 @@ def test_is_real_agrees_with_stdnum(
     """``idcode.is_real`` (the counting shortcut) says what stdnum's classify says."""
     value = f"{day:02d}{month:02d}{year:02d}{sign}{number:03d}{check}"
     assert idcode.is_real(value) is (idcode.classify(value) is idcode.Kind.REAL)
+
+
+def test_a_wrong_test_code_is_shown() -> None:
+    """A 900-series value with a wrong check character is shown in the evidence (the tester
+    must see which test code to fix); a mistyped real-range one stays masked."""
+    (wrong_test,) = DETECTOR.detect(_field("250810a999y", identifier=True))
+    assert wrong_test.rule == "hetu.malformed_test" and wrong_test.masked == "250810A999Y"
+    mistyped = REAL[:-1] + ("A" if REAL[-1] != "A" else "B")
+    (malformed,) = DETECTOR.detect(_field(mistyped, identifier=True))
+    assert malformed.masked == "******-****"

@@ -77,6 +77,44 @@ def test_mask_hides_every_digit() -> None:
 
 
 @pytest.mark.parametrize(
+    ("value", "masked"),
+    [
+        ("010181-900C", "010181-900C"),  # a valid test code is no personal data
+        ("010181-900X", "010181-900X"),  # a test code with a wrong check character: shown
+        ("250810a999y", "250810A999Y"),  # shown normalised
+        ("010181\u2013900C", "010181-900C"),
+        ("050775-0251", "******-****"),  # a real-range value stays masked, valid or not
+        ("050775-0252", "******-****"),
+        ("\uff10\uff11\uff10\uff11\uff18\uff11-900C", "******-****"),  # not plain ASCII
+    ],
+)
+def test_mask_shows_test_series(value: str, masked: str) -> None:
+    """The 900 series is shown (the tester needs to see which test code is wrong); every other
+    code-shaped value is masked."""
+    assert idcode.mask(value) == masked
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("test 010181-900X", "test 010181-900X"),
+        # Encoded, a real code is masked digit by digit; a test code beside it stays readable.
+        ("010181-900C, 050775%2D0251", "010181-900C, ******%*D****"),
+        # A test code's loose match must not hide a real one that overlaps it (the date
+        # 001011 starts inside "900"): every start is tried, not only after a match.
+        ("010181-9001011-3089", None),
+    ],
+)
+def test_mask_any_form_and_test_series(text: str, masked: str | None) -> None:
+    """A shown test code does not make ``mask_any_form`` mask the whole text; a real code
+    beside it, in any form, is still hidden."""
+    out = idcode.mask_any_form(text)
+    if masked is not None:
+        assert out == masked
+    assert "0251" not in out and "3089" not in out and not idcode.reveals_code(out)
+
+
+@pytest.mark.parametrize(
     ("value", "number"),
     [("250810A999Y", 999), ("010101-123N", 123), ("010101-12", None), ("abc", None)],
 )

@@ -95,7 +95,7 @@ def test_repr_hides_names() -> None:
         (ENTRY + 'pool = "independent"\nrole = "boss"\n', "line 6: role must be one of"),
         (ENTRY + 'pool = "independent"\nterhikki = 123\n', "line 6: terhikki must be a non-empty"),
         (ENTRY + 'pool = "independent"\n' + ENTRY + 'pool = "independent"\n', "duplicate code"),
-        (ENTRY.replace("900C", "900D") + 'pool = "joint"\n', "line 2: code ******-**** is not a"),
+        (ENTRY.replace("900C", "900D") + 'pool = "joint"\n', "line 2: code 010181-900D is not a"),
         (ENTRY + "pool = 'independent'\npool = 'joint'\n", "not valid TOML: Cannot overwrite"),
         ('[[identity]]\ncode = "010181-900C"\ngiven = [\n', "not valid TOML:"),
         ('[contacts]\nfaxes = ["1"]\n', "line 2: unknown key 'faxes' in [contacts]"),
