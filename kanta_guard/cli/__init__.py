@@ -11,14 +11,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from . import proxy, registry, scan
+from . import proxy, registry, report, scan
 from .common import version
 from .proxy import guard_settings
 
 __all__ = ["guard_settings", "main", "version"]
 
 #: The subcommand modules, in the order ``--help`` lists them.
-_COMMANDS = (proxy, scan, registry)
+_COMMANDS = (proxy, scan, report, registry)
 
 
 def _parser() -> argparse.ArgumentParser:
