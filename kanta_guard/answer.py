@@ -12,10 +12,13 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from http import HTTPStatus
 from urllib.parse import quote
 
+from .fhirpath import from_json_pointer, from_xpath
 from .idcode import mask_text
 from .model import MAX_COUNTED, MAX_FINDINGS, Action, Finding, Protocol, Report
 from .rules import REFUSED, UNAVAILABLE, UNSCANNABLE
@@ -121,10 +124,11 @@ def blocked_answer(report: Report, *, request_id: str | None = None) -> Answer:
             body = _soap12(summary, shown, rid, omitted)
         case Protocol.FHIR_JSON:
             content_type = "application/fhir+json; charset=utf-8"
-            body = _fhir_json(_issues(status, summary, shown), rid)
+            to_path = partial(from_json_pointer, resource=report.resource)
+            body = _fhir_json(_issues(status, summary, shown, to_path), rid)
         case Protocol.FHIR_XML:
             content_type = "application/fhir+xml; charset=utf-8"
-            body = _fhir_xml(_issues(status, summary, shown), rid)
+            body = _fhir_xml(_issues(status, summary, shown, from_xpath), rid)
         case _:
             content_type = "application/problem+json"
             body = _json(_problem(status, summary, shown, rules, rid, omitted))
@@ -206,11 +210,16 @@ def _json(document: dict[str, object]) -> bytes:
     return mask_text(text).encode("utf-8", "replace")
 
 
-def _issues(status: int, summary: str, shown: list[dict[str, str]]) -> list[_Issue]:
+def _issues(
+    status: int,
+    summary: str,
+    shown: list[dict[str, str]],
+    to_path: Callable[[str], str | None],
+) -> list[_Issue]:
     """FHIR R4 OperationOutcome.issue: a summary issue, then one issue per finding.
 
     Members in the order of the R4 element definitions (severity, code, diagnostics, location,
-    expression), which the XML form must keep.
+    expression), which the XML form must keep. ``to_path`` gives a location's FHIRPath.
     """
     summary_code = {_FORBIDDEN: "security", _TOO_BIG: "too-costly", _UNAVAILABLE: "transient"}.get(
         status, "processing"
@@ -223,10 +232,13 @@ def _issues(status: int, summary: str, shown: list[dict[str, str]]) -> list[_Iss
             "diagnostics": _diagnostics(finding),
         }
         if finding["location"]:
-            # R4: ``location`` is deprecated (XPath) and ``expression`` is FHIRPath; the guard's
-            # location is neither exactly, so it goes in both for clients that read either.
+            # R4: ``location`` (deprecated) is an XPath, where the guard's own location goes
+            # (its XPath, or the JSON pointer); ``expression`` is FHIRPath from the resource
+            # sent, only for a location inside it (not a URL, a header or a decoded part).
             issue["location"] = [finding["location"]]
-            issue["expression"] = [finding["location"]]
+            expression = to_path(finding["location"])
+            if expression is not None:
+                issue["expression"] = [mask_text(expression)]
         issues.append(issue)
     return issues
 

@@ -15,6 +15,7 @@ __all__ = [
     "HETU_OID",
     "MAX_COUNTED",
     "MAX_FINDINGS",
+    "MAX_TEST_CODES",
     "Action",
     "Address",
     "CertificateItem",
@@ -27,6 +28,7 @@ __all__ = [
     "Payload",
     "PersonName",
     "Protocol",
+    "Recognised",
     "Report",
     "Request",
     "Role",
@@ -43,6 +45,8 @@ MAX_FINDINGS = 100
 #: of the request is not read, so a flood of distinct codes costs a bounded scan; the count is
 #: then a lower bound ("at least").
 MAX_COUNTED = 10_000
+#: Test codes a report names at most (``Recognised.test_codes``); further ones are only counted.
+MAX_TEST_CODES = 20
 
 
 class Action(StrEnum):
@@ -298,6 +302,37 @@ class Finding:
 
 
 @dataclass(frozen=True, slots=True)
+class Recognised:
+    """What the identity-code scan recognised and let pass: a clean request's sign that the
+    guard looked (shown in mitmweb's Comment column).
+
+    ``identity_fields``: values declared under the HETU OID (CDA ``II``/``code``, FHIR
+    ``identifier``) the scan read, whatever they held. ``test_codes``: distinct valid
+    900-series codes seen anywhere, normalised, in order of first sight, the first
+    ``MAX_TEST_CODES`` of them; ``more_test_codes``: how many further distinct ones. Test codes
+    are not personal data (Kela issues them for the test environments): they are shown whole.
+    A count for people, not a proof: a value read twice (two readings of one document) may be
+    counted twice.
+    """
+
+    identity_fields: int = 0
+    test_codes: tuple[str, ...] = ()
+    more_test_codes: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.identity_fields or self.test_codes)
+
+    def as_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "identity_fields": self.identity_fields,
+            "test_codes": list(self.test_codes),
+        }
+        if self.more_test_codes:
+            out["more_test_codes"] = self.more_test_codes
+        return out
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
     """The result of scanning one request (or one file)."""
 
@@ -310,6 +345,12 @@ class Report:
     #: verdict reflects them too. Once the cap is reached and the verdict is block, only the
     #: identity codes are still counted: then it is a lower bound.
     omitted: int = 0
+    #: What the identity-code scan recognised without objection (empty: nothing, or not read).
+    recognised: Recognised = Recognised()
+    #: The ``resourceType`` of a FHIR JSON body (the resource or Bundle the client sent; "" for
+    #: any other body): the answer's FHIRPath expressions start with it (``fhirpath``). A FHIR
+    #: XML body's locations start with it already.
+    resource: str = ""
 
     @property
     def rules(self) -> tuple[str, ...]:
@@ -325,6 +366,8 @@ class Report:
         }
         if self.omitted:
             out["findings_omitted"] = self.omitted
+        if self.recognised:
+            out["recognised"] = self.recognised.as_dict()
         return out
 
 

@@ -3,7 +3,9 @@
 request → request line, URL, header and trailer fields → body: size check → Content-Encoding →
 payload → the first parser that claims it → fields (to every detector) and nested payloads
 (parsed in turn, depth-limited) → hits → findings (masked, keyed-hashed, under the policy) →
-verdict.
+verdict. What the identity-code detector recognised and let pass (identity fields, valid test
+codes) is noted on the way (``Report.recognised``), from what its screen and its detection
+classify anyway.
 
 Anything that cannot be fully read raises :class:`UnscannableError` somewhere below; it ends the
 scan with an ``unscannable`` finding, which always blocks.
@@ -17,10 +19,12 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from .detectors import Detector, detectors_for
+from .detectors.hetu import HetuDetector, Sightings
 from .encoding import decode_content
 from .errors import UnscannableError
 from .idcode import clip, mask_any_form
@@ -70,6 +74,7 @@ class _Tally:
         "fields",
         "findings",
         "keys",
+        "notes",
         "omitted",
         "omitted_rank",
     )
@@ -86,6 +91,8 @@ class _Tally:
         self.blocks = False  # a finding kept blocks
         #: The certificates found, judged when the whole request is read.
         self.certificates: list[CertificateItem] = []
+        #: What the identity-code detector recognised and let pass (``Report.recognised``).
+        self.notes = Sightings()
 
     @property
     def full(self) -> bool:
@@ -124,6 +131,8 @@ class Scanner:
             d for d in detectors if any(policy.action(r.id) is not Action.OFF for r in d.rules)
         )
         self._systems = frozenset().union(*(d.systems for d in self._detectors))
+        #: The detector that notes what it recognised (``Report.recognised``), if it runs.
+        self._noter = next((d for d in self._detectors if isinstance(d, HetuDetector)), None)
         #: Detectors that judge parties (persons and organisations), not fields.
         self._judges = tuple(
             judge for d in self._detectors if (judge := getattr(d, "judge", None)) is not None
@@ -142,25 +151,39 @@ class Scanner:
             if getattr(d, "cheap_count", False) and (count := getattr(d, "count", None))
         )
 
-    def _screen(self, data: bytes, joined: bool = False) -> frozenset[bytes] | None:
-        """The needles of every detector (see ``Detector.screen``); None if one cannot tell."""
+    def _screen(
+        self, data: bytes, joined: bool = False, notes: Sightings | None = None
+    ) -> frozenset[bytes] | None:
+        """The needles of every detector (see ``Detector.screen``); None if one cannot tell.
+
+        ``notes``: what the identity-code screen recognised is added to it only when the answer
+        holds: when it is None, every field is read and the detector notes them instead.
+        """
         needles: frozenset[bytes] = frozenset()
+        noter = self._noter
+        local = Sightings() if notes is not None and noter is not None else None
         for detector in self._detectors:
-            found = detector.screen(data, joined=joined)
+            if noter is not None and detector is noter:
+                found = noter.screen(data, joined=joined, notes=local)
+            else:
+                found = detector.screen(data, joined=joined)
             if found is None:
                 return None
             needles |= found
+        if notes is not None and local is not None:
+            notes.merge(local)
         return needles
 
     def _screen_joined(self, data: bytes) -> frozenset[bytes] | None:
         """``_screen`` of decoded text joined across markup (``Detector.screen``, ``joined``)."""
         return self._screen(data, joined=True)
 
-    def _state(self) -> ScanState:
-        """A fresh state for one scan, with this scanner's screens and memo."""
+    def _state(self, tally: _Tally) -> ScanState:
+        """A fresh state for one scan, with this scanner's screens (noting into ``tally``) and
+        memo."""
         return ScanState(
             self.policy.limits,
-            self._screen,
+            partial(self._screen, notes=tally.notes),
             self._systems,
             self._inert,
             self._screen_joined,
@@ -178,8 +201,8 @@ class Scanner:
         may read either; deduplicated); several ``Content-Encoding`` lines are one list, in
         order (RFC 9110 §5.3: lines of a list field combine, comma-joined; §8.4), all undone.
         """
-        state = self._state()
         tally = _Tally()
+        state = self._state(tally)
         try:
             self._fields(request_fields(request, state), tally, state)
             if state.certificates:
@@ -202,8 +225,8 @@ class Scanner:
         self, data: bytes, content_type: str | None = None, content_encoding: str | None = None
     ) -> Report:
         """Scan a body on its own (a file, a saved body); the type is sniffed when not given."""
-        state = self._state()
         tally = _Tally()
+        state = self._state(tally)
         try:
             body = self._body(data, content_encoding, state)
             self._scan_decoded(body, content_type, tally, state)
@@ -259,6 +282,7 @@ class Scanner:
 
     def _fields(self, items: Iterable[Item], tally: _Tally, state: ScanState) -> None:
         detectors = self._detectors
+        noter, notes = self._noter, tally.notes
         items = iter(items)
         for item in items:
             if tally.full:
@@ -278,7 +302,11 @@ class Scanner:
                         if count is not None and cheap and item.view_of is None:
                             tally.omitted += count(item)
                         continue
-                    for hit in detector.detect(item):
+                    if noter is not None and detector is noter:
+                        hits = noter.detect(item, notes)
+                    else:
+                        hits = detector.detect(item)
+                    for hit in hits:
                         self._keep(hit, item.view_of, tally)
             elif isinstance(item, Party):
                 for judge in self._judges:
@@ -392,6 +420,8 @@ class Scanner:
             fields_scanned=tally.fields,
             payloads_scanned=state.payloads,
             omitted=tally.omitted,
+            recognised=tally.notes.result(),
+            resource=state.resource,
         )
 
 

@@ -25,11 +25,12 @@ import pickle
 import signal
 import struct
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from .masking import KeyedHasher
-from .model import Action, Finding, Protocol, Report, Request, Role, Verdict
+from .model import Action, Finding, Protocol, Recognised, Report, Request, Role, Verdict
 from .pipeline import Scanner, unscannable_report
 from .policy import Policy
 
@@ -121,7 +122,8 @@ class WorkerPool:
     """Scans requests in ``size`` worker processes, each under the same policy and hash key.
 
     Requests queue for the next idle worker. Workers start on first use (or on :meth:`start`);
-    a worker that fails is replaced on the next request that needs one.
+    a worker that fails is replaced on the next request that needs one (``on_restart`` is told
+    each time one is given up: the guard's statistics count them).
     """
 
     def __init__(
@@ -131,11 +133,13 @@ class WorkerPool:
         size: int,
         timeout: float,
         registry: Registry | None = None,
+        on_restart: Callable[[], None] | None = None,
     ) -> None:
         if size < 1:
             raise ValueError("a worker pool needs at least one worker")
         self.policy, self.size, self.timeout = policy, size, timeout
         self.registry = registry
+        self._on_restart = on_restart
         self._key = key
         self._idle: asyncio.Queue[_Worker | None] = asyncio.Queue()
         self._all: set[_Worker] = set()
@@ -176,6 +180,7 @@ class WorkerPool:
             expired = worker is not None and worker.expired
             self._discard(worker)
             worker = None
+            self._restarted()
             if expired:
                 logger.error(
                     "kanta-guard: a scan ran past %s s; its worker was replaced", self.timeout
@@ -203,6 +208,8 @@ class WorkerPool:
     async def _ensure(self, slot: _Worker | None) -> _Worker:
         if slot is not None and slot.process.returncode is None:
             return slot
+        if slot is not None:
+            self._restarted()  # it died while idle
         self._discard(slot)
         try:
             worker = await asyncio.wait_for(
@@ -214,6 +221,10 @@ class WorkerPool:
             ) from None
         self._all.add(worker)
         return worker
+
+    def _restarted(self) -> None:
+        if self._on_restart is not None:
+            self._on_restart()
 
     def _discard(self, worker: _Worker | None) -> None:
         if worker is not None:
@@ -252,7 +263,8 @@ class WorkerPool:
 type _Headers = tuple[tuple[str, str], ...]
 type _RequestWire = tuple[str, str, _Headers, bytes, str, str, _Headers]
 type _FindingWire = tuple[str, str, str, str, str, str, str]
-type _ReportWire = tuple[str, tuple[_FindingWire, ...], str, int, int, int]
+type _RecognisedWire = tuple[int, tuple[str, ...], int]
+type _ReportWire = tuple[str, tuple[_FindingWire, ...], str, int, int, int, _RecognisedWire, str]
 
 
 def _dumps(value: object) -> bytes:
@@ -278,6 +290,7 @@ def _report_wire(report: Report) -> _ReportWire:
         for f in report.findings
     )
     verdict, protocol = report.verdict.value, report.protocol.value
+    seen = report.recognised
     return (
         verdict,
         findings,
@@ -285,11 +298,13 @@ def _report_wire(report: Report) -> _ReportWire:
         report.fields_scanned,
         report.payloads_scanned,
         report.omitted,
+        (seen.identity_fields, seen.test_codes, seen.more_test_codes),
+        report.resource,
     )
 
 
 def _report_from_wire(wire: _ReportWire) -> Report:
-    verdict, findings, protocol, fields, payloads, omitted = wire
+    verdict, findings, protocol, fields, payloads, omitted, seen, resource = wire
     return Report(
         Verdict(verdict),
         tuple(
@@ -300,6 +315,8 @@ def _report_from_wire(wire: _ReportWire) -> Report:
         fields,
         payloads,
         omitted,
+        Recognised(*seen),
+        resource,
     )
 
 

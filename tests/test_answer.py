@@ -28,7 +28,7 @@ REAL = Finding(
 MALFORMED_TEST = Finding(
     rule="hetu.malformed_test",
     action=Action.WARN,
-    location="/Patient/identifier[0]/value",
+    location="/Patient/identifier[2]/value/@value",
     role=Role.PATIENT,
     evidence="******-****",
     value_hash="hmac:fedcba9876543210",
@@ -75,9 +75,9 @@ OFF = Finding(
 LEAK = "050775-0251"
 
 
-def report(*findings: Finding, protocol: Protocol = Protocol.OTHER) -> Report:
+def report(*findings: Finding, protocol: Protocol = Protocol.OTHER, resource: str = "") -> Report:
     verdict = Verdict.BLOCK if any(f.action is Action.BLOCK for f in findings) else Verdict.WARN
-    return Report(verdict=verdict, findings=findings, protocol=protocol)
+    return Report(verdict=verdict, findings=findings, protocol=protocol, resource=resource)
 
 
 def header(answer: Answer, name: str) -> str:
@@ -221,10 +221,69 @@ def test_fhir_json_operation_outcome() -> None:
         "code": "security",
         "diagnostics": f"hetu.real: {REAL.explanation} "
         "(evidence ******-****, value hash hmac:0123456789abcdef)",
+        # A location that is not in a FHIR JSON resource (here a SOAP XPath): no expression.
         "location": [REAL.location],
-        "expression": [REAL.location],
     }
     assert (warn["severity"], warn["code"]) == ("warning", "security")
+
+
+def with_location(finding: Finding, location: str) -> Finding:
+    return Finding(
+        finding.rule,
+        finding.action,
+        location,
+        finding.role,
+        finding.evidence,
+        finding.value_hash,
+        finding.explanation,
+    )
+
+
+@pytest.mark.parametrize(
+    ("protocol", "resource", "location", "expression"),
+    [
+        (Protocol.FHIR_JSON, "Patient", "/identifier/0/value", ["Patient.identifier[0].value"]),
+        (
+            Protocol.FHIR_JSON,
+            "Bundle",
+            "/entry/0/resource/identifier/0/value",
+            ["Bundle.entry[0].resource.identifier[0].value"],
+        ),
+        (
+            Protocol.FHIR_XML,
+            "",
+            "/Bundle/entry[2]/resource/Patient/identifier/value/@value",
+            ["Bundle.entry[1].resource.identifier.value"],
+        ),
+        # Inside a Base64 value: the element holding it.
+        (
+            Protocol.FHIR_JSON,
+            "Bundle",
+            "/entry/1/resource/data!base64:line 1",
+            ["Bundle.entry[1].resource.data"],
+        ),
+        (Protocol.FHIR_JSON, "Patient", "url:query:identifier", None),
+        (Protocol.FHIR_XML, "", "header:X-Patient", None),
+        # A FHIR JSON body whose resource type the scan did not see (none at the root).
+        (Protocol.FHIR_JSON, "", "/identifier/0/value", None),
+    ],
+)
+def test_fhir_expression_is_fhirpath(
+    protocol: Protocol, resource: str, location: str, expression: list[str] | None
+) -> None:
+    """issue.expression is FHIRPath from the resource sent; issue.location keeps the guard's
+    JSON pointer or XPath; a location not in the resource has no expression."""
+    finding = with_location(REAL, location)
+    answer = blocked_answer(report(finding, protocol=protocol, resource=resource))
+    if protocol is Protocol.FHIR_JSON:
+        issue = json.loads(answer.body)["issue"][1]
+        assert issue["location"] == [location]
+        assert issue.get("expression") == expression
+    else:
+        element = find(parse_xml(answer), f"{{{FHIR}}}issue[2]")
+        got = [e.get("value") for e in element.findall(f"{{{FHIR}}}expression")]
+        assert got == (expression or [])
+        assert [e.get("value") for e in element.findall(f"{{{FHIR}}}location")] == [location]
 
 
 @pytest.mark.parametrize(
@@ -259,7 +318,8 @@ def test_fhir_id_only_when_valid(request_id: str | None, fhir_id: str | None) ->
 
 
 def test_fhir_xml_matches_fhir_json() -> None:
-    """FHIR XML carries the same OperationOutcome, in the FHIR namespace, members in R4 order."""
+    """FHIR XML carries the same OperationOutcome, in the FHIR namespace, members in R4 order
+    (the expressions aside: an XPath converts only in XML, a JSON pointer only in JSON)."""
     findings = (REAL, MALFORMED_TEST, PARSE_ERROR)
     as_json = json.loads(blocked_answer(report(*findings, protocol=Protocol.FHIR_JSON)).body)
     root = parse_xml(blocked_answer(report(*findings, protocol=Protocol.FHIR_XML)))
@@ -279,9 +339,10 @@ def test_fhir_xml_matches_fhir_json() -> None:
             else:
                 issue[name] = value
         issues.append(issue)
+    assert issues[2].pop("expression") == ["Patient.identifier[1].value"]
     assert issues == as_json["issue"]
     order = ["severity", "code", "diagnostics", "location", "expression"]
-    assert [etree.QName(c).localname for c in find(root, f"{{{FHIR}}}issue[2]")] == order
+    assert [etree.QName(c).localname for c in find(root, f"{{{FHIR}}}issue[3]")] == order
 
 
 def test_problem_details() -> None:

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from kanta_guard import idcode
 from kanta_guard.detectors import HetuDetector
-from kanta_guard.model import HETU_OID, Context, Field, Role
+from kanta_guard.detectors.hetu import Sightings
+from kanta_guard.model import HETU_OID, MAX_TEST_CODES, Context, Field, Role
 
 DETECTOR = HetuDetector()
 _D, _S, _N, _C = REAL[:6], REAL[6], REAL[7:10], REAL[10]
@@ -153,3 +154,62 @@ def test_a_wrong_test_code_is_shown() -> None:
     mistyped = REAL[:-1] + ("A" if REAL[-1] != "A" else "B")
     (malformed,) = DETECTOR.detect(_field(mistyped, identifier=True))
     assert malformed.masked == "******-****"
+
+
+# -- what passes is noted (Sightings: Report.recognised) --------------------------------------
+
+_TEST_2 = "231069-9711"
+_WRONG_CHECK = REAL[:-1] + ("X" if REAL[-1] != "X" else "Y")  # invalid: not a code at all
+
+
+def test_detect_notes_identity_fields_and_test_codes() -> None:
+    """``detect`` notes each identity field (whatever it holds) and each valid test code, in
+    text and in identity fields, each code once; never a real or an invalid one."""
+    notes = Sightings()
+    fields = [
+        _field(TEST, identifier=True),
+        _field(REAL, identifier=True),
+        _field(f"Potilas {TEST.lower()}, huoltaja {_TEST_2}, tilaus {_WRONG_CHECK}"),
+        _field(f"{REAL} ja {_TEST_2}"),
+    ]
+    for field in fields:
+        list(DETECTOR.detect(field, notes))
+    assert notes.identity_fields == 2
+    assert list(notes.codes) == [TEST, _TEST_2]
+
+
+def test_another_reading_adds_no_identity_field() -> None:
+    """A field that is another reading of one already read (``view_of``) is not counted again."""
+    notes = Sightings()
+    field = _field(TEST, identifier=True)
+    list(DETECTOR.detect(field, notes))
+    list(DETECTOR.detect(Field(TEST, field.context, "x", True, view_of="x"), notes))
+    assert notes.identity_fields == 1
+
+
+def test_screen_notes_what_no_field_will_report() -> None:
+    """The screen notes the test codes the document shows and its test-code identifiers (which
+    are no needles, so no field reports them); a real identifier is a needle, left to detect."""
+    doc = (
+        f'<d><id root="{HETU_OID}" extension="{TEST}"/><id root="{HETU_OID}" extension="{REAL}"/>'
+        f"<text>{_TEST_2} {TEST}</text></d>"
+    ).encode()
+    notes = Sightings()
+    needles = DETECTOR.screen(doc, notes=notes)
+    assert needles == {REAL.encode()}
+    assert notes.identity_fields == 1
+    assert list(notes.codes) == [TEST, _TEST_2]
+    joined = Sightings()
+    DETECTOR.screen(doc, joined=True, notes=joined)
+    assert joined.identity_fields == 0 and not joined.codes  # (stretches are not fields)
+
+
+def test_sightings_result_caps_the_codes() -> None:
+    """The result names MAX_TEST_CODES codes in order and counts the rest."""
+    notes = Sightings()
+    codes = [code("010181", "-", n) for n in range(900, 960)]
+    for c in [*codes, *codes]:
+        notes.code(c)
+    seen = notes.result()
+    assert seen.test_codes == tuple(codes[:MAX_TEST_CODES])
+    assert seen.more_test_codes == len(codes) - MAX_TEST_CODES

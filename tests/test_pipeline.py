@@ -6,6 +6,7 @@ import base64
 import gzip
 import html
 import json
+import pickle
 import re
 import unicodedata
 import zlib
@@ -20,6 +21,7 @@ from kanta_guard import Action, Protocol, Request, Role, Scanner, Verdict
 from kanta_guard.answer import blocked_answer
 from kanta_guard.encoding import decode_content  # noqa: F401  (imported: the module must exist)
 from kanta_guard.eventlog import make_record
+from kanta_guard.model import MAX_TEST_CODES
 
 try:
     from compression import zstd  # type: ignore[import-not-found]
@@ -68,6 +70,85 @@ def test_clean_passes(scanner: Scanner, name: str, build: Callable[[], Request])
     assert report.verdict is Verdict.PASS, report.as_dict()
     assert report.findings == ()
     assert report.fields_scanned + report.payloads_scanned > 0
+
+
+# -- what passes is recognised (Report.recognised: a clean flow's comment says the guard looked) -
+
+#: The minor-patient CDA's test codes in document order, and its identifiers under the HETU OID.
+CDA_CODES = ("030594W903B", "020516C903K", "010181-900C", "231069-9711", "030875-999Y",
+             "010594Y9032", "020594X903P")  # fmt: skip
+
+RECOGNISED: list[tuple[str, Callable[[], Request], int, tuple[str, ...]]] = [
+    ("CDA (the screen's fast path)", lambda: post(cda(), "application/xml"), 5, CDA_CODES),
+    # A character reference: the screen cannot tell, every field is read (the walk).
+    (
+        "CDA read node by node",
+        lambda: post(cda().replace("<title>", "<title>&#32;", 1), "application/xml"),
+        5,
+        CDA_CODES,
+    ),
+    ("CDA in UTF-16", lambda: post(cda().encode("utf-16"), "application/xml"), 5, CDA_CODES),
+    (
+        "HL7 V3 SOAP with Base64 CDA",
+        lambda: post(soap_with_cda(), SOAP11),
+        7,
+        ("050594U903M", "040594V9030", *CDA_CODES),
+    ),
+    (
+        "FHIR Bundle",
+        lambda: post(bundle(), "application/fhir+json"),
+        4,
+        ("020516C903K", "010516B903X", "010181-900C", "040594V9030", "010594Y9032"),
+    ),
+    (
+        "search",
+        lambda: Request("GET", f"/fhir/Patient?identifier=urn:oid:1.2.246.21|{TEST}"),
+        1,
+        (TEST,),
+    ),
+    ("text only", lambda: post(f"Potilas {TEST}, ei muuta", "text/plain"), 0, (TEST,)),
+    ("no codes", lambda: post("<a>hello</a>", "application/xml"), 0, ()),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "build", "fields", "codes"), RECOGNISED, ids=[r[0] for r in RECOGNISED]
+)
+def test_recognised(
+    scanner: Scanner, name: str, build: Callable[[], Request], fields: int, codes: tuple[str, ...]
+) -> None:
+    """A scan counts the identity fields it read and names the valid test codes it saw, in
+    order, each once, whichever way the document was read."""
+    report = scanner.scan(build())
+    assert report.verdict is Verdict.PASS, report.as_dict()
+    assert report.recognised.identity_fields == fields
+    assert report.recognised.test_codes == codes
+    assert ("recognised" in report.as_dict()) is bool(fields or codes)
+
+
+def test_recognised_beside_a_block(scanner: Scanner) -> None:
+    """A blocked document still counts every identity field (the real one included) and names
+    only the test codes: never the real one."""
+    report = scanner.scan(post(cda(patient=REAL), "application/xml"))
+    assert report.verdict is Verdict.BLOCK
+    assert report.recognised.identity_fields == 5
+    assert report.recognised.test_codes == tuple(c for c in CDA_CODES if c != "020516C903K")
+    assert REAL not in json.dumps(report.as_dict())
+
+
+def test_recognised_codes_are_capped(scanner: Scanner) -> None:
+    """A flood of distinct test codes is named up to MAX_TEST_CODES, the rest counted."""
+    codes = [code("010181", "-", n) for n in range(900, 1000)]
+    report = scanner.scan(post(" ".join(codes), "text/plain"))
+    assert report.verdict is Verdict.PASS
+    assert report.recognised.test_codes == tuple(codes[:MAX_TEST_CODES])
+    assert report.recognised.more_test_codes == len(codes) - MAX_TEST_CODES
+
+
+def test_report_with_recognised_pickles(scanner: Scanner) -> None:
+    """The report crosses to and from worker processes whole (pickle, as multiprocessing does)."""
+    report = scanner.scan(post(cda(), "application/xml"))
+    assert pickle.loads(pickle.dumps(report)) == report
 
 
 # -- each placement of a real code is found, located and attributed -----------------------------

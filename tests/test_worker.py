@@ -76,6 +76,7 @@ def test_pool_reports_equal_local_scans() -> None:
     reports = asyncio.run(scenario())
     assert reports == [LOCAL.scan(r) for r in REQUESTS * 3]
     assert any(r.omitted for r in reports)  # type: ignore[attr-defined]
+    assert any(r.recognised.test_codes for r in reports)  # type: ignore[attr-defined]
     assert {r.verdict for r in reports} == {Verdict.PASS, Verdict.BLOCK, Verdict.WARN}  # type: ignore[attr-defined]
 
 

@@ -9,19 +9,24 @@ Two ways a code is found (DVV's rules, as applied by Kela to the test environmen
   value must be a valid code. If it is not, an individual number below 900 (or none readable)
   blocks (``hetu.malformed``: a real code mistyped is still a real person's), a 900-series one
   warns (``hetu.malformed_test``).
+
+What passes is noted too (:class:`Sightings`): the identity fields read and the valid test codes
+seen, so that a clean request can say the guard looked. The screen and the detector note what
+they classify anyway; nothing is read a second time for it.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 
 from .. import idcode
-from ..model import HETU_OID, Field, Hit
+from ..model import HETU_OID, MAX_COUNTED, MAX_TEST_CODES, Field, Hit, Recognised
 from ..rules import RuleSpec, rule
 from ..search import holds
 
-__all__ = ["MAX_NEEDLES", "HetuDetector"]
+__all__ = ["MAX_NEEDLES", "HetuDetector", "Sightings"]
 
 # An attribute of a start tag. The name may not start inside another name (the look-behind), and
 # every repetition is possessive: each byte of a tag is read a bounded number of times.
@@ -45,8 +50,39 @@ def _decodes(data: bytes) -> bool:
     return any(holds(data, marker, rare) for marker, rare in _DECODED)
 
 
+class Sightings:
+    """What one scan recognised so far: identity fields read, distinct valid test codes seen.
+
+    Filled by :meth:`HetuDetector.screen` and :meth:`HetuDetector.detect` when the pipeline
+    passes one; :meth:`result` is the report's :class:`~kanta_guard.model.Recognised`. At most
+    ``MAX_COUNTED`` distinct codes are kept (a flood of codes costs bounded memory; the count is
+    then a lower bound).
+    """
+
+    __slots__ = ("codes", "identity_fields")
+
+    def __init__(self) -> None:
+        self.identity_fields = 0
+        self.codes: dict[str, None] = {}
+
+    def code(self, code: str) -> None:
+        """Note a valid test code (normalised)."""
+        if len(self.codes) < MAX_COUNTED:
+            self.codes[code] = None
+
+    def merge(self, other: Sightings) -> None:
+        """Add what ``other`` noted (a screen's notes, once its answer is known to hold)."""
+        self.identity_fields += other.identity_fields
+        for code in other.codes:
+            self.code(code)
+
+    def result(self) -> Recognised:
+        codes = tuple(itertools.islice(self.codes, MAX_TEST_CODES))
+        return Recognised(self.identity_fields, codes, len(self.codes) - len(codes))
+
+
 class HetuDetector:
-    """Finds real-range and malformed personal identity codes."""
+    """Finds real-range and malformed personal identity codes (and notes the test codes)."""
 
     name = "hetu"
     systems = frozenset({HETU_OID})
@@ -58,11 +94,12 @@ class HetuDetector:
         rule("hetu.malformed_test"),
     )
 
-    def detect(self, field: Field) -> Iterator[Hit]:
+    def detect(self, field: Field, notes: Sightings | None = None) -> Iterator[Hit]:
         """Hits for one field: its text is read in every :func:`idcode.match_readings` form
-        (once per field), each real code reported once."""
+        (once per field), each real code reported once. ``notes``: where the identity field
+        and the valid test codes seen are noted (another reading, ``view_of``, adds no field)."""
         if field.identifier and field.context.system == HETU_OID:
-            yield from self._structured(field)
+            yield from self._structured(field, notes)
             return
         readings = idcode.match_readings(field.value)
         seen: set[str] = set()
@@ -70,7 +107,10 @@ class HetuDetector:
             found: set[str] = set()
             for match in idcode.TOKEN.finditer(text):
                 code = idcode.normalise(match.group(0))
-                if idcode.classify(code) is not idcode.Kind.REAL:
+                kind = idcode.classify(code)
+                if kind is not idcode.Kind.REAL:
+                    if kind is idcode.Kind.TEST and notes is not None:
+                        notes.code(code)
                     continue
                 if number and code in seen:
                     continue  # another reading of the same place
@@ -105,7 +145,9 @@ class HetuDetector:
             seen |= found
         return total
 
-    def screen(self, data: bytes, *, joined: bool = False) -> frozenset[bytes] | None:
+    def screen(
+        self, data: bytes, *, joined: bool = False, notes: Sightings | None = None
+    ) -> frozenset[bytes] | None:
         """Which fields of this document (its UTF-8 text, markup included) could produce a hit?
 
         The answer is the needles: every real-range token, and every identifier value declared
@@ -153,6 +195,11 @@ class HetuDetector:
         tokens of any stretch (``idcode.iter_loose_tokens``, proven there) that are real, as
         they stand in ``data``; there are no identifier fields in such text, and nothing is
         left to decode (points 1 and 3 above hold as they are).
+
+        ``notes``: where the valid test codes the tokens show and the identifier values that
+        are test codes (which no field will then report) are noted; the caller keeps them only
+        if the answer holds (not None: else every field is read, and ``detect`` notes them).
+        The joined screen notes nothing (its stretches are not fields).
         """
         if joined:
             return _joined_needles(data)
@@ -162,22 +209,34 @@ class HetuDetector:
         if values is None:
             return None
         if not idcode.reads_plainly(data):
-            return _cleared(data, values)
+            return _cleared(data, values, notes)
         needles: set[bytes] = set()
         for token in idcode.iter_tokens(data):
-            if idcode.classify(idcode.screen_form(token)) is idcode.Kind.REAL:
+            form = idcode.screen_form(token)
+            kind = idcode.classify(form)
+            if kind is idcode.Kind.REAL:
                 needles.add(token.encode("utf-8", "surrogatepass"))
                 if len(needles) > MAX_NEEDLES:
                     return None
+            elif kind is idcode.Kind.TEST and notes is not None:
+                notes.code(idcode.normalise(form))
         for value in values:
-            if value and idcode.classify(value.decode("utf-8", "replace")) is not idcode.Kind.TEST:
-                needles.add(value)
+            if not value:
+                continue
+            text = value.decode("utf-8", "replace")
+            if idcode.classify(text) is not idcode.Kind.TEST:
+                needles.add(value)  # (read as a field: ``detect`` notes it)
+            elif notes is not None:
+                notes.identity_fields += 1
+                notes.code(idcode.normalise(text))
         return frozenset(needles) if len(needles) <= MAX_NEEDLES else None
 
-    def _structured(self, field: Field) -> Iterator[Hit]:
+    def _structured(self, field: Field, notes: Sightings | None = None) -> Iterator[Hit]:
         value = field.value.strip()
         if not value:
             return
+        if notes is not None and field.view_of is None:
+            notes.identity_fields += 1
         readings = idcode.match_readings(value)
         kinds = [idcode.classify(reading) for reading in readings]
         if idcode.Kind.REAL in kinds:
@@ -194,6 +253,8 @@ class HetuDetector:
         # The normalised reading decides (fullwidth digits of a test code are a test code).
         reading = readings[1] if len(readings) > 1 else readings[0]
         if idcode.classify(reading) is idcode.Kind.TEST:
+            if notes is not None:
+                notes.code(idcode.normalise(reading))
             return
         code = idcode.normalise(reading)
         number = idcode.individual_number(reading)
@@ -250,11 +311,13 @@ _SINGLE_BYTE_SHAPES = _single_byte_shapes()
 _SINGLE_BYTE_TOKEN = re.compile(rb"0{6}(?:-*A-*|-+)0{3}-*[0A]")
 
 
-def _cleared(data: bytes, values: list[bytes]) -> frozenset[bytes] | None:
+def _cleared(
+    data: bytes, values: list[bytes], notes: Sightings | None = None
+) -> frozenset[bytes] | None:
     """The screen of a document whose readings differ from it as written: "none" (an empty
     set) if no reading of the whole document shows a real code and every identifier under the
     OID is a valid test code, else None (needles found in a reading need not stand in the
-    bytes)."""
+    bytes). ``notes``: the test codes and identifiers seen on the way (see ``screen``)."""
     try:
         texts = [data.decode("utf-8", "surrogatepass")]
     except UnicodeDecodeError:
@@ -267,12 +330,19 @@ def _cleared(data: bytes, values: list[bytes]) -> frozenset[bytes] | None:
     for text in texts:
         for reading in idcode.match_readings(text):
             for match in idcode.TOKEN.finditer(idcode.screen_form(reading)):
-                if idcode.classify(match.group(0)) is idcode.Kind.REAL:
+                kind = idcode.classify(match.group(0))
+                if kind is idcode.Kind.REAL:
                     return None
+                if kind is idcode.Kind.TEST and notes is not None:
+                    notes.code(idcode.normalise(match.group(0)))
     for value in values:
-        for reading in idcode.match_readings(value.decode("utf-8", "replace").strip()):
+        readings = idcode.match_readings(value.decode("utf-8", "replace").strip())
+        for reading in readings:
             if reading and idcode.classify(reading) is not idcode.Kind.TEST:
                 return None
+        if notes is not None and readings[-1]:
+            notes.identity_fields += 1
+            notes.code(idcode.normalise(readings[-1]))
     return frozenset()
 
 

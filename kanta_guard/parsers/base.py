@@ -72,13 +72,17 @@ class ScanState:
     #: The policy's ``[dicom]`` settings (the DICOM parser reads them; None: its defaults).
     dicom: DicomSettings | None = None
     protocol: Protocol | None = None
+    #: The ``resourceType`` of a FHIR JSON body (``Report.resource``).
+    resource: str = ""
     decoded_bytes: int = 0
     payloads: int = 0
 
-    def note_protocol(self, protocol: Protocol) -> None:
-        """Record the protocol of the outermost payload that reveals one."""
+    def note_protocol(self, protocol: Protocol, resource: str = "") -> None:
+        """Record the protocol of the outermost payload that reveals one, and the resource type
+        it names (a FHIR JSON body's ``resourceType``)."""
         if self.protocol is None:
             self.protocol = protocol
+            self.resource = resource
 
     def charge(self, size: int, location: str | Callable[[], str]) -> None:
         """Count decoded bytes against ``max_decoded_bytes``; past it, unscannable."""

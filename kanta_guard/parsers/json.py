@@ -122,7 +122,8 @@ class JsonParser:
         except RecursionError:
             raise UnscannableError("JSON nested too deeply", location) from None
         if "fhir" in media.type or _has_resource_type(doc):
-            state.note_protocol(Protocol.FHIR_JSON)
+            # The resource type only of the body itself: the answer's FHIRPath starts there.
+            state.note_protocol(Protocol.FHIR_JSON, "" if payload.location else _root_type(doc))
         if state.parties and '"resourceType"' in text:
             # The persons and organisations of FHIR resources, read from plain objects (where
             # a key is duplicated the last one, as json.loads; the walk reads every one).
@@ -278,6 +279,17 @@ def _has_resource_type(doc: object) -> bool:
     if isinstance(doc, dict):
         return "resourceType" in doc
     return isinstance(doc, _Object) and any(key == "resourceType" for key, _ in doc)
+
+
+def _root_type(doc: object) -> str:
+    """The ``resourceType`` of a document (the last one, as ``json.loads`` keeps), or ""."""
+    if isinstance(doc, dict):
+        found = doc.get("resourceType")
+    elif isinstance(doc, _Object):
+        found = next((v for k, v in reversed(doc) if k == "resourceType"), None)
+    else:
+        found = None
+    return found if isinstance(found, str) else ""
 
 
 def _screenable(raw: bytes) -> bool:

@@ -13,17 +13,19 @@ from mitmproxy import http
 
 from ..eventlog import make_record
 from ..idcode import mask_text
-from ..model import Action, Report, Request, Verdict
+from ..model import Action, Recognised, Report, Request, Role, Verdict
 from .state import GuardState
 
 __all__ = [
     "MARK_BLOCKED",
     "MARK_WARNED",
     "METADATA_KEY",
+    "SHOWN_TEST_CODES",
     "client_address",
     "comment",
     "flow_request",
     "mark",
+    "recognised",
     "record",
 ]
 
@@ -33,6 +35,8 @@ logger = logging.getLogger("kanta_guard")
 METADATA_KEY = "kanta_guard"
 MARK_BLOCKED = ":no_entry:"
 MARK_WARNED = ":warning:"
+#: Test codes a passed flow's comment names; the rest are counted ("+N more").
+SHOWN_TEST_CODES = 3
 
 
 def flow_request(flow: http.HTTPFlow) -> Request:
@@ -62,23 +66,54 @@ def client_address(conn: Any) -> str | None:
 
 
 def comment(report: Report) -> str:
-    """One line for mitmweb's Comment column."""
+    """One masked line for mitmweb's Comment column: why first, where last.
+
+    A flagged request: ``hetu.real (patient) · block · +3 more · at /ClinicalDocument/…``.
+    mitmweb's column is 150 px wide (about 18 characters; a width a user sets is kept in the
+    browser) and cuts the rest off, so the rule and the role come first (they say what to
+    fix), then the verdict and how many other findings there are, and the location, the
+    longest part, last. (The mark beside it already says it is the guard's.) A passed request
+    says what the guard recognised (:func:`recognised`), so a tester can see it looked.
+    """
     counted = [f for f in report.findings if f.action is not Action.OFF]
     if not counted:
-        return ""
+        return recognised(report.recognised) if report.verdict is Verdict.PASS else ""
     first = counted[0]
+    role = f" ({first.role})" if first.role is not Role.UNKNOWN else ""
     rest = len(counted) - 1 + report.omitted  # findings past the cap are only counted
-    more = f" (+{rest} more)" if rest else ""
-    return mask_text(f"kanta-guard {report.verdict}: {first.rule} at {first.location}{more}")
+    more = f" · +{rest} more" if rest else ""
+    at = f" · at {first.location}" if first.location else ""
+    return mask_text(f"{first.rule}{role} · {report.verdict}{more}{at}")
+
+
+def recognised(seen: Recognised) -> str:
+    """A passed request's comment: ``pass · 3 identity fields · test codes 010181-900C,
+    231069-9711, 020516C903K +2 more`` (``pass · no identity codes`` when it saw none). Short
+    words first, as for a flagged one: a narrow column still shows the guard read the request.
+    Test codes are not personal data: shown."""
+    parts = ["pass"]
+    if seen.identity_fields:
+        plural = "s" if seen.identity_fields != 1 else ""
+        parts.append(f"{seen.identity_fields} identity field{plural}")
+    if seen.test_codes:
+        shown = seen.test_codes[:SHOWN_TEST_CODES]
+        rest = len(seen.test_codes) - len(shown) + seen.more_test_codes
+        plural = "s" if len(shown) + rest != 1 else ""
+        more = f" +{rest} more" if rest else ""
+        parts.append(f"test code{plural} {', '.join(shown)}{more}")
+    if len(parts) == 1:
+        parts.append("no identity codes")
+    return mask_text(" · ".join(parts))
 
 
 def mark(flow: Any, report: Report) -> None:
-    """Keep the report on the flow and show its verdict in mitmweb (mark and comment)."""
+    """Keep the report on the flow and show its verdict in mitmweb (mark and comment; a
+    passed request only the comment)."""
     flow.metadata[METADATA_KEY] = report.as_dict()
+    flow.comment = comment(report)
     if report.verdict is Verdict.PASS:
         return
     flow.marked = MARK_BLOCKED if report.verdict is Verdict.BLOCK else MARK_WARNED
-    flow.comment = comment(report)
 
 
 def record(

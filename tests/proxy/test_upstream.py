@@ -124,7 +124,7 @@ def test_other_hosts_are_refused_before_the_body(guarded: Guarded, url: str) -> 
     guarded.upstream.requestheaders(f)
     assert f.response is not None and f.response.status_code == 403
     assert rules(f) == [RULE]
-    assert f.marked == MARK_BLOCKED and f.comment.startswith("kanta-guard block: upstream.")
+    assert f.marked == MARK_BLOCKED and f.comment.startswith(f"{RULE} · block")
     asyncio.run(guarded.http_guard.request(f))  # skips an answered flow: no second record
     [record] = guarded.records()
     assert record["verdict"] == "block" and record["rules"] == [RULE]
