@@ -39,7 +39,10 @@ class Artifact:
     ``root`` is the base URI of the folder it was found in (``root_uri``), ``path`` the file's
     path under it (POSIX separators, not yet percent-encoded). ``report`` is None for a file that
     could not be read, ``error`` then says why. ``lines`` maps finding locations to line numbers
-    (``finding_lines``).
+    (``finding_lines``). ``request`` names one request of a recording (a HAR or flow file),
+    ``#N METHOD URL`` with the URL masked (``Recorded.name``): the artifact is still the file, and
+    each result's logical location is named by the request (``#N``), fully qualified by the
+    finding's location under it (``#N:/identifier/0/value``).
     """
 
     path: str
@@ -47,6 +50,7 @@ class Artifact:
     report: Report | None
     error: str = ""
     lines: Mapping[str, int] = field(default_factory=dict)
+    request: str = ""
 
 
 def root_uri(root: Path, cwd: Path) -> str:
@@ -160,16 +164,20 @@ def sarif_log(artifacts: Sequence[Artifact], *, tool_version: str) -> dict[str, 
     for artifact in artifacts:
         where = {"uri": quote(artifact.path), "uriBaseId": bases[artifact.root]}
         if artifact.report is None:
+            what = f"request {artifact.request} of the file" if artifact.request else "the file"
+            location: dict[str, object] = {"physicalLocation": {"artifactLocation": where}}
+            if artifact.request:
+                location["logicalLocations"] = [_request_location(artifact.request)]
             notifications.append(
                 {
                     "level": "error",
-                    "message": {"text": f"cannot read the file: {artifact.error}"},
-                    "locations": [{"physicalLocation": {"artifactLocation": where}}],
+                    "message": {"text": f"cannot read {what}: {artifact.error}"},
+                    "locations": [location],
                 }
             )
             continue
         for finding in _counting(artifact.report.findings):
-            results.append(_result(finding, where, artifact.lines, rule_index))
+            results.append(_result(finding, where, artifact, rule_index))
     return {
         "$schema": SARIF_SCHEMA,
         "version": SARIF_VERSION,
@@ -219,29 +227,40 @@ def _rule(spec: RuleSpec) -> dict[str, object]:
     }
 
 
+def _request_location(request: str) -> dict[str, str]:
+    """The logical location of a request of a recording: its number (``#N``)."""
+    return {"name": request.split(" ", 1)[0], "fullyQualifiedName": request, "kind": "object"}
+
+
 def _result(
     finding: Finding,
     where: dict[str, str],
-    lines: Mapping[str, int],
+    artifact: Artifact,
     rule_index: Mapping[str, int],
 ) -> dict[str, object]:
     evidence = f" Evidence: {finding.evidence} {finding.value_hash}." if finding.evidence else ""
     physical: dict[str, object] = {"artifactLocation": where}
-    line = lines.get(finding.location)
+    line = artifact.lines.get(finding.location)
     if line is not None:
         physical["region"] = {"startLine": line}
+    at = f"{finding.role} at {finding.location}"
+    logical = [{"fullyQualifiedName": finding.location}]
+    if artifact.request:
+        # Named by the request's number; the finding's location under it (SARIF §3.33).
+        number = artifact.request.split(" ", 1)[0]
+        at += f" in request {artifact.request}"
+        logical = [
+            {
+                "name": number,
+                "fullyQualifiedName": f"{number}:{finding.location}",
+                "kind": "object",
+            }
+        ]
     result: dict[str, object] = {
         "ruleId": finding.rule,
         "level": _LEVELS[finding.action],
-        "message": {
-            "text": f"{finding.explanation} ({finding.role} at {finding.location}).{evidence}"
-        },
-        "locations": [
-            {
-                "physicalLocation": physical,
-                "logicalLocations": [{"fullyQualifiedName": finding.location}],
-            }
-        ],
+        "message": {"text": f"{finding.explanation} ({at}).{evidence}"},
+        "locations": [{"physicalLocation": physical, "logicalLocations": logical}],
     }
     if finding.rule in rule_index:
         result["ruleIndex"] = rule_index[finding.rule]

@@ -3,6 +3,7 @@ exit status, ``--format``, ``--version`` and ``python -m kanta_guard``."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -309,3 +310,353 @@ def test_no_raw_code_in_any_format(
     captured = capsys.readouterr()
     assert REAL not in captured.out + captured.err
     assert "******-****" in captured.out
+
+
+# --- recorded traffic: HAR and mitmproxy flow files -------------------------------------------
+
+SARIF_SCHEMA_FILE = Path(__file__).parent / "fixtures" / "sarif" / "sarif-schema-2.1.0.json"
+
+
+def har_file(path: Path, *requests: tuple[str, str, dict[str, str], str | None]) -> Path:
+    """A HAR file of ``(method, url, headers, body)`` requests, written at ``path``."""
+    entries = []
+    for method, url, headers, body in requests:
+        request: dict[str, object] = {
+            "method": method,
+            "url": url,
+            "httpVersion": "HTTP/1.1",
+            "headers": [{"name": k, "value": v} for k, v in headers.items()],
+            "queryString": [],
+            "cookies": [],
+            "headersSize": -1,
+            "bodySize": len(body.encode()) if body is not None else 0,
+        }
+        if body is not None:
+            request["postData"] = {"mimeType": headers.get("Content-Type", ""), "text": body}
+        entries.append({"request": request, "response": {}})
+    path.write_text(json.dumps({"log": {"version": "1.2", "entries": entries}}), "utf-8")
+    return path
+
+
+def patient_json(code: str) -> str:
+    """A FHIR Patient with one HETU identifier."""
+    identifier = [{"system": "urn:oid:1.2.246.21", "value": code}]
+    return json.dumps({"resourceType": "Patient", "identifier": identifier})
+
+
+def flows_file(path: Path, *requests: tuple[str, dict[str, str], bytes]) -> Path:
+    """A flow file (mitmproxy's FlowWriter, as ``mitmdump -w``) of ``(path, headers, body)``."""
+    from mitmproxy import io as mitmio
+    from mitmproxy.test import tflow
+
+    with path.open("wb") as out:
+        writer = mitmio.FlowWriter(out)
+        for target, headers, body in requests:
+            flow = tflow.tflow(resp=True)
+            flow.request.method = "POST" if body else "GET"
+            flow.request.path = target
+            flow.request.headers.update(headers)
+            flow.request.raw_content = body
+            writer.add(flow)
+    return path
+
+
+@pytest.fixture
+def campaign(tmp_path: Path) -> Path:
+    """A folder with one HAR (a clean GET, a real code in the query, one in a FHIR body) and one
+    flow file (a clean GET, a real code in a header)."""
+    root = tmp_path / "campaign"
+    root.mkdir()
+    har_file(
+        root / "browser.har",
+        ("GET", f"https://fhir.test.invalid/Patient?identifier={TEST}", {}, None),
+        ("GET", f"https://fhir.test.invalid/Patient?identifier={REAL}", {}, None),
+        (
+            "POST",
+            "https://fhir.test.invalid/Patient",
+            {"Content-Type": "application/fhir+json"},
+            patient_json(REAL),
+        ),
+    )
+    flows_file(
+        root / "proxy.flows",
+        ("/metadata", {}, b""),
+        ("/Patient", {"X-Patient": REAL}, b""),
+    )
+    return root
+
+
+def test_recordings_one_result_per_request(
+    capsys: pytest.CaptureFixture[str], policy: list[str], campaign: Path
+) -> None:
+    """A HAR and a flow file give one result per request, named FILE#N METHOD URL with the
+    URL masked; the summary counts files, recordings and requests."""
+    assert main(["scan", *policy, str(campaign)]) == 1
+    out = capsys.readouterr().out
+    har = campaign / "browser.har"
+    flows = campaign / "proxy.flows"
+    heads = [line for line in out.splitlines() if line.startswith(("PASS", "BLOCK"))]
+    assert heads == [
+        f"PASS   {har}#1 GET https://fhir.test.invalid/Patient?identifier=…",
+        f"BLOCK  {har}#2 GET https://fhir.test.invalid/Patient?identifier=…",
+        f"BLOCK  {har}#3 POST https://fhir.test.invalid/Patient",
+        f"PASS   {flows}#1 GET http://address:22/metadata",
+        f"BLOCK  {flows}#2 GET http://address:22/Patient",
+    ]
+    assert "url:query:identifier" in out and "header:X-Patient" in out
+    assert out.splitlines()[-1] == (
+        "kanta-guard: 2 files (2 recordings, 5 requests) scanned: "
+        "2 passed, 0 warned, 3 blocked, 0 unreadable"
+    )
+    assert REAL not in out
+
+
+def test_recordings_in_json(
+    capsys: pytest.CaptureFixture[str], policy: list[str], campaign: Path
+) -> None:
+    """The json output has an object per request (its file, number, method and masked URL)."""
+    assert main(["scan", "--format", "json", *policy, str(campaign)]) == 1
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert out["summary"] == {
+        "files": 2,
+        "recordings": 2,
+        "requests": 5,
+        "passed": 2,
+        "warned": 0,
+        "blocked": 3,
+        "unreadable": 0,
+    }
+    second = out["files"][1]
+    assert second["file"] == str(campaign / "browser.har") and second["request"] == 2
+    assert second["method"] == "GET" and second["verdict"] == "block"
+    assert second["url"] == "https://fhir.test.invalid/Patient?identifier=…"
+    assert second["findings"][0]["location"] == "url:query:identifier"
+    assert REAL not in captured.out + captured.err
+
+
+def test_recordings_in_sarif(
+    capsys: pytest.CaptureFixture[str], policy: list[str], campaign: Path
+) -> None:
+    """In SARIF the artifact is the recording and each result's logical location names the
+    request (#N); the log validates against the SARIF 2.1.0 schema."""
+    assert main(["scan", "--format", "sarif", *policy, str(campaign)]) == 1
+    captured = capsys.readouterr()
+    log = json.loads(captured.out)
+    results = log["runs"][0]["results"]
+    where = [
+        (
+            r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+            r["locations"][0]["logicalLocations"][0]["name"],
+            r["locations"][0]["logicalLocations"][0]["fullyQualifiedName"],
+        )
+        for r in results
+    ]
+    assert where == [
+        ("browser.har", "#2", "#2:url:query:identifier"),
+        ("browser.har", "#3", "#3:/identifier/0/value"),
+        ("proxy.flows", "#2", "#2:header:X-Patient"),
+    ]
+    assert "in request #3 POST https://fhir.test.invalid/Patient" in results[1]["message"]["text"]
+    assert REAL not in captured.out
+    import jsonschema
+
+    schema = json.loads(SARIF_SCHEMA_FILE.read_text("utf-8"))
+    jsonschema.Draft4Validator(schema, format_checker=jsonschema.FormatChecker()).validate(log)
+
+
+def test_a_corrupt_flow_file_exits_2(
+    capsys: pytest.CaptureFixture[str], policy: list[str], campaign: Path
+) -> None:
+    """A flow file cut short: the flows before the cut are still judged (and the block
+    reported), the file is one unreadable result, and the exit status is 2; in SARIF it is a
+    tool notification and the log still validates."""
+    flows = campaign / "proxy.flows"
+    data = flows.read_bytes()
+    flows.write_bytes(data[: len(data) - 30])
+    (campaign / "browser.har").unlink()
+    assert main(["scan", *policy, str(flows)]) == 2
+    captured = capsys.readouterr()
+    assert f"ERROR  {flows}: not a readable flow file after flow 1" in captured.err
+    assert captured.out.splitlines()[-1].endswith("1 passed, 0 warned, 0 blocked, 1 unreadable")
+    garbage = campaign / "garbage.mitm"
+    garbage.write_bytes(b"this is not a flow file")
+    assert main(["scan", "--format", "sarif", *policy, str(garbage)]) == 2
+    log = json.loads(capsys.readouterr().out)
+    invocation = log["runs"][0]["invocations"][0]
+    assert invocation["executionSuccessful"] is False
+    assert (
+        "not a readable flow file" in invocation["toolExecutionNotifications"][0]["message"]["text"]
+    )
+    import jsonschema
+
+    schema = json.loads(SARIF_SCHEMA_FILE.read_text("utf-8"))
+    jsonschema.Draft4Validator(schema).validate(log)
+
+
+def test_what_a_har_lost_is_unreadable(
+    capsys: pytest.CaptureFixture[str], policy: list[str], tmp_path: Path
+) -> None:
+    """A HAR request whose body was omitted is an unreadable result (exit 2), named by its
+    request; a HAR with no entries is no request to scan (exit 2); a .har that is no HAR is
+    an unreadable file."""
+    path = tmp_path / "lost.har"
+    path.write_text(
+        json.dumps(
+            {
+                "log": {
+                    "entries": [
+                        {
+                            "request": {
+                                "method": "POST",
+                                "url": "https://a.invalid/x",
+                                "headers": [],
+                                "bodySize": 500,
+                            }
+                        }
+                    ]
+                }
+            }
+        ),
+        "utf-8",
+    )
+    assert main(["scan", *policy, str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"ERROR  {path}#1 POST https://a.invalid/x: the HAR omits the body" in err
+    assert main(["scan", "--format", "sarif", *policy, str(path)]) == 2
+    log = json.loads(capsys.readouterr().out)
+    (notification,) = log["runs"][0]["invocations"][0]["toolExecutionNotifications"]
+    assert notification["message"]["text"].startswith("cannot read request #1 POST")
+    assert notification["locations"][0]["logicalLocations"][0]["name"] == "#1"
+    import jsonschema
+
+    schema = json.loads(SARIF_SCHEMA_FILE.read_text("utf-8"))
+    jsonschema.Draft4Validator(schema).validate(log)
+    har_file(path)
+    assert main(["scan", *policy, str(path)]) == 2
+    assert "no request to scan in the recordings of" in capsys.readouterr().err
+    path.write_text("{not json", "utf-8")
+    assert main(["scan", "--format", "json", *policy, str(path)]) == 2
+    out = json.loads(capsys.readouterr().out)
+    assert out["files"][0]["error"].startswith("not a HAR file: JSON parse error")
+
+
+def test_flow_files_are_sniffed(
+    capsys: pytest.CaptureFixture[str], policy: list[str], campaign: Path
+) -> None:
+    """A flow file under another name is recognised by its first bytes; --content-type (every
+    file is a body of that type) turns the sniffing off."""
+    sniffed = campaign / "recording.dump"
+    (campaign / "proxy.flows").rename(sniffed)
+    (campaign / "browser.har").unlink()
+    assert main(["scan", "--format", "json", *policy, str(campaign)]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["summary"]["requests"] == 2
+    assert [entry["path"] for entry in out["files"]] == [
+        f"{sniffed}#1 GET http://address:22/metadata",
+        f"{sniffed}#2 GET http://address:22/Patient",
+    ]
+    code, paths, summary = scanned(capsys, policy, "--content-type", "text/plain", str(campaign))
+    assert (code, paths) == (1, ["recording.dump"]) and "requests" not in summary
+    # A text that only starts like a flow file (digits, a colon, "}" where the length ends) and
+    # does not read as one is scanned as the text it is: its code still blocks.
+    sniffed.unlink()
+    lookalike = campaign / "notes.log"
+    lookalike.write_text("12:abcdefghijkl} meeting notes\n" + f"hetu {REAL}\n", "utf-8")
+    code, paths, summary = scanned(capsys, policy, str(campaign))
+    assert (code, paths) == (1, ["notes.log"]) and "requests" not in summary
+
+
+# --- the progress line ------------------------------------------------------------------------
+
+
+def run_on_a_pty(args: list[str], env: dict[str, str]) -> tuple[int, str, bytes]:
+    """``kanta-guard`` in a child whose stderr is a pseudo-terminal and stdout a pipe: its exit
+    status, stdout and everything written to the terminal."""
+    import pty
+    import select
+
+    main_fd, child_fd = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kanta_guard", *args],
+        stdout=subprocess.PIPE,
+        stderr=child_fd,
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
+    os.close(child_fd)
+    terminal = b""
+    assert process.stdout is not None
+    out = b""
+    while True:
+        ready, _, _ = select.select([main_fd, process.stdout], [], [], 30)
+        assert ready, "the scan did not finish in 30 s"
+        if process.stdout in ready:
+            chunk = os.read(process.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            out += chunk
+        if main_fd in ready:
+            with contextlib.suppress(OSError):  # (the child closed the terminal)
+                terminal += os.read(main_fd, 65536)
+    code = process.wait(30)
+    while True:
+        ready, _, _ = select.select([main_fd], [], [], 0.2)
+        if not ready:
+            break
+        try:
+            chunk = os.read(main_fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        terminal += chunk
+    os.close(main_fd)
+    return code, out.decode(), terminal
+
+
+def test_progress_line_on_a_terminal(policy: list[str], tmp_path: Path) -> None:
+    """On a terminal, a long run draws a one-line progress indicator on stderr (carriage
+    return, counts, the rest of the line erased) and erases it at the end; stdout (json here)
+    holds none of it."""
+    root = tree(
+        tmp_path / "many",
+        {f"doc{n:03d}.txt": f"line {n}\n" for n in range(60)} | {"z.txt": f"hetu {REAL}\n"},
+    )
+    env = {**os.environ, "KANTA_GUARD_HASH_KEY": "kanta-guard-test-key-0123456789"}
+    env["TERM"] = "xterm"
+    code, out, terminal = run_on_a_pty(["scan", "--format", "json", *policy, str(root)], env)
+    assert code == 1, terminal
+    assert json.loads(out)["summary"]["files"] == 61 and "\r" not in out
+    text = terminal.decode()
+    assert "\rkanta-guard: " in text and " files scanned, " in text and "\x1b[K" in text
+    # Erased before the summary line, which stands alone on the terminal.
+    before, _, summary = text.rpartition("\r\x1b[K")
+    assert "files scanned, " in before
+    assert (
+        summary.strip()
+        == "kanta-guard: 61 files scanned: 60 passed, 0 warned, 1 blocked, 0 unreadable"
+    )
+    assert REAL not in text
+    # --no-progress: none of it.
+    code, out, terminal = run_on_a_pty(
+        ["scan", "--no-progress", "--format", "json", *policy, str(root)], env
+    )
+    assert code == 1 and "\r" not in terminal.decode().replace("\r\n", "\n")
+
+
+def test_no_progress_line_when_stderr_is_not_a_terminal(policy: list[str], tmp_path: Path) -> None:
+    """In a CI log (stderr a pipe) nothing but the summary line reaches stderr."""
+    root = tree(tmp_path / "many", {f"doc{n:03d}.txt": "x\n" for n in range(60)})
+    env = {**os.environ, "KANTA_GUARD_HASH_KEY": "kanta-guard-test-key-0123456789"}
+    done = subprocess.run(
+        [sys.executable, "-m", "kanta_guard", "scan", "--format", "json", *policy, str(root)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert done.returncode == 0
+    assert (
+        done.stderr
+        == "kanta-guard: 60 files scanned: 60 passed, 0 warned, 0 blocked, 0 unreadable\n"
+    )
