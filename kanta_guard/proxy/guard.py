@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -260,7 +261,14 @@ class HttpGuard:
                 raise exceptions.OptionsError(f"kanta-guard: {exc}") from exc
         count = options.kanta_guard_workers
         workers = (
-            WorkerPool(policy, key, count, options.kanta_guard_scan_timeout, registry)
+            WorkerPool(
+                policy,
+                key,
+                count,
+                options.kanta_guard_scan_timeout,
+                registry,
+                on_restart=state.stats.worker_restarted,
+            )
             if count
             else None
         )
@@ -498,10 +506,12 @@ class HttpGuard:
             return report
         state = self.state
         assert state.scanner is not None
+        started = time.perf_counter()
         if state.workers is not None and not _small(request):
             report = await state.workers.scan(request)
         else:
             report = state.scanner.scan(request)
+        state.stats.scanned(time.perf_counter() - started)
         return with_findings(report, *_refusals(flow))
 
     def _decide(self, flow: http.HTTPFlow, report: Report) -> None:
@@ -514,6 +524,10 @@ class HttpGuard:
         except Exception:
             logger.exception("kanta-guard: could not mark the flow")
         if report.verdict is Verdict.PASS:
+            # Counted once per request: warns and blocks from their log record, and a CONNECT
+            # that opens a tunnel not at all (the requests inside it are counted).
+            if flow.request.method != "CONNECT":
+                self.state.stats.passed()
             return
         written = self._record(flow, report)
         if report.verdict is Verdict.WARN:

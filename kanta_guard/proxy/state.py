@@ -18,6 +18,7 @@ from ..idcode import mask_text
 from ..pipeline import Scanner
 from ..policy import Policy
 from ..registry import Registry
+from ..stats import Stats
 from ..worker import WorkerPool
 
 __all__ = ["GuardState"]
@@ -49,6 +50,8 @@ class GuardState:
     rotation_error: str | None = None
     #: True while the proxy starts (see :meth:`_report`).
     starting: bool = False
+    #: Counters since start (the status page and the metrics read them).
+    stats: Stats = field(default_factory=Stats)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -73,6 +76,9 @@ class GuardState:
         A failed rotation still writes the record (see :class:`EventLog`): that is reported but
         is no write failure. Any other error marks the log as failing until a write succeeds.
         """
+        if "event" not in record:
+            # Counted whether or not it can be written: the request was judged either way.
+            self.stats.recorded(record)
         if self.log is None:
             return False
         try:
@@ -107,6 +113,7 @@ class GuardState:
     def status(self) -> dict[str, object]:
         """The guard's status as plain data (the status page, ``kanta_guard.status``)."""
         policy = self.policy
+        stats = self.stats.snapshot()
         return {
             "ready": self.ready,
             "reason": None if self.ready else self.why_not_ready(),
@@ -128,11 +135,36 @@ class GuardState:
                 "required": policy.log.required if policy is not None else True,
             },
             "workers": 0 if self.workers is None else self.workers.size,
+            "worker_health": self._worker_health(stats.worker_restarts),
+            "registry": None
+            if self.registry is None
+            else {
+                "path": mask_text(str(self.registry.path or "")),
+                "identities": len(self.registry),
+                "digest": self.registry.digest,
+                "bytes": None if self.registry_stamp is None else self.registry_stamp[1],
+            },
+            "testing": None if policy is None else str(policy.testing),
+            "stats": stats.as_dict(),
+        }
+
+    def _worker_health(self, restarts: int) -> dict[str, object]:
+        """How many scan workers are configured and running (they start with the proxy; one
+        that failed is replaced when next needed), and how many have been replaced."""
+        workers = self.workers
+        configured = 0 if workers is None else workers.size
+        running = 0 if workers is None else len(workers.pids)
+        return {
+            "configured": configured,
+            "running": running,
+            "restarts": restarts,
+            "scanning_in_proxy": workers is None,
         }
 
     # -- health ---------------------------------------------------------------------------------
 
     def _write_failed(self, exc: BaseException) -> None:
+        self.stats.log_failed()
         reason = _reason(exc)
         with self._lock:
             first = self.log_error is None
