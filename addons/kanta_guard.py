@@ -6,7 +6,8 @@ kanta_guard_log=FILE``, ``kanta_guard_workers``, ``kanta_guard_scan_timeout``.
 Loaded as a script, the guard sits in the middle of mitmproxy's addon chain, before
 ``modify_body``, ``map_remote`` and the like: it refuses to start when one of those is set (it
 could not judge what they change). ``kanta-guard run``/``web`` place it last and have no such
-limit; prefer them.
+limit; prefer them. The addons live in the package (:mod:`kanta_guard.proxy.script`); this file
+only finds them, in the checkout beside it when the package is not installed.
 """
 
 from __future__ import annotations
@@ -19,10 +20,9 @@ _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from kanta_guard.proxy import quiet  # noqa: E402
-from kanta_guard.proxy.launch import addons as _addons  # noqa: E402
-from kanta_guard.proxy.state import GuardState  # noqa: E402
+from kanta_guard.proxy.script import load, make_addons  # noqa: E402
 
-# mitmproxy's own output (log lines, error pages, the flow dumper) never shows a raw value.
-quiet.install()
-addons = _addons(GuardState())
+__all__ = ["addons", "load"]
+
+# Built here, not imported: a script mitmproxy reloads gets fresh addons.
+addons = make_addons()

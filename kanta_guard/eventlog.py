@@ -147,8 +147,23 @@ class EventLog:
         self.backups = backups
         self._lock = threading.Lock()
         self._closed = False
+        # One line naming the path and what is wrong with it: start-up stops on it.
+        parent = self.path.parent
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            reason = (
+                "a file of that name is in the way"
+                if isinstance(exc, FileExistsError)
+                else exc.strerror or type(exc).__name__
+            )
+            raise PolicyError(
+                f"cannot open event log {shown}: cannot make its folder "
+                f"{mask_text(str(parent))}: {reason}"
+            ) from None
+        if self.path.is_dir():
+            raise PolicyError(f"cannot open event log {shown}: it is a folder, not a file")
+        try:
             self._file: io.BufferedWriter | None = self._open()
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__

@@ -23,6 +23,7 @@ from .dicom.settings import DicomSettings
 from .errors import PolicyError
 from .idcode import mask_text
 from .model import Action
+from .paths import policy_log_path
 from .rules import REGISTRY_STRICT, RULES
 
 __all__ = [
@@ -380,7 +381,9 @@ def _positive_int(value: Any, name: str, where: str) -> int:
 
 def parse_policy(text: str, source: str = "<policy>", source_dir: Path | None = None) -> Policy:
     """Parse a policy file's text, layered over the embedded default. A relative registry path
-    is taken from ``source_dir`` (the policy file's folder), else the working directory."""
+    is taken from ``source_dir`` (the policy file's folder), else the working directory; a
+    relative log path from ``source_dir``, else the per-user log folder
+    (:func:`kanta_guard.paths.policy_log_path`): ``log.path`` is always absolute."""
     try:
         user = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -451,8 +454,11 @@ def parse_policy(text: str, source: str = "<policy>", source_dir: Path | None = 
                 f"{_where(source, text, key, 'log')}: log.{key} must be true or false, "
                 f"not {log_raw[key]!r}"
             )
+    # A relative path the policy file sets is beside the file; the embedded default's (and one
+    # in text read with no folder) is in the per-user log folder, never the working directory.
+    log_set_here = isinstance(user.get("log"), dict) and "path" in user["log"]
     log = LogSettings(
-        path=Path(log_raw["path"]).expanduser(),
+        path=policy_log_path(log_raw["path"], source_dir if log_set_here else None),
         max_bytes=_positive_int(
             log_raw["max_bytes"], "log.max_bytes", _where(source, text, "max_bytes", "log")
         ),

@@ -1,15 +1,27 @@
-"""Tests for kanta_guard.cli: ``scan`` on the shared corpus and on fixtures, exit codes, JSON."""
+"""Tests for kanta_guard.cli: ``scan`` on the shared corpus and on fixtures, exit codes, JSON;
+``run``: its settings, per-user state, start-up lines, unknown options and unusable logs."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from conftest import corpus_dir
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 from helpers import REAL, cda, identity_policy_file
 
 from kanta_guard.cli import _parser, guard_settings, main
+from kanta_guard.cli.proxy import check_settings
+from kanta_guard.proxy.launch import startup_lines, unknown_options
 
 #: The verdicts the corpus README lists for each file (identity-code and certificate rules).
 CORPUS_VERDICTS = {
@@ -236,3 +248,232 @@ def test_a_missing_trust_anchors_folder_stops_start_up(
     (tmp_path / "anchors").mkdir()
     assert main(["run", "--policy", str(policy), "--log", str(tmp_path / "l.jsonl")]) == 2
     assert "anchors" in capsys.readouterr().err
+
+
+# --- starting the proxy: per-user state, start-up lines, unknown options, the log -----------------
+
+
+def _proxy_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a proxy started here: no proxies, per-user folders in tmp."""
+    env = {k: v for k, v in os.environ.items() if k.lower() not in _PROXY_VARS}
+    env.update(
+        XDG_STATE_HOME=str(tmp_path / "state"),
+        XDG_DATA_HOME=str(tmp_path / "data"),
+        XDG_CONFIG_HOME=str(tmp_path / "config"),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+_PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class _Started:
+    """How a proxy start went: its exit status (None: it listened and was stopped), output."""
+
+    returncode: int | None
+    stdout: str
+    stderr: str
+
+
+def _start(argv: list[str], cwd: Path, env: dict[str, str], timeout: float = 30.0) -> _Started:
+    """``python -m kanta_guard run …`` in ``cwd``: wait until it listens (then SIGTERM it) or
+    exits; never leaves it running."""
+    port = _free_port()
+    out, err = cwd / ".." / f"{cwd.name}.stdout", cwd / ".." / f"{cwd.name}.stderr"
+    command = [sys.executable, "-m", "kanta_guard", *argv, "--listen-port", str(port)]
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=stdout, stderr=stderr)
+    listened = False
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    listened = True
+                    break
+            except OSError:
+                time.sleep(0.1)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(15)
+    return _Started(
+        None if listened else process.returncode,
+        out.read_text("utf-8", "replace"),
+        err.read_text("utf-8", "replace"),
+    )
+
+
+@pytest.mark.e2e
+def test_start_in_an_empty_folder_leaves_it_empty(tmp_path: Path) -> None:
+    """``run`` on the embedded default policy, started in an empty folder: the CA (named for
+    kanta-guard) and the log go to the per-user state folder, start-up names both and the
+    policy on stderr with absolute paths, and the folder stays empty."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    started = _start(["run", "--workers", "1"], cwd, _proxy_env(tmp_path))
+    assert started.returncode is None, started.stderr
+    state = tmp_path / "state" / "kanta-guard"
+    ca = state / "ca" / "mitmproxy-ca-cert.pem"
+    log = state / "log" / "kanta-guard-blocked.jsonl"
+    assert ca.is_file() and log.is_file()
+    cert = x509.load_pem_x509_certificate(ca.read_bytes())
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "kanta-guard"
+    assert cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == "kanta-guard"
+    lines = started.stderr.splitlines()
+    assert f"  log:          {log}" in lines
+    assert any(line.startswith(f"  CA:           {ca} ") for line in lines)
+    assert "  policy:       embedded default policy" in lines
+    assert "  scan workers: 1" in lines
+    assert list(cwd.iterdir()) == []
+
+
+@pytest.mark.e2e
+def test_ca_is_kept_across_starts(tmp_path: Path) -> None:
+    """A second start keeps the CA the first made (clients trust it once)."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    env = _proxy_env(tmp_path)
+    confdir = tmp_path / "conf"
+    assert _start(["run", "--confdir", str(confdir)], cwd, env).returncode is None
+    first = (confdir / "mitmproxy-ca-cert.pem").read_bytes()
+    assert _start(["run", "--set", f"confdir={confdir}"], cwd, env).returncode is None
+    assert (confdir / "mitmproxy-ca-cert.pem").read_bytes() == first
+    assert not (tmp_path / "state" / "kanta-guard" / "ca").exists()
+
+
+def test_confdir_given_twice_differently_stops_start_up(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """``--confdir A --set confdir=B`` is a usage error (exit 2), before anything starts."""
+    code = main(["run", "--confdir", str(tmp_path / "a"), "--set", f"confdir={tmp_path / 'b'}"])
+    assert code == 2
+    assert "confdir is given twice" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_a_policy_relative_log_is_beside_the_policy(tmp_path: Path) -> None:
+    """``--policy`` with a relative ``log.path``: the log the check opens is beside the policy
+    file, not in the working directory."""
+    folder = tmp_path / "policies"
+    folder.mkdir()
+    policy = folder / "p.toml"
+    policy.write_text('[log]\npath = "logs/b.jsonl"\n', "utf-8")
+    check_settings({"kanta_guard_policy": str(policy)})
+    assert (folder / "logs" / "b.jsonl").is_file()
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("option", "named"),
+    [
+        ("client_cert=/nonexistent.pem", "client_cert (did you mean client_certs?)"),
+        ("ssl_verify_upstream_trusted_cas=/x.pem", "did you mean ssl_verify_upstream_trusted_ca?"),
+        ("no_such_option_at_all=1", "unknown option: no_such_option_at_all;"),
+    ],
+)
+def test_unknown_option_stops_start_up(tmp_path: Path, option: str, named: str) -> None:
+    """An option name nobody declared (a typo of one that secures the connection) stops
+    start-up with exit 2 and one line naming it; the proxy never listens."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    started = _start(["run", "--set", option], cwd, _proxy_env(tmp_path))
+    assert started.returncode == 2, started.stderr
+    errors = [line for line in started.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and named in errors[0], started.stderr
+    assert "Traceback" not in started.stderr + started.stdout
+
+
+@pytest.mark.e2e
+def test_an_option_a_script_declares_is_known(tmp_path: Path) -> None:
+    """``-s script.py`` that declares an option: ``--set`` of it is not unknown."""
+    script = tmp_path / "declares.py"
+    script.write_text(
+        "class Declares:\n"
+        "    def load(self, loader):\n"
+        "        loader.add_option('kg_test_declared', int, 0, 'declared by a test script')\n"
+        "\n"
+        "addons = [Declares()]\n",
+        "utf-8",
+    )
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    argv = ["run", "-s", str(script), "--set", "kg_test_declared=3"]
+    started = _start(argv, cwd, _proxy_env(tmp_path))
+    assert started.returncode is None, started.stderr
+
+
+@pytest.mark.parametrize(
+    ("where", "says"),
+    [
+        ("{tmp}", "it is a folder, not a file"),
+        ("/", "it is a folder, not a file"),
+        ("{tmp}/a-file/log.jsonl", "cannot make its folder {tmp}/a-file: a file of that name"),
+        ("/proc/nope/x.jsonl", "cannot make its folder /proc/nope"),
+    ],
+)
+def test_unusable_log_path_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, where: str, says: str
+) -> None:
+    """A log path that cannot be used is one line naming it and why (exit 2), no traceback."""
+    (tmp_path / "a-file").write_text("")
+    path = where.format(tmp=tmp_path)
+    assert main(["run", "--log", path]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("kanta-guard: error: cannot open event log")
+    assert says.format(tmp=tmp_path) in err
+
+
+def test_unknown_options_message() -> None:
+    """The unknown-option line lists each name once, sorted, with a close match if any."""
+    known = ["client_certs", "confdir"]
+    assert unknown_options([], known) is None
+    line = unknown_options(["zzz", "client_cert"], known)
+    assert line == (
+        "kanta-guard: error: unknown options: client_cert (did you mean client_certs?), zzz; "
+        "`kanta-guard run --options` lists every option"
+    )
+
+
+def test_startup_lines_mask_what_they_show(tmp_path: Path) -> None:
+    """Start-up lines name the paths as given (absolute), masked: a code in a path never shows."""
+    lines = startup_lines(
+        tool="mitmdump",
+        policy=f"/p/{REAL}.toml",
+        log=tmp_path / "log.jsonl",
+        ca_cert=tmp_path / "ca.pem",
+        workers=0,
+    )
+    text = "\n".join(lines)
+    assert REAL not in text and "******-****" in text
+    assert f"  log:          {tmp_path / 'log.jsonl'}" in lines
+    assert "  scan workers: 0 (scans on the proxy's thread)" in lines
+
+
+def test_scan_in_an_empty_folder_leaves_it_empty(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``scan`` of a dirty and a clean file, run in an empty folder, writes nothing there."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "dirty.xml").write_text(cda(patient=REAL), "utf-8")
+    (files / "clean.xml").write_text(cda(), "utf-8")
+    monkeypatch.chdir(cwd)
+    assert main(["scan", str(files / "dirty.xml")]) == 1
+    assert main(["scan", str(files / "clean.xml")]) == 0
+    capsys.readouterr()
+    assert list(cwd.iterdir()) == []

@@ -13,13 +13,11 @@ from ..errors import PolicyError
 from ..eventlog import EventLog
 from ..idcode import mask_text
 from ..masking import load_key
+from ..paths import ca_dir
 from ..registry import RegistryError, load_registry
 from .common import EXIT_ERROR, load, non_negative, testing_arguments, with_testing
 
 __all__ = ["add", "check_settings", "guard_settings", "run"]
-
-ROOT = Path(__file__).resolve().parent.parent.parent
-CERTS = ROOT / "certs"
 
 
 def add(sub: Any) -> None:
@@ -45,8 +43,8 @@ def add(sub: Any) -> None:
         proxy.add_argument(
             "--confdir",
             type=Path,
-            default=CERTS,
-            help="where the proxy's CA lives (default: %(default)s)",
+            help="where the proxy's CA lives, created on first start (default: the per-user "
+            f"state folder, {ca_dir()})",
         )
         proxy.add_argument(
             "--workers",
@@ -164,21 +162,57 @@ def check_settings(settings: dict[str, str]) -> None:
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     try:
         settings, rest = guard_settings(args, extra)
+        confdir, rest = _confdir(args.confdir, rest)
+        for name in ("kanta_guard_policy", "kanta_guard_log"):
+            if settings.get(name):  # (taken from here: the working directory of the start)
+                settings[name] = str(Path(settings[name]).expanduser().absolute())
         check_settings(settings)
     except _Usage as exc:
         print(f"kanta-guard: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    args.confdir.mkdir(parents=True, exist_ok=True)
+    from ..proxy.launch import ensure_ca, run_tool
+
+    try:
+        ensure_ca(confdir)
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        shown = mask_text(str(confdir))
+        print(f"kanta-guard: error: cannot create the CA in {shown}: {reason}", file=sys.stderr)
+        return EXIT_ERROR
     tool_args = [
         "--listen-host", args.listen_host,
         "--listen-port", str(args.listen_port),
         "--mode", args.mode,
-        "--set", f"confdir={args.confdir}",
+        "--set", f"confdir={confdir}",
     ]  # fmt: skip
     tool = "mitmdump"
     if args.command == "web":
         tool = "mitmweb"
         tool_args += ["--set", "web_open_browser=false"]
-    from ..proxy.launch import run_tool
-
     return run_tool(tool, tool_args + rest, settings)
+
+
+def _confdir(flag: Path | None, rest: list[str]) -> tuple[Path, list[str]]:
+    """The confdir (absolute) from ``--confdir`` or mitmproxy's ``--set confdir=…``, else the
+    per-user default; ``rest`` without the latter (the CA is made there before mitmproxy
+    starts, so both spellings are one option, as for the guard's own)."""
+    given: list[str] = []
+    kept: list[str] = []
+    items = iter(rest)
+    for arg in items:
+        if arg == "--set" or arg.startswith("--set="):
+            spec = arg[len("--set=") :] if arg.startswith("--set=") else next(items, "")
+            name, _, value = spec.partition("=")
+            if name == "confdir":
+                given.append(value)
+                continue
+            kept += ["--set", spec]
+            continue
+        kept.append(arg)
+    chosen = {Path(v).expanduser().absolute() for v in given}
+    if flag is not None:
+        chosen.add(flag.expanduser().absolute())
+    if len(chosen) > 1:
+        raise _Usage("confdir is given twice with different values; give it once")
+    confdir = chosen.pop() if chosen else ca_dir()
+    return confdir.absolute(), kept

@@ -45,7 +45,8 @@ PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "ftp_proxy")
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """The environment without any proxy settings, plus ``extra``."""
+    """The environment without any proxy settings, plus ``extra``. (The per-user folders,
+    ``XDG_*``, are tmp ones already: ``tests/conftest.py`` sets them for the session.)"""
     env = {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARS}
     env.update(extra)
     return env
@@ -263,6 +264,8 @@ class Proxy:
         return clean_env(
             KANTA_GUARD_HASH_KEY=HASH_KEY,
             XDG_STATE_HOME=str(self.workdir / "state"),
+            XDG_DATA_HOME=str(self.workdir / "data"),
+            XDG_CONFIG_HOME=str(self.workdir / "config"),
             PYTHONUNBUFFERED="1",
         )
 

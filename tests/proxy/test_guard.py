@@ -74,6 +74,9 @@ def test_clean_flow_passes_untouched(guard) -> None:  # type: ignore[no-untyped-
     assert not f.marked
     assert f.request.raw_content == before
     assert f.metadata["kanta_guard"]["verdict"] == "pass"
+    # The comment says the guard looked: the identity fields and test codes it recognised.
+    assert f.comment.startswith("pass · 7 identity fields · test codes ")
+    assert "+6 more" in f.comment
     assert records(log) == []
 
 
@@ -88,7 +91,8 @@ def test_blocked_flow_is_answered_marked_logged_and_redacted(guard) -> None:  # 
     assert f.response.headers["X-Kanta-Guard-Rules"] == "hetu.real"
     assert b"Envelope" in f.response.content and b"hetu.real" in f.response.content
     assert f.marked == MARK_BLOCKED
-    assert f.comment.startswith("kanta-guard block: hetu.real at ")
+    # Why first (the rule and the role), then the verdict, the location last.
+    assert f.comment.startswith("hetu.real (patient) · block · at /")
     found = records(log)
     assert len(found) == 1 and found[0]["verdict"] == "block"
     # The request kept in mitmweb no longer holds the code, even inside Base64: body withheld.
@@ -222,8 +226,10 @@ def test_addon_script_loads_on_its_own() -> None:
             "ServerCertGuard",
             "OwnClientCert",
             "PresentedClientCert",
+            "UpstreamErrors",
             "ConnectionGuard",
             "DimseGuard",
+            "Metrics",
             "Status",
             "HttpGuard",
         ]

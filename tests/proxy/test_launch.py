@@ -24,7 +24,7 @@ def test_guard_judges_last_and_redacts_first(tmp_path: Path) -> None:
     master, state = asyncio.run(build())
     names = [type(a).__name__ for a in traverse(master.addons.chain)]
     assert names[0] == "Redactor"
-    assert names[-4:] == ["ConnectionGuard", "DimseGuard", "Status", "HttpGuard"]
+    assert names[-5:] == ["ConnectionGuard", "DimseGuard", "Metrics", "Status", "HttpGuard"]
     assert names.index("ModifyBody") < names.index("HttpGuard")
     assert names.index("Redactor") < min(names.index("Save"), names.index("Dumper"))
     assert state.ready  # configured at once from the settings, before the proxy listens
