@@ -11,14 +11,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from . import proxy, registry, report, scan
+from . import demo, proxy, registry, report, scan
 from .common import version
 from .proxy import guard_settings
 
 __all__ = ["guard_settings", "main", "version"]
 
 #: The subcommand modules, in the order ``--help`` lists them.
-_COMMANDS = (proxy, scan, report, registry)
+_COMMANDS = (proxy, scan, report, registry, demo)
 
 
 def _parser() -> argparse.ArgumentParser:
