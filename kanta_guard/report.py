@@ -619,6 +619,24 @@ def _number(value: int) -> str:
     return f"{value:,}"
 
 
+#: The columns of the files-read table (text and HTML).
+_FILE_COLUMNS = ("file", "lines", "requests", "events", "unreadable")
+
+
+def _file_rows(summary: Summary) -> list[list[str]]:
+    """The rows of the files-read table, one per file read."""
+    return [
+        [
+            f.path + (" (gzip)" if f.compressed else ""),
+            _number(f.lines),
+            _number(f.requests),
+            _number(f.events),
+            _number(f.unreadable),
+        ]
+        for f in summary.files
+    ]
+
+
 def _plural(value: int, noun: str) -> str:
     return f"{value:,} {noun}{'s' * (value != 1)}"
 
@@ -808,17 +826,8 @@ def render_text(summary: Summary) -> str:
     section(
         "Files",
         _text_table(
-            ("file", "lines", "requests", "events", "unreadable"),
-            [
-                [
-                    f.path + (" (gzip)" if f.compressed else ""),
-                    _number(f.lines),
-                    _number(f.requests),
-                    _number(f.events),
-                    _number(f.unreadable),
-                ]
-                for f in summary.files
-            ],
+            _FILE_COLUMNS,
+            _file_rows(summary),
             {1, 2, 3, 4},
         ),
     )
@@ -1113,17 +1122,8 @@ def render_html(summary: Summary) -> str:
     body += [
         '<section id="files"><h2>Files read</h2>',
         _html_table(
-            ("file", "lines", "requests", "events", "unreadable"),
-            [
-                [
-                    f.path + (" (gzip)" if f.compressed else ""),
-                    _number(f.lines),
-                    _number(f.requests),
-                    _number(f.events),
-                    _number(f.unreadable),
-                ]
-                for f in summary.files
-            ],
+            _FILE_COLUMNS,
+            _file_rows(summary),
             {1, 2, 3, 4},
             {0},
         ),

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-__all__ = ["CHROMIUM", "artifacts", "browser_page"]
+from .conftest import GuardProxy, free_port, listening
+
+__all__ = ["CHROMIUM", "artifacts", "browser_page", "start_dashboard"]
 
 #: The system's Chromium (Debian's package), or None when it is not installed.
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -72,3 +75,26 @@ def browser_page(*, proxy: str | None = None) -> Iterator[Any]:
             yield context.new_page()
         finally:
             browser.close()
+
+
+def start_dashboard(workdir: Path, password: str, *extra: str) -> GuardProxy:
+    """``kanta-guard web`` (one scan worker) on free ports with ``password`` as mitmweb's
+    token, waiting until the dashboard listens too; its port is ``guard.web_port``."""
+    web_port = free_port()
+    guard = GuardProxy(
+        workdir,
+        workdir / "blocked.jsonl",
+        [
+            "--workers", "1",
+            "--set", f"web_port={web_port}", "--set", f"web_password={password}",
+            *extra,
+        ],
+        tool="web",
+    )  # fmt: skip
+    guard.web_port = web_port  # type: ignore[attr-defined]
+    guard.start()
+    deadline = time.monotonic() + 15
+    while not listening(web_port) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert listening(web_port), guard.output()
+    return guard

@@ -11,7 +11,6 @@ Screenshots go to the test artefacts.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,13 +18,11 @@ import pytest
 import requests
 from helpers import REAL, TEST, cda
 
-from .browser import artifacts, browser_page
+from .browser import artifacts, browser_page, start_dashboard
 from .conftest import (
     LOOPBACK,
     GuardProxy,
     Upstream,
-    free_port,
-    listening,
     marker,
     requests_session,
 )
@@ -37,28 +34,6 @@ PASSWORD = "kanta-e2e-mitmweb-password"
 DEFAULT_COLUMNS = ["tls", "icon", "path", "method", "status", "size", "time"]
 #: The minor-patient CDA's patient code: the dirty request replaces it with a real one.
 PATIENT_CODE = "020516C903K"
-
-
-def start_web(workdir: Any, *extra: str) -> GuardProxy:
-    """``kanta-guard web`` on free ports, waiting until the dashboard listens too."""
-    web_port = free_port()
-    guard = GuardProxy(
-        workdir,
-        workdir / "blocked.jsonl",
-        [
-            "--workers", "1",
-            "--set", f"web_port={web_port}", "--set", f"web_password={PASSWORD}",
-            *extra,
-        ],
-        tool="web",
-    )  # fmt: skip
-    guard.web_port = web_port  # type: ignore[attr-defined]
-    guard.start()
-    deadline = time.monotonic() + 15
-    while not listening(web_port) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert listening(web_port), guard.output()
-    return guard
 
 
 def dashboard(guard: GuardProxy) -> str:
@@ -82,7 +57,7 @@ def options(guard: GuardProxy) -> dict[str, Any]:
 def web_guard(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterator[GuardProxy]:
     """The guard under mitmweb after a clean request, a blocked one and a blocked one without a
     body (the code in its query: paths ``…/clean``, ``…/dirty``, ``…/bodiless``)."""
-    guard = start_web(tmp_path_factory.mktemp("guard-mitmweb-browser"))
+    guard = start_dashboard(tmp_path_factory.mktemp("guard-mitmweb-browser"), PASSWORD)
     path = marker("mitmweb-browser")
     headers = {"Content-Type": "application/xml"}
     try:
@@ -196,7 +171,9 @@ def test_bodiless_blocked_request_opens_its_answer_in_the_guards_view(
 
 def test_a_users_own_columns_win(tmp_path_factory: pytest.TempPathFactory) -> None:
     """``--set web_columns=…`` on the command line is kept as given."""
-    guard = start_web(tmp_path_factory.mktemp("guard-mitmweb-columns"), "--set", "web_columns=path")
+    guard = start_dashboard(
+        tmp_path_factory.mktemp("guard-mitmweb-columns"), PASSWORD, "--set", "web_columns=path"
+    )
     try:
         assert options(guard)["web_columns"]["value"] == ["path"]
     finally:

@@ -8,7 +8,6 @@ token. Screenshots go to the test artefacts; the real code appears in neither pa
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,13 +16,11 @@ import pytest
 import requests
 from helpers import REAL, cda
 
-from .browser import artifacts, browser_page
+from .browser import artifacts, browser_page, start_dashboard
 from .conftest import (
     LOOPBACK,
     GuardProxy,
     Upstream,
-    free_port,
-    listening,
     marker,
     requests_session,
 )
@@ -36,22 +33,7 @@ PASSWORD = "kanta-e2e-status-password"
 @pytest.fixture(scope="module")
 def web_guard(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterator[GuardProxy]:
     """The guard under mitmweb (one scan worker) after one clean and one blocked request."""
-    workdir = tmp_path_factory.mktemp("guard-status-browser")
-    web_port = free_port()
-    guard = GuardProxy(
-        workdir,
-        workdir / "blocked.jsonl",
-        [
-            "--workers", "1",
-            "--set", f"web_port={web_port}", "--set", f"web_password={PASSWORD}",
-        ],
-        tool="web",
-    )  # fmt: skip
-    guard.web_port = web_port  # type: ignore[attr-defined]
-    guard.start()
-    deadline = time.monotonic() + 15
-    while not listening(web_port) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    guard = start_dashboard(tmp_path_factory.mktemp("guard-status-browser"), PASSWORD)
     path = marker("status-browser")
     with requests_session(guard) as client:
         headers = {"Content-Type": "application/xml"}
