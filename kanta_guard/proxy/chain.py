@@ -1,0 +1,119 @@
+"""The guard's addons as one entry of mitmproxy's chain, each hook handed to those that have it.
+
+Why: mitmproxy dispatches every event (a connection opened, a TLS hello, request headers, a
+request, ``update`` after each of them …) to every addon in its chain, one context manager, one
+coroutine and one attribute walk per addon and event, whether the addon has the hook or not.
+With the guard's addons each in the chain, that walk was the largest cost the guard added to a
+request it did not scan itself (py-spy on ``kanta-guard run`` under ``bench/benchmark.py``: the
+addon manager's dispatch 24 % of the proxy thread, against its share under plain mitmdump).
+Here each behaviour stays an addon of its own (its module, its hooks, its options and commands);
+only the dispatch is done once: mitmproxy sees one addon, which has exactly the hooks its
+members have, and calls each member's hook in chain order.
+
+The members are registered with mitmproxy as this addon's sub-addons (``addons``), so their
+``load`` hooks declare their options, their commands are collected and ``master.addons.get``
+finds each by name; then :meth:`GuardChain.registered` hides them from mitmproxy's walk, which
+would otherwise call them a second time.
+
+Errors are handled as mitmproxy's own dispatch does (``addonmanager.safecall``): a member's
+exception is logged and the next member still runs (the HTTP guard, which judges, catches its
+own: an error there blocks the request); ``AddonHalt`` and ``OptionsError`` (a refused option,
+which must stop start-up) pass through.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from mitmproxy import addonmanager, exceptions, hooks
+from mitmproxy.proxy import layers, server_hooks
+from mitmproxy.proxy.layers.http import _hooks as http_hooks
+
+__all__ = ["GuardChain"]
+
+logger = logging.getLogger("kanta_guard")
+
+#: Hooks mitmproxy calls during registration itself, through the sub-addons (``addons``).
+_AT_REGISTRATION = frozenset(("load",))
+# Every hook is known once the modules that declare them are imported (``hooks.all_hooks`` is
+# filled as their classes are defined): the addon manager's, the server's and every layer's.
+_DECLARED = (
+    addonmanager.LoadHook,
+    server_hooks.ServerConnectHook,
+    http_hooks.HttpRequestHook,
+    layers,
+)
+
+
+class GuardChain:
+    """One addon standing for ``members`` in mitmproxy's chain, in their order."""
+
+    name = "kanta_guard_chain"
+
+    def __init__(self, members: Sequence[object]) -> None:
+        #: Walked by mitmproxy while it registers this addon; removed by :meth:`registered`.
+        self.addons: list[object] = list(members)
+        self.members = tuple(members)
+        for hook in sorted(hooks.all_hooks):
+            if hook in _AT_REGISTRATION:
+                continue
+            funcs = [
+                func
+                for member in self.members
+                if callable(func := getattr(member, hook, None)) and not inspect.ismodule(func)
+            ]
+            if funcs:
+                setattr(self, hook, _dispatcher(hook, funcs))
+
+    def registered(self) -> None:
+        """The members are registered: from now on this addon alone hands them their hooks."""
+        del self.addons
+
+
+def _dispatcher(hook: str, funcs: list[Callable[..., Any]]) -> Callable[..., Any]:
+    """A hook that calls ``funcs`` in order, each one's error logged as mitmproxy would."""
+    if any(inspect.iscoroutinefunction(func) for func in funcs):
+
+        async def dispatch_async(*args: Any) -> None:
+            for func in funcs:
+                try:
+                    result = func(*args)
+                    if result is not None and inspect.isawaitable(result):
+                        await result
+                except (exceptions.AddonHalt, exceptions.OptionsError):
+                    raise
+                except Exception as exc:
+                    _failed(hook, func, exc)
+
+        dispatch_async.__name__ = hook
+        return dispatch_async
+
+    def dispatch(*args: Any) -> None:
+        for func in funcs:
+            try:
+                result = func(*args)
+                if result is not None and inspect.isawaitable(result):
+                    # (A plain function returning a coroutine: called from a sync context by
+                    # mitmproxy too, it could not be awaited there either.)
+                    raise TypeError(f"{hook} returned an awaitable from a plain function")
+            except (exceptions.AddonHalt, exceptions.OptionsError):
+                raise
+            except Exception as exc:
+                _failed(hook, func, exc)
+
+    dispatch.__name__ = hook
+    return dispatch
+
+
+def _failed(hook: str, func: Callable[..., Any], exc: Exception) -> None:
+    owner = getattr(func, "__self__", func)
+    logger.error(
+        "Addon error: %s (kanta-guard %s in %s)",
+        exc,
+        hook,
+        type(owner).__name__,
+        exc_info=(type(exc), exc, exc.__traceback__),
+    )
