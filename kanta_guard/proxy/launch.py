@@ -24,6 +24,10 @@ addons are placed around mitmproxy's own:
   so it acts only after the HTTP guard let a request pass): a request whose upstream is down or
   untrusted is answered in the client's protocol, not with mitmproxy's HTML page.
 
+Everything after the redactor stands in mitmproxy's chain as one
+:class:`~kanta_guard.proxy.chain.GuardChain`, which hands each hook to those of them that have
+it, in the order above (one dispatch per event instead of one per addon).
+
 Before mitmproxy brings up its servers, an option name no addon declared (``--set
 client_cert=…``) stops the start with exit 2, and the start prints where the log, the CA and the
 policy are (:func:`startup_lines`). The CA itself is the guard's own (:func:`ensure_ca`).
