@@ -14,6 +14,7 @@ import secrets
 from pathlib import Path
 
 from .errors import PolicyError
+from .paths import state_dir
 
 __all__ = ["KEY_ENV", "KeyedHasher", "default_key_file", "load_key"]
 
@@ -40,9 +41,9 @@ class KeyedHasher:
 
 
 def default_key_file() -> Path:
-    """``$XDG_STATE_HOME/kanta-guard/hash.key`` (``~/.local/state/...`` by default)."""
-    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "kanta-guard" / "hash.key"
+    """``hash.key`` in the per-user state folder, beside the CA's folder
+    (``$XDG_STATE_HOME/kanta-guard/hash.key`` on Linux: :func:`kanta_guard.paths.state_dir`)."""
+    return state_dir() / "hash.key"
 
 
 def load_key(key_file: Path | None = None) -> bytes:

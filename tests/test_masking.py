@@ -47,3 +47,14 @@ def test_short_key_file_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     path.write_bytes(b"abc")
     with pytest.raises(PolicyError, match="fewer than 16 bytes"):
         load_key(path)
+
+
+def test_default_key_file_is_beside_the_ca(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hash key lives in the per-user state folder, beside the CA's folder (the platform's
+    convention, by platformdirs: ``$XDG_STATE_HOME`` on Linux)."""
+    from kanta_guard import paths
+    from kanta_guard.masking import default_key_file
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    assert default_key_file() == tmp_path / "kanta-guard" / "hash.key"
+    assert default_key_file().parent == paths.ca_dir().parent
