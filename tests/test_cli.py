@@ -477,3 +477,29 @@ def test_scan_in_an_empty_folder_leaves_it_empty(
     assert main(["scan", str(files / "clean.xml")]) == 0
     capsys.readouterr()
     assert list(cwd.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("rest", "size"),
+    [
+        ([], 2048),
+        (["--set", "key_size=3072"], 3072),
+        (["--set=key_size=4096", "--set", "flow_detail=0"], 4096),
+        (["--set", "key_size=lots"], 2048),  # (mitmproxy refuses it by name)
+    ],
+)
+def test_the_ca_takes_mitmproxys_key_size(rest: list[str], size: int) -> None:
+    """The CA made before mitmproxy starts has the key size mitmproxy is given."""
+    from kanta_guard.cli.proxy import _key_size
+
+    assert _key_size(rest) == size
+
+
+def test_ensure_ca_makes_a_key_of_that_size(tmp_path: Path) -> None:
+    """``ensure_ca`` makes the CA with the key size asked for, once."""
+    from kanta_guard.proxy.launch import ensure_ca
+
+    assert ensure_ca(tmp_path, 3072) is True
+    cert = x509.load_pem_x509_certificate((tmp_path / "mitmproxy-ca-cert.pem").read_bytes())
+    assert cert.public_key().key_size == 3072  # type: ignore[union-attr]
+    assert ensure_ca(tmp_path, 2048) is False

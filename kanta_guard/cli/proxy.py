@@ -173,7 +173,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     from ..proxy.launch import ensure_ca, run_tool
 
     try:
-        ensure_ca(confdir)
+        ensure_ca(confdir, _key_size(rest))
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or type(exc).__name__
         shown = mask_text(str(confdir))
@@ -216,3 +216,22 @@ def _confdir(flag: Path | None, rest: list[str]) -> tuple[Path, list[str]]:
         raise _Usage("confdir is given twice with different values; give it once")
     confdir = chosen.pop() if chosen else ca_dir()
     return confdir.absolute(), kept
+
+
+#: mitmproxy's default ``key_size`` (its CA's and its leaf certificates' RSA keys).
+_KEY_SIZE = 2048
+
+
+def _key_size(rest: list[str]) -> int:
+    """The ``key_size`` mitmproxy is given (``--set key_size=N``), for the CA made before it
+    starts; mitmproxy's default without one. A value that is no number is left to mitmproxy,
+    which refuses it by name."""
+    size = _KEY_SIZE
+    items = iter(rest)
+    for arg in items:
+        if arg == "--set" or arg.startswith("--set="):
+            spec = arg[len("--set=") :] if arg.startswith("--set=") else next(items, "")
+            name, _, value = spec.partition("=")
+            if name == "key_size" and value.strip().isdigit():
+                size = int(value)
+    return size
