@@ -15,10 +15,12 @@ The members are registered with mitmproxy as this addon's sub-addons (``addons``
 finds each by name; then :meth:`GuardChain.registered` hides them from mitmproxy's walk, which
 would otherwise call them a second time.
 
-Errors are handled as mitmproxy's own dispatch does (``addonmanager.safecall``): a member's
-exception is logged and the next member still runs (the HTTP guard, which judges, catches its
-own: an error there blocks the request); ``AddonHalt`` and ``OptionsError`` (a refused option,
-which must stop start-up) pass through.
+Errors are logged as mitmproxy's own dispatch logs them (``addonmanager.safecall``), and the
+next member still runs; ``AddonHalt`` and ``OptionsError`` (a refused option, which must stop
+start-up) pass through. Unlike mitmproxy, which would go on with the flow, a member's error in
+a hook of a flow's traffic (its request, a message, the response that may switch protocols)
+kills that flow: what the guard failed on is not forwarded (fail closed; the HTTP guard catches
+its own errors and answers them as blocks, this is for the other members and what escapes).
 """
 
 from __future__ import annotations
@@ -38,6 +40,24 @@ logger = logging.getLogger("kanta_guard")
 
 #: Hooks mitmproxy calls during registration itself, through the sub-addons (``addons``).
 _AT_REGISTRATION = frozenset(("load",))
+#: Hooks on a flow's traffic: a member's error in one kills the flow (see the module docstring).
+_TRAFFIC = frozenset(
+    (
+        "requestheaders",
+        "request",
+        "responseheaders",
+        "response",
+        "http_connect",
+        "http_connect_upstream",
+        "tcp_start",
+        "tcp_message",
+        "udp_start",
+        "udp_message",
+        "websocket_start",
+        "websocket_message",
+        "dns_request",
+    )
+)
 # Every hook is known once the modules that declare them are imported (``hooks.all_hooks`` is
 # filled as their classes are defined): the addon manager's, the server's and every layer's.
 _DECLARED = (
@@ -86,7 +106,7 @@ def _dispatcher(hook: str, funcs: list[Callable[..., Any]]) -> Callable[..., Any
                 except (exceptions.AddonHalt, exceptions.OptionsError):
                     raise
                 except Exception as exc:
-                    _failed(hook, func, exc)
+                    _failed(hook, func, exc, args)
 
         dispatch_async.__name__ = hook
         return dispatch_async
@@ -102,18 +122,24 @@ def _dispatcher(hook: str, funcs: list[Callable[..., Any]]) -> Callable[..., Any
             except (exceptions.AddonHalt, exceptions.OptionsError):
                 raise
             except Exception as exc:
-                _failed(hook, func, exc)
+                _failed(hook, func, exc, args)
 
     dispatch.__name__ = hook
     return dispatch
 
 
-def _failed(hook: str, func: Callable[..., Any], exc: Exception) -> None:
+def _failed(hook: str, func: Callable[..., Any], exc: Exception, args: tuple[Any, ...]) -> None:
+    """Log a member's error; on a flow's traffic, kill the flow (nothing it carries goes on)."""
     owner = getattr(func, "__self__", func)
+    flow = args[0] if args else None
+    killed = hook in _TRAFFIC and getattr(flow, "killable", False)
     logger.error(
-        "Addon error: %s (kanta-guard %s in %s)",
+        "Addon error: %s (kanta-guard %s in %s%s)",
         exc,
         hook,
         type(owner).__name__,
+        "; the flow is killed" if killed else "",
         exc_info=(type(exc), exc, exc.__traceback__),
     )
+    if killed and flow is not None:
+        flow.kill()

@@ -59,6 +59,25 @@ def test_order_errors_and_async() -> None:
     assert not hasattr(chain, "tcp_message")
 
 
+def test_an_error_on_a_flows_traffic_kills_it() -> None:
+    """A member's error in a request hook kills the flow (mitmproxy would forward it); an error
+    in a hook that carries no traffic leaves the flow alone."""
+    calls: list[str] = []
+    chain = GuardChain([Recorder("a", calls, fail=True)])
+    flow = tflow.tflow()
+    assert flow.killable
+    chain.request(flow)  # type: ignore[attr-defined]
+    assert flow.error is not None and not flow.live
+
+    class FailsOnError:
+        def error(self, flow: Any) -> None:
+            raise RuntimeError("boom")
+
+    other = tflow.tflow()
+    GuardChain([FailsOnError()]).error(other)  # type: ignore[attr-defined]
+    assert other.error is None and other.live
+
+
 def test_an_error_is_logged_as_an_addon_error(caplog: pytest.LogCaptureFixture) -> None:
     """A member's exception is an ERROR record (mitmproxy ends a start on one), naming it."""
     calls: list[str] = []
