@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kanta_guard.decode import sniff as sniff_module
 from kanta_guard.decode.sniff import container_type, sniff, type_for_name
 
 SNIFFED = [
@@ -72,3 +78,35 @@ def test_container_type(media_type: str, expected: str | None) -> None:
 def test_type_for_name(name: str, expected: str | None) -> None:
     """A member's extension gives its type hint, case-insensitively."""
     assert type_for_name(name) == expected
+
+
+_SIGNATURES = [
+    b"PK\x03\x04", b"\x1f\x8b", b"BZh91AY&SY", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd",
+    b"\x50\x2a\x4d\x18", b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF89a", b"II*\x00",
+    b"MM\x00*", b"RIFF\x00\x00\x00\x00WEBP", b"7z\xbc\xaf\x27\x1c", b"Rar!\x1a\x07",
+    b"MSCF\x00\x00\x00\x00", b"%PDF-", b" \r\n%PDF-", b"\xef\xbb\xbf%PDF-", b"\x00%PDF-",
+    b"<", b"{", b"x" * 257 + b"ustar",
+]  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(_SIGNATURES), st.binary(max_size=300), st.booleans())
+def test_the_first_byte_shortcut_changes_nothing(
+    signature: bytes, tail: bytes, prefix_only: bool
+) -> None:
+    """Skipping the search for a first byte no signature (nor a PDF's junk) starts with gives
+    the answer of the whole search, on signatures, their look-alikes and random bytes."""
+    data = tail if prefix_only else signature + tail
+    fast = sniff(data)
+    with _shortcut_off():
+        assert sniff(data) == fast
+
+
+@contextmanager
+def _shortcut_off() -> Iterator[None]:
+    saved = sniff_module._MAYBE
+    sniff_module._MAYBE = b"\x01" * 256
+    try:
+        yield
+    finally:
+        sniff_module._MAYBE = saved

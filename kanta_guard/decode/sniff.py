@@ -164,6 +164,16 @@ def container_type(media_type: str) -> str | None:
     return None
 
 
+#: First bytes that may begin a signature below, or the junk a PDF header may follow (control
+#: bytes, whitespace, a BOM's first byte): 1 where :func:`sniff` must look further. Any other
+#: first byte (``<``, ``{``, a letter of text) can only start a tar archive (its magic is at
+#: offset 257), so the search is skipped: the scan sniffs every payload, nested ones too.
+_MAYBE = bytes(
+    1 if b < 0x20 or b in b" %P\x1fB\xfd\x28\xff\x89GIMR7\xef" or 0x50 <= b <= 0x5F else 0
+    for b in range(256)
+)
+
+
 def sniff(data: bytes) -> str | None:
     """The container type the first bytes of ``data`` show, or None.
 
@@ -172,6 +182,8 @@ def sniff(data: bytes) -> str | None:
     (ISO 32000-2 §7.5.2 asks for it first; Acrobat searches the first 1024 bytes), but only
     junk no text holds: a text that mentions ``%PDF-`` is still text.
     """
+    if data and not _MAYBE[data[0]]:
+        return TAR if data[257:262] == b"ustar" else None
     head = data[:8]
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")):
         return ZIP  # APPNOTE.TXT §4.3.7 (local header), §4.3.16 (empty archive), §8.5.3 (split)
