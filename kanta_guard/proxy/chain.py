@@ -30,9 +30,12 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from mitmproxy import addonmanager, exceptions, hooks
-from mitmproxy.proxy import layers, server_hooks
-from mitmproxy.proxy.layers.http import _hooks as http_hooks
+# Imported for their hook classes: ``hooks.all_hooks`` is filled as they are defined (the
+# addon manager's, the server's and every layer's), and must be whole when a chain is built.
+import mitmproxy.addonmanager
+import mitmproxy.proxy.layers
+import mitmproxy.proxy.server_hooks  # noqa: F401
+from mitmproxy import exceptions, hooks
 
 __all__ = ["GuardChain"]
 
@@ -57,14 +60,6 @@ _TRAFFIC = frozenset(
         "websocket_message",
         "dns_request",
     )
-)
-# Every hook is known once the modules that declare them are imported (``hooks.all_hooks`` is
-# filled as their classes are defined): the addon manager's, the server's and every layer's.
-_DECLARED = (
-    addonmanager.LoadHook,
-    server_hooks.ServerConnectHook,
-    http_hooks.HttpRequestHook,
-    layers,
 )
 
 
