@@ -397,6 +397,20 @@ def test_unknown_option_stops_start_up(tmp_path: Path, option: str, named: str) 
 
 
 @pytest.mark.e2e
+def test_an_unknown_option_in_config_yaml_stops_start_up(tmp_path: Path) -> None:
+    """The same typo in the confdir's ``config.yaml`` (where mitmproxy also reads options, and
+    would keep an unknown one aside silently) stops start-up too."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    confdir = tmp_path / "ca"
+    confdir.mkdir()
+    (confdir / "config.yaml").write_text("client_cert: /nonexistent.pem\n", "utf-8")
+    started = _start(["run", "--confdir", str(confdir)], cwd, _proxy_env(tmp_path))
+    assert started.returncode == 2, started.stderr
+    assert "unknown option: client_cert (did you mean client_certs?)" in started.stderr
+
+
+@pytest.mark.e2e
 def test_an_option_a_script_declares_is_known(tmp_path: Path) -> None:
     """``-s script.py`` that declares an option: ``--set`` of it is not unknown."""
     script = tmp_path / "declares.py"
