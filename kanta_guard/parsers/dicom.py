@@ -38,7 +38,10 @@ pixel data of the image types where text is plausible (``ocr = "on"``), of every
 transfer syntaxes are decoded by pydicom's pylibjpeg plugins; pixel data that does not decode
 is unscannable. Without an installed OCR engine, an image that should be read is reported as not
 read (``dicom.ocr_incomplete``), never as clean. Pixel data of a DICOM JSON or XML document in
-a bulk data part (``BulkDataURI``) is that part's: not read here.
+a bulk data part (``BulkDataURI``, STOW-RS) is read from that part where the scan knows the
+request's parts (``ScanState.bulk_parts``: Content-Location or Content-ID to the part's bytes
+and content type; the part's media type or its ``transfer-syntax`` names the encoding); pixels
+that should be read but whose part the scan cannot find are unscannable.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from typing import Any, Protocol, cast
 
 import pydicom
 from lxml import etree
+from pydicom.encaps import encapsulate
 
 from .. import idcode
 from ..dicom import classes
@@ -79,7 +83,7 @@ from ..dicom.read import (
 from ..dicom.roles import FREE_TEXT_VRS, PERSON_GROUPS, ROLES
 from ..dicom.settings import DicomSettings, OcrMode
 from ..errors import UnscannableError
-from ..mediatype import MediaType
+from ..mediatype import MediaType, parse_media_type
 from ..model import (
     HETU_OID,
     Address,
@@ -240,15 +244,21 @@ class DicomParser:
             yield Field(text, Context(Role.DOCUMENT, "xml", None), prefix + at)
         builder = _ModelBuilder(limits, where)
         syntax = media.params.get("transfer-syntax") or "1.2.840.10008.1.2.1"
+        parts: Mapping[str, tuple[bytes, str | None]] = getattr(state, "bulk_parts", None) or {}
         for number, obj in enumerate(objects, 1):
             dataset = builder.dataset(obj, 0)
             at = f"{prefix}[{number}]/" if many else prefix
             walk = _Walk(at, settings, state, load_profile(), ("utf-8",))
             walk.dataset(dataset, "", Role.DOCUMENT, ("utf-8",), top=True)
             yield from walk.items(payload, state)
+            bulk = _bulk_pixels(obj, parts)
+            if bulk is not None:
+                walk.bulk_pixels = False  # (the request's bulk data part holds them: read)
 
-            def loader(obj: dict[str, Any] = obj) -> pydicom.Dataset:
-                return _pydicom_of_json(obj, syntax, where)
+            def loader(
+                obj: dict[str, Any] = obj, bulk: tuple[bytes, str | None] | None = bulk
+            ) -> pydicom.Dataset:
+                return _pydicom_of_json(obj, syntax, where, bulk)
 
             yield from self._ocr(walk, loader, payload, state, settings)
 
@@ -288,15 +298,14 @@ class DicomParser:
         try:
             ds = load()
             if pixels and walk.bulk_pixels:
-                readings.append(
-                    OcrReading(
-                        pixel_at,
-                        complete=False,
-                        expected=expected,
-                        note="the pixel data is in a bulk data part, not in this document",
-                    )
+                # Pixels that should be read, in a part the scan cannot find: not read is not
+                # clean (a STOW-RS request whose bulk data part is missing, or a lone document).
+                raise UnscannableError(
+                    "DICOM: the pixel data is in a bulk data part (BulkDataURI) that is not in "
+                    "this request, so OCR cannot read it",
+                    pixel_at,
                 )
-            elif pixels:
+            if pixels:
                 limit = settings.ocr_max_frames
                 frames = engine.frames_of(ds, limit)
                 for index, image in zip(
@@ -1045,8 +1054,11 @@ def _json_text(vr: str, values: object, where: str) -> str:
 _PN_KEYS = frozenset({"Alphabetic", "Ideographic", "Phonetic"})
 
 
-def _pydicom_of_json(obj: dict[str, Any], syntax: str, where: str) -> pydicom.Dataset:
-    """A DICOM JSON data set as pydicom reads it (for inline pixel data and overlays)."""
+def _pydicom_of_json(
+    obj: dict[str, Any], syntax: str, where: str, bulk: tuple[bytes, str | None] | None = None
+) -> pydicom.Dataset:
+    """A DICOM JSON data set as pydicom reads it (for inline pixel data and overlays; with
+    ``bulk``, the pixel data of its bulk data part: the bytes and the part's content type)."""
     try:
         ds = pydicom.Dataset.from_json(obj, bulk_data_uri_handler=lambda *_: b"")
     except Exception as exc:  # pydicom raises many kinds on odd data; none may pass unread
@@ -1055,4 +1067,53 @@ def _pydicom_of_json(obj: dict[str, Any], syntax: str, where: str) -> pydicom.Da
         ) from None
     ds.file_meta = pydicom.dataset.FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = pydicom.uid.UID(syntax)
+    if bulk is not None:
+        data, content_type = bulk
+        uid = _bulk_syntax(content_type, where)
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.UID(uid)
+        if pydicom.uid.UID(uid).is_compressed:
+            # A compressed frame's bytes as sent (PS3.18 8.7.3.3.2): one fragment each.
+            ds.PixelData = encapsulate([data])
+            ds["PixelData"].VR = "OB"
+        else:
+            ds.PixelData = data
     return ds
+
+
+#: Transfer syntaxes of a bulk data part by its media type (PS3.18 Table 8.7.3-2), where the part
+#: does not name one (``transfer-syntax``).
+_BULK_SYNTAXES = {
+    "application/octet-stream": "1.2.840.10008.1.2.1",
+    "image/jpeg": "1.2.840.10008.1.2.4.50",
+    "image/jls": "1.2.840.10008.1.2.4.80",
+    "image/jp2": "1.2.840.10008.1.2.4.90",
+    "image/x-dicom-rle": "1.2.840.10008.1.2.5",
+    "image/dicom-rle": "1.2.840.10008.1.2.5",
+}
+
+
+def _bulk_syntax(content_type: str | None, where: str) -> str:
+    """The transfer syntax of a bulk data part holding pixel data."""
+    media = parse_media_type(content_type or "application/octet-stream")
+    uid = media.params.get("transfer-syntax") or _BULK_SYNTAXES.get(media.type)
+    if uid is None:
+        raise UnscannableError(
+            "DICOM: a bulk data part of pixel data in a media type with no transfer syntax", where
+        )
+    return uid.strip()
+
+
+def _bulk_pixels(
+    obj: Mapping[str, Any], parts: Mapping[str, tuple[bytes, str | None]]
+) -> tuple[bytes, str | None] | None:
+    """The request's part holding the object's pixel data (its BulkDataURI, by the part's
+    Content-Location or Content-ID), if the scan knows one."""
+    attr = obj.get("7FE00010") or obj.get("7fe00010")
+    uri = attr.get("BulkDataURI") if isinstance(attr, Mapping) else None
+    if not isinstance(uri, str) or not uri.strip() or not parts:
+        return None
+    uri = uri.strip()
+    for key in (uri, uri.strip("<>"), "cid:" + uri.strip("<>")):
+        if key in parts:
+            return parts[key]
+    return None
