@@ -327,6 +327,86 @@ def with_overlay_text(
     return ds
 
 
+GSPS_CLASS = "1.2.840.10008.5.1.4.1.1.11.1"
+
+
+def traced(lines: Sequence[str], rows: int = 128, columns: int = 480, size: int = 28) -> list[Any]:
+    """Graphic objects (POLYLINE, PIXEL units) tracing the outlines of ``lines`` as rendered:
+    text a presentation state carries as drawing, not as a text object."""
+    import cv2
+
+    image = rendered_text(lines, rows, columns, size=size)
+    contours, _ = cv2.findContours(
+        (image > 127).astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE
+    )
+    found = []
+    for contour in contours:
+        points = contour.reshape(-1, 2).astype(float)
+        if len(points) < 2:
+            continue
+        points = np.vstack([points, points[:1]])  # (closed)
+        obj = Dataset()
+        obj.GraphicAnnotationUnits = "PIXEL"
+        obj.GraphicDimensions = 2
+        obj.NumberOfGraphicPoints = len(points)
+        obj.GraphicData = [float(v) for v in points.ravel()]
+        obj.GraphicType = "POLYLINE"
+        obj.GraphicFilled = "N"
+        found.append(obj)
+    return found
+
+
+def presentation_state(
+    image: Dataset | None = None,
+    *,
+    text: str | None = None,
+    drawn: Sequence[str] = (),
+) -> Dataset:
+    """A Grayscale Softcopy Presentation State (PS3.3 A.33.1) on ``image``, de-identified as
+    ``clean`` is, with a graphic annotation layer: a text object reading ``text``, and graphic
+    objects tracing ``drawn`` (see ``traced``)."""
+    image = image or clean("CT")
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.SOPClassUID = GSPS_CLASS
+    ds.SOPInstanceUID = _uid("gsps", image.SOPInstanceUID, text or "", *drawn)
+    ds.StudyDate = "20240101"
+    ds.Modality = "PR"
+    ds.PatientName = DUMMY_NAME
+    ds.PatientID = TEST
+    ds.PatientBirthDate = ""
+    ds.PatientSex = "O"
+    ds.PatientIdentityRemoved = "YES"
+    ds.DeidentificationMethod = "Basic Application Confidentiality Profile"
+    ds.StudyInstanceUID = image.StudyInstanceUID
+    ds.SeriesInstanceUID = _uid("gsps-series", image.SOPInstanceUID)
+    ds.StudyID = ""
+    ds.SeriesNumber = "98"
+    ds.InstanceNumber = "1"
+    ds.ContentLabel = "ANNOTATION"  # (creation date and time: Annex E removes them)
+    layer = Dataset()
+    layer.GraphicLayer = "LAYER1"
+    layer.GraphicLayerOrder = 1
+    ds.GraphicLayerSequence = DicomSequence([layer])
+    reference = Dataset()
+    reference.ReferencedSOPClassUID = image.SOPClassUID
+    reference.ReferencedSOPInstanceUID = image.SOPInstanceUID
+    item = Dataset()
+    item.ReferencedImageSequence = DicomSequence([reference])
+    item.GraphicLayer = "LAYER1"
+    if text is not None:
+        obj = Dataset()
+        obj.UnformattedTextValue = text
+        obj.AnchorPointAnnotationUnits = "PIXEL"
+        obj.AnchorPoint = [10.0, 10.0]
+        obj.AnchorPointVisibility = "N"
+        item.TextObjectSequence = DicomSequence([obj])
+    if drawn:
+        item.GraphicObjectSequence = DicomSequence(traced(drawn))
+    ds.GraphicAnnotationSequence = DicomSequence([item])
+    return ds
+
+
 def compressed(ds: Dataset, syntax: str = RLELossless) -> Dataset:
     """The image compressed in ``syntax`` (RLE Lossless by pydicom's encoder, JPEG 2000
     Lossless by pylibjpeg-openjpeg)."""

@@ -445,3 +445,35 @@ def test_undecodable_pixels_are_unscannable() -> None:
     report = scan(bytes(data), settings=GENEROUS)
     assert rules(report) == {"unscannable"}
     assert TEST not in report.findings[0].explanation
+
+
+@pytest.mark.parametrize("ocr", [OcrMode.OFF, OcrMode.ON])
+def test_presentation_state_text_object(ocr: OcrMode) -> None:
+    """A presentation state's text object is text (read whatever OCR does); a clean one passes."""
+    assert scan(part10(dicomgen.presentation_state())).verdict is Verdict.PASS
+    report = scan(
+        part10(dicomgen.presentation_state(text=f"Potilas {REAL}")),
+        settings=DicomSettings(ocr=ocr, ocr_budget_s=20.0),
+    )
+    assert [(f.rule, f.location) for f in report.findings] == [
+        (
+            "hetu.real",
+            "(0070,0001)GraphicAnnotationSequence[1]/(0070,0008)TextObjectSequence[1]"
+            "/(0070,0006)UnformattedTextValue",
+        )
+    ]
+
+
+def test_presentation_state_graphics_are_drawn_and_read() -> None:
+    """Text traced as polylines in a presentation state's graphic annotation is drawn and read by
+    OCR (found attacking issue 10: graphic objects were not rendered, so a name and a code
+    drawn so passed); drawing without text passes."""
+    _real_engine()
+    drawn = dicomgen.presentation_state(drawn=("Matti Virtanen", REAL))
+    report = scan(part10(drawn), settings=GENEROUS)
+    found = {(f.rule, f.location.split(":")[0]) for f in report.findings}
+    assert ("hetu.real", "(0070,0001)GraphicAnnotationSequence[1]!ocr") in found, found
+    assert report.verdict is Verdict.BLOCK
+    assert scan(part10(drawn), settings=NO_OCR).verdict is Verdict.PASS  # (OCR off: not read)
+    arrow = dicomgen.presentation_state(drawn=("->",))
+    assert scan(part10(arrow), settings=GENEROUS).verdict is Verdict.PASS

@@ -308,3 +308,46 @@ def test_truncated_overlay_is_unscannable() -> None:
     ds[0x6000, 0x3000].value = b"\xff" * 10
     with pytest.raises(UnscannableError, match="overlay data could not be read"):
         list(overlays_of(ds))
+
+
+def test_graphic_annotations_are_drawn() -> None:
+    """Each annotation item with graphic objects is one image, white strokes on black, the
+    objects' box with a margin (PIXEL units as they are; DISPLAY units on a 1024 square); items
+    without graphic objects are skipped; bad or too many points are unscannable."""
+    from pydicom.sequence import Sequence as DicomSequence
+
+    from kanta_guard.imaging import graphics_of
+    from kanta_guard.imaging.graphics import DISPLAY_SIDE, MAX_POINTS
+
+    def obj(points: list[float], units: str = "PIXEL", kind: str = "POLYLINE") -> Dataset:
+        found = Dataset()
+        found.GraphicAnnotationUnits = units
+        found.GraphicDimensions = 2
+        found.NumberOfGraphicPoints = len(points) // 2
+        found.GraphicData = points
+        found.GraphicType = kind
+        return found
+
+    def state(*items: list[Dataset]) -> Dataset:
+        ds = Dataset()
+        sequence = []
+        for objects in items:
+            item = Dataset()
+            item.GraphicLayer = "L"
+            if objects:
+                item.GraphicObjectSequence = DicomSequence(objects)
+            sequence.append(item)
+        ds.GraphicAnnotationSequence = DicomSequence(sequence)
+        return ds
+
+    ds = state([], [obj([10.0, 10.0, 310.0, 110.0])], [obj([0.0, 0.0, 0.5, 0.25], "DISPLAY")])
+    (first, line), (second, display) = list(graphics_of(ds))
+    assert (first, second) == (2, 3)
+    assert line.shape == (100 + 32, 300 + 32) and line.dtype == np.uint8
+    assert line.max() == 255 and line[0, 0] == 0 and line[16, 16] == 255
+    assert display.shape == (DISPLAY_SIDE // 4 + 32, DISPLAY_SIDE // 2 + 32)
+    assert len(list(graphics_of(ds, max_items=1))) == 1
+    assert list(graphics_of(Dataset())) == []
+    for bad in ([1.0, 2.0, 3.0], [float("nan"), 1.0, 2.0, 3.0], [0.0, 0.0] * (MAX_POINTS + 1)):
+        with pytest.raises(UnscannableError):
+            list(graphics_of(state([obj(bad)])))

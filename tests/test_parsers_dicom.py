@@ -701,3 +701,37 @@ def test_pixels_of_a_bulk_data_part_are_read(kind: str, encoding: str) -> None:
     state = _BulkState(default_policy().limits, bulk_parts={"bulk:1": (b"x", "image/gif")})
     with pytest.raises(UnscannableError, match="no transfer syntax"):
         list(parser.parse(Payload(body, kind, ""), parse_media_type(kind), state))
+
+
+def test_graphic_annotations_go_to_the_engine() -> None:
+    """A presentation state's graphic objects are drawn by the engine's ``graphics_of`` and
+    read; an engine that cannot draw them, or none, leaves them reported as not read; a text
+    object alone needs no drawing."""
+    ps = dicomgen.presentation_state(drawn=("ab",))
+    data = dicomgen.part10(ps)
+
+    class Drawing(StubEngine):
+        def graphics_of(self, ds: pydicom.Dataset, max_items: int) -> Iterator[Any]:
+            yield 1, np.zeros((2, 2), np.uint8)
+
+    engine = Drawing("teksti")
+    items = parse(data, settings=DicomSettings(), engine=engine)
+    assert [(r.where, r.complete) for r in readings(items)] == [
+        ("(0070,0001)GraphicAnnotationSequence[1]!ocr", True)
+    ]
+    assert [i.location for i in items if isinstance(i, Payload)] == [
+        "(0070,0001)GraphicAnnotationSequence[1]!ocr"
+    ]
+    found = readings(parse(data, settings=DicomSettings(), engine=StubEngine()))
+    assert [(r.complete, r.note) for r in found] == [
+        (False, "the OCR engine cannot draw graphic annotations")
+    ]
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(dicom_parser, "installed_engine", lambda: None)
+    try:
+        found = readings(parse(data, settings=DicomSettings()))
+    finally:
+        monkey.undo()
+    assert [r.where for r in found] == ["(0070,0001)GraphicAnnotationSequence"]
+    text_only = dicomgen.part10(dicomgen.presentation_state(text="x"))
+    assert readings(parse(text_only, settings=DicomSettings(), engine=engine)) == []

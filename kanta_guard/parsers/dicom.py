@@ -135,6 +135,8 @@ _DOCUMENT_MIME = 0x00420012
 _DOCUMENT_LENGTH = 0x00420015
 _PIXEL_TAGS = frozenset({PIXEL_DATA, 0x7FE00008, 0x7FE00009})
 _SIGNER_CERTIFICATE = 0x04000115
+_GRAPHIC_ANNOTATIONS = 0x00700001
+_GRAPHIC_OBJECTS = 0x00700009
 _SIGNER = Context(Role.MESSAGE, "CertificateOfSigner", "dicom")
 #: Issuers of Patient ID that say the ID is a Finnish identity code.
 _HETU_ISSUERS = frozenset({HETU_OID, "urn:oid:" + HETU_OID, "hetu"})
@@ -279,7 +281,7 @@ class DicomParser:
         facts = walk.facts
         expected = classes.text_expected(facts.sop_class, facts.modality, facts.conversion_type)
         pixels = facts.image and (settings.ocr is OcrMode.ALL or expected)
-        if not (pixels or walk.overlays):
+        if not (pixels or walk.overlays or walk.graphics):
             return
         prefix = walk.prefix
         pixel_at = f"{prefix}(7FE0,0010)PixelData"
@@ -291,6 +293,9 @@ class DicomParser:
                 readings.append(OcrReading(pixel_at, complete=False, expected=expected, note=note))
             for group in walk.overlays:
                 at = f"{prefix}({group:04X},3000)OverlayData"
+                readings.append(OcrReading(at, complete=False, note=note))
+            if walk.graphics:
+                at = f"{prefix}(0070,0001)GraphicAnnotationSequence"
                 readings.append(OcrReading(at, complete=False, note=note))
             yield marker(facts.where, readings=tuple(readings))
             return
@@ -342,6 +347,8 @@ class DicomParser:
                         yield nested(
                             data, _TEXT, at, payload, overlay_context, state, declared=True
                         )
+            if walk.graphics:
+                yield from self._graphics(engine, ds, walk, readings, payload, state, settings)
         except UnscannableError as exc:  # (pixels that do not decode: located here)
             raise UnscannableError(exc.reason, pixel_at) from None
         except Exception as exc:  # an engine or decoder failing on odd pixels: not clean
@@ -350,6 +357,45 @@ class DicomParser:
                 pixel_at,
             ) from None
         yield marker(facts.where, readings=tuple(readings))
+
+    def _graphics(
+        self,
+        engine: OcrEngine,
+        ds: pydicom.Dataset,
+        walk: _Walk,
+        readings: list[OcrReading],
+        payload: Payload,
+        state: ScanState,
+        settings: DicomSettings,
+    ) -> Iterator[Item]:
+        """A presentation state's graphic annotations, drawn (``imaging.graphics_of``) and read
+        like overlay planes: text traced as lines is only text once drawn."""
+        where = f"{walk.prefix}(0070,0001)GraphicAnnotationSequence"
+        draw = getattr(engine, "graphics_of", None)
+        if not callable(draw):
+            note = "the OCR engine cannot draw graphic annotations"
+            readings.append(OcrReading(where, complete=False, note=note))
+            return
+        limit = settings.ocr_max_frames
+        context = Context(Role.NARRATIVE, "GraphicAnnotationSequence", "dicom")
+        drawn = 0
+        for index, image in draw(ds, max_items=limit):
+            drawn += 1
+            at = f"{where}[{index}]!ocr"
+            reading = _reading(engine, image, at, True, settings)
+            readings.append(reading)
+            if reading.text.strip():
+                data = reading.text.encode("utf-8")
+                yield nested(data, _TEXT, at, payload, context, state, declared=True)
+        if walk.graphics > limit and drawn == limit:
+            readings.append(
+                OcrReading(
+                    where,
+                    complete=False,
+                    note=f"graphic annotations past the first {limit} with graphic objects not "
+                    f"read (ocr_max_frames is {limit})",
+                )
+            )
 
 
 _TEXT = "text/plain; charset=utf-8"
@@ -458,6 +504,9 @@ class _Walk:
         #: Overlay groups (60xx) holding Overlay Data, at the top level.
         self.overlays: list[int] = []
         self.bulk_pixels = False
+        #: Items of the top level's Graphic Annotation Sequence holding graphic objects (a
+        #: presentation state's drawn annotation).
+        self.graphics = 0
         #: Certificates of Signer (0400,0115) of the object's digital signatures.
         self.signers: list[tuple[bytes, str]] = []
 
@@ -495,6 +544,8 @@ class _Walk:
                     self._attribute(element, name, where, own_role, (), len(items), creators)
                 if top and tag == _METHOD_CODES:
                     declared[tag] = str(len(items))
+                if top and tag == _GRAPHIC_ANNOTATIONS:
+                    self.graphics = sum(1 for item in items if _has_graphics(item))
                 for index, item in enumerate(items, 1):
                     self.dataset(item, f"{path}{step}[{index}]/", own_role, encodings, top=False)
                 continue
@@ -752,6 +803,12 @@ def _tag_info(tag: int) -> tuple[str, str, Role | None, bool]:
     name = keyword(tag)
     entry = load_profile().lookup(tag)
     return name, step + name, ROLES.get(name), entry is not None and not entry.uid
+
+
+def _has_graphics(item: DataSet) -> bool:
+    """True for a Graphic Annotation Sequence item with graphic objects."""
+    found = item.find(_GRAPHIC_OBJECTS)
+    return found is not None and bool(found.items)
 
 
 def _overlay_groups(ds: DataSet) -> list[int]:
