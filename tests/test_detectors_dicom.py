@@ -477,3 +477,77 @@ def test_presentation_state_graphics_are_drawn_and_read() -> None:
     assert scan(part10(drawn), settings=NO_OCR).verdict is Verdict.PASS  # (OCR off: not read)
     arrow = dicomgen.presentation_state(drawn=("->",))
     assert scan(part10(arrow), settings=GENEROUS).verdict is Verdict.PASS
+
+
+def _pn_ideographic(ds: Dataset) -> Dataset:
+    ds.PatientName = "ANONYMIZED=Virtanen^Matti=Virtanen^Matti"
+    return ds
+
+
+def _iso_2022_ir_87(ds: Dataset) -> Dataset:
+    ds.SpecificCharacterSet = ["", "ISO 2022 IR 87"]
+    ds.PatientName = "ANONYMIZED=山田^太郎"
+    return ds
+
+
+def _latin1_code(ds: Dataset) -> Dataset:
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.StudyDescription = f"Mäkelä {REAL}"
+    return ds
+
+
+def _private_nested(ds: Dataset) -> Dataset:
+    inner = Dataset()
+    inner.TextValue = f"x {REAL}"
+    item = Dataset()
+    item.ContentSequence = pydicom.Sequence([inner])
+    ds.private_block(0x0029, "ACME 1.0", create=True).add_new(0x10, "SQ", pydicom.Sequence([item]))
+    return ds
+
+
+ATTACKS: list[tuple[str, Callable[[Dataset], Dataset], str]] = [
+    ("a name in the ideographic and phonetic groups", _pn_ideographic, "name.unregistered"),
+    ("a name in ISO 2022 IR 87", _iso_2022_ir_87, "dicom.identifying"),
+    ("a code in ISO_IR 100 text", _latin1_code, "hetu.real"),
+    ("a code in a sequence inside a private sequence", _private_nested, "hetu.real"),
+]
+
+
+@pytest.mark.parametrize(("name", "variant", "rule"), ATTACKS, ids=[a[0] for a in ATTACKS])
+@pytest.mark.parametrize("form", ["part10", "bare implicit"])
+def test_careless_sender_attacks(
+    name: str, variant: Callable[[Dataset], Dataset], rule: str, form: str
+) -> None:
+    """Ways a careless system sends a real name or code (the issue 10 audit's attacks); the
+    code in a private sequence is found even with that private attribute on the safe list."""
+    ds = variant(clean())
+    data, kind = (
+        (part10(ds), DICOM)
+        if form == "part10"
+        else (bare(ds, dicomgen.IMPLICIT_LE), content_type(ds, dicomgen.IMPLICIT_LE))
+    )
+    safe = DicomSettings(
+        ocr=OcrMode.OFF, safe_private=frozenset({SafePrivate("ACME 1.0", 0x0029, 0x10)})
+    )
+    report = scan(data, kind, settings=safe)
+    assert rule in report.rules and report.verdict is Verdict.BLOCK, report.findings
+
+
+def test_text_burned_into_a_jpeg_baseline_ultrasound_is_read() -> None:
+    """Lossy JPEG (Pillow-encoded, as a screen grabber writes it) of an ultrasound frame with a
+    code burned in: decoded and read."""
+    import io
+
+    from PIL import Image
+    from pydicom.encaps import encapsulate
+
+    _real_engine()
+    ds = dicomgen.with_pixel_text(clean("US", rows=128, columns=320), ("Potilas", REAL), size=22)
+    out = io.BytesIO()
+    Image.fromarray(np.frombuffer(ds.PixelData, np.uint8).reshape(128, 320)).save(
+        out, format="JPEG", quality=90
+    )
+    ds.PixelData = encapsulate([out.getvalue()])
+    ds["PixelData"].VR = "OB"
+    report = scan(part10(ds, "1.2.840.10008.1.2.4.50"), settings=GENEROUS)
+    assert "hetu.real" in report.rules and report.verdict is Verdict.BLOCK

@@ -155,3 +155,17 @@ def test_a_real_looking_name_in_pid5_is_found() -> None:
         rad68([f"PID-3|{TEST}^^^&1.2.246.21&ISO", f"PID-5|{dicomgen.REGISTERED_NAME}"]), MTOM
     )
     assert registered.verdict is Verdict.PASS, registered.findings
+
+
+def test_a_kos_whose_content_id_differs_in_case_is_still_read() -> None:
+    """The manifest part is judged whatever the xop:Include names: a Content-ID that differs in
+    case from the reference, and a part labelled application/octet-stream."""
+    dirty = part10(dicomgen.with_code_in_patient_id(kos()))
+    body = (
+        rad68(["PID-5|ANONYMIZED"], dirty)
+        .replace(b'href="cid:kos"', b'href="cid:KOS"')
+        .replace(b"Type: application/dicom\r\n", b"Type: application/octet-stream\r\n")
+    )
+    report = dicomgen.dicom_scanner().scan_bytes(body, MTOM)
+    assert {"hetu.real", "dicom.identifying"} <= set(report.rules)
+    assert report.verdict is Verdict.BLOCK

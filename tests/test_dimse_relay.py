@@ -434,3 +434,31 @@ def test_all_in_sync(name: str) -> None:
     }
     assert set(module.__all__) >= public
     assert all(hasattr(module, n) for n in module.__all__)
+
+
+def test_data_set_in_many_small_pdvs_is_judged_whole() -> None:
+    """A careless SCU's data set cut into 7-byte PDVs, five to a P-DATA-TF, a real code split
+    across several of them (attacking issue 10): the relay judges the data set whole, byte for
+    byte as sent, and a block sends none of it to the server."""
+    data = wire.dataset(REAL, pixels=8)
+    command = b"".join(
+        bytes(p.fragment(raw))
+        for raw in PduReader().feed(joined(wire.c_store(data, message_id=7)))
+        for p in parse(raw).pdvs  # type: ignore[union-attr]
+        if p.command
+    )
+    pieces = [data[i : i + 7] for i in range(0, len(data), 7)]
+    pdvs = [(1, 0x03, command)] + [
+        (1, 0x02 if i == len(pieces) - 1 else 0x00, piece) for i, piece in enumerate(pieces)
+    ]
+    assert len(pdvs) > 20
+    assert not any(REAL.encode() in piece for piece in pieces)  # (the code is cut)
+    stream = joined([PData.build(pdvs[i : i + 5]) for i in range(0, len(pdvs), 5)])
+    relay = established()
+    out = relay.from_client(stream)
+    assert out.to_server == []
+    [held] = out.judge
+    assert held.data == data
+    blocked = relay.decide(held.ticket, ("hetu.real",))
+    assert blocked.to_server == [] and REAL.encode() not in joined(blocked.to_client)
+    assert response_of(blocked.to_client)[:3] == (CommandField.C_STORE_RSP, 7, 0xC000)
