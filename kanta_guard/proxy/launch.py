@@ -48,6 +48,7 @@ from typing import Any
 
 from ..idcode import mask_text
 from ..paths import APP, CA_BASENAME, ca_cert
+from . import dispatch
 from .chain import GuardChain
 from .clientcerts import OwnClientCert, PresentedClientCert
 from .connections import ConnectionGuard
@@ -106,6 +107,8 @@ def addons(state: GuardState, settings: Mapping[str, Any] | None = None) -> list
 def install(master: Any, settings: Mapping[str, Any]) -> GuardState:
     """Add the guard to a master: the redactor at the front of the chain, the rest at its end."""
     state = GuardState()
+    # Each event's hooks looked up once, not per addon and event (see ``dispatch``).
+    dispatch.install(master)
     redactor, *rest = addons(state, settings)
     master.addons.register(redactor)
     master.addons.chain.insert(0, redactor)
