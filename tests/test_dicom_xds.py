@@ -8,7 +8,6 @@ from __future__ import annotations
 from xml.sax.saxutils import escape
 
 import dicomgen
-import pytest
 from dicomgen import kos, part10
 from helpers import REAL, TEST
 from lxml import etree
@@ -135,10 +134,6 @@ def test_a_real_code_in_pid3_is_found_today() -> None:
     assert clean.verdict is Verdict.PASS, clean.findings
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="parsers/xml.py does not call kanta_guard.dicom.xds.xds_parties yet (issue 10 audit)",
-)
 def test_a_real_looking_name_in_pid5_is_found() -> None:
     """A real-looking patient name in PID-5 of a RAD-68 request's metadata is a patient name
     no registered identity has, or (beside sourcePatientId's registered test code) not that

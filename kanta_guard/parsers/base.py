@@ -74,6 +74,10 @@ class ScanState:
     protocol: Protocol | None = None
     #: The ``resourceType`` of a FHIR JSON body (``Report.resource``).
     resource: str = ""
+    #: The parts of the request's multipart bodies by ``Content-Location`` and by
+    #: ``cid:Content-ID``, each its body and Content-Type: where a DICOM JSON or XML object's
+    #: ``BulkDataURI`` points (STOW-RS), so that its pixels are read from the part.
+    bulk_parts: dict[str, tuple[bytes, str | None]] = field(default_factory=dict)
     decoded_bytes: int = 0
     payloads: int = 0
 

@@ -33,6 +33,15 @@ class MultipartParser:
         )
         base = payload.location + "/" if payload.location else ""
         role = payload.context.role
+        # Every part is known before any is read: a DICOM object's bulk data (STOW-RS) may
+        # stand in a later part than the metadata pointing at it.
+        for part in split.parts:
+            held = (part.body, part.content_type)
+            location = part.header("content-location")
+            if location and location.strip():
+                state.bulk_parts.setdefault(location.strip(), held)
+            if part.content_id and part.content_id.strip("<> \t"):
+                state.bulk_parts.setdefault("cid:" + part.content_id.strip("<> \t"), held)
         for where, around in (
             (f"{base}preamble", split.preamble),
             (f"{base}epilogue", split.epilogue),

@@ -33,6 +33,8 @@ from typing import Any, cast
 from lxml import etree
 
 from ..charset import sniff_bom, xml_declared_encoding
+from ..dicom.settings import DEFAULT_DUMMIES
+from ..dicom.xds import xds_parties
 from ..errors import UnscannableError
 from ..idcode import mask_any_form, quote_input
 from ..mediatype import MediaType, sniff_document
@@ -240,7 +242,8 @@ class XmlParser:
             return
         self._note_protocol(etree.QName(root).namespace or "", state)
         if parties and state.parties:
-            yield from _parties(root, payload)
+            dummies = state.dicom.dummies if state.dicom is not None else DEFAULT_DUMMIES
+            yield from _parties(root, payload, dummies)
         if raw is None:
             raw = _utf8(payload.data, media, root)
         markup = _markup_reading(raw, root)
@@ -705,8 +708,11 @@ def _saml_system(el: etree._Element) -> str | None:
     return normalise_system(name) if name else None
 
 
-def _parties(root: etree._Element, payload: Payload) -> Iterator[Party]:
-    """The persons and organisations of a CDA/HL7 V3 or FHIR XML document (``parties``)."""
+def _parties(
+    root: etree._Element, payload: Payload, dummies: frozenset[str] = DEFAULT_DUMMIES
+) -> Iterator[Party]:
+    """The persons and organisations of a CDA/HL7 V3 or FHIR XML document, and the patients
+    of IHE XDS metadata (``parties``); ``dummies``: the policy's DICOM dummy values."""
 
     def locate(el: etree._Element) -> str:
         return _locate(payload, el, "")
@@ -716,6 +722,8 @@ def _parties(root: etree._Element, payload: Payload) -> Iterator[Party]:
 
     yield from v3_parties(root, locate, role_of)
     yield from fhir_xml_parties(root, locate, role_of)
+    # IHE XDS metadata (a RAD-68 or any ITI-41 request): the patient of ``sourcePatientInfo``.
+    yield from xds_parties(root, locate, dummies)
 
 
 def _fallback_text(payload: Payload) -> Iterator[Item]:
