@@ -14,9 +14,9 @@ sub-addon walk yields for the event, exactly as mitmproxy's ``_iter_hooks`` find
 calls are the same, in the same order, with the same arguments; an error is logged as
 ``safecall`` logs it and skips the rest of that addon's sub-addons, ``AddonHalt`` ends the
 event, ``OptionsError`` goes up. The table is dropped whenever the chain can change (``add``,
-``register``, ``remove``, ``clear``). An addon whose sub-addons can change without any of these
-(mitmproxy's script loader, which reorders its scripts in place) is walked live on every event,
-as mitmproxy walks it.
+``register``, ``remove``, ``clear``; a chain list that is another one, or of another length).
+An addon whose sub-addons can change without any of these (mitmproxy's script loader, which
+reorders its scripts in place) is walked live on every event, as mitmproxy walks it.
 
 Only ``kanta-guard run``/``web`` install it (:func:`install`); ``mitmdump -s`` keeps mitmproxy's
 own manager.
@@ -40,9 +40,13 @@ class CachedDispatch(addonmanager.AddonManager):
     """mitmproxy's addon manager, each event's table of hooks built once (module docstring)."""
 
     _tables: dict[str, tuple[_Entry, ...]]
+    #: The chain the tables were built from (its list and length): a change made to the list
+    #: directly (``chain.insert``, as the guard puts its redactor first) rebuilds them too.
+    _shape: tuple[int, int]
 
     def _invalidate(self) -> None:
         self._tables = {}
+        self._shape = (id(self.chain), len(self.chain))
 
     def clear(self) -> None:
         self._invalidate()
@@ -88,7 +92,7 @@ class CachedDispatch(addonmanager.AddonManager):
 
     async def trigger_event(self, event: hooks.Hook) -> None:
         """Trigger ``event`` across all addons, as mitmproxy's ``trigger_event`` does."""
-        if not hasattr(self, "_tables"):
+        if not hasattr(self, "_tables") or self._shape != (id(self.chain), len(self.chain)):
             self._invalidate()
         try:
             table = self._table(event)

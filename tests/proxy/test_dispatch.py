@@ -179,6 +179,24 @@ def test_mitmdumps_own_addons_see_the_events() -> None:
     assert asyncio.run(go(True)) == "seen"
 
 
+def test_a_chain_changed_directly_is_followed() -> None:
+    """An addon put into the chain's list directly (as the guard puts its redactor first),
+    after the table was built, is called."""
+
+    async def go() -> Calls:
+        with _master() as master:
+            calls: Calls = []
+            master.addons.add(Recorder("a", calls))
+            event = hooks.all_hooks["request"]
+            await master.addons.trigger_event(event(tflow.tflow()))
+            first = Recorder("first", calls)
+            master.addons.chain.insert(0, first)
+            await master.addons.trigger_event(event(tflow.tflow()))
+        return calls
+
+    assert asyncio.run(go()) == ["a.request", "first.request", "a.request"]
+
+
 def test_sub_addons_that_change_in_place_are_walked_live() -> None:
     """An addon whose ``addons`` list changes without the manager being told (mitmproxy's
     script loader reorders its scripts so) is walked on every event, as mitmproxy walks it."""
