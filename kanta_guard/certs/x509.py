@@ -41,6 +41,7 @@ __all__ = [
     "Certificate",
     "CertificateError",
     "certificate_der",
+    "is_pki_path",
     "load_certificate",
     "load_certificates",
     "mask_dn_value",
@@ -245,8 +246,10 @@ def load_certificates(data: bytes) -> list[Certificate]:
     Accepts PEM text with any number of ``CERTIFICATE`` and ``PKCS7``/``CMS`` blocks (other
     blocks, a private key say, are skipped), one DER certificate, a DER PKCS#7/CMS
     ``ContentInfo`` of SignedData (its ``certificates`` field; attribute certificates and other
-    choices skipped), and the Base64 text of either DER form. A SignedData without certificates
-    gives ``[]``; anything else unreadable raises :class:`CertificateError`.
+    choices skipped), a DER ``PkiPath`` (``SEQUENCE OF Certificate``: WS-Security's
+    ``X509PKIPathv1`` token, ``application/pkix-pkipath``), and the Base64 text of any of these
+    DER forms. A SignedData without certificates gives ``[]``; anything else unreadable raises
+    :class:`CertificateError`.
     """
     if not data:
         raise CertificateError("no certificate: the data is empty")
@@ -267,6 +270,8 @@ def load_certificates(data: bytes) -> list[Certificate]:
     der = data if data[:1] == b"\x30" else _b64decode(data, "the Base64 text")
     if _is_content_info(der):
         return _from_cms(der)
+    if is_pki_path(der):
+        return _from_pki_path(der)
     return [_from_der(der)]
 
 
@@ -298,6 +303,35 @@ def _is_content_info(der: bytes) -> bool:
     except (ValueError, TypeError):
         return False
     return bool(first.tag == 6 and first.class_ == 0)  # universal OBJECT IDENTIFIER
+
+
+def is_pki_path(der: bytes) -> bool:
+    """True if ``der`` opens as a PkiPath (``SEQUENCE OF Certificate``, ITU-T X.509 §11.2.1,
+    the WS-Security X.509 Token Profile's ``X509PKIPathv1``), not one certificate: its first
+    element is a certificate, whose own first element is a SEQUENCE (the tbsCertificate),
+    where a certificate's tbsCertificate opens with its version ``[0]`` or serial INTEGER."""
+    try:
+        outer = asn1_core.Asn1Value.load(der)
+        first = asn1_core.Asn1Value.load(outer.contents)
+        inner = asn1_core.Asn1Value.load(first.contents)
+    except (ValueError, TypeError):
+        return False
+    universal_sequence = (outer.class_, outer.tag, first.class_, first.tag) == (0, 16, 0, 16)
+    return bool(universal_sequence and inner.class_ == 0 and inner.tag == 16)
+
+
+class _PkiPath(asn1_core.SequenceOf):  # type: ignore[misc]
+    _child_spec = asn1_x509.Certificate
+
+
+def _from_pki_path(der: bytes) -> list[Certificate]:
+    try:
+        ders = [cert.dump() for cert in _PkiPath.load(der)]
+    except Exception:  # asn1crypto raises many kinds on malformed input: all unreadable
+        raise CertificateError("an unreadable PkiPath (SEQUENCE OF Certificate)") from None
+    if not ders:
+        raise CertificateError("an empty PkiPath (SEQUENCE OF Certificate)")
+    return [_from_der(item) for item in ders]
 
 
 def _from_cms(der: bytes) -> list[Certificate]:

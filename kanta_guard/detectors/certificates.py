@@ -33,6 +33,7 @@ from ..certs import (
 from ..certs.markers import is_test_card
 from ..errors import UnscannableError
 from ..model import CertificateItem, Context, Field, Hit
+from ..parsers.certificate import IN_TEXT
 from ..rules import RuleSpec, rule
 
 __all__ = ["CertificateDetector"]
@@ -84,6 +85,17 @@ class CertificateDetector:
         cannot read (the parsers read each already, so only a judge's failure gets here)."""
         named = [item for item in items if item.thumbprint]
         items = [item for item in items if not item.thumbprint]
+        # A certificate found as Base64 in a payload's bytes is dropped where a parser yielded
+        # it from the payload's structure too (an X509Certificate, an x5c): one place, one report.
+        seen = {item.der for item in items if not _in_text(item)}
+        kept = []
+        for item in items:
+            if _in_text(item):
+                if item.der in seen:
+                    continue
+                seen.add(item.der)
+            kept.append(item)
+        items = kept
         try:
             read = {item.der: self._read(item.der) for item in items}
             digests = {cert.sha256 for cert in read.values()}
@@ -168,6 +180,11 @@ class CertificateDetector:
         if judgement.expired:
             return "cert.expired", judgement.reason
         return None
+
+
+def _in_text(item: CertificateItem) -> bool:
+    """Whether the item was found as Base64 in a payload's bytes, not by a parser."""
+    return isinstance(item.where, str) and IN_TEXT in item.where
 
 
 def _owner(item: CertificateItem) -> Callable[[], Context]:
