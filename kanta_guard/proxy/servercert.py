@@ -18,9 +18,11 @@ the callback keeps as it was. A chain the guard cannot read at all is refused as
 What the client sees: with the **eager** connection strategy (mitmproxy's default) the server's
 TLS is established before the client's request is read, so each request on that connection is
 answered in the client's protocol (403 ``upstream.production``). With **lazy** connections the
-request was read first; the failed handshake is its answer (mitmproxy's 502,
-``Certificate verify failed``), and the flow is marked in mitmweb. Either way the connection has
-one log record saying which certificate, and nothing was sent.
+request was read (and judged) first; the failed handshake is the end of its connection, and
+the request gets the same blocked answer (403 ``upstream.production``, written by
+:mod:`~kanta_guard.proxy.upstreamerror` in place of mitmproxy's 502 page), mark and request
+record. Either way the connection has one log record saying which certificate, and nothing was
+sent.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from ..model import Action, Finding, Protocol, Report, Verdict
 from ..pipeline import protocol_of
 from ..refusals import refusal
 from ..rules import UNSCANNABLE
-from .flows import METADATA_KEY, flow_request, mark
+from .flows import METADATA_KEY, client_address, flow_request, mark, record
 from .refuse import (
     closed_on_error,
     finding,
@@ -181,15 +183,36 @@ class ServerCertGuard:
         refuse_flow(self.state, flow, report)
 
     def error(self, flow: http.HTTPFlow) -> None:
-        """A request whose own connection failed the check (lazy connections): mitmproxy
-        answered it 502; mitmweb shows why (the connection's record is already written)."""
-        if flow.error is None or flow.request is None or METADATA_KEY in flow.metadata:
+        """A request whose own connection failed the check (lazy connections): its flow gets
+        the connection's report (verdict block), so the answer the guard writes for a failed
+        connection (:class:`~kanta_guard.proxy.upstreamerror.UpstreamErrors`) is the blocked
+        answer naming ``upstream.production``, mitmweb shows why, and the request has its
+        record as on an eager connection (the connection's record is already written). The
+        HTTP guard had judged the request itself clean before the connection was opened: that
+        pass is what this replaces."""
+        if flow.error is None or flow.request is None or flow.response is not None:
             return
+        judged = flow.metadata.get(METADATA_KEY)
+        if isinstance(judged, dict) and judged.get("verdict") == str(Verdict.BLOCK):
+            return  # blocked for its content already: that answer stands
         target = (flow.request.host, flow.request.port)
         for conn_id in self._by_client.get(flow.client_conn.id, ()):
             refused = self._refused.get(conn_id)
             if refused is not None and refused.address == target:
-                mark(flow, refused.report)
+                report = Report(
+                    Verdict.BLOCK, refused.report.findings, protocol_of(flow_request(flow))
+                )
+                mark(flow, report)
+                req = flow.request
+                record(
+                    self.state,
+                    report,
+                    flow_id=flow.id,
+                    client=client_address(flow.client_conn),
+                    method=req.method,
+                    host=req.pretty_host,
+                    path=req.path,
+                )
                 return
 
     def client_disconnected(self, client: Any) -> None:

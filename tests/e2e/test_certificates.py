@@ -5,9 +5,9 @@
   a ``Host`` header differing from the target, reverse mode; the server records nothing.
 - The upstream's certificate: HTTPS upstreams on ``localhost`` with a test certificate and with a
   production look-alike (``O=Vaestorekisterikeskus CA``, policy ``1.2.246.517.1.10.10.2``),
-  both trusted by mitmproxy, so that only the guard tells them apart; eager connections answer
-  ``upstream.production`` in the client's protocol, lazy ones fail the handshake; the
-  production upstream records nothing either way.
+  both trusted by mitmproxy, so that only the guard tells them apart; eager and lazy connections
+  answer ``upstream.production`` in the client's protocol (lazy ones after the failed
+  handshake); the production upstream records nothing either way.
 - Client certificates: a client presenting a test and a production certificate
   (``request_client_cert``); the proxy presenting a test certificate to an upstream that
   requires one (``client_certs``), and refusing to start with a production one.
@@ -387,8 +387,10 @@ def test_lazy_connections_fail_the_handshake(
     production_upstream: Upstream,
     test_upstream: Upstream,
 ) -> None:
-    """Lazy connections: the request was read before the connection; the handshake fails
-    (mitmproxy's 502) and the production upstream records nothing; a test one still works."""
+    """Lazy connections: the request was read (and judged clean) before the connection; the
+    handshake fails, the request is answered 403 upstream.production in its protocol (not
+    mitmproxy's 502 nor upstream-refused), both the connection and the request are logged,
+    and the production upstream records nothing; a test one still works."""
     guard = started(
         tmp_path_factory,
         "guard-lazy",
@@ -399,10 +401,20 @@ def test_lazy_connections_fail_the_handshake(
     )  # fmt: skip
     try:
         path = marker("lazy-production")
-        response = https_get(guard, production_upstream.url(path, host=HOST))
-        assert response.status_code == 502
+        response = https_get(
+            guard,
+            production_upstream.url(path, host=HOST),
+            headers={"Accept": "application/fhir+json"},
+        )
+        assert response.status_code == 403, response.text
+        assert response.headers["X-Kanta-Guard-Rules"] == "upstream.production"
+        outcome = response.json()
+        assert outcome["resourceType"] == "OperationOutcome"
+        assert any("pointed at production" in i["diagnostics"] for i in outcome["issue"])
         assert production_upstream.got(path) == []
         assert connection_records(guard, "upstream.production")
+        [request] = guard.wait_records(lambda r: r["path"] == path)
+        assert request["rules"] == ["upstream.production"]
         clean = marker("lazy-test")
         assert https_get(guard, test_upstream.url(clean, host=HOST)).status_code == 200
         assert len(test_upstream.got(clean)) == 1

@@ -16,6 +16,7 @@ from certgen import Hierarchy, Issued, hierarchy, pem, service
 from helpers import identity_policy_text
 from mitmproxy import connection, http, options
 from mitmproxy.addons import proxyserver
+from mitmproxy.flow import Error
 from mitmproxy.proxy import context as proxy_context
 from mitmproxy.test import taddons, tflow
 from mitmproxy.tls import TlsData
@@ -155,18 +156,51 @@ def test_requests_on_a_refused_connection_are_answered(setup: Setup, tmp_path: P
     assert g.response is None  # forgotten with its client
 
 
-def test_lazy_request_whose_handshake_failed_is_marked(setup: Setup, tmp_path: Path) -> None:
-    """Lazy connections: mitmproxy answers the failed handshake 502; mitmweb shows why."""
+@pytest.mark.parametrize("judged", [False, True], ids=["unjudged", "judged-clean"])
+def test_lazy_request_whose_handshake_failed_is_marked(
+    setup: Setup, tmp_path: Path, judged: bool
+) -> None:
+    """Lazy connections: the request was read (and judged clean by the HTTP guard) before its
+    connection failed the check; its flow gets the connection's blocking report, so mitmweb
+    and the answer say upstream.production, and the request has its own record."""
+    production = hierarchy("production")
+    _, client, _ = handshake(
+        setup, [production.service, production.intermediate], trust_file(tmp_path, production)
+    )
+    f = tflow.tflow()
+    f.client_conn = client
+    f.request = http.Request.make(
+        "POST",
+        "https://localhost:443/fhir/Patient",
+        b"{}",
+        {"Content-Type": "application/fhir+json"},
+    )
+    f.metadata.clear()
+    if judged:
+        asyncio.run(setup.http_guard.request(f))
+        assert f.response is None and f.metadata["kanta_guard"]["verdict"] == "pass"
+    f.error = Error("Certificate verify failed: unspecified certificate verification error")
+    setup.guard.error(f)
+    assert f.marked == MARK_BLOCKED and RULE in f.comment
+    assert f.metadata["kanta_guard"]["verdict"] == "block"
+    assert f.metadata["kanta_guard"]["protocol"] == "fhir+json"
+    records = setup.records()
+    assert [r["rules"] for r in records] == [[RULE], [RULE]]  # the connection, the request
+    assert records[1]["path"] == "/fhir/Patient" and records[1]["flow_id"] == f.id
+
+
+def test_lazy_request_to_another_address_is_not_marked(setup: Setup, tmp_path: Path) -> None:
+    """A failed request of the same client to another upstream keeps its own error."""
     production = hierarchy("production")
     _, client, _ = handshake(
         setup, [production.service, production.intermediate], trust_file(tmp_path, production)
     )
     f = tflow.tflow(err=True)
     f.client_conn = client
-    f.request = http.Request.make("GET", "https://localhost:443/x")
+    f.request = http.Request.make("GET", "https://localhost:8443/x")
     f.metadata.clear()
     setup.guard.error(f)
-    assert f.marked == MARK_BLOCKED and RULE in f.comment
+    assert not f.marked and "kanta_guard" not in f.metadata
 
 
 @pytest.mark.parametrize("kind", ["test", "unknown"])
