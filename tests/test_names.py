@@ -149,3 +149,30 @@ def test_any_subset_of_given_names_matches(written: list[str]) -> None:
     reg = ("maija", "liisa", "anna")
     assert same_name(reg, ("testinen",), tuple(written), ("testinen",))
     assert not same_name(reg, ("testinen",), (*written, "matti"), ("testinen",))
+
+
+def _words_whole(text: str) -> list[tuple[str, ...]]:
+    """The reference reading of ``names._words``: the whole text folded at once."""
+    from kanta_guard import names
+
+    folded = fold(text.translate(names._HYPHENS))
+    return [parts for word in folded.split(" ") if (parts := names._split_word(word))]
+
+
+_NAMEISH = st.text(
+    st.one_of(
+        st.sampled_from(list("aeoAEOäöåÄÖÅ -‐–\u00a0\u3000¨\u0301\u0308ßİﬁ℃½﹣\t\n\x1c")),
+        st.characters(),
+    ),
+    max_size=24,
+)
+
+
+@given(_NAMEISH)
+def test_words_fold_chunk_by_chunk_as_the_whole(text: str) -> None:
+    """Folding a name between its whitespace gives the words folding it whole gives (the
+    registry folds names so, to reuse the words' cache): marks, ae/oe spellings, characters
+    that decompose to a space or a hyphen, every kind of whitespace."""
+    from kanta_guard import names
+
+    assert names._words(text) == _words_whole(text)
