@@ -129,3 +129,58 @@ def test_layers_never_fail_unexpectedly(text: str) -> None:
     except UnscannableError:
         return
     assert found and len(found) == len(set(found))
+
+
+def _saml(code_value: str, *, deflated: bool) -> str:
+    """A SAML AuthnRequest naming a subject by its identity code, as its HTTP-Redirect
+    (raw DEFLATE, then Base64) or POST binding (Base64) sends it."""
+    import base64
+    import zlib
+
+    message = (
+        '<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" '
+        'xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion"><saml:Subject><saml:NameID>'
+        f"{code_value}</saml:NameID></saml:Subject></samlp:AuthnRequest>"
+    ).encode()
+    if deflated:
+        squeeze = zlib.compressobj(9, zlib.DEFLATED, -15)
+        message = squeeze.compress(message) + squeeze.flush()
+    return base64.b64encode(message).decode()
+
+
+@pytest.mark.parametrize("deflated", [True, False], ids=["redirect", "post"])
+def test_a_saml_message_is_read_as_its_xml(scanner: Scanner, deflated: bool) -> None:
+    """SAMLRequest (query, HTTP-Redirect binding: deflated) and SAMLResponse (form, POST
+    binding) are read as the XML they carry: a real code there is found (it was inert binary
+    to a Base64 reading); a test code passes."""
+    from urllib.parse import quote
+
+    for value, verdict in ((REAL, Verdict.BLOCK), (TEST, Verdict.PASS)):
+        query = Request(
+            "GET", "/sso?SAMLRequest=" + quote(_saml(value, deflated=deflated)), (), b"", "h"
+        )
+        form = _form("SAMLResponse=" + quote(_saml(value, deflated=deflated)))
+        for request in (query, form):
+            report = scanner.scan(request)
+            assert report.verdict is verdict, report.findings
+            if verdict is Verdict.BLOCK:
+                assert report.rules == ("hetu.real",)
+                assert REAL not in repr(report.findings)
+
+
+def test_a_saml_message_that_is_not_one_is_unscannable(scanner: Scanner) -> None:
+    """A SAMLRequest that is not Base64, or Base64 of neither XML nor deflated XML, and a
+    deflate bomb: unscannable (blocked), never passed as a field."""
+    import base64
+    import zlib
+    from urllib.parse import quote
+
+    bomb = zlib.compressobj(9, zlib.DEFLATED, -15)
+    huge = bomb.compress(b"<" + b" " * 140_000_000) + bomb.flush()  # (past max_decoded_bytes)
+    for value in (
+        "not base64 at all!",
+        base64.b64encode(b"\x00\x01 binary").decode(),
+        base64.b64encode(huge).decode(),
+    ):
+        report = scanner.scan(Request("GET", "/sso?SAMLRequest=" + quote(value), (), b"", "h"))
+        assert report.rules == ("unscannable",), report.findings

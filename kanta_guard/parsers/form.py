@@ -13,13 +13,16 @@ from collections.abc import Iterator
 from urllib.parse import unquote, unquote_plus
 
 from ..charset import decode_text
+from ..encoding import decode_content
 from ..errors import UnscannableError
+from ..idcode import quote_input
 from ..mediatype import MediaType
 from ..model import Context, Field, Payload
 from .base import (
     Item,
     ScanState,
     base64_content,
+    decode_base64,
     keep,
     nested,
     normalise_system,
@@ -29,6 +32,9 @@ from .base import (
 __all__ = ["FormParser", "decoded_pairs", "layers", "param_fields", "query_fields"]
 
 _NESTED_STARTS = ("<", "{", "[")
+#: The parameters that carry a SAML message (SAML 2.0 Bindings §3.4.4.1, §3.5.4): Base64 of
+#: the XML (POST binding), or of its raw DEFLATE (HTTP-Redirect binding).
+_SAML_MESSAGES = frozenset(("samlrequest", "samlresponse"))
 #: Percent-decoding rounds tried on one value; a value still changing after them is refused
 #: (each round shortens it, so "until stable" alone could cost rounds × length).
 MAX_LAYERS = 8
@@ -132,6 +138,8 @@ def _entry_fields(
     entries: list[_Entry], prefix: str, ctx: Context, payload: Payload, state: ScanState
 ) -> Iterator[Item]:
     wanted = wanted_texts(state, [text for name, value, _, _ in entries for text in (name, value)])
+    saml: dict[bytes, str] = {}  # the SAML messages read, and the parameter each stood in
+    unread: dict[str, tuple[str, str]] = {}  # SAML parameters a reading of which did not decode
     for name, value, located, view in entries:
         where = f"{prefix}{located}"
         if name and keep(name, wanted) and not (view and name == located):
@@ -139,7 +147,20 @@ def _entry_fields(
             yield Field(name, ctx, at, view_of=at if view else None)
         if not value:
             continue
-        if value.lstrip().startswith(_NESTED_STARTS):
+        if name.strip().casefold() in _SAML_MESSAGES:
+            # (One message, read once: its readings differ only where "+" was read as a space.)
+            message = _saml_message(value, state)
+            if message is None:
+                unread.setdefault(located, (name, where))
+            elif message[0] not in saml:
+                saml[message[0]] = located
+                at = where + message[1]
+                yield nested(message[0], "application/xml", at, payload, ctx, state, declared=False)
+            continue
+        if value.lstrip().startswith(_NESTED_STARTS) or ("-----BEGIN " in value and not view):
+            # (A PEM block too, a certificate pasted into a query or a form: as a payload, the
+            # certificate search reads it; in the first reading only: the others read "+" of
+            # its Base64 as a space, and are read as text.)
             yield nested(
                 value.encode("utf-8"),
                 None,
@@ -174,6 +195,13 @@ def _entry_fields(
                 )
             elif keep(token, wanted):
                 yield Field(token, Context(ctx.role, located), where, view_of=view_of)
+    for located, (name, where) in unread.items():
+        if located not in saml.values():
+            raise UnscannableError(
+                f"{quote_input(name, 32)} is neither Base64 of XML nor of DEFLATE-compressed "
+                "XML (SAML 2.0 Bindings §3.4.4.1, §3.5.4)",
+                where,
+            )
 
 
 class FormParser:
@@ -193,3 +221,26 @@ class FormParser:
         except LookupError:
             charset = "utf-8"  # (decode_text read it leniently; so do the percent-escapes)
         yield from query_fields(text, prefix, payload.context, payload, state, encoding=charset)
+
+
+def _saml_message(value: str, state: ScanState) -> tuple[bytes, str] | None:
+    """A SAML message sent in a query or form (``SAMLRequest``, ``SAMLResponse``) as the XML it
+    is, and the location suffix of its decoding: undone from Base64 and, in the HTTP-Redirect
+    binding, from raw DEFLATE (so that its signature certificates and subject identifiers are
+    read). None if this reading of the value is neither (the caller refuses the parameter if
+    no reading is). Too much inflated data is unscannable, as for any content encoding."""
+    for text in (value, value.replace(" ", "+")) if " " in value else (value,):
+        data = decode_base64(text)
+        if data is None:
+            continue
+        if data.lstrip()[:1] == b"<":
+            return data, "!base64"
+        try:
+            inflated = decode_content(data, "deflate", max_size=state.limits.max_decoded_bytes)
+        except UnscannableError as exc:
+            if "exceeds" in exc.reason:  # (a bomb: refused, whatever other readings say)
+                raise
+            continue
+        if inflated.lstrip()[:1] == b"<":
+            return inflated, "!base64!deflate"
+    return None
