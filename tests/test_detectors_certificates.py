@@ -1111,3 +1111,24 @@ def test_audit_base64_der_in_plain_text(shape: str) -> None:
     report = SCANNER.scan_bytes(body(PRODUCTION.card.der), content_type)
     assert rules(report) == ["cert.production"], report.findings
     assert SCANNER.scan_bytes(body(TEST.card.der), content_type).verdict is Verdict.PASS
+
+
+def test_an_expired_test_certificate_warns_only_where_the_policy_says_so() -> None:
+    """``cert.expired`` is off by default: no hit is even built for it (the detector is told
+    which rules are off); turned on, the same document warns. The verdicts on one set of
+    certificates are remembered, so the second scan of each answers the same."""
+    from datetime import UTC, datetime
+
+    old = service(
+        TEST.intermediate,
+        not_before=datetime(2020, 1, 1, tzinfo=UTC),
+        not_after=datetime(2021, 1, 1, tzinfo=UTC),
+    )
+    body = cda_signed(old.der, TEST.intermediate.der)
+    off = Scanner(identity_policy(), HASHER)
+    detector = next(d for d in off._detectors if isinstance(d, CertificateDetector))
+    assert "cert.expired" in detector.silent
+    warned = Scanner(parse_policy('[rules]\n"cert.expired" = "warn"\n', "<p>"), HASHER)
+    for _ in range(2):
+        assert rules(scan_xml(body, off)) == []
+        assert rules(scan_xml(body, warned)) == ["cert.expired"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Protocol
 
-from ..model import Field, Hit
+from ..model import Action, Field, Hit
 from ..rules import RuleSpec
 from .hetu import HetuDetector
 
@@ -92,5 +92,7 @@ def detectors_for(policy: Policy, registry: Registry | None = None) -> tuple[Det
     found.append(PersonDetector(registry, contacts))
     found.append(DicomDetector(policy.dicom, registry, test_contacts=policy.contacts))
     anchors = policy.certificates.anchors
-    found.append(CertificateDetector(CertJudge(load_anchors(anchors) if anchors else None)))
+    judge = CertJudge(load_anchors(anchors) if anchors else None)
+    silent = frozenset(r.id for r in CertificateDetector.rules if policy.action(r.id) is Action.OFF)
+    found.append(CertificateDetector(judge, silent=silent))
     return tuple(found)

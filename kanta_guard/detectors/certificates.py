@@ -19,6 +19,7 @@ Rules:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
 
 from ..certs import (
@@ -58,10 +59,17 @@ class CertificateDetector:
     )
     systems: frozenset[str] = frozenset()
 
-    def __init__(self, judge: CertJudge | None = None) -> None:
+    def __init__(self, judge: CertJudge | None = None, *, silent: frozenset[str] = frozenset()):
+        """``silent``: the rules the policy turns off, for which no hit is built (the corpus's
+        expired test certificates would each build a ``cert.expired`` hit, off by default)."""
         self.cert_judge = judge if judge is not None else CertJudge()
+        self.silent = silent
         self._cards: dict[bytes, bool] = {}
         self._certificates: dict[bytes, Certificate] = {}
+        #: The rule each certificate of a set fires (or None), by the set and the minute.
+        self._outcomes: dict[
+            tuple[tuple[bytes, ...], int], dict[bytes, tuple[str, str, Judgement] | None]
+        ] = {}
 
     def _test_card(self, der: bytes) -> bool:
         """Whether a card carries a test-card marker (remembered: cards recur)."""
@@ -96,17 +104,39 @@ class CertificateDetector:
                 seen.add(item.der)
             kept.append(item)
         items = kept
+        if not items and not named:
+            return
         try:
-            read = {item.der: self._read(item.der) for item in items}
-            digests = {cert.sha256 for cert in read.values()}
-            for item in named:
-                yield from self._thumbprint(item, digests)
-            for item in items:
-                others = [cert for der, cert in read.items() if der != item.der]
-                judgement = self.cert_judge.judge(read[item.der], others)
-                yield from self._hits(item, judgement)
+            ders = tuple(dict.fromkeys(item.der for item in items))
+            # The verdicts on one set of certificates, remembered for the minute: a system
+            # sends the same few with every document, and judging them again (each with the
+            # others as its possible intermediates) cost a signed document's scan 6 %. (A
+            # certificate's validity may so be seen up to a minute late: it only decides
+            # ``cert.expired``, a warning.)
+            key = (ders, int(time.time() // 60))
+            outcomes = self._outcomes.get(key)
+            if outcomes is None or named:
+                read = {der: self._read(der) for der in ders}
+                digests = {cert.sha256 for cert in read.values()}
+                for item in named:
+                    yield from self._thumbprint(item, digests)
+            if outcomes is None:
+                outcomes = {}
+                for der, cert in read.items():
+                    others = [other for each, other in read.items() if each != der]
+                    judgement = self.cert_judge.judge(cert, others)
+                    found = self._rule(der, judgement)
+                    quiet = found is None or found[0] in self.silent
+                    outcomes[der] = None if found is None or quiet else (*found, judgement)
+                if len(self._outcomes) >= 256:
+                    self._outcomes.clear()
+                self._outcomes[key] = outcomes
         except CertificateError as exc:
             raise UnscannableError(f"a certificate that cannot be judged: {exc}", "") from None
+        for item in items:
+            outcome = outcomes[item.der]
+            if outcome is not None:
+                yield self._hit(item, *outcome)
 
     def _thumbprint(self, item: CertificateItem, digests: set[str]) -> Iterator[Hit]:
         """A certificate named only by its SHA-256 (JWS ``x5t#S256``): fine if the request
@@ -150,11 +180,9 @@ class CertificateDetector:
             cert = self._certificates[der] = load_certificate(der)
         return cert
 
-    def _hits(self, item: CertificateItem, judgement: Judgement) -> Iterator[Hit]:
-        found = self._rule(item, judgement)
-        if found is None:
-            return
-        rule_id, explanation = found
+    def _hit(
+        self, item: CertificateItem, rule_id: str, explanation: str, judgement: Judgement
+    ) -> Hit:
         # The holder's context is looked up in the tree only if the finding is kept (a rule
         # the policy turns off builds none): the field's role is asked lazily.
         if isinstance(item.owner, Context):
@@ -162,14 +190,14 @@ class CertificateDetector:
         else:
             field = Field(judgement.sha256, Context(), item.where, owner=_owner(item))
         evidence = f"{_ROLES[judgement.role]}: {judgement.subject} (issuer: {judgement.issuer})"
-        yield Hit(rule_id, field, judgement.sha256, evidence, explanation)
+        return Hit(rule_id, field, judgement.sha256, evidence, explanation)
 
-    def _rule(self, item: CertificateItem, judgement: Judgement) -> tuple[str, str] | None:
+    def _rule(self, der: bytes, judgement: Judgement) -> tuple[str, str] | None:
         """The rule a judgement fires and its explanation, or None for a valid test one."""
         if judgement.kind is CertKind.PRODUCTION:
             real = "a real professional card: " if judgement.role is CertRole.CARD else ""
             return "cert.production", real + judgement.reason
-        if judgement.role is CertRole.CARD and not self._test_card(item.der):
+        if judgement.role is CertRole.CARD and not self._test_card(der):
             return "card.real", (
                 "A professional signature from a card with no test-card marker (a SPECIMEN- "
                 "or ' Tes' surname, a 999 serial number): only Valvira's test cards may sign "
