@@ -30,7 +30,9 @@ __all__ = [
     "IN_TEXT",
     "CertificateParser",
     "certificate_items",
+    "hex_certificate",
     "looks_like_certificate",
+    "markup_certificate_items",
     "pem_items",
     "thumbprint_item",
 ]
@@ -326,6 +328,33 @@ def _base64_der(run: bytes) -> bytes | None:
 
 # A certificate is a few hundred bytes at the least: its Base64 is longer than this.
 _SHORTEST_BASE64 = 256
+
+
+_HEX_TEXT = re.compile(rb"[0-9A-Fa-f]+")
+
+
+def hex_certificate(text: bytes) -> bytes | None:
+    """The DER of a certificate (or CMS SignedData, PkiPath) written in hex as the whole of
+    ``text`` (an XML text node or attribute value, whitespace allowed), else None. Cheap on
+    anything else: it must open ``308`` and be at least a minimal certificate's length."""
+    if len(text) < 512 or text.lstrip()[:3] != b"308":
+        return None
+    compact = b"".join(text.split())
+    if len(compact) < 512 or len(compact) % 2:
+        return None
+    if _HEX_TEXT.fullmatch(compact) is None:
+        return None
+    der = bytes.fromhex(compact.decode("ascii"))
+    return der if looks_like_certificate(der) else None
+
+
+def markup_certificate_items(payload: Payload, state: ScanState) -> Iterator[Item]:
+    """The certificates written in hex or Base64 anywhere in the bytes of markup that no
+    parser could read as such (an undeclared XML document that does not parse, read as text):
+    what :func:`pem_items` leaves to the XML parser for markup it reads."""
+    if state.certificates:
+        yield from _hex_items(payload, state)
+        yield from _base64_items(payload, state)
 
 
 def _hex_items(payload: Payload, state: ScanState) -> Iterator[Item]:

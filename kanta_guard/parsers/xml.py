@@ -51,7 +51,12 @@ from .base import (
     nested,
     normalise_system,
 )
-from .certificate import certificate_items, looks_like_certificate
+from .certificate import (
+    certificate_items,
+    hex_certificate,
+    looks_like_certificate,
+    markup_certificate_items,
+)
 from .jose import jose_nested
 from .parties import fhir_xml_parties, v3_parties
 from .text import text_fields
@@ -238,7 +243,7 @@ class XmlParser:
         except UnscannableError:
             if strict:
                 raise
-            yield from _fallback_text(payload)
+            yield from _fallback_text(payload, state)
             return
         self._note_protocol(etree.QName(root).namespace or "", state)
         if parties and state.parties:
@@ -388,6 +393,9 @@ class XmlParser:
                     continue
             data = base64_content(segment)
             if data is None:
+                if state.certificates and (der := hex_certificate(segment)) is not None:
+                    certificates.append((segment, der, attr))  # (DER written in hex)
+                    continue
                 if segment.find(b"ey") != -1:
                     jose.append((segment, b"", attr))
                 continue
@@ -616,6 +624,10 @@ class XmlParser:
             )
         elif sniff and "ey" in text:
             yield from jose_nested(_bytes(text), where, payload, ctx, state)
+        elif sniff and state.certificates and (der := hex_certificate(_bytes(text))) is not None:
+            # (A certificate's DER written in hex: some systems fill a text so.)
+            state.charge(len(der), _locate(payload, el, "!hex"))
+            yield from certificate_items(der, _locate(payload, el, "!hex"), ctx)
 
     def _loose_text(
         self, el: etree._Element, tail: str, ctx: Context, payload: Payload, state: ScanState
@@ -726,9 +738,11 @@ def _parties(
     yield from xds_parties(root, locate, dummies)
 
 
-def _fallback_text(payload: Payload) -> Iterator[Item]:
-    """A sniffed payload that turned out not to be XML is scanned as text instead."""
+def _fallback_text(payload: Payload, state: ScanState) -> Iterator[Item]:
+    """A sniffed payload that turned out not to be XML is scanned as text instead, and the
+    certificates written in its bytes are read (no parser reads its Base64 as such)."""
     yield from text_fields(payload, strict=False)
+    yield from markup_certificate_items(payload, state)
 
 
 _NAME_END = re.compile(rb"[\s/>]")
