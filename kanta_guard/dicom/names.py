@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..model import PersonName
 
-__all__ = ["person_name"]
+__all__ = ["name_of_parts", "person_name"]
 
 
 def person_name(group: str) -> PersonName | None:
@@ -17,7 +17,16 @@ def person_name(group: str) -> PersonName | None:
         return PersonName(text=parts[0])
     family, given, middle, prefix, suffix = [*parts, "", "", "", ""][:5]
     suffix = " ".join(p for p in (suffix, *parts[5:]) if p)
-    givens = tuple(p for p in (given, middle) if p)
+    return name_of_parts(family, (given, middle), prefix, suffix)
+
+
+def name_of_parts(
+    family: str, givens: tuple[str, ...], prefix: str = "", suffix: str = ""
+) -> PersonName:
+    """A name from the components PN and HL7 v2 XPN share (family, given names, prefix,
+    suffix: empty ones dropped), its text as a reader writes it (prefix, given, family,
+    suffix)."""
+    givens = tuple(p for p in givens if p)
     text = " ".join(p for p in (prefix, *givens, family, suffix) if p)
     return PersonName(
         givens,

@@ -26,6 +26,7 @@ from lxml import etree
 
 from .. import idcode
 from ..model import HETU_OID, Address, Party, PartyKind, PersonName, Role, Telecom
+from .names import name_of_parts
 from .settings import DEFAULT_DUMMIES
 
 __all__ = ["RIM_NS", "pid_party", "xds_parties"]
@@ -101,16 +102,7 @@ def _xpn(value: str) -> PersonName | None:
     givens = tuple(p for p in (given, *seconds) if p)
     if not (family or givens):
         return None
-    text = " ".join(p for p in (prefix, *givens, family, suffix) if p)
-    return PersonName(
-        givens,
-        (family,) if family else (),
-        (prefix,) if prefix else (),
-        (suffix,) if suffix else (),
-        None,
-        (),
-        text,
-    )
+    return name_of_parts(family, givens, prefix, suffix)
 
 
 def _xad(value: str) -> Address | None:

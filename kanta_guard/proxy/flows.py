@@ -27,6 +27,7 @@ __all__ = [
     "mark",
     "recognised",
     "record",
+    "record_flow",
 ]
 
 logger = logging.getLogger("kanta_guard")
@@ -146,3 +147,17 @@ def record(
         ", ".join(report.rules),
     )
     return written
+
+
+def record_flow(state: GuardState, report: Report, flow: http.HTTPFlow) -> bool:
+    """:func:`record` for an HTTP flow's report: its client, method, host and path."""
+    req = flow.request
+    return record(
+        state,
+        report,
+        flow_id=flow.id,
+        client=client_address(flow.client_conn),
+        method=req.method,
+        host=req.pretty_host,
+        path=req.path,
+    )

@@ -33,7 +33,7 @@ from ..refusals import refusal, refused_report, unavailable_report, with_finding
 from ..registry import RegistryError, load_registry
 from ..rules import REFUSED
 from ..worker import WorkerPool
-from .flows import METADATA_KEY, client_address, flow_request, mark, record
+from .flows import METADATA_KEY, flow_request, mark, record_flow
 from .redact import redact_request
 from .refuse import answer_of
 from .state import GuardState
@@ -546,16 +546,7 @@ class HttpGuard:
             flow.request.content = b""
 
     def _record(self, flow: http.HTTPFlow, report: Report) -> bool:
-        req = flow.request
-        return record(
-            self.state,
-            report,
-            flow_id=flow.id,
-            client=client_address(flow.client_conn),
-            method=req.method,
-            host=req.pretty_host,
-            path=req.path,
-        )
+        return record_flow(self.state, report, flow)
 
 
 # -- helpers -----------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from ..model import Action, Finding, Protocol, Report, Role, Verdict
 from ..pipeline import protocol_of
 from ..refusals import refusal
 from ..rules import UNSCANNABLE
-from .flows import client_address, flow_request, mark, record
+from .flows import client_address, flow_request, mark, record, record_flow
 from .redact import redact_request
 from .state import GuardState
 
@@ -117,17 +117,8 @@ def refuse_flow(state: GuardState, flow: http.HTTPFlow, report: Report) -> None:
         logger.exception("kanta-guard: could not mark the flow")
     if report.verdict is Verdict.PASS:
         return
-    req = flow.request
-    record(
-        state,
-        report,
-        flow_id=flow.id,
-        client=client_address(flow.client_conn),
-        method=req.method,
-        host=req.pretty_host,
-        path=req.path,
-    )
-    if report.verdict is Verdict.BLOCK and req.method == "CONNECT":
+    record_flow(state, report, flow)
+    if report.verdict is Verdict.BLOCK and flow.request.method == "CONNECT":
         redact_refused(state, flow)
 
 

@@ -40,7 +40,7 @@ from ..model import Action, Finding, Protocol, Report, Verdict
 from ..pipeline import protocol_of
 from ..refusals import refusal
 from ..rules import UNSCANNABLE
-from .flows import METADATA_KEY, client_address, flow_request, mark, record
+from .flows import METADATA_KEY, flow_request, mark, record_flow
 from .refuse import (
     closed_on_error,
     finding,
@@ -203,16 +203,7 @@ class ServerCertGuard:
                     Verdict.BLOCK, refused.report.findings, protocol_of(flow_request(flow))
                 )
                 mark(flow, report)
-                req = flow.request
-                record(
-                    self.state,
-                    report,
-                    flow_id=flow.id,
-                    client=client_address(flow.client_conn),
-                    method=req.method,
-                    host=req.pretty_host,
-                    path=req.path,
-                )
+                record_flow(self.state, report, flow)
                 return
 
     def client_disconnected(self, client: Any) -> None:
