@@ -218,6 +218,12 @@ class Stats:
         with self._lock:
             self._requests["pass"] += 1
 
+    def pass_retracted(self) -> None:
+        """A request counted as passed was then blocked after all (a server switching protocols,
+        a lazy connection to a production server): its block is counted from its log record."""
+        with self._lock:
+            self._requests["pass"] = max(0, self._requests["pass"] - 1)
+
     def scanned(self, seconds: float) -> None:
         """One scan took ``seconds`` (waiting for a worker included)."""
         slot = bisect.bisect_left(self.buckets, seconds)  # a bound is inclusive: le="0.001"

@@ -17,6 +17,7 @@ from ..model import Action, Recognised, Report, Request, Role, Verdict
 from .state import GuardState
 
 __all__ = [
+    "COUNTED_PASS",
     "MARK_BLOCKED",
     "MARK_WARNED",
     "METADATA_KEY",
@@ -149,8 +150,16 @@ def record(
     return written
 
 
+#: ``flow.metadata`` key set on a flow counted as passed (``Stats.passed``).
+COUNTED_PASS = "kanta_guard_counted_pass"
+
+
 def record_flow(state: GuardState, report: Report, flow: http.HTTPFlow) -> bool:
-    """:func:`record` for an HTTP flow's report: its client, method, host and path."""
+    """:func:`record` for an HTTP flow's report: its client, method, host and path. A flow
+    counted as passed before (then blocked: a switch of protocols, a production server met on
+    a lazy connection) is no longer counted so: its record counts it now."""
+    if report.verdict is not Verdict.PASS and flow.metadata.pop(COUNTED_PASS, False):
+        state.stats.pass_retracted()
     req = flow.request
     return record(
         state,

@@ -33,7 +33,7 @@ from ..refusals import refusal, refused_report, unavailable_report, with_finding
 from ..registry import RegistryError, load_registry
 from ..rules import REFUSED
 from ..worker import WorkerPool
-from .flows import METADATA_KEY, flow_request, mark, record_flow
+from .flows import COUNTED_PASS, METADATA_KEY, flow_request, mark, record_flow
 from .redact import redact_request
 from .refuse import answer_of
 from .state import GuardState
@@ -528,6 +528,7 @@ class HttpGuard:
             # that opens a tunnel not at all (the requests inside it are counted).
             if flow.request.method != "CONNECT":
                 self.state.stats.passed()
+                flow.metadata[COUNTED_PASS] = True
             return
         written = self._record(flow, report)
         if report.verdict is Verdict.WARN:

@@ -111,3 +111,25 @@ def test_mark(verdict: Verdict, marked: str) -> None:
     assert f.marked == marked
     assert f.comment == comment(report) != ""
     assert f.metadata[METADATA_KEY] == report.as_dict()
+
+
+def test_a_pass_then_blocked_is_counted_once() -> None:
+    """A request counted as passed and then blocked after all (the server switched protocols,
+    a lazy connection met a production server) is counted as a block only: its record counts
+    it, and the pass is taken back (once, however often it is recorded)."""
+    from kanta_guard.proxy.flows import COUNTED_PASS, record_flow
+    from kanta_guard.proxy.state import GuardState
+
+    state = GuardState()
+    flow = tflow.tflow()
+    state.stats.passed()
+    flow.metadata[COUNTED_PASS] = True
+    blocked = Report(Verdict.BLOCK, (finding("protocol.refused"),))
+    record_flow(state, blocked, flow)
+    record_flow(state, blocked, flow)
+    counts = state.stats.snapshot().as_dict()["requests"]
+    assert counts["pass"] == 0 and counts["block"] == 2, counts
+    other = tflow.tflow()  # (a flow never counted as passed takes nothing back)
+    state.stats.passed()
+    record_flow(state, blocked, other)
+    assert state.stats.snapshot().as_dict()["requests"]["pass"] == 1
