@@ -48,6 +48,14 @@ def decompress(data: bytes, media_type: str, max_size: int, location: str) -> by
             return decode_content(data, coding, max_size=max_size)
         if media_type == "application/x-bzip2":
             return _streams(data, bz2.BZ2Decompressor, max_size, "bzip2")
+        if media_type == "application/x-lzma":
+            # The label covers both formats in use (xz's own and the legacy "alone" one).
+            return _streams(
+                data,
+                lambda: lzma.LZMADecompressor(lzma.FORMAT_AUTO, memlimit=_XZ_MEMLIMIT),
+                max_size,
+                "lzma",
+            )
         return _streams(
             data,
             lambda: lzma.LZMADecompressor(lzma.FORMAT_XZ, memlimit=_XZ_MEMLIMIT),

@@ -28,11 +28,14 @@ PDF = "application/pdf"
 GZIP = "application/gzip"
 BZIP2 = "application/x-bzip2"
 XZ = "application/x-xz"
+#: The legacy LZMA "alone" format (``.lzma``, LZMA SDK lzma-file-format.txt; xz's
+#: ``--format=lzma``): no magic number, a properties byte and a dictionary size instead.
+LZMA = "application/x-lzma"
 ZSTD = "application/zstd"
 BROTLI = "application/x-brotli"
 
 #: Single compressed streams, read by ``decode.archives.decompress``.
-COMPRESSED_TYPES = frozenset({GZIP, BZIP2, XZ, ZSTD, BROTLI})
+COMPRESSED_TYPES = frozenset({GZIP, BZIP2, XZ, LZMA, ZSTD, BROTLI})
 #: Archives of named members.
 ARCHIVE_TYPES = frozenset({ZIP, TAR})
 #: Image formats whose metadata Pillow reads (the pixels are the imaging issue's).
@@ -70,7 +73,7 @@ _ALIASES = {
     "application/bzip2": BZIP2,
     "application/x-xz": XZ,
     "application/xz": XZ,
-    "application/x-lzma": XZ,
+    "application/x-lzma": LZMA,
     "application/zstd": ZSTD,
     "application/x-zstd": ZSTD,
     "application/x-brotli": BROTLI,
@@ -121,6 +124,7 @@ _EXTENSIONS = {
     ".bz2": BZIP2,
     ".tbz2": BZIP2,
     ".xz": XZ,
+    ".lzma": LZMA,
     ".txz": XZ,
     ".zst": ZSTD,
     ".br": BROTLI,
@@ -193,6 +197,8 @@ def sniff(data: bytes) -> str | None:
         return BZIP2
     if head.startswith(b"\xfd7zXZ\x00"):
         return XZ  # The .xz File Format 1.2.1 §2.1.1.1
+    if _lzma_alone(data):
+        return LZMA
     if head.startswith(b"\x28\xb5\x2f\xfd") or (
         data[:1] and data[0] & 0xF0 == 0x50 and data[1:4] == b"\x2a\x4d\x18"
     ):
@@ -219,6 +225,18 @@ def sniff(data: bytes) -> str | None:
     if start == 0 or (start > 0 and _junk(data[:start])):
         return PDF
     return None
+
+
+def _lzma_alone(data: bytes) -> bool:
+    """An LZMA "alone" header: properties 0x5D (lc=3, lp=0, pb=2, what every encoder writes by
+    default), a dictionary size of 2^n or 3 * 2^(n-1) (4 KiB - 1.5 GiB) and an uncompressed
+    size that is unknown (all ones) or below 2^40. No text starts this way (it holds NULs)."""
+    if len(data) < 13 or data[0] != 0x5D:
+        return False
+    dictionary = int.from_bytes(data[1:5], "little")
+    sizes = {1 << n for n in range(12, 31)} | {3 << (n - 1) for n in range(12, 31)}
+    size = int.from_bytes(data[5:13], "little")
+    return dictionary in sizes and (size == (1 << 64) - 1 or size < 1 << 40)
 
 
 def _junk(prefix: bytes) -> bool:

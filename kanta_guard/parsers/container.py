@@ -50,6 +50,7 @@ _NAMES = {
     "application/gzip": "gzip",
     "application/x-bzip2": "bzip2",
     "application/x-xz": "xz",
+    "application/x-lzma": "lzma",
     "application/zstd": "zstd",
     "application/x-brotli": "br",
 }
