@@ -1066,7 +1066,6 @@ HOLES = {
     "text plain base64 body": "parsers/text.py: a short text/plain body that is Base64",
     "text quoted-printable-ish": "parsers/text.py: quoted-printable text outside multipart",
     "form base64 value": "parsers/form.py: a short Base64 form value",
-    "header rfc2047 q": "parsers/request.py: RFC 2047 Q-encoded header words not decoded",
     "combining grapheme joiner": "detectors (normalisation): U+034F is Mn, not Cf",
     "variation selector": "detectors (normalisation): U+FE0F is Mn, not Cf",
     "newline between": "detectors: a line break between date and sign is not whitespace run",

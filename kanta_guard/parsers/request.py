@@ -17,6 +17,7 @@ from functools import lru_cache
 from urllib.parse import unquote, unquote_plus
 
 from ..model import Context, Field, Payload, Request, Role
+from ..multipart import header_readings
 from .base import Item, ScanState, decode_base64, keep, nested, wanted_texts
 from .form import layers, query_fields
 from .jose import jose_nested
@@ -184,6 +185,10 @@ def _head_texts(headers: _Headers, section: str, texts: list[_Text], tokens: lis
         # ", "), with one field, one finding, per name.
         value = values[0] if len(values) == 1 else ", ".join(values)
         texts.append((value, ctx, where, None))
+        if "=?" in value or "*=" in value:
+            # RFC 2047 encoded words (``=?UTF-8?Q?...?=``: mail-derived clients send them in
+            # any header) and RFC 2231/8187 parameters, as a receiver decodes them.
+            texts.extend((view, ctx, where + "!decoded", where) for view in header_readings(value))
         if len(value) >= _MIN_HEADER_B64:
             tokens.append((value, ctx, where))
         if lowered == "host":
