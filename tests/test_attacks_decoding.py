@@ -1052,7 +1052,6 @@ _DASH_ATTACKS = {
 #: Holes found by this audit, still open (strict: a fix turns them into failures to drop here).
 #: Each says which file the fix belongs in.
 HOLES = {
-    "zip after a stub": "decode/archives.py: a zip after a stub (self-extracting) is not sniffed",
     "zip local entry not listed": "decode/archives.py: local entries outside the central "
     "directory are not read (a streaming reader reads them)",
     "html split by inline": "parsers/xml.py (HTML): mixed content not judged on its joined text",

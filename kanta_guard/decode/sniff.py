@@ -224,7 +224,16 @@ def sniff(data: bytes) -> str | None:
     start = data[:1024].find(b"%PDF-")
     if start == 0 or (start > 0 and _junk(data[:start])):
         return PDF
+    if b"PK\x05\x06" in data[-_EOCD_SPAN:] and b"PK\x03\x04" in data:
+        # A zip after a stub (a self-extracting archive, a zip appended to an image or a
+        # script): readers find it from its end record (APPNOTE.TXT §4.3.16, at most a 64 KiB
+        # comment from the end), as zipfile does. No text holds those control bytes.
+        return ZIP
     return None
+
+
+#: The end of central directory record (22 bytes) and its longest comment.
+_EOCD_SPAN = 22 + 0xFFFF
 
 
 def _lzma_alone(data: bytes) -> bool:
