@@ -1055,14 +1055,12 @@ HOLES = {
     "zip local entry not listed": "decode/archives.py: local entries outside the central "
     "directory are not read (a streaming reader reads them)",
     "html split by inline": "parsers/xml.py (HTML): mixed content not judged on its joined text",
-    "json double base64": "parsers/json.py: Base64 inside decoded Base64 is not undone again",
     "xml PI target": "parsers/xml.py: processing-instruction targets are not fields",
     "xml attribute newline": "parsers/xml.py / detectors: a line break in an attribute value "
     "(normalised to a space) between the parts",
     "xml attribute tab": "parsers/xml.py / detectors: a tab reference between the parts",
     "xml base64 short": "search/screen: short Base64 (under the candidate minimum) not decoded",
     "cda nonxmlbody deflate compression": "parsers/xml.py: CDA ED compression=DF not undone",
-    "text plain base64 body": "parsers/text.py: a short text/plain body that is Base64",
     "text quoted-printable-ish": "parsers/text.py: quoted-printable text outside multipart",
     "form base64 value": "parsers/form.py: a short Base64 form value",
     "combining grapheme joiner": "detectors (normalisation): U+034F is Mn, not Cf",

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from ..charset import readings, sniff_bom, sniff_wide
 from ..mediatype import MediaType, sniffed_type
 from ..model import Field, Payload
-from .base import MIN_BASE64, Item, ScanState, decode_base64, nested
+from .base import Item, ScanState, decode_base64, nested
 
 __all__ = ["TextParser", "base64_body", "text_fields"]
 
@@ -148,7 +148,7 @@ def base64_body(data: bytes) -> bytes | None:
     (under ``MIN_BASE64`` characters), hex digits only, or text with a space inside a line: not.
     """
     if (
-        len(data) < MIN_BASE64
+        len(data) < _MIN_BODY_BASE64
         or data[:64].translate(None, _ALPHABET_AND_SPACE)  # (most text fails here, at once)
         or data.translate(None, _ALPHABET_AND_SPACE)
         or not data.translate(None, _HEX_AND_SPACE)
@@ -156,9 +156,15 @@ def base64_body(data: bytes) -> bytes | None:
     ):
         return None
     text = data.decode("ascii")
-    if len("".join(text.split())) < MIN_BASE64:
+    if len("".join(text.split())) < _MIN_BODY_BASE64:
         return None
     return decode_base64(text)
+
+
+#: The shortest whole body read as Base64: a code alone (11 characters) is 16 in Base64, and a
+#: body that is all alphabet is encoded content (``base.MIN_BASE64`` is for texts inside
+#: documents, where words are the risk).
+_MIN_BODY_BASE64 = 16
 
 
 def _clear_as_bytes(data: bytes, charset: str | None, html_text: bool, screen: _Screen) -> bool:
