@@ -1063,7 +1063,6 @@ HOLES = {
     "combining grapheme joiner": "detectors (normalisation): U+034F is Mn, not Cf",
     "variation selector": "detectors (normalisation): U+FE0F is Mn, not Cf",
     "newline between": "detectors: a line break between date and sign is not whitespace run",
-    "header fullwidth": "parsers/request.py: a percent-encoded header value is not NFKC-read",
 }
 
 #: Carriers the guard refuses outright (fail closed): the twin is blocked as ``unscannable``

@@ -185,6 +185,14 @@ def _head_texts(headers: _Headers, section: str, texts: list[_Text], tokens: lis
         # ", "), with one field, one finding, per name.
         value = values[0] if len(values) == 1 else ", ".join(values)
         texts.append((value, ctx, where, None))
+        if "%" in value:
+            # Percent-encoded header values (a client that URL-encodes what it puts in a custom
+            # header; RFC 8187 values): each round a receiver may undo, "+" kept.
+            texts.extend(
+                (view, ctx, where + "!decoded", where)
+                for view in layers(value, plus=False, location=where)
+                if view != value
+            )
         if "=?" in value or "*=" in value:
             # RFC 2047 encoded words (``=?UTF-8?Q?...?=``: mail-derived clients send them in
             # any header) and RFC 2231/8187 parameters, as a receiver decodes them.
