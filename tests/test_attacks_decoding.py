@@ -1057,7 +1057,6 @@ HOLES = {
     "html split by inline": "parsers/xml.py (HTML): mixed content not judged on its joined text",
     "xml PI target": "parsers/xml.py: processing-instruction targets are not fields",
     "xml base64 short": "search/screen: short Base64 (under the candidate minimum) not decoded",
-    "cda nonxmlbody deflate compression": "parsers/xml.py: CDA ED compression=DF not undone",
     "text quoted-printable-ish": "parsers/text.py: quoted-printable text outside multipart",
     "form base64 value": "parsers/form.py: a short Base64 form value",
     "combining grapheme joiner": "detectors (normalisation): U+034F is Mn, not Cf",

@@ -457,3 +457,38 @@ def test_entity_document_is_screened_in_its_parsed_reading() -> None:
     assert any(loc.endswith("title/text()") for loc in locations), locations
     clean = cda().replace("<title>", "<title>&amp; <![CDATA[x<y]]> &#49;&#50;", 1)
     assert _both(_post(clean))[0] is Verdict.PASS
+
+
+@pytest.mark.parametrize(("compression", "pack"), [("DF", "raw"), ("ZL", "zlib"), ("df", "raw")])
+def test_a_compressed_ed_is_undone(scanner: Scanner, compression: str, pack: str) -> None:
+    """A CDA ``nonXMLBody/text`` declaring compression DF (raw deflate) or ZL (zlib), which no
+    magic number shows, is inflated and read; a test code there passes."""
+    import zlib
+
+    def doc(value: str) -> bytes:
+        packed = zlib.compress(f"Potilas {value}".encode())
+        packed = packed[2:-4] if pack == "raw" else packed
+        return (
+            '<ClinicalDocument xmlns="urn:hl7-org:v3"><component><nonXMLBody>'
+            f'<text mediaType="text/plain" representation="B64" compression="{compression}">'
+            f"{base64.b64encode(packed).decode()}</text></nonXMLBody></component>"
+            "</ClinicalDocument>"
+        ).encode()
+
+    assert scanner.scan_bytes(doc(REAL), "application/xml").rules == ("hetu.real",)
+    assert scanner.scan_bytes(doc(TEST), "application/xml").verdict is Verdict.PASS
+
+
+@pytest.mark.parametrize("compression", ["Z", "Z7", "XX"])
+def test_an_ed_compression_not_read_is_unscannable(scanner: Scanner, compression: str) -> None:
+    """A compression the guard does not undo is refused, not passed as opaque bytes; so is
+    a DF that does not inflate."""
+    body = (
+        '<ClinicalDocument xmlns="urn:hl7-org:v3"><component><nonXMLBody>'
+        f'<text mediaType="text/plain" representation="B64" compression="{compression}">'
+        f"{base64.b64encode(b'not what it says').decode()}</text></nonXMLBody></component>"
+        "</ClinicalDocument>"
+    ).encode()
+    assert scanner.scan_bytes(body, "application/xml").rules == ("unscannable",)
+    broken = body.replace(f'compression="{compression}"'.encode(), b'compression="DF"')
+    assert scanner.scan_bytes(broken, "application/xml").rules == ("unscannable",)

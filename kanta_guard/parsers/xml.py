@@ -35,6 +35,7 @@ from lxml import etree
 from ..charset import sniff_bom, xml_declared_encoding
 from ..dicom.settings import DEFAULT_DUMMIES
 from ..dicom.xds import xds_parties
+from ..encoding import decode_content
 from ..errors import UnscannableError
 from ..idcode import mask_any_form, quote_input
 from ..mediatype import MediaType, sniff_document
@@ -602,6 +603,7 @@ class XmlParser:
                     'element declared representation="B64" holds invalid Base64',
                     mask_any_form(_locate(payload, el, "")),
                 )
+            data = _decompressed(el, data, payload, state)
             yield nested(
                 data,
                 el.get("mediaType"),
@@ -736,6 +738,33 @@ def _parties(
     yield from fhir_xml_parties(root, locate, role_of)
     # IHE XDS metadata (a RAD-68 or any ITI-41 request): the patient of ``sourcePatientInfo``.
     yield from xds_parties(root, locate, dummies)
+
+
+#: HL7 V3 CompressionAlgorithm codes an ED (CDA ``nonXMLBody/text``) may declare, read by their
+#: bytes as any payload is (gzip, bzip2: by their magic numbers), or undone here (deflate and
+#: zlib have none to sniff). Any other (``Z``, ``Z7``) is refused: it would pass unread.
+_SNIFFED_COMPRESSIONS = frozenset(("GZ", "BZ"))
+_DEFLATE_COMPRESSIONS = frozenset(("DF", "ZL"))
+
+
+def _decompressed(el: etree._Element, data: bytes, payload: Payload, state: ScanState) -> bytes:
+    """An ED's decoded bytes undone from the ``compression`` it declares (see above)."""
+    compression = (el.get("compression") or "").strip().upper()
+    if not compression or compression in _SNIFFED_COMPRESSIONS:
+        return data
+    where = mask_any_form(_locate(payload, el, ""))
+    if compression in _DEFLATE_COMPRESSIONS:
+        try:
+            return decode_content(data, "deflate", max_size=state.limits.max_decoded_bytes)
+        except UnscannableError as exc:
+            raise UnscannableError(
+                f"element declared compression={quote_input(compression, 8)}: {exc.reason}", where
+            ) from None
+    raise UnscannableError(
+        f"element declared compression={quote_input(compression, 8)}, which the guard does not "
+        "read (GZ, DF, ZL and BZ are read)",
+        where,
+    )
 
 
 def _fallback_text(payload: Payload, state: ScanState) -> Iterator[Item]:
