@@ -1055,7 +1055,6 @@ _DASH_ATTACKS = {
 HOLES = {
     "zip local entry not listed": "decode/archives.py: local entries outside the central "
     "directory are not read (a streaming reader reads them)",
-    "html split by inline": "parsers/xml.py (HTML): mixed content not judged on its joined text",
     "xml base64 short": "search/screen: short Base64 (under the candidate minimum) not decoded",
     "text quoted-printable-ish": "parsers/text.py: quoted-printable text outside multipart",
     "form base64 value": "parsers/form.py: a short Base64 form value",

@@ -69,6 +69,12 @@ def text_fields(
             # WHATWG HTML §13.2.5.72: character references (&#48; &#x30; &amp;) in text, as a
             # browser shows them; html.unescape implements that table.
             views.setdefault(html.unescape(text), ("!" + how if number else "") + "!html")
+    if html_text:
+        # The text as a browser renders it: tags taken out, so a code split by inline markup
+        # (``1310<b></b>52-308T``) is read whole (one linear pass).
+        for text, suffix in list(views.items()):
+            if "<" in text:
+                views.setdefault(_TAGS.sub("", text), suffix + _RENDERED)
     context = payload.context
     for text, suffix in views.items():
         needles: list[str] | None = None
@@ -93,8 +99,10 @@ def text_fields(
             where = f"{prefix}line {number}"
             if suffix:
                 # Another reading of the same line: a code the first reading reported there is
-                # not reported again (Field.view_of).
-                yield Field(line, context, where + suffix, view_of=where)
+                # not reported again (Field.view_of); a rendered view, one its reading reported.
+                rendered = suffix.endswith(_RENDERED)
+                base = where + suffix.removesuffix(_RENDERED) if rendered else where
+                yield Field(line, context, where + suffix, view_of=base)
             else:
                 yield Field(line, context, where)
 
@@ -176,8 +184,8 @@ def _clear_as_bytes(data: bytes, charset: str | None, html_text: bool, screen: _
             return False
     elif sniff_bom(data) not in (None, "utf-8"):
         return False
-    if sniff_wide(data) is not None or (html_text and b"&" in data):
-        return False
+    if sniff_wide(data) is not None or (html_text and (b"&" in data or b"<" in data)):
+        return False  # (character references to undo, tags to take out: other readings)
     if screen(data) != frozenset():
         return False
     if _CP1252_DASH.search(data) is not None:
@@ -185,4 +193,7 @@ def _clear_as_bytes(data: bytes, charset: str | None, html_text: bool, screen: _
     return True
 
 
+_RENDERED = "!rendered"
+#: An HTML tag, comment or doctype (no nesting: one linear pass).
+_TAGS = re.compile(r"<[^<>]*>")
 _ASCII_COMPATIBLE = frozenset({"utf8", "ascii", "usascii", "iso88591", "latin1", "cp1252"})
