@@ -316,10 +316,33 @@ def loose_tokens(text: str) -> Iterator[str]:
 _BOM = "\ufeff"
 
 
+#: Unicode's Default_Ignorable_Code_Point characters that are no format character (Cf): shown
+#: as nothing, so taken out like one (a grapheme joiner U+034F or a variation selector U+FE0F
+#: between a code's digits hid it). DerivedCoreProperties.txt (Unicode 15): the Mn and Lo
+#: ones, and the unassigned ones kept for future format characters.
+_IGNORABLE = frozenset(
+    (
+        0x034F,
+        0x115F,
+        0x1160,
+        0x17B4,
+        0x17B5,
+        *range(0x180B, 0x1810),
+        0x2065,
+        0x3164,
+        *range(0xFE00, 0xFE10),
+        0xFFA0,
+        *range(0xFFF0, 0xFFF9),
+        *range(0xE0000, 0xE1000),
+    )
+)
+
+
 @cache
 def _normal_tables() -> tuple[dict[int, str], dict[int, str], dict[int, str], frozenset[str]]:
-    """Tables for the readings (Cf removed, Cf as a space, Nd to ASCII digits) and the set of
-    the characters that can make a normalised reading differ from the text as written.
+    """Tables for the readings (Cf and the other ignorables removed, or as a space; Nd to ASCII
+    digits) and the set of the characters that can make a normalised reading differ from the
+    text as written.
 
     Such a character is not ASCII and is a format character, or its NFKC form with digits made
     ASCII differs from it and holds something a token is made of (an ASCII letter or digit,
@@ -335,7 +358,7 @@ def _normal_tables() -> tuple[dict[int, str], dict[int, str], dict[int, str], fr
     for point in (*range(0x80, 0x20000), *range(0xE0000, 0xE1000)):
         char = chr(point)
         category = unicodedata.category(char)
-        if category == "Cf":
+        if category == "Cf" or point in _IGNORABLE:
             remove[point], space[point] = "", " "
         elif category == "Nd":
             digits[point] = str(unicodedata.decimal(char))

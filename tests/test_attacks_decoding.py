@@ -1058,8 +1058,6 @@ HOLES = {
     "xml base64 short": "search/screen: short Base64 (under the candidate minimum) not decoded",
     "text quoted-printable-ish": "parsers/text.py: quoted-printable text outside multipart",
     "form base64 value": "parsers/form.py: a short Base64 form value",
-    "combining grapheme joiner": "detectors (normalisation): U+034F is Mn, not Cf",
-    "variation selector": "detectors (normalisation): U+FE0F is Mn, not Cf",
     "newline between": "detectors: a line break between date and sign is not whitespace run",
 }
 
