@@ -96,8 +96,9 @@ class CachedDispatch(addonmanager.AddonManager):
             self._invalidate()
         try:
             table = self._table(event)
-        except exceptions.AddonManagerError:
-            # A hook that is not callable: mitmproxy's own walk reports it, per addon.
+        except Exception:
+            # A hook that is not callable, an attribute that raises when looked up: mitmproxy's
+            # own walk reports it, addon by addon, and calls the others (nothing is cached).
             await super().trigger_event(event)
             return
         args = event.args()

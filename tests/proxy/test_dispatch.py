@@ -269,3 +269,33 @@ def test_the_guard_installs_it(tmp_path: Path) -> None:
         return master.addons
 
     assert isinstance(asyncio.run(go()), dispatch.CachedDispatch)
+
+
+def test_a_hook_attribute_that_raises_is_handled_as_mitmproxy_handles_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An addon whose hook attribute raises when looked up: logged, and the other addons are
+    still called (the table is not built; mitmproxy's own walk runs)."""
+
+    class Raising:
+        armed = False  # (mitmproxy reads every attribute while it registers an addon)
+
+        @property
+        def request(self) -> Any:
+            if self.armed:
+                raise RuntimeError("no hook here")
+            return None
+
+    async def go(cached: bool) -> Calls:
+        calls: Calls = []
+        with _master(cached=cached) as master:
+            raising = Raising()
+            master.addons.add(Recorder("a", calls), raising, Recorder("b", calls))
+            raising.armed = True
+            await master.addons.trigger_event(hooks.all_hooks["request"](tflow.tflow()))
+        return calls
+
+    with caplog.at_level(logging.ERROR):
+        for cached in (False, True):
+            assert asyncio.run(go(cached)) == ["a.request", "b.request"]
+    assert sum("no hook here" in r.getMessage() for r in caplog.records) == 2
