@@ -123,22 +123,32 @@ def test_saml_common_name_blocks_registered_passes() -> None:
     assert clean.verdict is Verdict.PASS
 
 
-@pytest.mark.xfail(
+_SAML_NAME_HOLE = pytest.mark.xfail(
     strict=True,
-    reason="hole: SAML name, mail and phone attributes are no party "
-    "and one-word values are no narrative name (kanta_guard/parsers/parties.py "
-    "needs a SAML subject party: NameID code + sn/givenName/cn/displayName/mail/"
-    "telephoneNumber attributes; the SAML parser in parsers/xml.py must call it)",
+    reason="hole: SAML name attributes are no party and one-word values are no narrative "
+    "name (kanta_guard/parsers/parties.py needs a SAML subject party: NameID code + "
+    "sn/givenName/cn/displayName attributes; the SAML parser in parsers/xml.py must call it)",
 )
+
+
 @pytest.mark.parametrize(
     "attrs",
     [
-        _attr("urn:oid:2.5.4.4", "Korhonen") + _attr("urn:oid:2.5.4.42", "Liisa"),
-        _attr("displayName", "Korhonen Liisa"),
-        _attr("mail", "liisa.korhonen@gmail.com"),
-        _attr("telephoneNumber", "040 111 2233"),
+        pytest.param(
+            _attr("urn:oid:2.5.4.4", "Korhonen") + _attr("urn:oid:2.5.4.42", "Liisa"),
+            marks=_SAML_NAME_HOLE,
+            id="sn-givenName",
+        ),
+        pytest.param(
+            _attr("displayName", "Korhonen Liisa"), marks=_SAML_NAME_HOLE, id="displayName"
+        ),
+        # (Both passed as identifiers: an AttributeValue was one under any attribute Name.)
+        pytest.param(_attr("mail", "liisa.korhonen@gmail.com"), id="mail"),
+        pytest.param(
+            _attr("urn:oid:0.9.2342.19200300.100.1.3", "liisa.korhonen@gmail.com"), id="mail-oid"
+        ),
+        pytest.param(_attr("telephoneNumber", "040 111 2233"), id="telephoneNumber"),
     ],
-    ids=["sn-givenName", "displayName", "mail", "telephoneNumber"],
 )
 def test_saml_subject_attributes_block(attrs: str) -> None:
     assert scan(_SAML.format(attrs), S).verdict is Verdict.BLOCK

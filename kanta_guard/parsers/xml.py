@@ -714,12 +714,42 @@ def _fhir_system(el: etree._Element) -> str | None:
 
 
 def _saml_system(el: etree._Element) -> str | None:
-    """For a SAML ``AttributeValue``: its ``Attribute/@Name`` as an OID, if it is a URN OID."""
+    """For a SAML ``AttributeValue``: its ``Attribute/@Name`` as an OID, if it is one (a URN OID
+    or a dotted OID) and no attribute of a person's name or contact details (those are text the
+    name and contact rules read: an e-mail in ``mail`` passed as an identifier)."""
     parent = el.getparent()
     if parent is None or _local(parent.tag) != "Attribute":
         return None
-    name = parent.get("Name")
-    return normalise_system(name) if name else None
+    system = normalise_system(parent.get("Name") or "")
+    if not _OID.fullmatch(system) or system in _PERSON_ATTRIBUTES:
+        return None
+    return system
+
+
+_OID = re.compile(r"[0-2](?:\.\d+)+")
+#: The X.500/LDAP attribute types of a person's name and contact details (RFC 4519, RFC 4524,
+#: inetOrgPerson RFC 2798): cn, sn, givenName, initials, title, street, postalAddress,
+#: postalCode, telephoneNumber, facsimileTelephoneNumber, mail, mobile, homePhone,
+#: homePostalAddress, displayName.
+_PERSON_ATTRIBUTES = frozenset(
+    (
+        "2.5.4.3",
+        "2.5.4.4",
+        "2.5.4.42",
+        "2.5.4.43",
+        "2.5.4.12",
+        "2.5.4.9",
+        "2.5.4.16",
+        "2.5.4.17",
+        "2.5.4.20",
+        "2.5.4.23",
+        "0.9.2342.19200300.100.1.3",
+        "0.9.2342.19200300.100.1.41",
+        "0.9.2342.19200300.100.1.20",
+        "0.9.2342.19200300.100.1.39",
+        "2.16.840.1.113730.3.1.241",
+    )
+)
 
 
 def _parties(
