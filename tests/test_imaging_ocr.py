@@ -113,7 +113,11 @@ def test_the_budget_is_honoured_on_a_large_image() -> None:
     tile = render([TEST, "Hietala, Anna"])
     # The budget is this machine's: time for about two of the nine strips (a fixed 0.5 s was
     # less than one strip on a loaded 2-core machine, which then read nothing).
-    strip = read(np.tile(tile, (1, 4)), budget_s=30.0)
+    # (The fastest of three reads: the first also loads the engine's models, which once made
+    # the "strip" take longer than the whole image and the budget cover it all.)
+    strip = min(
+        (read(np.tile(tile, (1, 4)), budget_s=30.0) for _ in range(3)), key=lambda r: r.seconds
+    )
     assert strip.complete
     budget = round(2.5 * strip.seconds, 2)
     image = np.tile(tile, (8, 4))
