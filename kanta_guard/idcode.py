@@ -36,6 +36,7 @@ __all__ = [
     "LOOSE_TOKEN",
     "TOKEN",
     "Kind",
+    "broken_tokens",
     "classify",
     "clip",
     "find_tokens",
@@ -254,19 +255,64 @@ def iter_tokens(data: bytes) -> Iterator[str]:
     so the runs are found first on a digit map (where one is the literal ``x000000x``), and the
     pattern is tried only there.
     """
+    for found in _token_matches(data):
+        yield found.group(0).decode("utf-8", "replace")
+
+
+#: What ``str.splitlines`` ends a line at (a line-by-line reading splits a token there).
+_LINE_BREAK = re.compile("[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
+
+
+def broken_tokens(text: str) -> Iterator[tuple[int, int, str]]:
+    """The tokens of every :func:`match_readings` reading of ``text`` that a line break runs
+    through (TOKEN's separators are any whitespace, line breaks too: ``010170\n-123X`` is a
+    code to a reader of the whole text, and no line of it holds one), each with the numbers of
+    the lines (CR LF, CR or LF ends one) where it starts and ends in its reading, in order.
+
+    Linear: one :func:`iter_tokens` pass per reading, lines counted once between tokens.
+    """
+    if _LINE_BREAK.search(text) is None:
+        return
+    seen: set[tuple[int, str]] = set()  # (a place two readings show alike: once)
+    for reading in match_readings(text):
+        data = reading.encode("utf-8", "surrogatepass")
+        line, counted = 1, 0
+        for found in _token_matches(data):
+            token = found.group(0).decode("utf-8", "replace")
+            if _LINE_BREAK.search(token) is None:
+                continue
+            start, end = found.span()
+            line += _breaks(data, counted, start)
+            counted = start
+            if (line, normalise(token)) not in seen:
+                seen.add((line, normalise(token)))
+                yield line, line + _breaks(data, start, end), token
+
+
+def _breaks(data: bytes, start: int, end: int) -> int:
+    """Line ends (CR LF, CR or LF) in ``data[start:end]``."""
+    return (
+        data.count(b"\n", start, end)
+        + data.count(b"\r", start, end)
+        - data.count(b"\r\n", start, end)
+    )
+
+
+def _token_matches(data: bytes) -> Iterator[re.Match[bytes]]:
+    """The matches of TOKEN over UTF-8 ``data`` (see :func:`iter_tokens`), in order."""
     match = _TOKEN_BYTES.match
     mapped = data.translate(_DIGIT_MAP)
     find = mapped.find
     # A run at the very start has no "x" before it (no padding: that would copy the document).
     at_start = mapped[:6] == b"000000" and mapped[6:7] != b"0"
     if at_start and (found := match(data, 0)) is not None:
-        yield found.group(0).decode("utf-8", "replace")
+        yield found
     pos = find(_EXACTLY_SIX)
     while pos != -1:
         # The run starts after the "x". (A run at the very end has no closing "x", and needs
         # none: six digits with nothing after them are no code.)
         if (found := match(data, pos + 1)) is not None:
-            yield found.group(0).decode("utf-8", "replace")
+            yield found
         pos = find(_EXACTLY_SIX, pos + 7)  # the closing "x" may open the next run
 
 

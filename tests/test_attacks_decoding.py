@@ -1024,6 +1024,23 @@ ATTACKS: list[tuple[str, Make]] = [
     ("fullwidth hyphen", lambda c: body("text/plain", (c[:6] + "\uff0d" + c[7:]).encode())),
     ("small hyphen", lambda c: body("text/plain", (c[:6] + "\ufe63" + c[7:]).encode())),
     ("newline between", lambda c: body("text/plain", (c[:6] + "\n" + c[6:]).encode())),
+    ("crlf between", lambda c: body("text/plain", (c[:6] + "\r\n" + c[6:]).encode())),
+    ("blank lines between", lambda c: body("text/plain", f"x\n{c[:6]}\n\n \n{c[6:]}\ny".encode())),
+    ("newline after sign", lambda c: body("text/plain", (c[:7] + "\n" + c[7:]).encode())),
+    ("newline before check", lambda c: body("text/plain", (c[:10] + "\n" + c[10:]).encode())),
+    (
+        "newline between fullwidth",
+        lambda c: body("text/plain", (fullwidth(c[:6]) + "\n" + c[6:]).encode()),
+    ),
+    (
+        "newline between cp1252",
+        lambda c: body("text/plain", f"Päivä {c[:6]}\n{c[6:]}".encode("cp1252")),
+    ),
+    ("newline between html", lambda c: body("text/html", f"<p>{c[:6]}\n{c[6:]}</p>".encode())),
+    (
+        "newline between gzip",
+        lambda c: body("application/gzip", gzip.compress((c[:6] + "\n" + c[6:]).encode())),
+    ),
     ("ideographic space", lambda c: body("text/plain", (c[:6] + "\u3000" + c[6:]).encode())),
     ("lower-case check", lambda c: body("text/plain", c.lower().encode())),
     (
@@ -1058,7 +1075,6 @@ HOLES = {
     "xml base64 short": "search/screen: short Base64 (under the candidate minimum) not decoded",
     "text quoted-printable-ish": "parsers/text.py: quoted-printable text outside multipart",
     "form base64 value": "parsers/form.py: a short Base64 form value",
-    "newline between": "detectors: a line break between date and sign is not whitespace run",
 }
 
 #: Carriers the guard refuses outright (fail closed): the twin is blocked as ``unscannable``

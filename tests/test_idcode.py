@@ -339,3 +339,31 @@ def test_loose_tokens_ignore_digits_around() -> None:
     glued = f"5{REAL}5"
     assert not idcode.TOKEN.search(glued)
     assert list(idcode.iter_loose_tokens(glued.encode())) == [REAL]
+
+
+# -- tokens a line break runs through -----------------------------------------------------------
+
+_LINES_ALPHABET = "0123456789-+AY \n\r\u2013\u200b"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=_LINES_ALPHABET, max_size=40))
+def test_broken_tokens_are_what_lines_split(text: str) -> None:
+    """``broken_tokens`` gives every token of a reading of the whole text that holds a line
+    break (what no line of a line-by-line reading shows), and only such tokens (brute force
+    over the readings)."""
+    found = {(token, first) for first, _, token in idcode.broken_tokens(text)}
+    expected: set[str] = set()
+    for reading in idcode.match_readings(text):
+        for match in idcode.TOKEN.finditer(reading):
+            if any(c in match.group(0) for c in "\n\r"):
+                expected.add(idcode.normalise(match.group(0)))
+    assert {idcode.normalise(token) for token, _ in found} == expected, text
+
+
+def test_broken_tokens_name_their_lines() -> None:
+    """The lines a broken token starts and ends on, CR LF counted as one line end."""
+    text = f"a\r\n{REAL[:6]}\r\n\r\n{REAL[6:]}\nb"
+    assert [(first, last) for first, last, _ in idcode.broken_tokens(text)] == [(2, 4)]
+    assert list(idcode.broken_tokens(f"{REAL} on one line\nand more")) == []
+    assert list(idcode.broken_tokens(REAL[:6] + "\n" + "q" + REAL[6:])) == []

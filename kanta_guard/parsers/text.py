@@ -14,9 +14,10 @@ import html
 import re
 from collections.abc import Callable, Iterator
 
+from .. import idcode
 from ..charset import readings, sniff_bom, sniff_wide
 from ..mediatype import MediaType, sniffed_type
-from ..model import Field, Payload
+from ..model import Context, Field, Payload
 from .base import Item, ScanState, decode_base64, nested
 
 __all__ = ["TextParser", "base64_body", "text_fields"]
@@ -97,14 +98,46 @@ def text_fields(
             if needles is not None and not any(n in line for n in needles):
                 continue
             where = f"{prefix}line {number}"
-            if suffix:
-                # Another reading of the same line: a code the first reading reported there is
-                # not reported again (Field.view_of); a rendered view, one its reading reported.
-                rendered = suffix.endswith(_RENDERED)
-                base = where + suffix.removesuffix(_RENDERED) if rendered else where
-                yield Field(line, context, where + suffix, view_of=base)
-            else:
-                yield Field(line, context, where)
+            yield _line_field(line, context, where, suffix)
+        # What a line break splits: a line-by-line reading misses a code whose parts stand on
+        # two lines (``010170`` and ``-123X``: any whitespace separates its parts).
+        for first, last, value in _broken(text, needles):
+            where = f"{prefix}line {first}" + (f"-{last}" if last != first else "")
+            yield _line_field(value, context, where, suffix)
+
+
+def _line_field(value: str, context: Context, where: str, suffix: str) -> Field:
+    """A field of one line (or lines) of a view: ``where`` in the first reading, ``where`` and
+    ``suffix`` in the others."""
+    if not suffix:
+        return Field(value, context, where)
+    # Another reading of the same line: a code the first reading reported there is not
+    # reported again (Field.view_of); a rendered view, one its reading reported.
+    rendered = suffix.endswith(_RENDERED)
+    base = where + suffix.removesuffix(_RENDERED) if rendered else where
+    return Field(value, context, where + suffix, view_of=base)
+
+
+def _broken(text: str, needles: list[str] | None) -> Iterator[tuple[int, int, str]]:
+    """Tokens a line break runs through, with the lines they start and end on: the needles
+    that hold a line break (the screen's needles stand in the text as written), or, where the
+    screen named none, every such token of every reading (``idcode.broken_tokens``)."""
+    if needles is None:
+        yield from idcode.broken_tokens(text)
+        return
+    for needle in needles:
+        if _LINE_END.search(needle) is None:
+            continue
+        at = text.find(needle)
+        if at == -1:
+            continue
+        first = _line_number(text, at)
+        yield first, first + _line_number(needle, len(needle)) - 1, needle
+
+
+def _line_number(text: str, at: int) -> int:
+    """The number of the line (CR LF, CR or LF ends one) that ``text[at]`` stands on."""
+    return 1 + text.count("\n", 0, at) + text.count("\r", 0, at) - text.count("\r\n", 0, at)
 
 
 class TextParser:
@@ -194,6 +227,8 @@ def _clear_as_bytes(data: bytes, charset: str | None, html_text: bool, screen: _
 
 
 _RENDERED = "!rendered"
+#: Where ``str.splitlines`` ends a line (a needle holding one stands on two lines).
+_LINE_END = re.compile("[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
 #: An HTML tag, comment or doctype (no nesting: one linear pass).
 _TAGS = re.compile(r"<[^<>]*>")
 _ASCII_COMPATIBLE = frozenset({"utf8", "ascii", "usascii", "iso88591", "latin1", "cp1252"})
