@@ -828,6 +828,23 @@ ATTACKS: list[tuple[str, Make]] = [
         lambda c: body("text/plain; charset=utf-16le", f"Potilas {c}".encode("utf-16-le")),
     ),
     ("text quoted-printable-ish", lambda c: body("text/plain", ("Potilas " + qp(c)).encode())),
+    (
+        "text qp soft line break",
+        lambda c: body("text/plain", f"Potilas {c[:8]}=\r\n{c[8:]}".encode()),
+    ),
+    ("text qp sign only", lambda c: body("text/plain", f"Potilas {c[:6]}=2D{c[7:]}".encode())),
+    ("text qp lower case", lambda c: body("text/plain", ("Potilas " + qp(c).lower()).encode())),
+    ("text qp utf-8 dash", lambda c: body("text/plain", f"P {c[:6]}=E2=80=93{c[7:]}".encode())),
+    ("html qp", lambda c: body("text/html", f"<p>Potilas {qp(c)}</p>".encode())),
+    (
+        "text qp latin-1",
+        lambda c: body("text/plain; charset=iso-8859-1", f"P\xe4iv\xe4 {qp(c)}".encode("latin-1")),
+    ),
+    ("octet-stream qp", lambda c: body("application/octet-stream", f"P {qp(c)}".encode())),
+    (
+        "text qp among equals signs",
+        lambda c: body("text/plain", f"a=10 b=FF x=3D y=\nz {qp(c)} == =ZZ".encode()),
+    ),
     ("text no type, utf-16 BOM", lambda c: body(None, f"Potilas {c}".encode("utf-16"))),
     # -- forms and queries --------------------------------------------------------------------------------
     ("query", lambda c: get(f"/Patient?identifier={c}")),
@@ -1073,7 +1090,6 @@ HOLES = {
     "zip local entry not listed": "decode/archives.py: local entries outside the central "
     "directory are not read (a streaming reader reads them)",
     "xml base64 short": "search/screen: short Base64 (under the candidate minimum) not decoded",
-    "text quoted-printable-ish": "parsers/text.py: quoted-printable text outside multipart",
     "form base64 value": "parsers/form.py: a short Base64 form value",
 }
 

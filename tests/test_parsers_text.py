@@ -92,6 +92,25 @@ BODIES: list[tuple[str, str | None, Callable[[str], bytes], str]] = [
     ),
     ("HTML plain code", "text/html", lambda c: f"<td>{c}</td>".encode(), "line 1"),
     (
+        "quoted-printable, a soft line break inside",
+        "text/plain",
+        lambda c: f"hetu {c[:8]}=\r\n{c[8:]}\n".encode(),
+        "line 1!qp+utf-8",
+    ),
+    (
+        "quoted-printable digits and sign",
+        "text/plain; charset=iso-8859-1",
+        lambda c: ("P\xe4iv\xe4 " + "".join(f"={ord(ch):02X}" for ch in c)).encode("latin-1"),
+        "line 1!qp+iso8859-1",
+    ),
+    ("parts on two lines", "text/plain", lambda c: f"hetu {c[:6]}\n{c[6:]}\n".encode(), "line 1-2"),
+    (
+        "parts on two lines, a blank one between",
+        "text/plain",
+        lambda c: f"a\r\n{c[:7]}\r\n\r\n{c[7:]}\r\n".encode(),
+        "line 2-4",
+    ),
+    (
         "Base64 body, irregular line widths",
         "text/plain",
         lambda c: _b64_lines(f"Potilas\nhetu {c}\n", (10, 40, 7)),
@@ -144,6 +163,11 @@ def test_real_code_blocked_test_code_passes(
         ("text/html", b"<p>Tilaus &#35;123456-7890 &amp; 010181&#45;900C</p>"),
         ("application/vnd.example", b"\x7fBIN\r\n\x1a\n" + bytes(range(256)) * 8),
         ("application/octet-stream", bytes(range(256)) * 8),
+        # Equals signs that are no quoted-printable code, and some that are, spelling nothing.
+        ("text/plain", b"a=10 b=FF c=3D d=\nyhteens\xc3\xa4 == 5 =ZZ\n" + TEST.encode()),
+        ("text/plain", b"Maksettu 12.3.2024=\n123,00 euroa\n"),
+        # Numbers on consecutive lines that are no code across them.
+        ("text/plain", b"131052\n2024-01-15\n308\n010181\n-900C\n"),
     ],
 )
 def test_ordinary_content_does_not_fire(scanner: Scanner, content_type: str, body: bytes) -> None:

@@ -47,17 +47,32 @@ def text_fields(
     charset: str | None = None,
     screen: _Screen | None = None,
     html_text: bool = False,
+    quoted_printable: bool = False,
 ) -> Iterator[Item]:
     """One field per non-blank line of every reading of the payload (``charset.readings``),
     those lines ``screen`` asks for: ``line N`` in the first reading, ``line N!how`` in the
-    others (``utf-16-le``, ``cp1252+replace``, ``html``: character references undone)."""
+    others (``utf-16-le``, ``cp1252+replace``, ``html``: character references undone).
+
+    ``quoted_printable``: a text holding quoted-printable escapes (``=3D``, ``=\r\n``) is
+    read QP-decoded as well (``line N!qp``), as a mail client or a MIME library would show it
+    without a Content-Transfer-Encoding to tell it to."""
     data = payload.data
+    unqp = _quoted_printable(data) if quoted_printable else None
     # The screen looks for ASCII (and UTF-8 dashes): on an ASCII-compatible text it can rule a
     # binary out on its bytes as they are, without decoding it.
-    if screen is not None and not strict and _clear_as_bytes(data, charset, html_text, screen):
+    if (
+        screen is not None
+        and not strict
+        and _clear_as_bytes(data, charset, html_text, screen)
+        and (unqp is None or _clear_as_bytes(unqp, charset, html_text, screen))
+    ):
         return
     prefix = payload.location + ":" if payload.location else ""
     found = readings(data, charset, strict=strict)
+    if unqp is not None:
+        # (Its lines are not numbered alike: soft line breaks are gone. Lenient: the escapes
+        # may spell bytes the declared charset does not hold.)
+        found = found + [(text, "qp+" + how) for text, how in readings(unqp, charset, strict=False)]
     views: dict[str, str]  # text -> location suffix
     if len(found) == 1 and not (html_text and "&" in found[0][0]):
         views = {found[0][0]: ""}  # (the common case: one reading)
@@ -172,6 +187,7 @@ class TextParser:
             charset=charset,
             screen=state.screen,
             html_text=media.is_html,
+            quoted_printable=True,
         )
         decoded = base64_body(payload.data)
         if decoded is not None:
@@ -206,6 +222,25 @@ def base64_body(data: bytes) -> bytes | None:
 #: body that is all alphabet is encoded content (``base.MIN_BASE64`` is for texts inside
 #: documents, where words are the risk).
 _MIN_BODY_BASE64 = 16
+
+
+# Quoted-printable (RFC 2045 §6.7): "=" and two hex digits (upper case in the RFC, either case
+# to the decoders in use: Python's quopri, Java Mail), or a soft line break ("=" at a line's end,
+# whitespace before the break tolerated, rule 3).
+_QP = re.compile(rb"=(?:([0-9A-Fa-f]{2})|[ \t]*(?:\r\n|\n|\r))")
+
+
+def _quoted_printable(data: bytes) -> bytes | None:
+    """``data`` QP-decoded if it holds a quoted-printable escape, else None (one linear pass;
+    an "=" that starts no escape stays, as decoders keep it)."""
+    if data.find(b"=") == -1 or _QP.search(data) is None:
+        return None
+    return _QP.sub(_unescape_qp, data)
+
+
+def _unescape_qp(match: re.Match[bytes]) -> bytes:
+    digits = match.group(1)
+    return b"" if digits is None else bytes((int(digits, 16),))
 
 
 def _clear_as_bytes(data: bytes, charset: str | None, html_text: bool, screen: _Screen) -> bool:
