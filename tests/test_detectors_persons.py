@@ -140,3 +140,48 @@ def test_addresses(address: Address, rule: str | None) -> None:
     assert [r for r, _ in hits] == ([rule] if rule else [])
     for _, masked in hits:
         assert "Mannerheimintie" not in masked
+
+
+@pytest.mark.parametrize(
+    "affixes",
+    [
+        {"suffix": ("LL",)},
+        {"suffix": ("LT", "MD")},
+        {"suffix": ("jr.",)},
+        {"suffix": ("Tes",)},
+        {"suffix": ("laillistettu farmaseutti",)},  # the corpus's (KantaCDA-API)
+        {"suffix": ("006 proviisori, provisor",)},
+        {"suffix": ("Tohtori",)},
+        {"prefix": ("Tri",)},
+        {"prefix": ("von",)},
+        {"suffix": ("Liisa",)},  # a registered given name in a suffix: still the same person
+    ],
+)
+def test_titles_in_affixes_are_no_name(affixes: dict[str, tuple[str, ...]]) -> None:
+    """Titles, degrees, generations and the ` Tes` card suffix in a prefix or suffix are no
+    name part, though the DVV lists hold some (md, jr, tri are given names there)."""
+    name = PersonName(("Maija",), ("Testinen",), **affixes)  # type: ignore[arg-type]
+    assert judged(person(name, code=MAIJA)) == []
+    assert judged(person(name)) == []
+
+
+@pytest.mark.parametrize(
+    "affixes",
+    [
+        {"suffix": ("Korhonen",)},
+        {"suffix": ("MÄKINEN",)},
+        {"suffix": ("Maekinen",)},
+        {"prefix": ("Virtanen",)},
+        {"suffix": ("LL", "Korhonen")},
+    ],
+)
+def test_a_name_in_an_affix_is_judged(affixes: dict[str, tuple[str, ...]]) -> None:
+    """A surname in a prefix or suffix (not a title) is a name part of its own: on a registered
+    code a mismatch, without a code no registered name (it passed as a title)."""
+    name = PersonName(("Maija",), ("Testinen",), **affixes)  # type: ignore[arg-type]
+    assert [rule for rule, _ in judged(person(name, code=MAIJA))] == ["name.mismatch"]
+    assert [rule for rule, _ in judged(person(name))] == ["name.unregistered"]
+    texted = PersonName(
+        ("Maija",), ("Testinen",), text="Maija Testinen Korhonen", suffix=("Korhonen",)
+    )
+    assert [rule for rule, _ in judged(person(texted, code=MAIJA))] == ["name.mismatch"]

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import cache
 
-from .. import idcode
+from .. import idcode, lexicon
 from ..contacts import mask_address, mask_name, normalise_address
 from ..model import HETU_OID, Address, Context, Field, Hit, Party, PartyKind, PersonName, Role
-from ..names import WrittenName, name_parts, readings, same_name
+from ..names import WrittenName, fold, name_parts, readings, same_name
 from ..policy import ContactSettings
 from ..registry import Registry, TestIdentity
 from ..rules import RuleSpec, rule
@@ -66,6 +67,7 @@ class PersonDetector:
 
     def __init__(self, registry: Registry | None, contacts: ContactSettings) -> None:
         self.registry = registry
+        _folded_names()  # (loaded now, not on the first name with an affix)
         self._addresses = frozenset(normalise_address(a) for a in contacts.addresses)
         self._patterns = tuple(re.compile(p, re.IGNORECASE) for p in contacts.address_patterns)
 
@@ -185,27 +187,71 @@ def _written(name: PersonName) -> list[list[WrittenName]]:
     A name with parts whose ``text`` says more (FHIR ``HumanName`` with ``given``/``family``
     and a ``text`` of another person, a CDA ``name`` with a real name as loose text beside
     registered parts) is judged on both: the registered parts do not carry a name they do not
-    hold. Words of the prefixes and suffixes (titles) and the ``Tes`` suffix are no name.
+    hold. Words of the prefixes and suffixes are titles (``LL``, ``Tohtori``, ``laillistettu
+    farmaseutti``), no name, and the ``Tes`` suffix is none; but an affix word that is a name
+    of the DVV lists and no title (``<suffix>Korhonen</suffix>``) is read as a name part,
+    given or family (a surname in a suffix passed as a title).
     """
     groups: list[list[WrittenName]] = []
     held: set[str] = set()
-    if name.given or name.family:
+    affixes = {p for a in (*name.prefix, *name.suffix) for p in name_parts(_PUNCT.sub(" ", a))}
+    named = {p for p in affixes if _is_name(p)} if affixes else set()
+    if name.given or name.family or named:
         given = tuple(p for g in name.given for p in name_parts(g))
         family = tuple(p for f in name.family for p in name_parts(f))
-        if given or family:
+        if named:
+            extra = tuple(sorted(named - {*given, *family}))
+            if extra:
+                groups.append(
+                    [WrittenName(given, (*family, *extra)), WrittenName((*given, *extra), family)]
+                )
+            held = {*given, *family, *named, "tes"}
+        elif given or family:
             groups.append([WrittenName(given, family)])
             held = {*given, *family, "tes"}
     if not name.text.strip():
         return groups
     if not groups:
         return [found] if (found := readings(name.text)) else []
-    affixes = {p for a in (*name.prefix, *name.suffix) for p in name_parts(_PUNCT.sub(" ", a))}
-    kept = [w for w in name.text.split() if not set(_parts(w)) <= affixes - held or w == ","]
+    titles = affixes - named
+    kept = [w for w in name.text.split() if not set(_parts(w)) <= titles - held or w == ","]
     if any(part not in held for w in kept for part in _parts(w)):
         text = " ".join(kept)
         found = readings(text)
         groups.append(found or [WrittenName((), ())])
     return groups
+
+
+#: Titles, degrees and generational suffixes that the DVV lists also hold as a name (``md``,
+#: ``jr``, ``tri`` are given names there; ``piispa``, ``majuri``, ``mestari`` surnames), and
+#: the particles of noble names (``von``, ``af``, ``de``: a part of a family name, which alone
+#: names no one): an affix of these is a title, not a name (folded).
+_TITLES = frozenset(
+    {
+        # degrees and their abbreviations (Finnish, Latin, English)
+        *("ba", "ma", "md", "med", "el", "lis", "tri", "dr", "phd", "msc", "bsc", "mba"),
+        # generations and ordinals
+        *("jr", "jnr", "junior", "jun", "sr", "sen", "senior", "ii", "iii", "iv", "vi"),
+        # Finnish titles and ranks that are also surnames
+        *("piispa", "lukkari", "pappi", "mestari", "kenraali", "majuri", "rovasti"),
+        *("kanttori", "tuomari", "neuvos", "kapteeni", "eversti", "luutnantti", "pa"),
+        # particles of family names
+        *("von", "af", "de", "van", "der", "la", "le", "du", "da", "del", "di", "dos"),
+    }
+)
+
+
+def _is_name(part: str) -> bool:
+    """True if a folded affix part is a name of the DVV lists and no title."""
+    if part in _TITLES or len(part) < 2 or not part.isalpha():
+        return False
+    return part in _folded_names()
+
+
+@cache
+def _folded_names() -> frozenset[str]:
+    """The DVV first names and surnames, folded as name parts are (ä→a, ae→a)."""
+    return frozenset(fold(n) for n in (*lexicon.given_names(), *lexicon.surnames()))
 
 
 _PUNCT = re.compile(r"[^\w\s-]+")
