@@ -43,12 +43,6 @@ def test_cda_role_real_name_blocks_registered_passes(role: str) -> None:
     assert twin.verdict is Verdict.PASS, twin.as_dict()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hole: a surname in <suffix> is dropped as a title "
-    "(kanta_guard/detectors/persons.py _written: judge affix words that are "
-    "names in the lexicon and no title)",
-)
 def test_cda_surname_in_suffix_blocks() -> None:
     body = cda().replace(
         "<family>Testinen</family>", "<family>Testinen</family><suffix>Korhonen</suffix>"
@@ -71,12 +65,6 @@ _V3Q = (
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hole: HL7 V3 query parameters livingSubjectName/value "
-    "and patientAddress/value are no party (kanta_guard/parsers/parties.py: "
-    "read a <value> PN/AD under livingSubjectName, patientAddress as a person)",
-)
 @pytest.mark.parametrize(
     "param",
     [
@@ -123,25 +111,14 @@ def test_saml_common_name_blocks_registered_passes() -> None:
     assert clean.verdict is Verdict.PASS
 
 
-_SAML_NAME_HOLE = pytest.mark.xfail(
-    strict=True,
-    reason="hole: SAML name attributes are no party and one-word values are no narrative "
-    "name (kanta_guard/parsers/parties.py needs a SAML subject party: NameID code + "
-    "sn/givenName/cn/displayName attributes; the SAML parser in parsers/xml.py must call it)",
-)
-
-
 @pytest.mark.parametrize(
     "attrs",
     [
         pytest.param(
             _attr("urn:oid:2.5.4.4", "Korhonen") + _attr("urn:oid:2.5.4.42", "Liisa"),
-            marks=_SAML_NAME_HOLE,
             id="sn-givenName",
         ),
-        pytest.param(
-            _attr("displayName", "Korhonen Liisa"), marks=_SAML_NAME_HOLE, id="displayName"
-        ),
+        pytest.param(_attr("displayName", "Korhonen Liisa"), id="displayName"),
         # (Both passed as identifiers: an AttributeValue was one under any attribute Name.)
         pytest.param(_attr("mail", "liisa.korhonen@gmail.com"), id="mail"),
         pytest.param(

@@ -141,3 +141,76 @@ def test_the_walk_and_the_fast_path_yield_the_same_parties() -> None:
     names = [(p.role, n.family) for p in clean for n in p.names]
     assert names
     assert names == [(p.role, n.family) for p in parties(cda() + " ") for n in p.names]
+
+
+def test_hl7v3_query_parameters_are_the_patient_sought_and_the_mother() -> None:
+    """A PDQ query's parameters (PRPA_MT201306UV02) describe a person: the patient sought (name,
+    address, telecom, identifier) and the mother whose maiden name it gives."""
+    doc = (
+        '<PRPA_IN201305UV02 xmlns="urn:hl7-org:v3"><controlActProcess><queryByParameter>'
+        "<parameterList>"
+        '<livingSubjectId><value root="1.2.246.21" extension="010181-900C"/></livingSubjectId>'
+        "<livingSubjectName><value><given>Testi</given><family>Potilas</family></value>"
+        "<semanticsText>LivingSubject.name</semanticsText></livingSubjectName>"
+        "<mothersMaidenName><value><family>Testiäiti</family></value></mothersMaidenName>"
+        "<patientAddress><value><streetAddressLine>Testitie 1</streetAddressLine>"
+        "<city>Helsinki</city></value></patientAddress>"
+        '<patientTelecom><value value="tel:+358400000001"/></patientTelecom>'
+        "</parameterList></queryByParameter></controlActProcess></PRPA_IN201305UV02>"
+    )
+    found = parties(doc)
+    (patient,) = by_role(found, Role.PATIENT)
+    assert patient.identifiers == (("1.2.246.21", "010181-900C"),)
+    assert [(n.given, n.family) for n in patient.names] == [(("Testi",), ("Potilas",))]
+    assert [a.lines for a in patient.addresses] == [("Testitie 1",)]
+    assert [t.value for t in patient.telecoms] == ["tel:+358400000001"]
+    (mother,) = by_role(found, Role.RELATED_PERSON)
+    assert [n.family for n in mother.names] == [("Testiäiti",)]
+    assert mother.kind is PartyKind.PERSON and not mother.identifiers
+
+
+SAML = (
+    '<Assertion xmlns="urn:oasis:names:tc:SAML:2.0:assertion" ID="a" Version="2.0">'
+    "<Subject><NameID>{name_id}</NameID></Subject><AttributeStatement>{attributes}"
+    "</AttributeStatement></Assertion>"
+)
+
+
+def _attribute(name: str, value: str, friendly: str = "") -> str:
+    extra = f' FriendlyName="{friendly}"' if friendly else ""
+    return f'<Attribute Name="{name}"{extra}><AttributeValue>{value}</AttributeValue></Attribute>'
+
+
+def test_saml_subject_is_a_person() -> None:
+    """A SAML assertion's subject: the NameID (an identity code: the identity-code system) and
+    identifier attributes as codes; sn and givenName (by OID and by friendly name), Suomi.fi's
+    given names, cn and displayName as names; mail and telephoneNumber as telecoms."""
+    attributes = (
+        _attribute("urn:oid:1.2.246.21", "030875-999Y")
+        + _attribute("urn:oid:2.5.4.4", "Lääkäri Tes")
+        + _attribute("urn:x:given", "Hannu", friendly="givenName")
+        + _attribute("urn:oid:2.16.840.1.113730.3.1.241", "Hannu Lääkäri")
+        + _attribute("mail", "hannu@example.com")
+        + _attribute("urn:oid:2.5.4.20", "+358 40 0000001")
+        + _attribute("urn:oid:1.2.246.575.1.14", "Hannu")
+    )
+    (subject,) = parties(SAML.format(name_id="030875-999Y", attributes=attributes))
+    assert subject.kind is PartyKind.PERSON and subject.role is Role.USER
+    assert subject.identifiers == (("1.2.246.21", "030875-999Y"), ("1.2.246.21", "030875-999Y"))
+    assert [(n.given, n.family, n.text) for n in subject.names] == [
+        (("Hannu", "Hannu"), ("Lääkäri Tes",), ""),
+        ((), (), "Hannu Lääkäri"),
+    ]
+    assert [(t.system, t.value) for t in subject.telecoms] == [
+        ("email", "hannu@example.com"),
+        ("phone", "+358 40 0000001"),
+    ]
+
+
+def test_saml_without_subject_data_is_no_party_and_nameid_keeps_its_format() -> None:
+    """An assertion with nothing about its subject yields no party; a NameID that is no identity
+    code is a code of its Format."""
+    assert parties(SAML.format(name_id="", attributes="")) == []
+    doc = SAML.replace("<NameID>", '<NameID Format="urn:x:persistent">')
+    (subject,) = parties(doc.format(name_id="abc123", attributes=""))
+    assert subject.identifiers == (("urn:x:persistent", "abc123"),)

@@ -22,6 +22,11 @@ yield a :class:`~kanta_guard.model.Party` for each, besides the fields:
   ``Location`` and ``HealthcareService`` organisations (each ``Organization.contact`` a person);
   contained resources and Bundle entries included (every resource of the document, at any
   depth, FHIR XML inside another XML format too).
+* **HL7 V3 queries** (``queryByParameter/parameterList``): the patient sought, from PDQ's
+  ``livingSubjectName``, ``patientAddress``, ``patientTelecom``, ``livingSubjectId`` and PIX's
+  ``patientIdentifier`` values; the mother of ``mothersMaidenName``, a person of her own.
+* **SAML** (2.0 and 1.x assertions, 2.0 attribute queries): the subject, with its ``NameID``
+  and identifier attributes, its name, mail, phone and street attributes.
 
 The role is the one the fields get (``roles``): the nearest enclosing element or resource that
 names one.
@@ -30,16 +35,16 @@ names one.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from functools import lru_cache
 from typing import Any
 
 from lxml import etree
 
-from ..model import Address, Party, PartyKind, PersonName, Role, Telecom
+from .. import idcode
+from ..model import HETU_OID, Address, Party, PartyKind, PersonName, Role, Telecom
 from ..roles import FHIR_KEY_ROLES, FHIR_RESOURCE_ROLES
 from .base import normalise_system
 
-__all__ = ["fhir_json_parties", "fhir_xml_parties", "v3_parties"]
+__all__ = ["fhir_json_parties", "fhir_xml_parties", "saml_parties", "v3_parties"]
 
 V3_NS = "urn:hl7-org:v3"
 FHIR_NS = "http://hl7.org/fhir"
@@ -84,13 +89,17 @@ _FHIR_HOLDERS = frozenset({"resource", "contained", "outcome"})
 
 
 def _local(tag: object) -> str:
-    return _local_name(tag) if isinstance(tag, str) else ""
+    """A Clark name's local part ("" for a comment's or PI's tag), remembered: a document has
+    few distinct tags, and this is asked of every element the parties are read from."""
+    local = _LOCALS.get(tag)
+    if local is None:
+        local = tag.rpartition("}")[2] if isinstance(tag, str) else ""
+        if len(_LOCALS) < 4096:
+            _LOCALS[tag] = local
+    return local
 
 
-@lru_cache(maxsize=1024)
-def _local_name(tag: str) -> str:
-    """A Clark name's local part (cached: a document has few distinct tags)."""
-    return tag.rpartition("}")[2]
+_LOCALS: dict[object, str] = {}
 
 
 def _text(el: etree._Element) -> str:
@@ -98,17 +107,6 @@ def _text(el: etree._Element) -> str:
     if len(el) == 0:  # (a name part, mostly: its text alone)
         return " ".join((el.text or "").split())
     return " ".join("".join(str(t) for t in el.itertext()).split())
-
-
-def _spaced(el: etree._Element) -> str:
-    """A name's or address's text with its parts apart (``<given>A</given><family>B</family>``
-    reads "A B", as it is shown), whitespace collapsed."""
-    pieces = [el.text or ""]
-    for child in el:
-        if isinstance(child.tag, str):
-            pieces.append(_text(child))
-        pieces.append(child.tail or "")
-    return " ".join(" ".join(pieces).split())
 
 
 #: CDA/V3 elements that are organisations or places, whatever their role: their name, telecom
@@ -169,8 +167,11 @@ def v3_parties(
     no namespace count as HL7 V3 ones (a CDA sent without its ``xmlns``).
     """
     entities: dict[etree._Element, None] = {}
-    tags = (_V3 + "name", _V3 + "telecom", _V3 + "addr", "name", "telecom", "addr")
-    for el in root.iter(*tags):
+    queries: list[etree._Element] = []
+    for el in root.iter(*_V3_TAGS):
+        if el.tag in _PARAMETER_LISTS:
+            queries.append(el)
+            continue
         holder = el.getparent()
         if holder is None:
             continue
@@ -182,6 +183,77 @@ def v3_parties(
         # (Any other name is a thing's: a drug, a material, a device, a section.)
     for entity in entities:
         yield _v3_party(entity, locate, role_of)
+    for query in queries:
+        yield from _query_parties(query, locate)
+
+
+_PARAMETER_LISTS = frozenset({_V3 + "parameterList", "parameterList"})
+#: The elements the parties are found by, in one pass of lxml's tag filter: a person's or
+#: organisation's ``name``, ``telecom`` and ``addr``, and an HL7 V3 query's ``parameterList``.
+_V3_TAGS = (
+    *(_V3 + t for t in ("name", "telecom", "addr", "parameterList")),
+    *("name", "telecom", "addr", "parameterList"),
+)
+#: The parameters of an HL7 V3 query (PRPA_MT201306UV02 patient demographics, PRPA_MT201307UV02
+#: identifiers) that describe the patient sought, and the data type of their ``value``: PN,
+#: AD, TEL, II. (``mothersMaidenName`` is the mother's name: a person of its own.)
+_QUERY_PATIENT = {
+    "livingSubjectName": "name",
+    "patientAddress": "addr",
+    "livingSubjectBirthPlaceAddress": "addr",
+    "patientTelecom": "telecom",
+    "livingSubjectId": "id",
+    "patientIdentifier": "id",
+}
+_QUERY_MOTHER = "mothersMaidenName"
+
+
+def _query_parties(
+    query: etree._Element, locate: Callable[[etree._Element], str]
+) -> Iterator[Party]:
+    """The persons an HL7 V3 query's parameter list describes: the patient sought (PDQ's
+    ``livingSubjectName``, ``patientAddress``, ``patientTelecom``, ``livingSubjectId``; PIX's
+    ``patientIdentifier``), and the mother whose maiden name it gives (``mothersMaidenName``).
+    A query's person is no less real than a document's: a real name searched for in the test
+    environment is a real person's data sent there."""
+    identifiers: list[tuple[str, str]] = []
+    names: list[PersonName] = []
+    telecoms: list[Telecom] = []
+    addresses: list[Address] = []
+    mother: list[PersonName] = []
+    for parameter in query:
+        local = _local(parameter.tag)
+        kind = _QUERY_PATIENT.get(local)
+        if (kind is None and local != _QUERY_MOTHER) or not _v3(parameter.tag):
+            continue
+        for value in parameter:
+            if _local(value.tag) != "value" or not _v3(value.tag):
+                continue
+            if local == _QUERY_MOTHER:
+                mother.append(_v3_name(value))
+            elif kind == "name":
+                names.append(_v3_name(value))
+            elif kind == "addr":
+                addresses.append(_v3_address(value))
+            elif kind == "telecom":
+                if value.get("value"):
+                    telecoms.append(Telecom(value.get("value", ""), None, value.get("use")))
+            elif value.get("root"):
+                identifiers.append(
+                    (normalise_system(value.get("root", "")), value.get("extension", ""))
+                )
+    if identifiers or names or telecoms or addresses:
+        yield Party(
+            PartyKind.PERSON,
+            Role.PATIENT,
+            lambda: locate(query),
+            tuple(identifiers),
+            tuple(names),
+            tuple(telecoms),
+            tuple(addresses),
+        )
+    if mother:
+        yield Party(PartyKind.PERSON, Role.RELATED_PERSON, lambda: locate(query), (), tuple(mother))
 
 
 def _v3_party(
@@ -189,38 +261,47 @@ def _v3_party(
     locate: Callable[[etree._Element], str],
     role_of: Callable[[etree._Element], Role],
 ) -> Party:
+    identifiers: list[tuple[str, str]] = []
+    names: list[PersonName] = []
+    telecoms: list[Telecom] = []
+    addresses: list[Address] = []
+    players: list[etree._Element] = []
+
+    def read(child: etree._Element, part: str) -> None:
+        if part == "id":
+            root_oid = child.get("root")
+            if root_oid:
+                identifiers.append((normalise_system(root_oid), child.get("extension", "")))
+        elif part == "name":
+            names.append(_v3_name(child))
+        elif part == "telecom":
+            value = child.get("value")
+            if value:
+                telecoms.append(Telecom(value, None, child.get("use")))
+        else:
+            addresses.append(_v3_address(child))
+
+    # The role's own parts, and its players (one pass over its children); then the players'.
+    for child in entity:
+        part = _V3_PARTS.get(child.tag)
+        if part is not None:
+            read(child, part)
+        elif _player(child):
+            players.append(child)
+    for player in players:
+        for child in player:
+            part = _V3_PARTS.get(child.tag)
+            if part is not None:
+                read(child, part)
     local = _local(entity.tag)
     role = role_of(entity)
-    players = [c for c in entity if _player(c)]
     organisation = _is_organisation(local) or (role is Role.ORGANISATION and not players)
     if not organisation and role is Role.ORGANISATION:
         # A person playing a role inside an organisation (its contact person, a document's
         # recipient): a person, whatever the organisation around it.
         role = _PERSON_ROLES.get(local, Role.PARTICIPANT)
-    kind = PartyKind.ORGANISATION if organisation else PartyKind.PERSON
-    identifiers: list[tuple[str, str]] = []
-    names: list[PersonName] = []
-    telecoms: list[Telecom] = []
-    addresses: list[Address] = []
-    for holder in (entity, *players):
-        for child in holder:
-            if not _v3(child.tag):
-                continue
-            name = _local(child.tag)
-            if name == "id":
-                root_oid = child.get("root")
-                if root_oid:
-                    identifiers.append((normalise_system(root_oid), child.get("extension", "")))
-            elif name == "name":
-                names.append(_v3_name(child))
-            elif name == "telecom":
-                value = child.get("value")
-                if value:
-                    telecoms.append(Telecom(value, None, child.get("use")))
-            elif name == "addr":
-                addresses.append(_v3_address(child))
     return Party(
-        kind,
+        PartyKind.ORGANISATION if organisation else PartyKind.PERSON,
         Role.ORGANISATION if organisation else role,
         lambda: locate(entity),
         tuple(identifiers),
@@ -230,55 +311,67 @@ def _v3_party(
     )
 
 
+#: The children of a CDA/V3 role or player that hold a party's data (HL7 V3 namespace, or none).
+_V3_PARTS = {
+    tag: local for local in ("id", "name", "telecom", "addr") for tag in (_V3 + local, local)
+}
+_NAME_PARTS = frozenset({"given", "family", "prefix", "suffix"})
+_ADDRESS_FIELDS = frozenset({"postalCode", "city", "country"})
+_ADDRESS_LINES = frozenset({"streetAddressLine", "streetName", "houseNumber", "additionalLocator"})
+
+
 def _v3_name(el: etree._Element) -> PersonName:
-    given: list[str] = []
-    family: list[str] = []
-    prefix: list[str] = []
-    suffix: list[str] = []
+    """A PN (EN): its parts, their qualifiers, and its text with the parts apart
+    (``<given>A</given><family>B</family>`` reads "A B", as it is shown), in one pass."""
+    parts: dict[str, list[str]] = {"given": [], "family": [], "prefix": [], "suffix": []}
     qualifiers: list[str] = []
-    parts = {"given": given, "family": family, "prefix": prefix, "suffix": suffix}
+    pieces = [el.text or ""]
     for child in el:
-        target = parts.get(_local(child.tag))
-        if target is None:
-            continue
-        text = _text(child)
-        if text:
-            target.append(text)
-        if child.get("qualifier"):
-            qualifiers.append(child.get("qualifier", ""))
+        if isinstance(child.tag, str):
+            text = _text(child)
+            pieces.append(text)
+            local = _local(child.tag)
+            if local in _NAME_PARTS:
+                if text:
+                    parts[local].append(text)
+                qualifier = child.get("qualifier")
+                if qualifier:
+                    qualifiers.append(qualifier)
+        pieces.append(child.tail or "")
     return PersonName(
-        tuple(given),
-        tuple(family),
-        tuple(prefix),
-        tuple(suffix),
+        tuple(parts["given"]),
+        tuple(parts["family"]),
+        tuple(parts["prefix"]),
+        tuple(parts["suffix"]),
         el.get("use"),
         tuple(qualifiers),
-        _spaced(el),
+        " ".join(" ".join(pieces).split()),
     )
 
 
 def _v3_address(el: etree._Element) -> Address:
+    """An AD: its street lines, postal code, city and country, and its text with the parts apart
+    (as it is shown), in one pass."""
     lines: list[str] = []
     fields = {"postalCode": "", "city": "", "country": ""}
+    pieces = [el.text or ""]
     for child in el:
-        local = _local(child.tag)
-        text = _text(child)
-        if local in fields:
-            fields[local] = text
-        elif text and local in (
-            "streetAddressLine",
-            "streetName",
-            "houseNumber",
-            "additionalLocator",
-        ):
-            lines.append(text)
+        if isinstance(child.tag, str):
+            text = _text(child)
+            pieces.append(text)
+            local = _local(child.tag)
+            if local in _ADDRESS_FIELDS:
+                fields[local] = text
+            elif text and local in _ADDRESS_LINES:
+                lines.append(text)
+        pieces.append(child.tail or "")
     return Address(
         tuple(lines),
         fields["postalCode"],
         fields["city"],
         fields["country"],
         el.get("use"),
-        _spaced(el),
+        " ".join(" ".join(pieces).split()),
     )
 
 
@@ -499,5 +592,174 @@ def _json_party(
         identifiers,
         tuple(names),
         telecoms,
+        addresses,
+    )
+
+
+# -- SAML ------------------------------------------------------------------------------------
+
+_SAML2 = "{urn:oasis:names:tc:SAML:2.0:assertion}"
+_SAML1 = "{urn:oasis:names:tc:SAML:1.0:assertion}"
+_SAMLP = "{urn:oasis:names:tc:SAML:2.0:protocol}"
+#: The elements that hold one subject's statements: an assertion (SAML 2.0, 1.x), or a SAML
+#: 2.0 attribute query (its ``Subject`` and the ``Attribute`` values asked about).
+_SAML_SUBJECTS = frozenset({_SAML2 + "Assertion", _SAML1 + "Assertion", _SAMLP + "AttributeQuery"})
+_SAML_NAME_IDS = frozenset({_SAML2 + "NameID", _SAML1 + "NameIdentifier"})
+_SAML_TAGS = (*_SAML_NAME_IDS, _SAML2 + "Attribute", _SAML1 + "Attribute")
+_CLAIMS = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/"
+_EIDAS = "http://eidas.europa.eu/attributes/naturalperson/"
+#: What a SAML attribute about the subject holds, by its ``Name`` (an OID, bare or as a URN;
+#: a URI) or ``FriendlyName`` (SAML 1: ``AttributeName``), folded to lower case: the X.500 and
+#: LDAP attribute types (RFC 4519, RFC 4524, inetOrgPerson RFC 2798), Suomi.fi's and the
+#: Finnish trust network's given names (``1.2.246.575.1.14``), the WS-Federation claim types,
+#: eIDAS natural-person attributes.
+_SAML_ATTRIBUTES = {
+    **dict.fromkeys(
+        ("2.5.4.4", "sn", "surname", _CLAIMS + "surname", _EIDAS + "currentfamilyname"),
+        "family",
+    ),
+    **dict.fromkeys(
+        (
+            "2.5.4.42",
+            "givenname",
+            "1.2.246.575.1.14",
+            "firstname",
+            _CLAIMS + "givenname",
+            _EIDAS + "currentgivenname",
+        ),
+        "given",
+    ),
+    **dict.fromkeys(
+        (
+            "2.5.4.3",
+            "cn",
+            "commonname",
+            "2.16.840.1.113730.3.1.241",
+            "displayname",
+            "fullname",
+            _CLAIMS + "name",
+        ),
+        "name",
+    ),
+    **dict.fromkeys(
+        (
+            "0.9.2342.19200300.100.1.3",
+            "mail",
+            "email",
+            "emailaddress",
+            _CLAIMS + "emailaddress",
+        ),
+        "email",
+    ),
+    **dict.fromkeys(
+        (
+            "2.5.4.20",
+            "telephonenumber",
+            "0.9.2342.19200300.100.1.41",
+            "mobile",
+            "0.9.2342.19200300.100.1.20",
+            "homephone",
+            _CLAIMS + "mobilephone",
+            _CLAIMS + "homephone",
+            _CLAIMS + "otherphone",
+        ),
+        "phone",
+    ),
+    **dict.fromkeys(
+        (
+            "2.5.4.9",
+            "street",
+            "2.5.4.16",
+            "postaladdress",
+            "0.9.2342.19200300.100.1.39",
+            "homepostaladdress",
+            _CLAIMS + "streetaddress",
+            _EIDAS + "currentaddress",
+        ),
+        "street",
+    ),
+}
+_OID = frozenset("0123456789.")
+
+
+def saml_parties(
+    root: etree._Element,
+    locate: Callable[[etree._Element], str],
+    role_of: Callable[[etree._Element], Role],
+) -> Iterator[Party]:
+    """The subject of each SAML assertion (2.0, 1.x) or attribute query, as a person: its
+    ``NameID`` (``NameIdentifier``) and identifier attributes (an OID name that is no name or
+    contact attribute: the identity code under ``urn:oid:1.2.246.21``) as its codes, the name
+    attributes (``sn``, ``givenName``, Suomi.fi's given names, ``cn``, ``displayName``, by
+    friendly name and by OID) as its names, ``mail`` and the phone attributes as its telecoms,
+    the street attributes as its addresses. Its role is the subject's (the user of the system
+    under test, for an assertion)."""
+    subjects: dict[etree._Element, list[etree._Element]] = {}
+    for el in root.iter(*_SAML_TAGS):
+        holder = el.getparent()
+        while holder is not None and holder.tag not in _SAML_SUBJECTS:
+            holder = holder.getparent()
+        if holder is not None:
+            subjects.setdefault(holder, []).append(el)
+    for subject, elements in subjects.items():
+        party = _saml_party(subject, elements, locate, role_of)
+        if party is not None:
+            yield party
+
+
+def _saml_party(
+    subject: etree._Element,
+    elements: list[etree._Element],
+    locate: Callable[[etree._Element], str],
+    role_of: Callable[[etree._Element], Role],
+) -> Party | None:
+    identifiers: list[tuple[str, str]] = []
+    given: list[str] = []
+    family: list[str] = []
+    names: list[PersonName] = []
+    telecoms: list[Telecom] = []
+    streets: list[str] = []
+    for el in elements:
+        if el.tag in _SAML_NAME_IDS:
+            value = _text(el)
+            if value:
+                system = HETU_OID if idcode.classify(value) is not idcode.Kind.INVALID else ""
+                identifiers.append((system or el.get("Format", ""), value))
+            continue
+        keys = [
+            normalise_system(key).lower()
+            for key in (el.get("Name"), el.get("FriendlyName"), el.get("AttributeName"))
+            if key
+        ]
+        kind = next((k for k in map(_SAML_ATTRIBUTES.get, keys) if k), None)
+        values = [
+            text for child in el if _local(child.tag) == "AttributeValue" and (text := _text(child))
+        ]
+        if kind is None:
+            oid = next((k for k in keys if k and set(k) <= _OID and "." in k), None)
+            if oid is not None:
+                identifiers.extend((oid, value) for value in values)
+        elif kind == "family":
+            family.extend(values)
+        elif kind == "given":
+            given.extend(values)
+        elif kind == "name":
+            names.extend(PersonName(text=value) for value in values)
+        elif kind in ("email", "phone"):
+            telecoms.extend(Telecom(value, kind) for value in values)
+        else:
+            streets.extend(values)
+    if given or family:
+        names.insert(0, PersonName(tuple(given), tuple(family)))
+    addresses = tuple(Address((street,), text=street) for street in streets)
+    if not (identifiers or names or telecoms or addresses):
+        return None
+    return Party(
+        PartyKind.PERSON,
+        role_of(subject),
+        lambda: locate(subject),
+        tuple(identifiers),
+        tuple(names),
+        tuple(telecoms),
         addresses,
     )

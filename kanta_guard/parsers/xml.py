@@ -59,7 +59,7 @@ from .certificate import (
     markup_certificate_items,
 )
 from .jose import jose_nested
-from .parties import fhir_xml_parties, v3_parties
+from .parties import fhir_xml_parties, saml_parties, v3_parties
 from .text import text_fields
 
 __all__ = ["XmlParser"]
@@ -766,6 +766,7 @@ def _parties(
 
     yield from v3_parties(root, locate, role_of)
     yield from fhir_xml_parties(root, locate, role_of)
+    yield from saml_parties(root, locate, role_of)
     # IHE XDS metadata (a RAD-68 or any ITI-41 request): the patient of ``sourcePatientInfo``.
     yield from xds_parties(root, locate, dummies)
 
