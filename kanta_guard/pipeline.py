@@ -138,6 +138,9 @@ class Scanner:
             judge for d in self._detectors if (judge := getattr(d, "judge", None)) is not None
         )
         self._inert = BlobMemo()
+        #: Whether a detector reads what markup splits as a reader joins it (a name in mixed
+        #: content: ``Matti <b>Virtanen</b>``): ``ScanState.whole_elements``.
+        self._whole_elements = any(getattr(d, "whole_elements", False) for d in self._detectors)
         #: Detectors that judge the certificates a request carries, once it is read.
         self._certificate_judges = tuple(
             judge
@@ -188,6 +191,7 @@ class Scanner:
             self._inert,
             self._screen_joined,
             parties=bool(self._judges),
+            whole_elements=self._whole_elements,
             certificates=bool(self._certificate_judges),
             dicom=self.policy.dicom,
         )
@@ -460,12 +464,17 @@ def _header_values(request: Request, name: str) -> list[str]:
 
 def _reported(finding: Finding, view_of: str | None, findings: list[Finding]) -> bool:
     """True if ``finding`` comes from another reading of a field (``Field.view_of``) and that
-    field already reported the same value under the same rule: one finding per place."""
+    field, or a node inside it (an element's text read joined: ``…/paragraph`` holds
+    ``…/paragraph/text()``), already reported the same value under the same rule: one finding
+    per place."""
     if view_of is None:
         return False
     location = clip(view_of)
+    inside = location + "/"
     return any(
-        f.rule == finding.rule and f.value_hash == finding.value_hash and f.location == location
+        f.rule == finding.rule
+        and f.value_hash == finding.value_hash
+        and (f.location == location or f.location.startswith(inside))
         for f in findings
     )
 

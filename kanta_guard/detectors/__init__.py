@@ -33,7 +33,10 @@ class Detector(Protocol):
         holds its cap of findings and already blocks (a request carrying a quarter of a million
         codes is answered in seconds with the first findings and a count of the rest); a
         detector without it is asked ``detect``. And ``judge(party) -> Iterator[Hit]``: hits for
-        a person or organisation the parsers found (``model.Party``).
+        a person or organisation the parsers found (``model.Party``). And ``whole_elements``:
+        True if it reads several words or digit groups that markup may split (a name, a phone
+        number): parsers then also yield each element with mixed content as one field, its text
+        joined as a reader sees it (``ScanState.whole_elements``).
         """
         ...
 

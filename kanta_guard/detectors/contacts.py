@@ -74,6 +74,8 @@ class ContactDetector:
     """Finds personal e-mail addresses and phone numbers in every field of a person."""
 
     name = "contacts"
+    #: Names and numbers that markup splits are read joined (``Detector.detect``).
+    whole_elements = True
     systems: frozenset[str] = frozenset()
     rules: tuple[RuleSpec, ...] = (rule("email.personal"), rule("phone.personal"))
 

@@ -119,7 +119,6 @@ _ABBREVIATIONS = frozenset(
         "Psyk",
     ]
 )
-_ABBREVIATION_LONGEST = max(map(len, _ABBREVIATIONS))
 
 #: Words that, after a surname in the genitive, make it an eponym or the name of a street or an
 #: institution, not a person (``Parkinsonin tauti``, ``Aleksis Kiven katu``, ``Lasse Virénin
@@ -328,6 +327,8 @@ class NarrativeNameDetector:
     """Finds full names of people in free text that are not a registered identity's."""
 
     name = "narrative-name"
+    #: Names and numbers that markup splits are read joined (``Detector.detect``).
+    whole_elements = True
     systems: frozenset[str] = frozenset()
     rules: tuple[RuleSpec, ...] = (rule("name.narrative"),)
 
@@ -536,17 +537,19 @@ class NarrativeNameDetector:
            separator run (the first word a suffix of its run, the second a prefix), and the
            needle (the surname, or the shortest suffix or prefix of the run that reads as one)
            is a part of the field's word.
-        4. ``joined``: ``data`` is decoded text joined across markup, and a field may be any
-           stretch: its first word may be the end of a longer run, its last the start of one.
-           The screen reads every suffix of the first run that opens with a capital (or, for
-           a title, any suffix) and every prefix of the second, and the shortest one that
-           passes is the needle: it is a part of every longer one, so of the field's word.
+        4. ``joined``: ``data`` is decoded text joined across markup. It names nothing: a
+           name that markup splits (``Matti <b>Virtanen</b>``) is read as a reader reads it,
+           from the field of the element holding the mixed content (``parsers/xml.py``
+           ``_mixed_fields``), which this screen screens as any other field; the joined text
+           serves the identity codes' windows, which no name is.
 
         Linear: one byte translation and one search of a two-byte literal, then a bounded
         look around each candidate (a separator run is skipped once, for the candidate at its
         end).
         """
-        if not joined and any(holds(data, marker, rare) for marker, rare in _DECODED):
+        if joined:
+            return frozenset()
+        if any(holds(data, marker, rare) for marker, rare in _DECODED):
             return None
         try:
             text_ok = data.decode("utf-8")
@@ -560,7 +563,7 @@ class NarrativeNameDetector:
                 return None  # UTF-16/32: read so by the text parser, not a byte a character
             text_ok = data.decode("latin-1")
             data = text_ok.encode("utf-8")
-        if not joined and b"\\" in data:
+        if b"\\" in data:
             data = _JSON_ESCAPE.sub(b"  ", data)  # same length: needles stand where they were
         classes = data.translate(_CLASSES)
         if (
@@ -569,7 +572,7 @@ class NarrativeNameDetector:
             return None
         needles: set[bytes] = set()
         for match in _PAIRS.finditer(classes):
-            needle = _needle(data, classes, match.start(), joined)
+            needle = _needle(data, classes, match.start())
             if needle is not None:
                 needles.add(needle)
                 if len(needles) > MAX_NEEDLES:
@@ -612,7 +615,7 @@ _LETTERS = re.compile(r"[^\W\d_]++")
 _LETTERS_REV = re.compile(r"[^\W\d_]{1,64}")
 
 
-def _needle(data: bytes, classes: bytes, space: int, joined: bool) -> bytes | None:
+def _needle(data: bytes, classes: bytes, space: int) -> bytes | None:
     """The needle of the candidate pair whose separator ends at byte ``space``, if any."""
     if (
         data[space] >= 0x80
@@ -629,17 +632,17 @@ def _needle(data: bytes, classes: bytes, space: int, joined: bool) -> bytes | No
             # bytes, in one of its case forms.
             if data[space - 3 : space] not in _TAILS3 and data[space - 2 : space] not in _TAILS2:
                 return None
-            if not _may_end_pair(data, classes, space, joined, _GIVEN_FORMS):
+            if not _may_end_pair(data, classes, space, _GIVEN_FORMS):
                 return None
         elif before == 0x2E:  # "." or ","
             if data[space - 1] == 0x2C:  # a comma-form surname
                 tail3, tail2 = data[space - 4 : space - 1], data[space - 3 : space - 1]
                 if tail3 not in _SURNAME_TAILS3 and tail2 not in _SURNAME_TAILS2:
                     return None
-                if not _may_end_pair(data, classes, space - 1, joined, _SURNAME_FORMS):
+                if not _may_end_pair(data, classes, space - 1, _SURNAME_FORMS):
                     return None
             elif data[space - 3 : space - 1] not in _ABBREVIATION_TAILS or not _may_end_pair(
-                data, classes, space - 1, joined, frozenset()
+                data, classes, space - 1, frozenset()
             ):
                 return None  # an abbreviated title ("Dr.") or nothing
         else:  # a run of separators: what stands before it?
@@ -673,19 +676,14 @@ def _needle(data: bytes, classes: bytes, space: int, joined: bool) -> bytes | No
     first = first_rev.group()[::-1]
     word = second.group()
     if mark == ",":
-        surname = _shortest(first, _comma_surname_suffix, joined)
-        if surname is not None and _prefix(word, _given_prefix, joined):
-            return surname.encode("utf-8")
+        if _comma_surname(first) and _given_prefix(word):
+            return first.encode("utf-8")
         return None
-    if mark == "" and _shortest(first, _given_suffix, joined) is not None:
-        surname = _shortest_prefix(word, joined)
-        if surname is not None:
-            return surname.encode("utf-8")
-    if _title_suffix(first, joined):
-        surname = _shortest_prefix(word, joined)
-        if surname is not None:
-            return surname.encode("utf-8")
-    return None
+    # After a title, a word of three capitals or fewer that no hyphen continues is an acronym
+    # (:meth:`NarrativeNameDetector._name_at`: "proviisorin ID"), and opens no name.
+    acronym = len(word) <= 3 and word.isupper() and ahead[len(word) : len(word) + 1] != "-"
+    opens = (mark == "" and _given_suffix(first)) or (not acronym and _title_suffix(first))
+    return word.encode("utf-8") if opens and lexicon.surname_lemmas(word) else None
 
 
 _LETTER_CLASSES = frozenset(b"aA!")
@@ -754,13 +752,10 @@ _TITLE_TAILS = frozenset(
 _ABBREVIATION_TAILS = frozenset(a.encode("ascii")[-2:] for a in _ABBREVIATIONS)
 
 
-def _may_end_pair(
-    data: bytes, classes: bytes, space: int, joined: bool, names: frozenset[bytes]
-) -> bool:
-    """False only if the ASCII letters before byte ``space`` end in none of ``names`` (a suffix
-    opening with a capital, in joined text; else the whole run), no abbreviated title and (when
-    ``space`` is a separator's) no title; True when unsure (a run with other bytes, or one
-    longer than a window)."""
+def _may_end_pair(data: bytes, classes: bytes, space: int, names: frozenset[bytes]) -> bool:
+    """False only if the ASCII letters before byte ``space`` are none of ``names``, no
+    abbreviated title and (when ``space`` is a separator's) no title; True when unsure (a run
+    with other bytes, or one longer than a window)."""
     seg = classes[max(0, space - 64) : space]
     start = max(seg.rfind(b"#"), seg.rfind(b" "), seg.rfind(b"."))
     if start == -1:
@@ -770,20 +765,14 @@ def _may_end_pair(
         return True
     if data[space] != 0x2E and run[-5:] in _TITLE_TAILS:
         return True
-    if not joined:
-        return run in names or run in _ABBREVIATION_FORMS
-    return any(
-        run[k:] in names or run[k:] in _ABBREVIATION_FORMS
-        for k in range(max(0, len(run) - lexicon.MAX_FORM), len(run))
-        if 0x41 <= run[k] <= 0x5A or run[k:] in _ABBREVIATION_FORMS
-    )
+    return run in names or run in _ABBREVIATION_FORMS
 
 
 def _given_suffix(part: str) -> bool:
     return part[0] in _CAP and part.lower() in lexicon.given_names()
 
 
-def _comma_surname_suffix(part: str) -> bool:
+def _comma_surname(part: str) -> bool:
     return part[0] in _CAP and part.lower() in lexicon.surnames()
 
 
@@ -791,37 +780,7 @@ def _given_prefix(part: str) -> bool:
     return part.lower() in lexicon.given_names()
 
 
-def _shortest(run: str, test: Any, joined: bool) -> str | None:
-    """The shortest suffix of ``run`` that passes ``test`` (in joined text; else ``run``)."""
-    if not joined:
-        return run if test(run) else None
-    for length in range(2, min(len(run), lexicon.MAX_FORM) + 1):
-        if test(run[-length:]):
-            return run[-length:]
-    return None
-
-
-def _prefix(run: str, test: Any, joined: bool) -> bool:
-    if not joined:
-        return bool(test(run))
-    return any(test(run[:n]) for n in range(2, min(len(run), lexicon.MAX_FORM) + 1))
-
-
-def _shortest_prefix(run: str, joined: bool) -> str | None:
-    """The shortest prefix of ``run`` read as a surname (in joined text; else ``run``)."""
-    if not joined:
-        return run if lexicon.surname_lemmas(run) else None
-    for length in range(2, min(len(run), lexicon.MAX_FORM) + 1):
-        if lexicon.surname_lemmas(run[:length]):
-            return run[:length]
-    return None
-
-
-def _title_suffix(run: str, joined: bool) -> bool:
-    """True if ``run`` (or, in joined text, a suffix of it) is a title as :func:`_title` reads
-    one (a word ending in a title form: any suffix of the run's last letters decides)."""
-    if _ends_in_title(run.lower()):
-        return True
-    if not joined:
-        return run in _ABBREVIATIONS
-    return any(run[-n:] in _ABBREVIATIONS for n in range(2, _ABBREVIATION_LONGEST + 1))
+def _title_suffix(run: str) -> bool:
+    """True if ``run`` is a title as :func:`_title` reads one (a word ending in a title form, or
+    an abbreviation as written)."""
+    return _ends_in_title(run.lower()) or run in _ABBREVIATIONS

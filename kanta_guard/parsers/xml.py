@@ -259,6 +259,7 @@ class XmlParser:
             joined = etree.tostring(root, method="text", encoding="utf-8")
             glue = state.screen_joined(joined)
             if not wanted and glue == frozenset():
+                yield from _mixed_fields(root, markup, payload, state)
                 yield from self._nested_only(lambda: root, markup, payload, state)
                 return
             # Needles are found by the markup before them in the document as sent (its lines
@@ -273,6 +274,7 @@ class XmlParser:
                 if glue != frozenset():
                     # (The pieces joined are the text serialised above: its needles stand.)
                     yield from _glue_fields(_text_pieces(root), payload, state, (glue,))
+                yield from _mixed_fields(root, markup, payload, state)
                 yield from self._nested_only(lambda: root, markup, payload, state)
                 return
         yield from self._walk(root, payload, state)
@@ -531,6 +533,7 @@ class XmlParser:
         for sibling in root.itersiblings():
             yield from self._misc(sibling, payload, contexts[0])
         yield from _glue_fields(pieces, payload, state)
+        yield from _mixed_fields(root, None, payload, state, screened=False)
 
     def _attributes(
         self,
@@ -969,6 +972,72 @@ def _markup_reading(raw: bytes | None, root: etree._Element) -> bytes:
 # up no code. (The windows do not know elements: a code split by markup and touching digits
 # across an element boundary on both sides, ``<td>5</td><td>0101<b/>70-308T</td>5``, is found
 # by the needles only.)
+
+
+# -- Mixed content as a reader reads it ----------------------------------------------------------
+
+#: Markup that may hold mixed content (an element whose text, not all whitespace, lies beside a
+#: child element, comment or PI): text that is not whitespace after a tag and before a start tag,
+#: comment, PI or CDATA section; or after an end tag, an empty-element tag, a comment or a PI.
+#: A superset (``>`` in an attribute value, a CDATA section anywhere: the XPath decides), each
+#: pattern anchored on a literal and possessive throughout: one pass, linear.
+_TEXT_THEN_CHILD = re.compile(rb">\s*+[^\s<][^<]*+<(?!/)")
+_END_THEN_TEXT = re.compile(rb"</[^<>]*+>\s*+[^\s<]")
+_CLOSE_THEN_TEXT = re.compile(rb">(?<=[-/?]>)\s*+[^\s<]")
+#: The elements with mixed content (libxml2's XPath: C speed).
+_MIXED = etree.XPath("//*[text()[normalize-space()]][* or comment() or processing-instruction()]")
+
+
+def _maybe_mixed(raw: bytes) -> bool:
+    """True unless the document as written certainly has no mixed content (see above)."""
+    return (
+        _TEXT_THEN_CHILD.search(raw) is not None
+        or _END_THEN_TEXT.search(raw) is not None
+        or _CLOSE_THEN_TEXT.search(raw) is not None
+        or raw.find(b"<![CDATA[") != -1
+    )
+
+
+def _mixed_fields(
+    root: etree._Element,
+    raw: bytes | None,
+    payload: Payload,
+    state: ScanState,
+    *,
+    screened: bool = True,
+) -> Iterator[Field]:
+    """Each outermost element with mixed content as one field: its text as a reader joins it
+    (``Matti <b>Virtanen</b>``, ``Ma<!-- -->tti``: the string value, comments and PIs left out),
+    so that a name, a number or a code that markup splits is judged whole. A reading of the
+    element (``Field.view_of``): what its nodes reported on their own is not reported again.
+
+    ``raw``: the document as the screens read it (its markup decides whether mixed content can
+    be there at all); ``screened``: the joined texts are screened, and only fields holding a
+    needle are read (False: every one is, as the full walk reads everything).
+    """
+    if not state.whole_elements or (raw is not None and not _maybe_mixed(raw)):
+        return
+    found = cast(list[etree._Element], _MIXED(root))
+    if not found:
+        return
+    chosen = set(found)
+    # The outermost ones: their texts are disjoint, so reading them is linear in the text.
+    outer = [el for el in found if not any(a in chosen for a in el.iterancestors())]
+    texts = ["".join(str(piece) for piece in el.itertext()) for el in outer]
+    wanted: frozenset[bytes] | None = None
+    if screened:
+        wanted = state.screen("\n".join(texts).encode("utf-8", "surrogatepass"))
+        if wanted == frozenset():
+            return
+    paths = _XPaths()
+    for el, text in zip(outer, texts, strict=True):
+        if wanted is not None:
+            blob = text.encode("utf-8", "surrogatepass")
+            if not any(needle in blob for needle in wanted):
+                continue
+        path = paths.of(el)
+        where = f"{payload.location}:{path}" if payload.location else path
+        yield Field(text, _context_of(el, payload.context), where, view_of=where)
 
 
 class _Pieces:
