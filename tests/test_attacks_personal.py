@@ -4,6 +4,8 @@ Holes found and not yet fixed are strict xfails naming the file their fix belong
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from test_personal import HANNU, MAIJA, Verdict, assert_masked, cda, scan
 
@@ -142,3 +144,280 @@ def test_registered_code_under_other_registered_name_blocks() -> None:
     report = scan(cda(Person(("Väinö",), "Äijälä", code=MAIJA)), "application/xml")
     assert "name.mismatch" in report.rules
     assert scan(cda(), "application/xml").verdict is Verdict.PASS
+
+
+# -- FHIR R4/STU3: Patient.name in all its forms, persons outside the person resources ------------
+
+J = "application/fhir+json"
+X = "application/fhir+xml"
+_OWN = "http://hl7.org/fhir/StructureDefinition/humanname-own-name"
+
+
+def _patient(**fields: object) -> dict[str, object]:
+    from test_personal import fhir_patient
+
+    patient = fhir_patient()
+    patient.update(fields)
+    return patient
+
+
+def _bundle(*resources: object) -> str:
+    from test_personal import fhir_bundle
+
+    return fhir_bundle(*resources)
+
+
+def _own(name: str) -> dict[str, object]:
+    return {"extension": [{"url": _OWN, "valueString": name}]}
+
+
+def _name(**parts: object) -> list[dict[str, object]]:
+    return [{"family": "Testinen", "given": ["Maija"], **parts}]
+
+
+def _obs(**fields: object) -> dict[str, object]:
+    from test_personal import observation
+
+    return {**observation("Arvo normaali"), **fields}
+
+
+def _person_ref(kind: str, display: str) -> dict[str, object]:
+    return {"reference": f"{kind}/1", "display": display}
+
+
+_REAL = {"family": "Korhonen", "given": ["Liisa"]}
+_TWIN = {"family": "Testinen", "given": ["Maija"]}
+#: (attack, its clean twin): FHIR JSON documents, each attack a real-looking name or address
+#: where a FHIR reader finds a person, each twin the registered one in the same place.
+FHIR_JSON_ATTACKS = {
+    # (A surname in a _family extension on the registered code passed: the parts' primitive
+    # extensions were not read.)
+    "_family-own-name": (
+        _bundle(_patient(name=_name(_family=_own("Korhonen")))),
+        _bundle(_patient(name=_name(_family=_own("Testinen")))),
+    ),
+    "_given-extension": (
+        _bundle(_patient(name=_name(_given=[_own("Pekka")]))),
+        _bundle(_patient(name=_name(_given=[_own("Liisa")]))),
+    ),
+    "prefix-surname": (
+        _bundle(_patient(name=_name(prefix=["Korhonen"]))),
+        _bundle(_patient(name=_name(prefix=["LL"]))),
+    ),
+    "suffix-surname": (
+        _bundle(_patient(name=_name(suffix=["Korhonen"]))),
+        _bundle(_patient(name=_name(suffix=["MD", "jr."]))),
+    ),
+    "text-only": (
+        _bundle(_patient(identifier=[], name=[{"text": "Liisa Korhonen"}])),
+        _bundle(_patient(identifier=[], name=[{"text": "Maija Testinen"}])),
+    ),
+    "text-beside-parts": (
+        _bundle(_patient(name=_name(text="Liisa Korhonen"))),
+        _bundle(_patient(name=_name(text="Maija Liisa Testinen"))),
+    ),
+    "family-as-list-dstu2": (
+        _bundle(_patient(identifier=[], name=[{"family": ["Korhonen"], "given": ["Liisa"]}])),
+        _bundle(_patient(identifier=[], name=[{"family": ["Testinen"], "given": ["Maija"]}])),
+    ),
+    "name-as-object": (
+        _bundle(_patient(identifier=[], name=_REAL)),
+        _bundle(_patient(identifier=[], name=_TWIN)),
+    ),
+    "contact-text": (
+        _bundle(_patient(contact=[{"name": {"text": "Liisa Korhonen"}}])),
+        _bundle(_patient(contact=[{"name": {"text": "Arto Alvar Testaaja"}}])),
+    ),
+    "related-person-entry": (
+        _bundle(_patient(), {"resourceType": "RelatedPerson", "name": [_REAL]}),
+        _bundle(_patient(), {"resourceType": "RelatedPerson", "name": [_TWIN]}),
+    ),
+    "person-entry": (
+        _bundle({"resourceType": "Person", "name": [_REAL]}),
+        _bundle({"resourceType": "Person", "name": [_TWIN]}),
+    ),
+    "contained-practitioner": (
+        _bundle(_obs(contained=[{"resourceType": "Practitioner", "id": "p", "name": [_REAL]}])),
+        _bundle(
+            _obs(
+                contained=[
+                    {"resourceType": "Practitioner", "id": "p", "name": [{"text": "Hannu Lääkäri"}]}
+                ]
+            )
+        ),
+    ),
+    "bundle-in-bundle": (
+        _bundle(json.loads(_bundle({"resourceType": "Patient", "name": [_REAL]}))),
+        _bundle(json.loads(_bundle({"resourceType": "Patient", "name": [_TWIN]}))),
+    ),
+    "parameters-resource": (
+        json.dumps(
+            {
+                "resourceType": "Parameters",
+                "parameter": [
+                    {"name": "resource", "resource": {"resourceType": "Patient", "name": [_REAL]}}
+                ],
+            }
+        ),
+        json.dumps(
+            {
+                "resourceType": "Parameters",
+                "parameter": [
+                    {"name": "resource", "resource": {"resourceType": "Patient", "name": [_TWIN]}}
+                ],
+            }
+        ),
+    ),
+    # (Each of these passed: a HumanName, an Address as an extension's or a parameter's value,
+    # a mother's maiden name, a one-word display of a Practitioner reference.)
+    "extension-valueHumanName": (
+        _bundle(_patient(extension=[{"url": "http://example.org/x", "valueHumanName": _REAL}])),
+        _bundle(_patient(extension=[{"url": "http://example.org/x", "valueHumanName": _TWIN}])),
+    ),
+    "extension-valueAddress": (
+        _bundle(
+            _patient(
+                extension=[
+                    {
+                        "url": "http://example.org/x",
+                        "valueAddress": {"line": ["Mannerheimintie 5 B 7"], "city": "Helsinki"},
+                    }
+                ]
+            )
+        ),
+        _bundle(
+            _patient(
+                extension=[
+                    {
+                        "url": "http://example.org/x",
+                        "valueAddress": {
+                            "line": ["Testikatu 1 A 2"],
+                            "postalCode": "00100",
+                            "city": "Helsinki",
+                        },
+                    }
+                ]
+            )
+        ),
+    ),
+    "parameters-valueHumanName": (
+        json.dumps(
+            {"resourceType": "Parameters", "parameter": [{"name": "n", "valueHumanName": _REAL}]}
+        ),
+        json.dumps(
+            {"resourceType": "Parameters", "parameter": [{"name": "n", "valueHumanName": _TWIN}]}
+        ),
+    ),
+    "mothers-maiden-name": (
+        _bundle(
+            _patient(
+                extension=[
+                    {
+                        "url": "http://hl7.org/fhir/StructureDefinition/patient-mothersMaidenName",
+                        "valueString": "Korhonen",
+                    }
+                ]
+            )
+        ),
+        _bundle(
+            _patient(
+                extension=[
+                    {
+                        "url": "http://hl7.org/fhir/StructureDefinition/patient-mothersMaidenName",
+                        "valueString": "Testaaja",
+                    }
+                ]
+            )
+        ),
+    ),
+    "reference-display-one-word": (
+        _bundle(_obs(performer=[_person_ref("Practitioner", "Korhonen")])),
+        _bundle(_obs(performer=[_person_ref("Practitioner", "Lääkäri Tes")])),
+    ),
+    "reference-display-full": (
+        _bundle(_obs(subject=_person_ref("Patient", "Liisa Korhonen"))),
+        _bundle(_obs(subject=_person_ref("Patient", "Maija Testinen"))),
+    ),
+    "annotation-authorString": (
+        _bundle(_obs(note=[{"authorString": "Liisa Korhonen", "text": "Kontrolli."}])),
+        _bundle(_obs(note=[{"authorString": "Hannu Lääkäri", "text": "Kontrolli."}])),
+    ),
+}
+
+
+@pytest.mark.parametrize("attack", FHIR_JSON_ATTACKS)
+def test_fhir_json_person_blocks_registered_twin_passes(attack: str) -> None:
+    body, twin = FHIR_JSON_ATTACKS[attack]
+    report = scan(body, J)
+    assert report.verdict is Verdict.BLOCK
+    assert_masked(report)
+    clean = scan(twin, J)
+    assert clean.verdict is Verdict.PASS, clean.as_dict()
+
+
+def _fhir_xml(old: str, new: str) -> str:
+    from test_personal import fhir_xml
+
+    body = fhir_xml()
+    assert old in body
+    return body.replace(old, new, 1)
+
+
+_FAMILY = '<family value="Testinen"/>'
+_XML_OWN = f'<extension url="{_OWN}"><valueString value="{{}}"/></extension>'
+FHIR_XML_ATTACKS = {
+    "family-extension": (
+        _fhir_xml(_FAMILY, '<family value="Testinen">' + _XML_OWN.format("Korhonen") + "</family>"),
+        _fhir_xml(_FAMILY, '<family value="Testinen">' + _XML_OWN.format("Testinen") + "</family>"),
+    ),
+    "suffix": (
+        _fhir_xml(_FAMILY, _FAMILY + '<suffix value="Korhonen"/>'),
+        _fhir_xml(_FAMILY, _FAMILY + '<suffix value="LL"/>'),
+    ),
+    "extension-valueHumanName": (
+        _fhir_xml(
+            "</Patient>",
+            '<extension url="http://example.org/x"><valueHumanName><family value="Korhonen"/>'
+            '<given value="Liisa"/></valueHumanName></extension></Patient>',
+        ),
+        _fhir_xml(
+            "</Patient>",
+            '<extension url="http://example.org/x"><valueHumanName><family value="Testinen"/>'
+            '<given value="Maija"/></valueHumanName></extension></Patient>',
+        ),
+    ),
+    "mothers-maiden-name": (
+        _fhir_xml(
+            "</Patient>",
+            '<extension url="http://hl7.org/fhir/StructureDefinition/patient-mothersMaidenName">'
+            '<valueString value="Korhonen"/></extension></Patient>',
+        ),
+        _fhir_xml(
+            "</Patient>",
+            '<extension url="http://hl7.org/fhir/StructureDefinition/patient-mothersMaidenName">'
+            '<valueString value="Testaaja"/></extension></Patient>',
+        ),
+    ),
+    "reference-display": (
+        _fhir_xml(
+            "</Patient>",
+            '<generalPractitioner><reference value="Practitioner/1"/>'
+            '<display value="Korhonen"/></generalPractitioner></Patient>',
+        ),
+        _fhir_xml(
+            "</Patient>",
+            '<generalPractitioner><reference value="Organization/1"/>'
+            '<display value="Korhosen lääkäriasema"/></generalPractitioner></Patient>',
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("attack", FHIR_XML_ATTACKS)
+def test_fhir_xml_person_blocks_registered_twin_passes(attack: str) -> None:
+    body, twin = FHIR_XML_ATTACKS[attack]
+    report = scan(body, X)
+    assert report.verdict is Verdict.BLOCK
+    assert_masked(report)
+    clean = scan(twin, X)
+    assert clean.verdict is Verdict.PASS, clean.as_dict()

@@ -35,6 +35,7 @@ names one.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from functools import partial
 from typing import Any
 
 from lxml import etree
@@ -392,11 +393,17 @@ def fhir_xml_parties(
     role_of: Callable[[etree._Element], Role],
 ) -> Iterator[Party]:
     """The parties of a FHIR XML document: each person and organisation resource at any depth
-    (contained, Bundle entries, FHIR inside another XML format), and each ``Patient.contact``
-    and ``Organization.contact``."""
-    wanted = [_FHIR + t for t in (*FHIR_PERSONS, *FHIR_ORGANISATIONS)]
-    for el in root.iter(*wanted):
+    (contained, Bundle entries, FHIR inside another XML format), each ``Patient.contact`` and
+    ``Organization.contact``, a patient's mother's maiden name; and, outside an organisation,
+    a HumanName, Address or ContactPoint as an extension's or parameter's value and a
+    Reference's ``display`` of a person (as ``_json_extras``)."""
+    for el in root.iter(*_FHIR_TAGS):
         resource = _local(el.tag)
+        if resource in _FHIR_PLAIN:
+            party = _fhir_xml_extra(el, resource, locate, role_of)
+            if party is not None:
+                yield party
+            continue
         # A resource is the element of that name directly under a resource holder (Bundle
         # entry/resource and response/outcome, Parameters parameter/resource, contained), or
         # the root of the FHIR content: the document's, or FHIR XML inside another format (a
@@ -414,6 +421,69 @@ def fhir_xml_parties(
         if contact_role is not None:
             for contact in _fhir_kids(el, "contact"):
                 yield _fhir_xml_party(contact, False, contact_role, locate, role_of)
+        if resource == "Patient":
+            for extension in _fhir_kids(el, "extension"):
+                maiden = _value(_first(extension, "valueString"))
+                if maiden and extension.get("url") == MOTHERS_MAIDEN_NAME:
+                    yield Party(
+                        PartyKind.PERSON,
+                        Role.RELATED_PERSON,
+                        partial(locate, extension),
+                        names=(PersonName((), (maiden,)),),
+                    )
+
+
+_FHIR_PLAIN = frozenset({"valueHumanName", "valueAddress", "valueContactPoint", "display"})
+_FHIR_TAGS = tuple(_FHIR + t for t in (*FHIR_PERSONS, *FHIR_ORGANISATIONS, *_FHIR_PLAIN))
+
+
+def _fhir_xml_extra(
+    el: etree._Element,
+    local: str,
+    locate: Callable[[etree._Element], str],
+    role_of: Callable[[etree._Element], Role],
+) -> Party | None:
+    """A person a FHIR XML element holds outside a person resource's own parts (as
+    ``_json_extras``): ``valueHumanName``, ``valueAddress``, ``valueContactPoint``, a person
+    Reference's ``display``; None if it is none, or an organisation's."""
+    where = partial(locate, el)
+    if local == "display":
+        parent = el.getparent()
+        text = _value(el)
+        if parent is None or not text.strip():
+            return None
+        target = _value(_first(parent, "type")).rpartition("/")[2]
+        if not target:
+            reference = _value(_first(parent, "reference"))
+            target = (
+                next((t for t in reversed(reference.split("/")) if t in FHIR_PERSONS), "")
+                if "/" in reference
+                else ""
+            )
+        if target not in FHIR_PERSONS:
+            return None
+        identifier = _first(parent, "identifier")
+        identifiers = (
+            (
+                (
+                    normalise_system(_value(_first(identifier, "system"))),
+                    _value(_first(identifier, "value")),
+                ),
+            )
+            if identifier is not None
+            else ()
+        )
+        role = FHIR_RESOURCE_ROLES.get(target) or role_of(el)
+        return Party(PartyKind.PERSON, role, where, identifiers, (PersonName(text=text),))
+    role = role_of(el)
+    if role is Role.ORGANISATION:
+        return None
+    if local == "valueHumanName":
+        return Party(PartyKind.PERSON, role, where, names=(_fhir_xml_name(el),))
+    if local == "valueAddress":
+        return Party(PartyKind.PERSON, role, where, addresses=(_fhir_xml_address(el),))
+    telecom = _fhir_xml_telecom(el)
+    return Party(PartyKind.PERSON, role, where, telecoms=(telecom,)) if telecom.value else None
 
 
 def _fhir_xml_party(
@@ -432,36 +502,12 @@ def _fhir_xml_party(
         if organisation:
             names.append(PersonName(text=_value(name)))
             continue
-        names.append(
-            PersonName(
-                tuple(_value(g) for g in _fhir_kids(name, "given") if _value(g)),
-                tuple(_value(f) for f in _fhir_kids(name, "family") if _value(f)),
-                tuple(_value(p) for p in _fhir_kids(name, "prefix") if _value(p)),
-                tuple(_value(s) for s in _fhir_kids(name, "suffix") if _value(s)),
-                _value(_first(name, "use")) or None,
-                (),
-                _value(_first(name, "text")),
-            )
-        )
+        names.append(_fhir_xml_name(name))
     telecoms = tuple(
-        Telecom(
-            _value(_first(t, "value")),
-            _value(_first(t, "system")) or None,
-            _value(_first(t, "use")) or None,
-        )
-        for t in _fhir_kids(el, "telecom")
-        if _value(_first(t, "value"))
+        telecom for t in _fhir_kids(el, "telecom") if (telecom := _fhir_xml_telecom(t)).value
     )
     addresses = tuple(
-        Address(
-            tuple(_value(line) for line in _fhir_kids(a, "line") if _value(line)),
-            _value(_first(a, "postalCode")),
-            _value(_first(a, "city")),
-            _value(_first(a, "country")),
-            _value(_first(a, "use")) or None,
-            _value(_first(a, "text")),
-        )
-        for a in [*_fhir_kids(el, "address"), *_fhir_kids(el, "addr")]
+        _fhir_xml_address(a) for a in [*_fhir_kids(el, "address"), *_fhir_kids(el, "addr")]
     )
     kind = PartyKind.ORGANISATION if organisation else PartyKind.PERSON
     return Party(
@@ -472,6 +518,51 @@ def _fhir_xml_party(
         tuple(names),
         telecoms,
         addresses,
+    )
+
+
+def _fhir_xml_name(name: etree._Element) -> PersonName:
+    """A HumanName, with the names its parts' extensions hold (as ``_json_name``)."""
+    parts: dict[str, list[str]] = {"given": [], "family": [], "prefix": [], "suffix": []}
+    for child in name:
+        local = _local(child.tag)
+        if local not in parts or not child.tag.startswith(_FHIR):
+            continue
+        value = _value(child)
+        if value:
+            parts[local].append(value)
+        for extension in _fhir_kids(child, "extension"):
+            extra = _value(_first(extension, "valueString"))
+            if extra:
+                prefix = (extension.get("url") or "").endswith("-prefix")
+                parts["prefix" if prefix and local == "family" else local].append(extra)
+    return PersonName(
+        tuple(parts["given"]),
+        tuple(parts["family"]),
+        tuple(parts["prefix"]),
+        tuple(parts["suffix"]),
+        _value(_first(name, "use")) or None,
+        (),
+        _value(_first(name, "text")),
+    )
+
+
+def _fhir_xml_telecom(t: etree._Element) -> Telecom:
+    return Telecom(
+        _value(_first(t, "value")),
+        _value(_first(t, "system")) or None,
+        _value(_first(t, "use")) or None,
+    )
+
+
+def _fhir_xml_address(a: etree._Element) -> Address:
+    return Address(
+        tuple(_value(line) for line in _fhir_kids(a, "line") if _value(line)),
+        _value(_first(a, "postalCode")),
+        _value(_first(a, "city")),
+        _value(_first(a, "country")),
+        _value(_first(a, "use")) or None,
+        _value(_first(a, "text")),
     )
 
 
@@ -488,15 +579,19 @@ def _first(el: etree._Element, name: str) -> etree._Element | None:
 def fhir_json_parties(doc: object, base: str = "") -> Iterator[Party]:
     """The parties of a FHIR JSON document (plain ``json.loads`` objects): every person and
     organisation resource at any depth, and each ``Patient.contact`` and
-    ``Organization.contact``; located by JSON pointer
-    (``base`` before it: the payload's location)."""
-    stack: list[tuple[object, str, Role]] = [(doc, "", Role.UNKNOWN)]
+    ``Organization.contact``; and, outside an organisation, a HumanName, Address or
+    ContactPoint as an extension's or parameter's value, a mother's maiden name, a person
+    Reference's ``display`` (``_json_extras``). Located by JSON pointer (``base`` before it:
+    the payload's location), written out only for the parties found."""
+    stack: list[tuple[object, _Chain, Role]] = [(doc, None, Role.UNKNOWN)]
+    containers = (dict, list)
     while stack:
-        node, pointer, role = stack.pop()
+        node, chain, role = stack.pop()
         if isinstance(node, dict):
             resource = node.get("resourceType")
             if isinstance(resource, str):
                 if resource in FHIR_PERSONS or resource in FHIR_ORGANISATIONS:
+                    pointer = _pointer(chain)
                     organisation = resource in FHIR_ORGANISATIONS
                     own = FHIR_RESOURCE_ROLES.get(resource, role)
                     yield _json_party(node, organisation, own, base, pointer)
@@ -507,15 +602,43 @@ def fhir_json_parties(doc: object, base: str = "") -> Iterator[Party]:
                                 where = f"{pointer}/contact/{index}"
                                 yield _json_party(contact, False, contact_role, base, where)
                 role = FHIR_RESOURCE_ROLES.get(resource, Role.DOCUMENT)
+            values = plain = False
             for key, value in reversed(list(node.items())):
-                if isinstance(value, dict | list):
-                    child_role = FHIR_KEY_ROLES.get(key, role)
-                    stack.append((value, f"{pointer}/{_escape(key)}", child_role))
+                if isinstance(value, containers):
+                    stack.append((value, (chain, key), FHIR_KEY_ROLES.get(key, role)))
+                    if key in _VALUES:
+                        values = True
+                elif key in _PLAIN:
+                    plain = True
+            # (A plain display or valueString is a person's only in a Reference or an
+            # extension: a Coding's display is not looked at.)
+            if plain and not values:
+                values = "reference" in node or "type" in node or "url" in node
+            if values and role is not Role.ORGANISATION and not isinstance(resource, str):
+                yield from _json_extras(node, _pointer(chain), role, base)
         elif isinstance(node, list):
             for index in range(len(node) - 1, -1, -1):
                 value = node[index]
-                if isinstance(value, dict | list):
-                    stack.append((value, f"{pointer}/{index}", role))
+                if isinstance(value, containers):
+                    stack.append((value, (chain, index), role))
+
+
+#: A JSON pointer as the walk builds it: the parent's, and the key or index (None: the root).
+type _Chain = tuple[_Chain, str | int] | None
+
+
+def _pointer(chain: _Chain) -> str:
+    """The JSON pointer (RFC 6901) of a walk's chain ("" for the root)."""
+    tokens: list[str] = []
+    while chain is not None:
+        chain, token = chain
+        tokens.append(_escape(token) if isinstance(token, str) else str(token))
+    return "".join("/" + t for t in reversed(tokens))
+
+
+#: The keys of an element that may hold a person outside a person resource (``_json_extras``).
+_VALUES = frozenset({"valueHumanName", "valueAddress", "valueContactPoint"})
+_PLAIN = frozenset({"valueString", "display"})
 
 
 def _escape(token: str) -> str:
@@ -553,36 +676,15 @@ def _json_party(
         for name in _list(raw_names) if not isinstance(raw_names, dict) else [raw_names]:
             if not isinstance(name, dict):
                 continue
-            names.append(
-                PersonName(
-                    _strings(name.get("given")),
-                    _strings(name.get("family")),  # (STU3/R4: one string; older: a list)
-                    _strings(name.get("prefix")),
-                    _strings(name.get("suffix")),
-                    _str(name, "use") or None,
-                    (),
-                    _str(name, "text"),
-                )
-            )
+            names.append(_json_name(name))
     telecoms = tuple(
-        Telecom(_str(t, "value"), _str(t, "system") or None, _str(t, "use") or None)
+        _json_telecom(t)
         for t in _list(node.get("telecom"))
         if isinstance(t, dict) and _str(t, "value")
     )
     raw_addresses = node.get("address")
     address_list = [raw_addresses] if isinstance(raw_addresses, dict) else _list(raw_addresses)
-    addresses = tuple(
-        Address(
-            _strings(a.get("line")),
-            _str(a, "postalCode"),
-            _str(a, "city"),
-            _str(a, "country"),
-            _str(a, "use") or None,
-            _str(a, "text"),
-        )
-        for a in address_list
-        if isinstance(a, dict)
-    )
+    addresses = tuple(_json_address(a) for a in address_list if isinstance(a, dict))
     where = f"{base}:{pointer or '/'}" if base else (pointer or "/")
     kind = PartyKind.ORGANISATION if organisation else PartyKind.PERSON
     return Party(
@@ -594,6 +696,117 @@ def _json_party(
         telecoms,
         addresses,
     )
+
+
+def _json_name(name: dict[str, Any]) -> PersonName:
+    """A HumanName, with the names its parts' extensions hold (``_family``: FHIR's
+    ``humanname-own-name``, ``humanname-partner-name``, ``humanname-fathers-family``…; the
+    ``…-prefix`` ones are prefixes)."""
+    given = _strings(name.get("given"))
+    family = _strings(name.get("family"))  # (STU3/R4: one string; older: a list)
+    prefix = _strings(name.get("prefix"))
+    suffix = _strings(name.get("suffix"))
+    if "_given" in name or "_family" in name or "_prefix" in name or "_suffix" in name:
+        given += _extension_strings(name.get("_given"))
+        prefix += _extension_strings(name.get("_prefix"))
+        suffix += _extension_strings(name.get("_suffix"))
+        for url, value in _extension_values(name.get("_family")):
+            if url.endswith("-prefix"):
+                prefix += (value,)
+            else:
+                family += (value,)
+    return PersonName(
+        given, family, prefix, suffix, _str(name, "use") or None, (), _str(name, "text")
+    )
+
+
+def _json_telecom(point: dict[str, Any]) -> Telecom:
+    return Telecom(_str(point, "value"), _str(point, "system") or None, _str(point, "use") or None)
+
+
+def _json_address(a: dict[str, Any]) -> Address:
+    return Address(
+        _strings(a.get("line")),
+        _str(a, "postalCode"),
+        _str(a, "city"),
+        _str(a, "country"),
+        _str(a, "use") or None,
+        _str(a, "text"),
+    )
+
+
+def _extension_values(element: object) -> Iterator[tuple[str, str]]:
+    """The ``(url, valueString)`` of a primitive's extensions (``{"extension": [...]}``), or of
+    each item of a list of them (``_given``: ``[null, {"extension": [...]}]``)."""
+    for item in _list(element) if isinstance(element, list) else [element]:
+        if not isinstance(item, dict):
+            continue
+        for extension in _list(item.get("extension")):
+            if isinstance(extension, dict):
+                value = extension.get("valueString")
+                if isinstance(value, str) and value:
+                    yield _str(extension, "url"), value
+
+
+def _extension_strings(element: object) -> tuple[str, ...]:
+    if element is None:
+        return ()
+    return tuple(value for _, value in _extension_values(element))
+
+
+#: The extension of a patient's mother's maiden name (FHIR core): a person of its own.
+MOTHERS_MAIDEN_NAME = "http://hl7.org/fhir/StructureDefinition/patient-mothersMaidenName"
+
+
+def _json_extras(node: dict[str, Any], pointer: str, role: Role, base: str) -> Iterator[Party]:
+    """Persons a FHIR JSON element holds outside a person resource's own ``name``,
+    ``telecom`` and ``address``: a HumanName, Address or ContactPoint as an extension's or a
+    parameter's value (``valueHumanName``…: the person of the resource around it), a mother's
+    maiden name, a Reference's ``display`` of a person (``Practitioner/1``: its name as
+    written)."""
+    where = f"{base}:{pointer or '/'}" if base else (pointer or "/")
+    human = node.get("valueHumanName")
+    if isinstance(human, dict):
+        yield Party(PartyKind.PERSON, role, where, names=(_json_name(human),))
+    address = node.get("valueAddress")
+    if isinstance(address, dict):
+        yield Party(PartyKind.PERSON, role, where, addresses=(_json_address(address),))
+    point = node.get("valueContactPoint")
+    if isinstance(point, dict) and _str(point, "value"):
+        yield Party(PartyKind.PERSON, role, where, telecoms=(_json_telecom(point),))
+    maiden = node.get("valueString")
+    if isinstance(maiden, str) and maiden and node.get("url") == MOTHERS_MAIDEN_NAME:
+        yield Party(
+            PartyKind.PERSON, Role.RELATED_PERSON, where, names=(PersonName((), (maiden,)),)
+        )
+    display = node.get("display")
+    if isinstance(display, str) and display.strip():
+        target = _reference_type(node)
+        if target in FHIR_PERSONS:
+            identifier = node.get("identifier")
+            identifiers = (
+                ((normalise_system(_str(identifier, "system")), _str(identifier, "value")),)
+                if isinstance(identifier, dict)
+                else ()
+            )
+            own = FHIR_RESOURCE_ROLES.get(target, role)
+            yield Party(PartyKind.PERSON, own, where, identifiers, (PersonName(text=display),))
+
+
+def _reference_type(node: dict[str, Any]) -> str:
+    """The resource type a FHIR Reference points at: its ``type``, or the type in its
+    ``reference`` (``Practitioner/1``, ``https://x/fhir/Patient/2/_history/1``); "" if none."""
+    kind = _str(node, "type")
+    if kind:
+        return kind.rpartition("/")[2]  # (R4: a type or its StructureDefinition URL)
+    reference = _str(node, "reference")
+    if "/" not in reference:
+        return ""
+    found = ""
+    for segment in reference.split("/"):
+        if segment in FHIR_PERSONS or segment in FHIR_ORGANISATIONS:
+            found = segment
+    return found
 
 
 # -- SAML ------------------------------------------------------------------------------------
