@@ -779,6 +779,42 @@ ATTACKS: list[tuple[str, Make]] = [
         lambda c: body("application/xml", f"<a>{b64(c.encode())}</a>".encode()),
     ),
     (
+        "xml base64 short in whitespace",
+        lambda c: body("application/xml", f"<a>\n    {b64(c.encode())}\n  </a>".encode()),
+    ),
+    (
+        "xml base64 short attribute",
+        lambda c: body("application/xml", f'<a b="x" note="{b64(c.encode())}"/>'.encode()),
+    ),
+    (
+        "cda base64 short text",
+        lambda c: body(
+            "application/xml",
+            (
+                '<ClinicalDocument xmlns="urn:hl7-org:v3"><title>T</title><component><section>'
+                f"<text><paragraph>{b64(c.encode())}</paragraph></text></section></component>"
+                "</ClinicalDocument>"
+            ).encode(),
+        ),
+    ),
+    (
+        "json base64 short member",
+        lambda c: body("application/json", json.dumps({"note": b64(c.encode())}).encode()),
+    ),
+    (
+        "json base64url short unpadded",
+        lambda c: body(
+            "application/json",
+            json.dumps({"n": base64.urlsafe_b64encode(c.encode()).decode().rstrip("=")}).encode(),
+        ),
+    ),
+    (
+        "ndjson base64 short",
+        lambda c: body(
+            "application/fhir+ndjson", (json.dumps({"a": b64(c.encode())}) + "\n").encode()
+        ),
+    ),
+    (
         "cda nonxmlbody pdf",
         lambda c: body(
             "application/xml",
@@ -876,6 +912,13 @@ ATTACKS: list[tuple[str, Make]] = [
     (
         "form base64 value",
         lambda c: body("application/x-www-form-urlencoded", ("d=" + pct(b64(c.encode()))).encode()),
+    ),
+    ("query base64 short", lambda c: get("/Patient?x=" + pct(b64(c.encode())))),
+    (
+        "form base64 short with words",
+        lambda c: body(
+            "application/x-www-form-urlencoded", ("d=" + pct(b64(f"P {c}".encode()))).encode()
+        ),
     ),
     # -- headers ------------------------------------------------------------------------------------------
     ("header", lambda c: get("/", ("X-Patient", c))),
@@ -1089,8 +1132,6 @@ _DASH_ATTACKS = {
 HOLES = {
     "zip local entry not listed": "decode/archives.py: local entries outside the central "
     "directory are not read (a streaming reader reads them)",
-    "xml base64 short": "search/screen: short Base64 (under the candidate minimum) not decoded",
-    "form base64 value": "parsers/form.py: a short Base64 form value",
 }
 
 #: Carriers the guard refuses outright (fail closed): the twin is blocked as ``unscannable``

@@ -221,3 +221,77 @@ def test_text_holding_a_code_is_not_only_decoded(
     clean = "HETUtarkistettu" + TEST + "abcdefgh"
     assert base64_content(clean) is not None
     assert scanner.scan_bytes(body.format(v=clean).encode(), content_type).verdict is Verdict.PASS
+
+
+# -- short Base64 (a code alone is 15-16 characters of it) -------------------------------------
+
+
+@st.composite
+def _short_base64(draw: st.DrawFn) -> tuple[bytes, str]:
+    """Printable text of 11-23 bytes, Base64- or Base64url-encoded (padded or not), with
+    whitespace around it or not: the raw content and the text."""
+    content = draw(st.text(st.characters(codec="utf-8", exclude_categories=("C",)), max_size=23))
+    raw = content.encode("utf-8")[:23]
+    encode = draw(st.sampled_from([base64.b64encode, base64.urlsafe_b64encode]))
+    encoded = encode(raw).decode("ascii")
+    if draw(st.booleans()):
+        encoded = encoded.rstrip("=")
+    around = draw(st.sampled_from(["", " ", "\n    ", "\r\n\t"]))
+    return raw, around + encoded + around.replace("    ", "  ")
+
+
+@settings(max_examples=300, deadline=None)
+@given(_short_base64())
+def test_short_base64_spans_are_a_superset(case: tuple[bytes, str]) -> None:
+    """Short Base64 that base64_content decodes, the span searches find too (XML text and
+    attributes, JSON strings), and it decodes to what was encoded."""
+    raw, text = case
+    decoded = base64_content(text)
+    if decoded is None:
+        return
+    assert decoded == raw
+    _spans_hold(text)
+
+
+def test_a_code_alone_in_short_base64_decodes() -> None:
+    """A code alone, Base64 or Base64url, padded or not, is decoded; and a few words too."""
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        encoded = encode(TEST.encode()).decode()
+        assert base64_content(encoded) == TEST.encode()
+        assert base64_content(encoded.rstrip("=")) == TEST.encode()
+        assert base64_content(f"\n  {encoded}\n") == TEST.encode()
+    assert base64_content(base64.b64encode(f"hetu {TEST}".encode()).decode()) is not None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Verenpainetauti1",  # a word (16 characters, both cases, a digit): decodes to noise
+        "verenpainetautia",  # one case only
+        "VERENPAINETAUTIA",
+        "1234567890123456",  # digits only
+        "0123456789abcdef",  # hex
+        "6f1c00004000a000",
+        "abcdefghijklmnopq",  # 17: one past a multiple of 4
+        "QUJDREVGR0hJSktM=",  # padded to no multiple of 4
+        "MTMxMDUy LTMwOFQ=",  # a space inside
+        base64.b64encode(bytes(range(12))).decode(),  # binary
+        base64.b64encode(b"\x00" * 12).decode(),
+        "AAAAAAAAAAAAAAAA",
+    ],
+)
+def test_short_tokens_that_are_not_base64_of_text(text: str) -> None:
+    """Words, numbers, identifiers and short Base64 of binary are not decoded."""
+    assert base64_content(text) is None
+
+
+def test_short_base64_spans_are_linear() -> None:
+    """A document full of near-candidates (quotes and long whitespace runs) is searched in
+    linear time."""
+    import time
+
+    for data in (b'"' * 200_000, b'"' + b" " * 400_000 + b"A" * 14 + b'"', b">" + b"\n" * 400_000):
+        started = time.perf_counter()
+        list(base64_spans(data, b'"', b'"'))
+        list(base64_spans(data, b">", b"<"))
+        assert time.perf_counter() - started < 0.5

@@ -66,10 +66,6 @@ class ScanState:
     #: Whether any detector judges parties (persons, organisations): parsers find them only
     #: then (finding them costs a fifth of a CDA's scan).
     parties: bool = True
-    #: Whether an element with mixed content is read once more as a whole, its text joined as a
-    #: reader sees it (names and numbers that markup splits): when a detector of several words
-    #: runs (``Detector.whole_elements``).
-    whole_elements: bool = True
     #: Whether certificates are judged: parsers then yield every certificate they find
     #: (``CertificateItem``) instead of screening its bytes as an inert blob.
     certificates: bool = False
@@ -205,10 +201,58 @@ def base64_content(text: str | bytes) -> bytes | None:
     raw = text.encode("utf-8", "replace") if isinstance(text, str) else text
     compact = _compact(raw)
     if compact is None:
-        return None
+        return _short(raw)
     if any(idcode.classify(token) is idcode.Kind.REAL for token in idcode.find_tokens(raw)):
         return None
     return _decode(compact)
+
+
+#: The shortest Base64 that can spell a code: an 11-character code is 15 characters of
+#: Base64url without padding, 16 with it. From here up to ``MIN_BASE64``, a text is decoded
+#: only if it is one token and decodes to printable text (``_short``).
+MIN_SHORT_BASE64 = 15
+_SHORT_TOKEN = re.compile(rb"[A-Za-z0-9+/]{15,31}={0,2}|[A-Za-z0-9_\-]{15,31}={0,2}")
+_SPACE = b" \t\r\n\f\v"
+
+
+def _short(raw: bytes) -> bytes | None:
+    """What a short Base64 text decodes to: one token of ``MIN_SHORT_BASE64`` to
+    ``MIN_BASE64`` characters (whitespace around it aside) whose decoding is printable text.
+
+    Words, codes and identifiers of that length are common, so the cheap tests come first: the
+    length (a valid one: not 1 past a multiple of 4; padding only to a multiple of 4), the
+    alphabet, not digits only and not letters of one case only (Base64 of text mixes them; a
+    word or a number does not), not hex digits only (digests, UUIDs). What decodes must be
+    UTF-8 with no control character but whitespace: random identifiers decode to bytes that
+    are not.
+    """
+    token = raw.strip(_SPACE) if raw[:1] in _SPACE or raw[-1:] in _SPACE else raw
+    size = len(token)
+    if not MIN_SHORT_BASE64 <= size < MIN_BASE64:
+        return None
+    body = token.rstrip(b"=")
+    if len(body) % 4 == 1 or (len(body) != size and size % 4):
+        return None
+    # (bytes.isalpha and friends: one C-level pass each, no copy.)
+    if body.isdigit() or (body.isalpha() and (body.islower() or body.isupper())):
+        return None
+    if _SHORT_TOKEN.fullmatch(token) is None or _HEXISH.fullmatch(body) is not None:
+        return None
+    decoded = _decode(token)
+    if decoded is None:
+        return None
+    try:
+        shown = decoded.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if not shown.translate(_PRINTABLE_SPACE).isprintable():
+        return None
+    if any(idcode.classify(t) is idcode.Kind.REAL for t in idcode.find_tokens(token)):
+        return None  # (text first: see base64_content)
+    return decoded
+
+
+_PRINTABLE_SPACE = str.maketrans("\t\r\n", "   ")
 
 
 #: The shortest line of wrapped Base64 between the first and the last (see ``looks_base64``).
@@ -257,7 +301,8 @@ def base64_spans(
     next ``closer`` (``>``/``<`` for XML text, quotes for XML attribute values and JSON
     strings). A superset of what ``base64_content`` accepts, which the caller checks each with:
     every text that ``base64_content`` accepts, standing between an opener and a closer (and
-    holding neither), is given (tests/test_parsers_base.py holds this with hypothesis).
+    holding neither), is given (tests/test_parsers_base.py holds this with hypothesis). The
+    segments of long Base64 come first, in order, then those of short Base64 (``_short``).
 
     For XML text (``>`` ... ``<``) the segment starts after the *last* ``>`` before the ``<``:
     a ``>`` inside an attribute value (``<a x=">">``) must not hide the text after the tag.
@@ -265,6 +310,22 @@ def base64_spans(
     whitespace, not 16: faster where most quoted values are short (XML attributes), and as
     complete where no escapes shorten what is read (every accepted text is that long).
     """
+    long = list(_long_spans(data, opener, closer, long_only))
+    yield from long
+    # Short Base64 (``_short``: one token, whitespace around it): a second search, after the
+    # first, each segment once. (One pattern with both as alternatives costs more than the
+    # two: re's alternation is slow.)
+    short = _short_pattern(opener, closer, json=opener == closer and not long_only)
+    given = set(long) if long else None
+    for match in short.finditer(data):
+        span = match.span(1)
+        if given is None or span not in given:
+            yield span
+
+
+def _long_spans(
+    data: bytes, opener: bytes, closer: bytes, long_only: bool
+) -> Iterator[tuple[int, int]]:
     pattern = _span_pattern(opener, closer, long_only)
     first_line = _FIRST_LINE.match
     same = opener == closer
@@ -279,6 +340,20 @@ def base64_spans(
         pos = end
         if first_line(data, start, end) is not None:
             yield start, end
+
+
+@lru_cache(maxsize=8)
+def _short_pattern(opener: bytes, closer: bytes, json: bool) -> re.Pattern[bytes]:
+    """One token of short Base64 between ``opener`` and ``closer``, whitespace (in JSON, also
+    a whitespace escape) around it, as group 1. The closer is looked ahead at, not taken (a
+    quote that closes one segment may open the next). Every repetition is bounded or
+    possessive: an attempt costs the whitespace run and 33 bytes, and whitespace runs are read
+    once each (an attempt starts only at an opener)."""
+    space = rb"(?:[ \t\r\n\f\v]|\\[nrtf])*+" if json else rb"[ \t\r\n\f\v]*+"
+    token = rb"[A-Za-z0-9+/_\-]{15,31}+={0,2}+"
+    return re.compile(
+        re.escape(opener) + b"(" + space + token + space + b")(?=" + re.escape(closer) + b")"
+    )
 
 
 @lru_cache(maxsize=8)
