@@ -66,6 +66,10 @@ class ScanState:
     #: Whether any detector judges parties (persons, organisations): parsers find them only
     #: then (finding them costs a fifth of a CDA's scan).
     parties: bool = True
+    #: Whether an element with mixed content is read once more as a whole, its text joined as a
+    #: reader sees it (names and numbers that markup splits): when a detector of several words
+    #: runs (``Detector.whole_elements``).
+    whole_elements: bool = True
     #: Whether certificates are judged: parsers then yield every certificate they find
     #: (``CertificateItem``) instead of screening its bytes as an inert blob.
     certificates: bool = False
