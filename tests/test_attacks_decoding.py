@@ -422,6 +422,12 @@ def qp(value: str) -> str:
     return "".join(f"={ord(ch):02X}" for ch in value)
 
 
+def raw_deflate(value: str) -> bytes:
+    """``value`` as raw DEFLATE (RFC 1951, no zlib header: no magic number to sniff)."""
+    encoder = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return encoder.compress(value.encode()) + encoder.flush()
+
+
 def cookie_b64(c: str) -> Request:
     return get("/", ("Cookie", "sid=1; potilas=" + base64.b64encode(c.encode()).decode()))
 
@@ -862,6 +868,29 @@ ATTACKS: list[tuple[str, Make]] = [
     (
         "text charset utf-16 label",
         lambda c: body("text/plain; charset=utf-16le", f"Potilas {c}".encode("utf-16-le")),
+    ),
+    (
+        "json raw deflate base64",
+        lambda c: body(
+            "application/json", json.dumps({"d": b64(raw_deflate(f"Potilas {c}"))}).encode()
+        ),
+    ),
+    (
+        "json zlib base64",
+        lambda c: body(
+            "application/json",
+            json.dumps({"d": b64(zlib.compress(f"Potilas {c}".encode()))}).encode(),
+        ),
+    ),
+    (
+        "xml attribute raw deflate base64",
+        lambda c: body(
+            "application/xml", f'<a v="{b64(raw_deflate(f"Potilas {c} " * 3))}"/>'.encode()
+        ),
+    ),
+    (
+        "header raw deflate base64",
+        lambda c: get("/", ("X-Data", b64(raw_deflate(f"Potilas {c}")))),
     ),
     ("text quoted-printable-ish", lambda c: body("text/plain", ("Potilas " + qp(c)).encode())),
     (

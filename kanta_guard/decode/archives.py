@@ -23,7 +23,7 @@ from ..errors import UnscannableError
 from ..idcode import quote_input
 from . import Piece
 
-__all__ = ["decompress", "tar_pieces", "zip_pieces"]
+__all__ = ["decompress", "inflate_raw", "tar_pieces", "zip_pieces"]
 
 #: Read size while expanding a member: memory held per step, whatever the member claims.
 CHUNK = 64 * 1024
@@ -106,6 +106,36 @@ def _streams(data: bytes, make: Callable[[], _Decoder], max_size: int, name: str
             raise UnscannableError(f"corrupt {name} data ({len(data)} bytes)") from exc
         rest = decoder.unused_data
     return bytes(out)
+
+
+def inflate_raw(data: bytes, max_size: int) -> bytes | None:
+    """``data`` inflated as one raw DEFLATE stream (RFC 1951, no header: what SAML's
+    HTTP-Redirect binding and CDA's ``DF`` send) or a zlib stream (RFC 1950), if it is one
+    that ends where the data does; None if it is not. Unscannable if it expands past
+    ``max_size`` bytes (a bomb).
+
+    For bytes nothing else recognised: raw DEFLATE has no magic number, so the trial is the
+    test. Random bytes fail it within a few bytes (an invalid block type, code or distance),
+    and a stream that stops short or leaves bytes over is no such encoding either.
+    """
+    for wbits in (-zlib.MAX_WBITS, zlib.MAX_WBITS):
+        decoder = zlib.decompressobj(wbits)
+        out = bytearray()
+        tail = data
+        try:
+            while not decoder.eof:
+                piece = decoder.decompress(tail, CHUNK)
+                tail = decoder.unconsumed_tail
+                out += piece
+                if len(out) > max_size:
+                    raise _too_large(max_size)
+                if not piece and not tail:
+                    break  # (input used up before the stream's end: truncated)
+        except zlib.error:
+            continue
+        if decoder.eof and not decoder.unused_data and out:
+            return bytes(out)
+    return None
 
 
 def _too_large(max_size: int) -> UnscannableError:

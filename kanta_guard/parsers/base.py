@@ -11,6 +11,7 @@ from functools import lru_cache
 from typing import Protocol as TypingProtocol
 
 from .. import idcode
+from ..decode.archives import inflate_raw
 from ..dicom.settings import DicomSettings
 from ..errors import UnscannableError
 from ..mediatype import MediaType
@@ -26,6 +27,7 @@ __all__ = [
     "ScanState",
     "base64_content",
     "base64_spans",
+    "binary",
     "decode_base64",
     "keep",
     "looks_base64",
@@ -208,7 +210,34 @@ def base64_content(text: str | bytes) -> bytes | None:
         return _short(raw)
     if any(idcode.classify(token) is idcode.Kind.REAL for token in idcode.find_tokens(raw)):
         return None
-    return _decode(compact)
+    data = _decode(compact)
+    if data is not None and binary(data):
+        # Raw DEFLATE or zlib of something (a SAML message of the HTTP-Redirect binding, put
+        # in a JSON member or an attribute): no magic number shows it, so it is tried, and
+        # what a receiver inflates is the content (the compressed bytes show nothing).
+        inflated = inflate_raw(data, MAX_INFLATED)
+        if inflated is not None:
+            return inflated
+    return data
+
+
+#: What Base64 content may inflate to (``base64_content``) before it is taken for a bomb.
+MAX_INFLATED = 64 * 1024 * 1024
+
+
+def binary(data: bytes) -> bool:
+    """True if ``data`` is no text: not UTF-8, or holding a control byte but whitespace."""
+    if len(data.translate(None, _TEXT_CONTROLS)) != len(data):
+        return True
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+#: Control bytes text does not hold (whitespace aside).
+_TEXT_CONTROLS = bytes((*range(0x09), 0x0B, *range(0x0E, 0x20), 0x7F))
 
 
 #: The shortest Base64 that can spell a code: an 11-character code is 15 characters of
@@ -245,18 +274,27 @@ def _short(raw: bytes) -> bytes | None:
     decoded = _decode(token)
     if decoded is None:
         return None
-    try:
-        shown = decoded.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    if not shown.translate(_PRINTABLE_SPACE).isprintable():
-        return None
+    if not _printable(decoded):
+        # (Raw DEFLATE of a code alone is 13 bytes: 20 characters of Base64. At most 23 bytes
+        # cannot inflate past 24 KB: no bomb.)
+        decoded = inflate_raw(decoded, MAX_INFLATED) or b""
+        if not decoded or not _printable(decoded):
+            return None
     if any(idcode.classify(t) is idcode.Kind.REAL for t in idcode.find_tokens(token)):
         return None  # (text first: see base64_content)
     return decoded
 
 
 _PRINTABLE_SPACE = str.maketrans("\t\r\n", "   ")
+
+
+def _printable(data: bytes) -> bool:
+    """UTF-8 text with no control character but whitespace."""
+    try:
+        shown = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return shown.translate(_PRINTABLE_SPACE).isprintable()
 
 
 #: The shortest line of wrapped Base64 between the first and the last (see ``looks_base64``).

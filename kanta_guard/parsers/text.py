@@ -16,9 +16,11 @@ from collections.abc import Callable, Iterator
 
 from .. import idcode
 from ..charset import readings, sniff_bom, sniff_wide
+from ..decode.archives import inflate_raw
+from ..errors import UnscannableError
 from ..mediatype import MediaType, sniffed_type
 from ..model import Context, Field, Payload
-from .base import Item, ScanState, decode_base64, nested
+from .base import Item, ScanState, binary, decode_base64, nested
 
 __all__ = ["TextParser", "base64_body", "text_fields"]
 
@@ -195,6 +197,20 @@ class TextParser:
             # sent encoded): what it decodes to is scanned too.
             location = (payload.location or "body") + "!base64"
             yield nested(decoded, None, location, payload, payload.context, state, declared=False)
+        elif payload.depth and not payload.declared and binary(payload.data):
+            # Unrecognised bytes found inside something (decoded Base64, a member): raw DEFLATE
+            # (a SAML message in the HTTP-Redirect binding, wherever it was put) or zlib has no
+            # magic number, so it is tried; what inflates is scanned.
+            room = max(state.limits.max_decoded_bytes - state.decoded_bytes, 0)
+            location = (payload.location or "body") + "!deflate"
+            try:
+                inflated = inflate_raw(payload.data, room)
+            except UnscannableError as exc:
+                raise UnscannableError(exc.reason, location) from None
+            if inflated is not None:
+                yield nested(
+                    inflated, None, location, payload, payload.context, state, declared=False
+                )
 
 
 def base64_body(data: bytes) -> bytes | None:
