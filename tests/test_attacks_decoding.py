@@ -892,6 +892,10 @@ ATTACKS: list[tuple[str, Make]] = [
         "header raw deflate base64",
         lambda c: get("/", ("X-Data", b64(raw_deflate(f"Potilas {c}")))),
     ),
+    (
+        "text base64 token in a line",
+        lambda c: body("text/plain", f"Potilas {b64(c.encode())} ok".encode()),
+    ),
     ("text quoted-printable-ish", lambda c: body("text/plain", ("Potilas " + qp(c)).encode())),
     (
         "text qp soft line break",
@@ -1159,6 +1163,9 @@ _DASH_ATTACKS = {
 #: Holes found by this audit, still open (strict: a fix turns them into failures to drop here).
 #: Each says which file the fix belongs in.
 HOLES = {
+    "text base64 token in a line": "parsers/text.py: a Base64 token inside a line of text is "
+    "not decoded (only a body of nothing but Base64 is): decode short and long tokens of a "
+    "line as base.base64_content does",
     "zip local entry not listed": "decode/archives.py: local entries outside the central "
     "directory are not read (a streaming reader reads them)",
 }
