@@ -15,6 +15,7 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from functools import lru_cache
+from urllib.parse import unquote
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
@@ -33,6 +34,7 @@ __all__ = [
     "mask_email",
     "mask_name",
     "mask_phone",
+    "may_hold_email",
     "normalise_address",
     "parse_email",
     "phone_e164",
@@ -177,12 +179,44 @@ def domain_end(text: str, at: int) -> int:
     return end
 
 
+#: The commercial at's other forms, which NFKC reads as "@" (fullwidth, small): one character
+#: each, so text with them replaced keeps its positions.
+_OTHER_ATS = {0xFF20: "@", 0xFE6B: "@"}
+#: A run an address percent-encoded in a URI can lie in (``mailto:a%40b.fi``): no space, quote
+#: or bracket that ends a URI in text or markup.
+_URI_RUN = re.compile(r"[^\s\"'<>()\[\]]*%40[^\s\"'<>()\[\]]*")
+
+
+def may_hold_email(text: str) -> bool:
+    """Whether :func:`find_emails` can find anything in ``text`` (cheap: most values hold no
+    "@" in any form)."""
+    return "@" in text or "%40" in text or "\uff20" in text or "\ufe6b" in text
+
+
 def find_emails(text: str) -> list[tuple[int, int, str]]:
     """Every e-mail address in free text: (start, end, normalised address).
 
     Candidates around each "@" (a linear scan: each is read back at most a local part's
-    length and forward at most a domain's), each validated with :func:`parse_email`.
+    length and forward at most a domain's), each validated with :func:`parse_email`. An "@"
+    written fullwidth or small (U+FF20, U+FE6B: NFKC's "@") counts as one; a URI's run with a
+    percent-encoded "@" (``mailto:liisa%40gmail.com``: RFC 6068, a mail client decodes it) is
+    read percent-decoded too, and its addresses span the whole run.
     """
+    if "\uff20" in text or "\ufe6b" in text:
+        text = text.translate(_OTHER_ATS)
+    found = _emails_at(text)
+    if "%40" in text:
+        seen = {address for _, _, address in found}
+        for run in _URI_RUN.finditer(text):
+            for _, _, address in _emails_at(unquote(run.group())):
+                if address not in seen:
+                    seen.add(address)
+                    found.append((run.start(), run.end(), address))
+        found.sort()
+    return found
+
+
+def _emails_at(text: str) -> list[tuple[int, int, str]]:
     found: list[tuple[int, int, str]] = []
     at = text.find("@")
     while at != -1:

@@ -128,7 +128,7 @@ class ContactDetector:
         value = field.value
         if field.identifier and (field.context.system or "").lower() not in _CONTACT_SYSTEMS:
             return  # an identifier (CDA id/@extension, code/@code, FHIR identifier.value)
-        has_at = "@" in value
+        has_at = contacts.may_hold_email(value)
         has_digits = _digits_enough(value)
         if not (has_at or has_digits):
             return
@@ -207,6 +207,8 @@ class ContactDetector:
             return self._screen_joined(data)
         if any(holds(data, marker, rare) for marker, rare in _DECODED):
             return None
+        if b"\xef" in data and (b"\xef\xbc\xa0" in data or b"\xef\xb9\xab" in data):
+            return None  # an "@" written fullwidth or small (contacts.find_emails reads it)
         if b"%" in data and b"\0" not in data and _PERCENT.search(data):
             # (Binary, with NUL bytes, is no form or URL: nothing percent-decodes it.)
             return None
