@@ -50,6 +50,7 @@ import csv
 import gc
 import hashlib
 import io
+import operator
 import re
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
@@ -57,7 +58,7 @@ from contextlib import contextmanager
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
@@ -130,12 +131,80 @@ class TestIdentity(NamedTuple):
 #: Not a test class, whatever pytest makes of the name.
 TestIdentity.__test__ = False  # type: ignore[attr-defined]
 
+#: The one empty set of cases, phones, e-mails or addresses (``frozenset()`` makes a new one).
+_NO_STRINGS: frozenset[str] = frozenset()
+
+
+#: An identity as the registry holds it: TestIdentity's fields, with the pool as its string and
+#: the cases and contact details as sorted tuples. A plain tuple of strings, ints, None and
+#: tuples of strings, so the collector untracks it on its first pass and never walks it again (a
+#: TestIdentity or a frozenset stays tracked: 100,000 of each were walked by every collection).
+_Row = tuple[
+    str,
+    tuple[str, ...],
+    tuple[str, ...],
+    str,
+    tuple[str, ...],
+    str | None,
+    str | None,
+    tuple[str, ...],
+    tuple[str, ...],
+    tuple[str, ...],
+    int,
+    tuple[str, ...],
+    tuple[str, ...],
+]
+_ROLE: Final = 5
+_GIVEN_PARTS: Final = 11
+_FAMILY_PARTS: Final = 12
+
+
+def _row(identity: TestIdentity) -> _Row:
+    return (
+        identity.code,
+        identity.given,
+        identity.family,
+        identity.pool.value,
+        tuple(sorted(identity.cases)),
+        identity.role,
+        identity.terhikki,
+        tuple(sorted(identity.phones)),
+        tuple(sorted(identity.emails)),
+        tuple(sorted(identity.addresses)),
+        identity.line,
+        identity.given_parts,
+        identity.family_parts,
+    )
+
+
+def _identity(row: _Row) -> TestIdentity:
+    (code, given, family, pool, cases, role, terhikki, phones, emails, addresses, line, gp, fp) = (
+        row
+    )
+    return TestIdentity(
+        code,
+        given,
+        family,
+        _POOLS[pool],
+        frozenset(cases) if cases else _NO_STRINGS,
+        role,
+        terhikki,
+        frozenset(phones) if phones else _NO_STRINGS,
+        frozenset(emails) if emails else _NO_STRINGS,
+        frozenset(addresses) if addresses else _NO_STRINGS,
+        line,
+        gp,
+        fp,
+    )
+
 
 class Registry:
     """The loaded registry: look-ups by code, by name and by contact detail.
 
     Names are indexed by each folded family part, so :meth:`named` reads only the identities
-    sharing the written family name's first part, never the whole registry.
+    sharing the written family name's first part, never the whole registry. Identities are
+    held as plain tuples (:data:`_Row`) and handed out as :class:`TestIdentity` values, made
+    when asked for (equal to the registered one, not the same object).
     """
 
     __slots__ = (
@@ -160,56 +229,65 @@ class Registry:
         path: Path | None = None,
         digest: str = "",
     ) -> None:
-        self.path = path
-        self.digest = digest or "sha256:" + hashlib.sha256(b"").hexdigest()
-        by_code: dict[str, TestIdentity] = {}
-        by_family: dict[str, list[TestIdentity]] = {}
+        rows = [_row(identity) for identity in identities]
+        by_code = {row[0]: row for row in rows}
+        by_family: dict[str, _Row | list[_Row]] = {}
         given: set[str] = set()
         all_phones, all_emails, all_addresses = set(phones), set(emails), set(addresses)
-        by_terhikki: dict[str, TestIdentity] = {}
-        for identity in identities:
-            by_code[identity.code] = identity
-            if identity.terhikki:
-                by_terhikki[identity.terhikki] = identity
-            parts = identity.family_parts
-            for part in parts if len(parts) == 1 else dict.fromkeys(parts):
-                bucket = by_family.get(part)
-                if bucket is None:
-                    by_family[part] = [identity]
-                else:
-                    bucket.append(identity)
-            given.update(identity.given_parts)
-            if identity.phones:
-                all_phones |= identity.phones
-            if identity.emails:
-                all_emails |= identity.emails
-            if identity.addresses:
-                all_addresses |= identity.addresses
+        by_terhikki: dict[str, _Row] = {}
+        for row in rows:
+            if row[6]:
+                by_terhikki[row[6]] = row
+            _index(by_family, row)
+            given.update(row[_GIVEN_PARTS])
+            all_phones.update(row[7])
+            all_emails.update(row[8])
+            all_addresses.update(row[9])
+        self._set(by_code, by_family, by_terhikki, given, all_phones, all_emails, all_addresses)
+        self.path = path
+        self.digest = digest or "sha256:" + hashlib.sha256(b"").hexdigest()
+
+    def _set(
+        self,
+        by_code: dict[str, _Row],
+        by_family: dict[str, _Row | list[_Row]],
+        by_terhikki: dict[str, _Row],
+        given: Iterable[str],
+        phones: Iterable[str],
+        emails: Iterable[str],
+        addresses: Iterable[str],
+    ) -> None:
         self._by_code = by_code
+        # A bucket of several identities a tuple (untracked by the collector like the rows).
+        self._by_family: dict[str, _Row | tuple[_Row, ...]] = {
+            part: tuple(bucket) if type(bucket) is list else bucket  # type: ignore[misc]
+            for part, bucket in by_family.items()
+        }
         self._by_terhikki = by_terhikki
-        self._by_family = by_family
         self._given = frozenset(given)
-        self._phones = frozenset(all_phones)
-        self._emails = frozenset(all_emails)
-        self._addresses = frozenset(all_addresses)
+        self._phones = frozenset(phones)
+        self._emails = frozenset(emails)
+        self._addresses = frozenset(addresses)
 
     def __len__(self) -> int:
         return len(self._by_code)
 
     def __iter__(self) -> Iterator[TestIdentity]:
-        return iter(self._by_code.values())
+        return map(_identity, self._by_code.values())
 
     def __repr__(self) -> str:
         return f"Registry(path={self.path!r}, identities={len(self)}, digest={self.digest!r})"
 
     def get(self, code: str) -> TestIdentity | None:
         """The identity registered under ``code`` (in any written form: normalised first)."""
-        return self._by_code.get(idcode.normalise(code))
+        row = self._by_code.get(code) or self._by_code.get(idcode.normalise(code))
+        return None if row is None else _identity(row)
 
     def professional_number(self, terhikki: str) -> TestIdentity | None:
         """The identity registered with this Terhikki number (Valvira's register of health
         care professionals, OID 1.2.246.537.26), if any."""
-        return self._by_terhikki.get(terhikki.strip())
+        row = self._by_terhikki.get(terhikki.strip())
+        return None if row is None else _identity(row)
 
     def named(
         self,
@@ -231,12 +309,13 @@ class Registry:
         bucket = self._by_family.get(family[0])
         if bucket is None:
             return []
+        rows: tuple[_Row, ...] = (bucket,) if type(bucket[0]) is str else bucket  # type: ignore[assignment]
         matches = names.name_matches
         return [
-            identity
-            for identity in bucket
-            if (professional is None or (identity.role == "professional") is professional)
-            and matches(identity.given_parts, identity.family_parts, given, family)
+            _identity(row)
+            for row in rows
+            if (professional is None or (row[_ROLE] == "professional") is professional)
+            and matches(row[_GIVEN_PARTS], row[_FAMILY_PARTS], given, family)
         ]
 
     def knows_family(self, folded_part: str) -> bool:
@@ -267,6 +346,19 @@ class Registry:
     def address_allowed(self, text: str) -> bool:
         """True if the address, normalised (:func:`normalise_address`), is a registered one."""
         return normalise_address(text) in self._addresses
+
+
+def _index(by_family: dict[str, _Row | list[_Row]], row: _Row) -> None:
+    """Files ``row`` under each of its distinct family parts."""
+    parts = row[_FAMILY_PARTS]
+    for part in parts if len(parts) == 1 else dict.fromkeys(parts):
+        bucket = by_family.get(part)
+        if bucket is None:
+            by_family[part] = row
+        elif type(bucket) is list:
+            bucket.append(row)
+        else:
+            by_family[part] = [bucket, row]  # type: ignore[list-item]
 
 
 def empty_registry() -> Registry:
@@ -730,7 +822,7 @@ class _Checker:
         pool = _POOLS.get(table["pool"]) if isinstance(table["pool"], str) else None
         if pool is None:
             raise self.fail(entry, "pool", 'pool must be "independent" or "joint"')
-        cases: frozenset[str] = frozenset()
+        cases = _NO_STRINGS
         if "cases" in table:
             listed = self.strings(entry, "cases", table["cases"])
             listed_key = tuple(listed)
@@ -784,9 +876,9 @@ class _Checker:
 
 
 _NO_CONTACTS: tuple[frozenset[str], frozenset[str], frozenset[str]] = (
-    frozenset(),
-    frozenset(),
-    frozenset(),
+    _NO_STRINGS,
+    _NO_STRINGS,
+    _NO_STRINGS,
 )
 
 
@@ -822,11 +914,358 @@ def _build(
     )
 
 
+# -- The fast path -------------------------------------------------------------------------------
+#
+# A generated registry of 100,000 identities is read without building a table of values and
+# lines an entry (the full path's ``_Entry``) and validated without ``_Checker``'s per-key
+# bookkeeping: each identity's values go straight from the regular expression's groups (TOML) or
+# the CSV row to their checks, each distinct value is converted once (names, pools, cases, roles
+# and shared phones recur), and the identity becomes one plain tuple (``_Row``). Anything the fast
+# path does not accept as is (a key out of the plain layout, a code in another written form, any
+# invalid value) raises ``_NotPlain`` and the full path reads the file from the start: it accepts
+# what it accepts and words every error with its line, as before.
+
+
+class _NotPlain(Exception):
+    """The fast path met something it does not take as is: the full path reads the file."""
+
+
+class _Fast:
+    """Validates and indexes identities given as strings, exactly as :class:`_Checker` would
+    (``tests/test_registry.py`` holds the two to agreeing); raises :class:`_NotPlain` where it
+    would not simply accept.
+
+    ``csv``: the values are CSV cells (stripped, an empty one absent, lists ``;``-separated,
+    a given-name cell with a ``;`` a list of names); else TOML values of the plain layout
+    (absent is None, lists the text between an array's brackets, names with their quotes or
+    brackets: a name may be either).
+    """
+
+    def __init__(self, csv: bool) -> None:
+        self.csv = csv
+        absent = "" if csv else None
+        self.by_code: dict[str, _Row] = {}
+        self.by_family: dict[str, _Row | list[_Row]] = {}
+        self.by_terhikki: dict[str, _Row] = {}
+        self.given_parts: set[str] = set()
+        self.phones: set[str] = set()
+        self.emails: set[str] = set()
+        self.addresses: set[str] = set()
+        Name = tuple[tuple[str, ...], tuple[str, ...]]
+        self.given: dict[str | None, Name] = {}
+        self.family: dict[str | None, Name] = {}
+        self.pools: dict[str | None, str] = {}
+        self.cases: dict[str | None, tuple[str, ...]] = {absent: ()}
+        self.roles: dict[str | None, str | None] = {absent: None}
+        self.phone_lists: dict[str | None, tuple[str, ...]] = {absent: ()}
+        self.email_lists: dict[str | None, tuple[str, ...]] = {absent: ()}
+        self.address_lists: dict[str | None, tuple[str, ...]] = {absent: ()}
+
+    def add(
+        self,
+        line: int,
+        code: str | None,
+        given: str | None,
+        family: str | None,
+        pool: str | None,
+        cases: str | None,
+        role: str | None,
+        terhikki: str | None,
+        phones: str | None,
+        emails: str | None,
+        addresses: str | None,
+        _rest: object = None,
+    ) -> None:
+        """One identity: its line and its values (for TOML the groups of ``_BLOCK``)."""
+        if code is None:
+            raise _NotPlain
+        if self.csv:
+            code = code.strip()
+        # A code in its normal form only (a generator writes it so): any other goes to the
+        # full path, which normalises it or words why it is refused.
+        if not idcode.is_test(code):
+            raise _NotPlain
+        try:
+            written_given, given_parts = self.given[given]
+        except KeyError:
+            written_given, given_parts = self._given(given)
+        try:
+            written_family, family_parts = self.family[family]
+        except KeyError:
+            written_family, family_parts = self._family(family)
+        try:
+            pool_value = self.pools[pool]
+        except KeyError:
+            pool_value = self._pool(pool)
+        try:
+            listed = self.cases[cases]
+        except KeyError:
+            listed = self._cases(cases)
+        if (pool_value == "joint") is not bool(listed):
+            raise _NotPlain  # a joint code without cases, an independent one with
+        try:
+            role_value = self.roles[role]
+        except KeyError:
+            role_value = self._role(role)
+        if terhikki is not None:
+            terhikki = terhikki.strip()
+            if not terhikki:
+                if not self.csv:
+                    raise _NotPlain
+                terhikki = None
+        try:
+            phone_list = self.phone_lists[phones]
+        except KeyError:
+            phone_list = self._phones(phones)
+        try:
+            email_list = self.email_lists[emails]
+        except KeyError:
+            email_list = self._emails(emails)
+        try:
+            address_list = self.address_lists[addresses]
+        except KeyError:
+            address_list = self._addresses(addresses)
+        row: _Row = (
+            code,
+            written_given,
+            written_family,
+            pool_value,
+            listed,
+            role_value,
+            terhikki,
+            phone_list,
+            email_list,
+            address_list,
+            line,
+            given_parts,
+            family_parts,
+        )
+        if self.by_code.setdefault(code, row) is not row:
+            raise _NotPlain  # a duplicate code
+        if terhikki:
+            self.by_terhikki[terhikki] = row
+        _index(self.by_family, row)
+
+    def shared(self, phones: str | None, emails: str | None, addresses: str | None) -> None:
+        """Test contact details any identity may use (``[contacts]``, a CSV contacts row)."""
+        for raw, cache, convert in (
+            (phones, self.phone_lists, self._phones),
+            (emails, self.email_lists, self._emails),
+            (addresses, self.address_lists, self._addresses),
+        ):
+            if raw not in cache:
+                convert(raw)
+
+    def registry(self, path: Path | None, data: bytes) -> Registry:
+        registry = Registry.__new__(Registry)
+        registry._set(
+            self.by_code,
+            self.by_family,
+            self.by_terhikki,
+            self.given_parts,
+            self.phones,
+            self.emails,
+            self.addresses,
+        )
+        registry.path = path
+        registry.digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        return registry
+
+    # Conversions of a value not met before (each remembered under its text).
+
+    def _list(self, raw: str | None) -> list[str]:
+        """A list value's strings (an absent one is cached before this is asked)."""
+        if raw is None:
+            raise _NotPlain
+        if not self.csv:
+            return raw.split('"')[1::2]  # the canonical array: '"a", "b"'
+        return [item for part in raw.split(";") if (item := part.strip())]
+
+    def _given(self, raw: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        if raw is None:
+            raise _NotPlain
+        if self.csv:
+            items = self._list(raw) if ";" in raw else [raw.strip()]
+            # (A cell of one name reads as a string: its names split on whitespace.)
+            written = tuple(items) if len(items) > 1 else tuple("".join(items).split())
+        elif raw[0] == "[":  # an array of names (the TOML value with its delimiters)
+            written = tuple(v.strip() for v in raw.split('"')[1::2] if v.strip())
+        else:
+            written = tuple(raw[1:-1].split())
+        parts = names.name_parts(" ".join(written))
+        if not parts:
+            raise _NotPlain
+        self.given_parts.update(parts)
+        self.given[raw] = written, parts
+        return written, parts
+
+    def _family(self, raw: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        if raw is None:
+            raise _NotPlain
+        written: tuple[str, ...]
+        if self.csv:
+            written = (raw.strip(),)
+        elif raw[0] == "[":
+            written = tuple(v.strip() for v in raw.split('"')[1::2] if v.strip())
+        else:
+            written = (raw[1:-1].strip(),)
+        parts = names.name_parts(" ".join(written))
+        if not parts or not all(written):
+            raise _NotPlain
+        self.family[raw] = written, parts
+        return written, parts
+
+    def _pool(self, raw: str | None) -> str:
+        value = raw.strip() if self.csv and raw is not None else raw
+        if value not in _POOLS or value is None:
+            raise _NotPlain
+        self.pools[raw] = value
+        return value
+
+    def _cases(self, raw: str | None) -> tuple[str, ...]:
+        listed = tuple(sorted({c.strip() for c in self._list(raw) if c.strip()}))
+        self.cases[raw] = listed
+        return listed
+
+    def _role(self, raw: str | None) -> str | None:
+        value = raw.strip() or None if self.csv and raw is not None else raw
+        if value is not None and value not in _ROLES:
+            raise _NotPlain
+        self.roles[raw] = value
+        return value
+
+    def _phones(self, raw: str | None) -> tuple[str, ...]:
+        found: list[str] = []
+        for text in self._list(raw):
+            e164 = _phone(text)
+            if e164 is None:
+                raise _NotPlain
+            found.append(e164)
+        self.phones.update(found)
+        self.phone_lists[raw] = value = tuple(sorted(set(found)))
+        return value
+
+    def _emails(self, raw: str | None) -> tuple[str, ...]:
+        try:
+            found = [_email(text.strip()) for text in self._list(raw)]
+        except ValueError:
+            raise _NotPlain from None
+        self.emails.update(found)
+        self.email_lists[raw] = value = tuple(sorted(set(found)))
+        return value
+
+    def _addresses(self, raw: str | None) -> tuple[str, ...]:
+        found = [normalise_address(text) for text in self._list(raw)]
+        if not all(found):
+            raise _NotPlain
+        self.addresses.update(found)
+        self.address_lists[raw] = value = tuple(sorted(set(found)))
+        return value
+
+
+# The plain layout a generator writes: ``key = "value"`` and ``key = ["a", "b"]`` lines (basic
+# strings without escapes; the text holds no control character but tab and newline, checked
+# first), a comment after a value or a header allowed, blank and comment lines between tables.
+_S = r'"([^"\\\n]*+)"'
+_A = r'\[((?:"[^"\\\n]*+"(?:, "[^"\\\n]*+")*+)?)\]'
+_END = r"[ \t]*+(?:#[^\n]*+)?\n"
+#: A name: a string or an array of strings, with its delimiters (the two read differently).
+_V = r'("[^"\\\n]*+"|\[(?:"[^"\\\n]*+"(?:, "[^"\\\n]*+")*+)?\])'
+_FILLER = rf"((?:{_END})*+)"
+#: One ``[[identity]]`` table: its keys in any order (a key given twice is caught by counting
+#: the lines against the groups), then blank and comment lines. Groups: the ten keys in
+#: ``_COLUMNS`` order, then the filler.
+_BLOCK = re.compile(
+    rf"\[\[identity\]\]{_END}"
+    rf"(?:(?:code = {_S}|given = {_V}|family = {_V}|pool = {_S}|cases = {_A}|role = {_S}"
+    rf"|terhikki = {_S}|phones = {_A}|emails = {_A}|addresses = {_A}){_END})*+"
+    rf"{_FILLER}"
+)
+#: What comes before the first identity: blank and comment lines, a ``[contacts]`` table.
+_HEAD = re.compile(
+    rf"{_FILLER}(?:\[contacts\]{_END}"
+    rf"(?:(?:phones = {_A}|emails = {_A}|addresses = {_A}){_END})*+{_FILLER})?"
+)
+
+
+def _fast_toml(text: str) -> _Fast:
+    """A TOML registry in the plain layout, validated; :class:`_NotPlain` if it is not one."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    if _CONTROL.search(text):
+        raise _NotPlain
+    if text and not text.endswith("\n"):
+        text += "\n"
+    fast = _Fast(csv=False)
+    count = text.count
+    head = _HEAD.match(text)
+    assert head is not None  # (every group may be empty)
+    if head.start(5) >= 0:  # [contacts]: a key line a value, no key twice
+        phones, emails, addresses = head.group(2, 3, 4)
+        if count("\n", head.end(1), head.start(5)) != 4 - (phones, emails, addresses).count(None):
+            raise _NotPlain
+        fast.shared(phones, emails, addresses)
+    pos = head.end()
+    line = 1 + count("\n", 0, pos)
+    add = fast.add
+    for match in _BLOCK.finditer(text, pos):
+        start, rest = match.start(), match.start(11)
+        if start != pos:
+            raise _NotPlain
+        groups = match.groups()
+        keys = count("\n", start, rest)
+        if keys != 11 - groups.count(None):  # the header, then a line a key
+            raise _NotPlain
+        add(line, *groups)
+        pos = match.end()
+        line += keys + count("\n", rest, pos)
+    if pos != len(text):
+        raise _NotPlain
+    return fast
+
+
+def _fast_csv(text: str) -> _Fast:
+    """A CSV registry, validated; :class:`_NotPlain` at anything the full path must word."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    fast = _Fast(csv=True)
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise _NotPlain
+        columns = [name.strip().lower() for name in header]
+        width = len(columns)
+        if len(set(columns)) != width or not _KNOWN >= set(columns) >= _REQUIRED:
+            raise _NotPlain
+        # Each row padded to one cell past its columns (an empty one), the values picked in
+        # _COLUMNS order, an absent column the empty cell.
+        pick = operator.itemgetter(*(columns.index(k) if k in columns else width for k in _COLUMNS))
+        pads = [[""] * (width + 1 - n) for n in range(width + 1)]
+        add, shared = fast.add, fast.shared
+        line = reader.line_num + 1
+        for row in reader:
+            start, line = line, reader.line_num + 1
+            if len(row) > width:
+                raise _NotPlain
+            row += pads[len(row)]
+            cells = pick(row)
+            if cells[0] or cells[1] or cells[2] or cells[3] or cells[4] or cells[5] or cells[6]:
+                add(start, *cells)
+            else:  # a blank row, or a row of shared contact details
+                shared(*cells[7:])
+    except csv.Error:
+        raise _NotPlain from None
+    return fast
+
+
 def parse_registry(text: str, source: str = "<registry>") -> Registry:
     """A registry from TOML text; :class:`RegistryError` naming ``source`` and the line on any
     problem."""
     text = text.removeprefix("\ufeff")
     with _no_gc():
+        try:
+            return _fast_toml(text).registry(None, text.encode("utf-8"))
+        except _NotPlain:
+            pass
         read = _read_plain(text) or _read_toml(text, source)
         return _build(*read, source, None, text.encode("utf-8"))
 
@@ -835,6 +1274,10 @@ def parse_registry_csv(text: str, source: str = "<registry>") -> Registry:
     """A registry from CSV text (the format in the module docstring)."""
     text = text.removeprefix("\ufeff")
     with _no_gc():
+        try:
+            return _fast_csv(text).registry(None, text.encode("utf-8"))
+        except _NotPlain:
+            pass
         return _build(*_read_csv(text, source), source, None, text.encode("utf-8"))
 
 
@@ -855,6 +1298,10 @@ def load_registry(path: str | Path) -> Registry:
         raise RegistryError(f"{path}: not UTF-8 (byte {exc.start})") from None
     source = str(path)
     with _no_gc():
+        try:
+            return (_fast_csv if suffix == ".csv" else _fast_toml)(text).registry(path, data)
+        except _NotPlain:
+            pass
         if suffix == ".csv":
             read = _read_csv(text, source)
         else:

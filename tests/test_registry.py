@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,7 +25,7 @@ ENTRY = '[[identity]]\ncode = "010181-900C"\ngiven = "Maija"\nfamily = "Testinen
 
 def _fields(identity: reg.TestIdentity) -> tuple[object, ...]:
     """Everything but the line (which differs between the two formats)."""
-    return tuple(getattr(identity, f) for f in reg.TestIdentity.__slots__ if f != "line")
+    return tuple(getattr(identity, f) for f in reg.TestIdentity._fields if f != "line")
 
 
 def test_fixture_loads() -> None:
@@ -281,3 +284,202 @@ def test_fast_email_check_agrees_with_email_validator(local: str, domain: str) -
     except ValueError:
         got = None
     assert got == expected
+
+
+# -- The fast path agrees with the full one --------------------------------------------------------
+
+
+def _full(text: str, csv: bool) -> reg.Registry:
+    """A registry read and validated by the full path alone (the entry and table readers and
+    _Checker), never the fast one."""
+    read = reg._read_csv(text, "r") if csv else reg._read_plain(text) or reg._read_toml(text, "r")
+    return reg._build(*read, "r", None, text.encode("utf-8"))
+
+
+def _fast(text: str, csv: bool) -> reg.Registry | None:
+    """The fast path's registry, or None where it leaves the file to the full path."""
+    try:
+        return (reg._fast_csv if csv else reg._fast_toml)(text).registry(None, text.encode())
+    except reg._NotPlain:
+        return None
+
+
+def _assert_same(got: reg.Registry, expected: reg.Registry) -> None:
+    """The same identities (every field, the line included), index and contact details."""
+    assert [tuple(i) for i in got] == [tuple(i) for i in expected]
+    assert got._by_family == expected._by_family
+    assert got._by_terhikki == expected._by_terhikki
+    for field in ("_given", "_phones", "_emails", "_addresses", "digest"):
+        assert getattr(got, field) == getattr(expected, field)
+
+
+def _both_ways(text: str, csv: bool) -> reg.Registry | None:
+    """The public entry point says what the full path says (the same registry or the same
+    error); the fast path, where it answers, gives that same registry. Returns the fast one."""
+    parse = reg.parse_registry_csv if csv else reg.parse_registry
+    fast = _fast(text, csv)
+    try:
+        expected = _full(text, csv)
+    except reg.RegistryError as exc:
+        assert fast is None, "the fast path accepted what the full path refuses"
+        with pytest.raises(reg.RegistryError) as info:
+            parse(text, "r")
+        assert str(info.value) == str(exc)
+        return None
+    if fast is not None:
+        _assert_same(fast, expected)
+    _assert_same(parse(text, "r"), expected)
+    return fast
+
+
+_ODD: dict[str, list[object]] = {
+    "code": ["010181\u2013900c", " 231069-9711", "010181-900D", REAL, "", "x", 7],
+    "given": [" Anna-Liisa ", "Ärto;Alvar", "A;", ";", "", " ", 'Ma"ija', [], [" "], 7],
+    "family": [" Hukka Tes ", "Koe;Käyttäjä", "", " ", "Tes", [], "Back\\slash"],
+    "pool": [" joint", "both", "", 1],
+    "cases": [[], [" "], ["TC-1", " TC-1", "TC-2"], "TC-1"],
+    "role": ["boss", "", " guardian"],
+    "terhikki": ["", " ", " 100123 ", 5],
+    "phones": [[], ["12"], "040"],
+    "emails": [[], ["A@Example.COM "], ["a..b@x.fi"], ["ä@exämple.com"]],
+    "addresses": [[], [" "], ["Testitie 1", "."]],
+}
+_GOOD: dict[str, list[object]] = {
+    "given": [
+        "Maija",
+        "Maija Liisa",
+        "Anna-Liisa Sofia",
+        ["Anna", "Sofia"],
+        ["Anna Liisa", "Aino"],
+    ],
+    "family": ["Testinen", "Virtanen-Mäkinen", "Lääkäri", ["Virtanen", "Mäkinen"]],
+    "pool": ["independent", "joint"],
+    "role": ["patient", "professional", "guardian"],
+    "terhikki": ["100123", "100124"],
+    "phones": [["+358 40 0000001"], ["040 1234567", "09 0000 0002"]],
+    "emails": [["a@example.com"], ["Maija.Testinen@EXAMPLE.com", "b@x.test"]],
+    "addresses": [["Testikatu 1, 00100 Helsinki"], ["Testitie 1", "Koetie 2 B"]],
+}
+
+
+@st.composite
+def _entries(draw: st.DrawFn) -> dict[str, object]:
+    """An identity's keys and values: mostly valid (a joint code with cases), now and then a
+    key missing or a value the full path refuses (or accepts only after normalising)."""
+    number = draw(st.integers(0, 499))
+    entry: dict[str, object] = {
+        "code": code(f"{1 + number // 100:02d}0181", "-", 900 + number % 100)
+    }
+    for key in ("given", "family", "pool"):
+        entry[key] = draw(st.sampled_from(_GOOD[key]))
+    if entry["pool"] == "joint":
+        entry["cases"] = draw(st.sampled_from([["TC-1"], ["TC-2", "TC-1"]]))
+    for key in ("role", "terhikki", "phones", "emails", "addresses"):
+        if draw(st.booleans()):
+            entry[key] = draw(st.sampled_from(_GOOD[key]))
+    if draw(st.integers(0, 3)) == 0:
+        key = draw(st.sampled_from(list(_ODD)))
+        entry[key] = draw(st.sampled_from(_ODD[key]))
+    if draw(st.integers(0, 19)) == 0:
+        del entry[draw(st.sampled_from(list(entry)))]
+    return entry
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(map(_toml_value, value)) + "]"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return str(value)
+
+
+@st.composite
+def _toml_files(draw: st.DrawFn) -> str:
+    """TOML registries in the generated layout and near it: keys in any order, blank lines,
+    comments, a key twice, a [contacts] table first or last, an odd line."""
+    out: list[str] = []
+    contacts = draw(st.sampled_from(["", "first", "last"]))
+    table = '[contacts]\nphones = ["+358 40 0000001"]\nemails = ["t@example.com"]\n\n'
+    if contacts == "first":
+        out.append(table)
+    for entry in draw(st.lists(_entries(), max_size=5)):
+        out.append("[[identity]]" + draw(st.sampled_from(["", "  # x"])) + "\n")
+        keys = draw(st.permutations(list(entry)))
+        for key in keys:
+            out.append(f"{key} = {_toml_value(entry[key])}{draw(st.sampled_from(['', ' # y']))}\n")
+        if keys and draw(st.integers(0, 39)) == 0:
+            out.append(f"{keys[0]} = {_toml_value(entry[keys[0]])}\n")  # a key twice
+        out.append(
+            draw(st.sampled_from(["", "\n", "\n", "\n", "# next\n", "  \n"] * 4 + ["x = 1\n"]))
+        )
+    if contacts == "last":
+        out.append(table)
+    text = "".join(out)
+    return text[:-1] if draw(st.booleans()) else text
+
+
+@given(_toml_files())
+def test_fast_toml_agrees_with_full_path(text: str) -> None:
+    """The fast TOML path takes only what the full path accepts, as the full path reads it."""
+    _both_ways(text, csv=False)
+
+
+def _cell(value: object) -> str:
+    return ";".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+@st.composite
+def _csv_files(draw: st.DrawFn) -> str:
+    """CSV registries: columns in any order (optional ones left out), quoted cells, blank rows,
+    rows of shared contacts, a row too long."""
+    columns = draw(st.permutations(list(_ODD)))
+    columns = [c for c in columns if c in reg._REQUIRED or draw(st.booleans())]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator=draw(st.sampled_from(["\n", "\r\n"])))
+    writer.writerow(columns)
+    for entry in draw(st.lists(_entries(), max_size=5)):
+        kind = draw(st.integers(0, 19))
+        if kind == 0:
+            writer.writerow([])
+        elif kind == 1:
+            writer.writerow([""] * len(columns) + ["extra"])
+        else:
+            writer.writerow([_cell(entry.get(c, "")) for c in columns])
+    return buffer.getvalue()
+
+
+@given(_csv_files())
+def test_fast_csv_agrees_with_full_path(text: str) -> None:
+    """The fast CSV path takes only what the full path accepts, as the full path reads it."""
+    _both_ways(text, csv=True)
+
+
+def test_fast_path_reads_generated_and_example_registries(tmp_path: Path) -> None:
+    """The fast path reads the layout bench/registry_load.py writes (and the example files)
+    and gives what the full path gives."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    try:
+        import registry_load as bench
+    finally:
+        sys.path.pop(0)
+    rows = bench.people(300, contacts=True)
+    for csv_file, write in ((False, bench.write_toml), (True, bench.write_csv)):
+        path = tmp_path / f"registry.{'csv' if csv_file else 'toml'}"
+        write(rows, path)
+        text = path.read_text("utf-8")
+        fast = _both_ways(text, csv_file)
+        assert fast is not None and len(fast) == len(rows)
+        # CRLF line ends read as the same file.
+        assert _both_ways(text.replace("\n", "\r\n"), csv_file) is not None
+    for example, csv_file in ((TOML, False), (CSV, True)):
+        assert _both_ways(example.read_text("utf-8"), csv_file) is not None
+
+
+def test_fast_path_refuses_control_characters() -> None:
+    """A control character anywhere (a value, a comment) goes to the full path, which words
+    tomllib's error."""
+    for bad in ('given = "Ma\x01ija"', "# \x7f", 'family = "Testinen\r"'):
+        text = ENTRY.replace('given = "Maija"', bad) + 'pool = "independent"\n'
+        assert _fast(text, csv=False) is None
+        with pytest.raises(reg.RegistryError, match="not valid TOML"):
+            reg.parse_registry(text, "r.toml")
