@@ -135,18 +135,37 @@ def test_a_phone_number_markup_splits_is_read_whole() -> None:
     assert not [f for f in clean.findings if f.rule == "phone.personal"], clean.as_dict()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hole: a FHIR JSON Narrative.div is read as one string, its XHTML not parsed "
-    "(kanta_guard/parsers/json.py _string: a `div` string that opens with '<' is also a "
-    "nested application/xhtml+xml payload)",
-)
 def test_a_split_name_in_a_fhir_json_narrative_is_found() -> None:
     """The XHTML of a FHIR JSON ``text.div`` is XML: its mixed content is read whole too."""
     div = '<div xmlns="http://www.w3.org/1999/xhtml"><p>Potilas <b>Matti</b> Virtanen</p></div>'
     body = json.dumps({"resourceType": "Observation", "text": {"status": "generated", "div": div}})
     report = PERSONAL.scan(_post(body, "application/fhir+json"))
     assert [f.rule for f in report.findings] == ["name.narrative"], report.as_dict()
+
+
+def _fhir_div(div: str) -> Request:
+    body = {"resourceType": "Observation", "text": {"status": "generated", "div": div}}
+    return _post(json.dumps(body), "application/fhir+json")
+
+
+def test_a_whole_name_in_a_fhir_json_narrative_is_reported_once() -> None:
+    """The div is read as XML instead of as one string: a name its text node holds is reported
+    once, at the node."""
+    div = '<div xmlns="http://www.w3.org/1999/xhtml"><p>Potilas Matti Virtanen soitti</p></div>'
+    report = PERSONAL.scan(_fhir_div(div))
+    assert [f.location for f in report.findings] == ["/text/div:/div/p/text()"], report.as_dict()
+
+
+@pytest.mark.parametrize("well_formed", [True, False])
+def test_a_code_split_in_a_fhir_json_narrative_blocks(well_formed: bool) -> None:
+    """A code split by the div's markup blocks, whether the div is XHTML (read as XML) or
+    HTML no XML parser takes (``<br>``, an unclosed ``<p>``: read as a browser renders it);
+    a 900-series code so split passes."""
+    end = "</p></div>" if well_formed else "<br></div>"
+    for code_, verdict in ((REAL, Verdict.BLOCK), (TEST, Verdict.PASS)):
+        div = f"<div><p>Hetu {code_[:5]}<b>{code_[5:]}</b>{end}"
+        report = PERSONAL.scan(_fhir_div(div))
+        assert report.verdict is verdict, report.as_dict()
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -104,6 +104,10 @@ class JsonParser:
             # Screened first: when only identifiers need reading, the document is parsed into
             # plain dicts (C speed) just to prove it is JSON; else into pairs, duplicates kept.
             fast = _screenable(raw) and state.screen(raw) == frozenset()
+            if fast and state.whole_elements and b'"div"' in raw:
+                # A FHIR Narrative.div's XHTML is read as XML (``_string``): what its markup
+                # splits, no screen of the JSON text sees.
+                fast = False
             doc = (
                 json.loads(text, parse_int=_integer)
                 if fast
@@ -271,6 +275,13 @@ class JsonParser:
             yield thumbprint_item(value, where, ctx)
         if (data := base64_content(value)) is not None:
             yield nested(data, None, where + "!base64", payload, ctx, state, declared=False)
+            return
+        if ctx.element == "div" and value.lstrip()[:1] == "<":
+            # A FHIR Narrative.div is XHTML: read as XML (every node, and what its markup splits,
+            # ``Potilas <b>Matti</b> Virtanen``, as a reader reads it). Not declared: a div
+            # that is no well-formed XML is read as text instead.
+            xhtml = value.encode("utf-8", "surrogatepass")
+            yield nested(xhtml, "application/xhtml+xml", where, payload, ctx, state, declared=False)
             return
         yield Field(value, ctx, where)
 

@@ -803,8 +803,11 @@ def _decompressed(el: etree._Element, data: bytes, payload: Payload, state: Scan
 
 def _fallback_text(payload: Payload, state: ScanState) -> Iterator[Item]:
     """A sniffed payload that turned out not to be XML is scanned as text instead, and the
-    certificates written in its bytes are read (no parser reads its Base64 as such)."""
-    yield from text_fields(payload, strict=False)
+    certificates written in its bytes are read (no parser reads its Base64 as such). XHTML that
+    is no XML (a FHIR ``Narrative.div`` written as HTML) is read as a browser renders it too:
+    its tags taken out (``text_fields``' HTML view)."""
+    xhtml = (payload.content_type or "").split(";", 1)[0].strip().lower() == "application/xhtml+xml"
+    yield from text_fields(payload, strict=False, html_text=xhtml)
     yield from markup_certificate_items(payload, state)
 
 
