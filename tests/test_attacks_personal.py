@@ -582,14 +582,6 @@ def test_email_in_a_narrative_attribute_blocks_reserved_twin_passes() -> None:
 
 _SWITCHBOARD = {"system": "phone", "value": "+358 9 123 4567", "use": "work"}
 _MAILBOX = {"system": "email", "value": "kirjaamo@terveyskeskus.fi", "use": "work"}
-_ORG_CONTACT_HOLE = pytest.mark.xfail(
-    strict=True,
-    reason="false positive: an Organization.contact without a name (purpose ADMIN: the "
-    "organisation's functional mailbox or switchboard) is read as its staff, so its contacts "
-    "are a person's (the field roles of kanta_guard/parsers/json.py and parsers/xml.py, "
-    "roles.FHIR_KEY_ROLES 'contact': an Organization's contact with no name is "
-    "Role.ORGANISATION)",
-)
 
 
 @pytest.mark.parametrize(
@@ -619,7 +611,6 @@ _ORG_CONTACT_HOLE = pytest.mark.xfail(
                 "contact": [{"purpose": {"coding": [{"code": "ADMIN"}]}, "telecom": [_MAILBOX]}],
             },
             id="organization-contact-mailbox",
-            marks=_ORG_CONTACT_HOLE,
         ),
         pytest.param(
             {
@@ -630,13 +621,29 @@ _ORG_CONTACT_HOLE = pytest.mark.xfail(
                 ],
             },
             id="organization-contact-switchboard",
-            marks=_ORG_CONTACT_HOLE,
         ),
     ],
 )
 def test_organisation_contacts_pass(resource: dict[str, object]) -> None:
     report = scan(_bundle(_patient(), resource), J)
     assert report.verdict is Verdict.PASS, report.as_dict()
+
+
+def test_a_named_organisation_contact_is_its_staff() -> None:
+    """The twin of the nameless Organization.contact: one that names a person is a member of
+    its staff, whose own mailbox is personal data."""
+    resource = {
+        "resourceType": "Organization",
+        "name": "Testiterveyskeskus",
+        "contact": [
+            {
+                "name": {"family": "Korhonen", "given": ["Liisa"]},
+                "telecom": [{"system": "email", "value": "liisa.korhonen@gmail.com"}],
+            }
+        ],
+    }
+    report = scan(_bundle(_patient(), resource), J)
+    assert "email.personal" in report.rules, report.as_dict()
 
 
 def test_organisation_contacts_beside_a_person_are_not_the_persons() -> None:
@@ -660,3 +667,19 @@ def test_cda_represented_and_custodian_organisations_pass() -> None:
     assert scan(body, "application/xml").verdict is Verdict.PASS
     person = Person(email="kirjaamo@terveyskeskus.fi")
     assert scan(cda(person), "application/xml").verdict is Verdict.BLOCK
+
+
+@pytest.mark.parametrize("named", [False, True])
+def test_fhir_xml_organisation_contact(named: bool) -> None:
+    """FHIR XML as JSON: an Organization.contact that names no one is the organisation's
+    (its mailbox passes); one that names a person is its staff (the mailbox is personal)."""
+    name = '<name><family value="Korhonen"/><given value="Liisa"/></name>' if named else ""
+    body = (
+        '<Organization xmlns="http://hl7.org/fhir"><name value="Testiterveyskeskus"/><contact>'
+        f'<purpose><coding><code value="ADMIN"/></coding></purpose>{name}<telecom>'
+        '<system value="email"/><value value="kirjaamo@gmail.com"/></telecom></contact>'
+        "</Organization>"
+    )
+    report = scan(body, "application/fhir+xml")
+    assert ("email.personal" in report.rules) is named, report.as_dict()
+    assert_masked(report, ("kirjaamo", "Korhonen"))

@@ -209,6 +209,10 @@ class JsonParser:
                 resource = keys.get("resourceType")
                 if isinstance(resource, str):
                     role = FHIR_RESOURCE_ROLES.get(resource, Role.DOCUMENT)
+                elif ctx.element == "contact" and role is Role.PROFESSIONAL and "name" not in keys:
+                    # An Organization.contact that names no one (purpose ADMIN: a functional
+                    # mailbox, a switchboard) is the organisation's own, not its staff's.
+                    role = Role.ORGANISATION
                 system = keys.get("system")
                 system = normalise_system(system) if isinstance(system, str) else None
                 obj_ctx = (

@@ -144,6 +144,12 @@ def _named_role(el: etree._Element, parent_local: str | None) -> Role | None:
     """The role an element names itself, if any (else it inherits its parent's)."""
     local = _local(el.tag)
     if el.tag.startswith(_FHIR_PREFIX):
+        if local == "contact" and parent_local == "Organization":
+            # An Organization.contact is a member of its staff when it names one, else the
+            # organisation's own (purpose ADMIN: a functional mailbox, a switchboard), as the
+            # JSON parser and the parties read it.
+            named = el.find(_FHIR_PREFIX + "name") is not None
+            return Role.PROFESSIONAL if named else Role.ORGANISATION
         return (
             FHIR_RESOURCE_ROLES.get(local)
             or FHIR_KEY_ROLES.get(local)
