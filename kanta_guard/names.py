@@ -38,8 +38,11 @@ __all__ = [
 # Letters NFKD does not decompose into a base letter and a mark (they are letters of their own),
 # read as the Finnish (or Swedish) letter they stand for in a name typed without them.
 _LETTERS = str.maketrans({"ø": "o", "æ": "a", "œ": "o", "ß": "ss", "đ": "d", "ł": "l", "ı": "i"})
+# The accented letters of Finnish (and Swedish) names that decompose to an ASCII letter and one
+# combining mark, as that letter (what NFKD minus the marks makes of them, case aside).
+_FINNISH = tuple(zip("äöåÄÖÅéÉüÜ", "aoaAOAeEuU", strict=True))
 # The ae/oe spellings of ä and ö: a run of e after a or o goes (Maekinen → makinen), so that
-# folding again changes nothing.
+# folding again changes nothing. (The rule as a pattern; _fold_chars applies it by replacing.)
 _AE_OE = re.compile(r"([ao])e+")
 # Hyphens a name is split on: the ASCII one and the Unicode dashes people paste (as idcode).
 _HYPHENS = str.maketrans(dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212", "-"))
@@ -92,6 +95,10 @@ def _fold_chars(text: str) -> str:
     are). So a text may be folded piece by piece between them (``_words``)."""
     if text.isascii():
         folded = text.lower()
+    elif (quick := _finnish_letters(text)).isascii():
+        # Only the letters of Finnish names beside ASCII (nearly every registered name): each
+        # is its base letter, as the decomposition below makes it, at a tenth of the cost.
+        folded = quick.lower()
     else:
         # casefold first (it may produce combining marks: "İ" → "i̇"), NFKD, marks off, and
         # casefold again (a compatibility form may decompose to upper case: "℃" → "°C").
@@ -104,9 +111,20 @@ def _fold_chars(text: str) -> str:
         folded = folded.casefold()
         if not folded.isascii():
             folded = folded.translate(_LETTERS)
-    if "e" in folded:
-        folded = _AE_OE.sub(r"\1", folded)
+    # The ae/oe rule (_AE_OE) by replacing: a run of e after a or o goes one e a round (the
+    # pattern's substitution cost a name 0.9 µs; tests/test_names.py holds the two alike).
+    while "ae" in folded or "oe" in folded:
+        folded = folded.replace("ae", "a").replace("oe", "o")
     return folded
+
+
+def _finnish_letters(text: str) -> str:
+    """``text`` with ä, ö, å, é, ü (either case) as their base letters (str.translate's table
+    look-up a character cost a name 2 µs, ten replacements 0.2)."""
+    for letter, base in _FINNISH:
+        if letter in text:
+            text = text.replace(letter, base)
+    return text
 
 
 def _split_word(word: str) -> tuple[str, ...]:

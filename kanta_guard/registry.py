@@ -35,13 +35,16 @@ cells separated by ``;``, UTF-8 (a byte order mark is allowed), an empty cell an
 with only ``phones``, ``emails`` or ``addresses`` cells filled (no code, no name) holds shared
 test contact details, like ``[contacts]``.
 
-Loading 100,000 identities takes well under a second (``bench/registry_load.py``): ``tomllib``
-reads some 6 MB/s, so a file in the plain subset of TOML that generated registries are written in
-(one ``key = "string"`` or ``key = ["string", …]`` a line, ``[[identity]]`` and ``[contacts]``
-headers, comments) is read line by line here, every line checked against that subset; a file
-with anything else (escapes, literal or multi-line strings, numbers, inline tables, a duplicate
-key) is read by ``tomllib``, which also words every syntax error. Each distinct phone number is
-parsed once, each distinct e-mail domain validated once.
+Loading 100,000 identities takes under a second (``bench/registry_load.py``). A file in the
+layout a generator writes (TOML: one ``key = "string"`` or ``key = ["string", …]`` a line, keys in
+any order, ``[[identity]]`` and a first ``[contacts]`` header, comments after values and between
+tables; CSV: any file) takes a fast path: a TOML table is matched whole by one pattern, a CSV row
+is picked by column, each distinct value (a name, a pool, a list of cases or phones) is validated
+once, and each identity is kept as one plain tuple (the collector untracks it on its first pass;
+:class:`TestIdentity` values are made when looked up). Anything else, a bad entry included, is
+read by the full path: a line reader of the plain subset of TOML, else ``tomllib`` (which words
+every syntax error), and a validator of each key that names the file and line of any problem.
+``tests/test_registry.py`` holds the two paths to agreeing on what they accept and read.
 """
 
 from __future__ import annotations
@@ -203,8 +206,8 @@ class Registry:
 
     Names are indexed by each folded family part, so :meth:`named` reads only the identities
     sharing the written family name's first part, never the whole registry. Identities are
-    held as plain tuples (:data:`_Row`) and handed out as :class:`TestIdentity` values, made
-    when asked for (equal to the registered one, not the same object).
+    held as plain tuples (:data:`_Row`) and handed out as :class:`TestIdentity` values, each
+    made when first looked up.
     """
 
     __slots__ = (
@@ -214,6 +217,7 @@ class Registry:
         "_by_terhikki",
         "_emails",
         "_given",
+        "_made",
         "_phones",
         "digest",
         "path",
@@ -268,6 +272,15 @@ class Registry:
         self._phones = frozenset(phones)
         self._emails = frozenset(emails)
         self._addresses = frozenset(addresses)
+        self._made: dict[str, TestIdentity] = {}
+
+    def _identity(self, row: _Row) -> TestIdentity:
+        """The identity of a row, made once (then remembered: only identities looked up are
+        made, so the collector has no 100,000 of them to walk)."""
+        made = self._made.get(row[0])
+        if made is None:
+            made = self._made[row[0]] = _identity(row)
+        return made
 
     def __len__(self) -> int:
         return len(self._by_code)
@@ -281,13 +294,13 @@ class Registry:
     def get(self, code: str) -> TestIdentity | None:
         """The identity registered under ``code`` (in any written form: normalised first)."""
         row = self._by_code.get(code) or self._by_code.get(idcode.normalise(code))
-        return None if row is None else _identity(row)
+        return None if row is None else self._identity(row)
 
     def professional_number(self, terhikki: str) -> TestIdentity | None:
         """The identity registered with this Terhikki number (Valvira's register of health
         care professionals, OID 1.2.246.537.26), if any."""
         row = self._by_terhikki.get(terhikki.strip())
-        return None if row is None else _identity(row)
+        return None if row is None else self._identity(row)
 
     def named(
         self,
@@ -312,7 +325,7 @@ class Registry:
         rows: tuple[_Row, ...] = (bucket,) if type(bucket[0]) is str else bucket  # type: ignore[assignment]
         matches = names.name_matches
         return [
-            _identity(row)
+            self._identity(row)
             for row in rows
             if (professional is None or (row[_ROLE] == "professional") is professional)
             and matches(row[_GIVEN_PARTS], row[_FAMILY_PARTS], given, family)
@@ -1044,7 +1057,18 @@ class _Fast:
             raise _NotPlain  # a duplicate code
         if terhikki:
             self.by_terhikki[terhikki] = row
-        _index(self.by_family, row)
+        if len(family_parts) != 1:
+            _index(self.by_family, row)
+            return
+        # (_index inlined for the usual one-part family name.)
+        part = family_parts[0]
+        bucket = self.by_family.get(part)
+        if bucket is None:
+            self.by_family[part] = row
+        elif type(bucket) is list:
+            bucket.append(row)
+        else:
+            self.by_family[part] = [bucket, row]  # type: ignore[list-item]
 
     def shared(self, phones: str | None, emails: str | None, addresses: str | None) -> None:
         """Test contact details any identity may use (``[contacts]``, a CSV contacts row)."""
@@ -1164,13 +1188,15 @@ class _Fast:
 
 
 # The plain layout a generator writes: ``key = "value"`` and ``key = ["a", "b"]`` lines (basic
-# strings without escapes; the text holds no control character but tab and newline, checked
-# first), a comment after a value or a header allowed, blank and comment lines between tables.
-_S = r'"([^"\\\n]*+)"'
-_A = r'\[((?:"[^"\\\n]*+"(?:, "[^"\\\n]*+")*+)?)\]'
-_END = r"[ \t]*+(?:#[^\n]*+)?\n"
+# strings without escapes), a comment after a value or a header allowed, blank and comment lines
+# between tables. No control character but tab and newline anywhere (what TOML forbids in
+# strings and comments: the patterns cover the whole text, so none is left unchecked).
+_CHAR = r"[^\"\\\x00-\x08\x0a-\x1f\x7f]"  # a character of a basic string without escapes
+_S = rf'"({_CHAR}*+)"'
+_A = rf'\[((?:"{_CHAR}*+"(?:, "{_CHAR}*+")*+)?)\]'
+_END = r"[ \t]*+(?:#[^\x00-\x08\x0a-\x1f\x7f]*+)?\n"
 #: A name: a string or an array of strings, with its delimiters (the two read differently).
-_V = r'("[^"\\\n]*+"|\[(?:"[^"\\\n]*+"(?:, "[^"\\\n]*+")*+)?\])'
+_V = rf'("{_CHAR}*+"|\[(?:"{_CHAR}*+"(?:, "{_CHAR}*+")*+)?\])'
 _FILLER = rf"((?:{_END})*+)"
 #: One ``[[identity]]`` table: its keys in any order (a key given twice is caught by counting
 #: the lines against the groups), then blank and comment lines. Groups: the ten keys in
@@ -1191,9 +1217,7 @@ _HEAD = re.compile(
 def _fast_toml(text: str) -> _Fast:
     """A TOML registry in the plain layout, validated; :class:`_NotPlain` if it is not one."""
     if "\r" in text:
-        text = text.replace("\r\n", "\n")
-    if _CONTROL.search(text):
-        raise _NotPlain
+        text = text.replace("\r\n", "\n")  # (a lone CR is a control character: refused)
     if text and not text.endswith("\n"):
         text += "\n"
     fast = _Fast(csv=False)
