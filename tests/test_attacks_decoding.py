@@ -16,6 +16,7 @@ import gzip
 import io
 import json
 import lzma
+import struct
 import tarfile
 import unicodedata
 import urllib.parse
@@ -30,6 +31,7 @@ from helpers import REAL, TEST, code
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from test_decode_archives import Member, build_zip, local_entry
 from test_parsers_container import docx, jpeg, odt, pdf, png, tar_of, xlsx, xmp, zip_of
 
 from kanta_guard import Scanner
@@ -385,6 +387,41 @@ def zip_local_only(c: str) -> bytes:
     return local + shown[:central] + bytes(record) + bytes(tail)
 
 
+def zip_unlisted(c: str, **options: object) -> bytes:
+    """A local entry between two listed members that the central directory does not list
+    (Java's ZipInputStream and 7-Zip read it, zipfile and unzip do not)."""
+    hidden = Member("piilo.txt", f"Potilas {c}".encode(), listed=False, **options)  # type: ignore[arg-type]
+    return build_zip(Member("a.txt", b"ei mitaan"), hidden, Member("b.txt", b"ei tata"))
+
+
+def docx_unlisted(c: str) -> bytes:
+    """A docx whose document part a streaming reader sees twice: the listed one clean, an
+    unlisted local entry of the same name before it holding the code."""
+    real = docx(f"Potilas {c}")
+    clean = docx("ei mitaan")
+    with zipfile.ZipFile(io.BytesIO(real)) as archive:
+        hidden = Member("word/document.xml", archive.read("word/document.xml"), listed=False)
+    with zipfile.ZipFile(io.BytesIO(clean)) as archive:
+        members = [Member(i.filename, archive.read(i)) for i in archive.infolist()]
+    return build_zip(hidden, *members)
+
+
+def zip_after_stream(c: str) -> bytes:
+    """A member whose compressed size counts bytes after its DEFLATE stream ends (zipfile
+    stops at the stream's end): a data descriptor and a whole local entry there, which
+    ZipInputStream reads as the next entry."""
+    content = b"ei mitaan"
+    stream = local_entry(Member("a.txt", content))[1]
+    descriptor = struct.pack("<4s3L", b"PK\x07\x08", zlib.crc32(content), len(stream), len(content))
+    hidden = local_entry(Member("piilo.txt", f"Potilas {c}".encode()))[0]
+    return build_zip(Member("a.txt", content, descriptor=True, trailing=descriptor + hidden))
+
+
+def zip_between(hidden: bytes) -> bytes:
+    """Bytes between two listed members that no entry accounts for."""
+    return build_zip(Member("a.txt", b"ei mitaan"), hidden, Member("b.txt", b"ei tata"))
+
+
 def tar_pax(c: str) -> bytes:
     """A pax extended header (POSIX.1-2001) with a comment record holding the code."""
     out = io.BytesIO()
@@ -513,6 +550,43 @@ ATTACKS: list[tuple[str, Make]] = [
     ("zip after a stub", lambda c: body("application/octet-stream", zip_prefixed(c))),
     ("zip duplicate member names", lambda c: body("application/zip", zip_duplicate_names(c))),
     ("zip local entry not listed", lambda c: body("application/zip", zip_local_only(c))),
+    ("zip unlisted entry between members", lambda c: body("application/zip", zip_unlisted(c))),
+    (
+        "zip unlisted entry with a data descriptor",
+        lambda c: body("application/zip", zip_unlisted(c, descriptor=True)),
+    ),
+    (
+        "zip unlisted stored entry",
+        lambda c: body("application/zip", zip_unlisted(c, method=zipfile.ZIP_STORED)),
+    ),
+    (
+        "zip unlisted entry after a stub",
+        lambda c: body("application/octet-stream", b"MZ" + b"\x00" * 200 + zip_unlisted(c)),
+    ),
+    ("jpeg with a zip holding an unlisted entry", lambda c: body(None, jpeg() + zip_unlisted(c))),
+    (
+        "zip unlisted entry in a docx",
+        lambda c: body(None, docx_unlisted(c)),
+    ),
+    (
+        "zip member data after its deflate stream",
+        lambda c: body("application/zip", zip_after_stream(c)),
+    ),
+    (
+        "zip gzip between members",
+        lambda c: body("application/zip", zip_between(gzip.compress(f"Potilas {c}".encode()))),
+    ),
+    (
+        "zip raw deflate between members",
+        lambda c: body("application/zip", zip_between(raw_deflate(f"Potilas {c}"))),
+    ),
+    (
+        "zip gzip after the end record",
+        lambda c: body(
+            "application/zip",
+            build_zip(Member("a.txt", b"ei mitaan"), after=gzip.compress(f"Potilas {c}".encode())),
+        ),
+    ),
     ("zip in zip", lambda c: body(None, zip_of({"in.zip": zip_of({"a.txt": c})}))),
     ("gzip in zip", lambda c: body(None, zip_of({"a.gz": gzip.compress(c.encode())}))),
     ("zip in gzip", lambda c: body(None, gzip.compress(zip_of({"a.txt": c})))),
@@ -1166,8 +1240,6 @@ HOLES = {
     "text base64 token in a line": "parsers/text.py: a Base64 token inside a line of text is "
     "not decoded (only a body of nothing but Base64 is): decode short and long tokens of a "
     "line as base.base64_content does",
-    "zip local entry not listed": "decode/archives.py: local entries outside the central "
-    "directory are not read (a streaming reader reads them)",
 }
 
 #: Carriers the guard refuses outright (fail closed): the twin is blocked as ``unscannable``
@@ -1320,6 +1392,45 @@ UNSCANNABLE: list[tuple[str, Callable[[], Request], Callable[[], Request]]] = [
         "truncated zip",
         lambda: body("application/zip", zip_of({"a.txt": f"x {REAL}" * 50})[:-30]),
         lambda: body("application/zip", zip_of({"a.txt": f"x {TEST}" * 50})),
+    ),
+    (
+        "zip unlisted entry encrypted",
+        lambda: body("application/zip", zip_unlisted(REAL, flags=1)),
+        lambda: body("application/zip", zip_unlisted(TEST)),
+    ),
+    (
+        "zip unlisted stored entry with a data descriptor",
+        lambda: body(
+            "application/zip", zip_unlisted(REAL, method=zipfile.ZIP_STORED, descriptor=True)
+        ),
+        lambda: body("application/zip", zip_unlisted(TEST, method=zipfile.ZIP_STORED)),
+    ),
+    (
+        "zip unlisted bzip2 entry",
+        lambda: body("application/zip", zip_unlisted(REAL, method=zipfile.ZIP_BZIP2)),
+        lambda: body("application/zip", zip_unlisted(TEST)),
+    ),
+    (
+        "zip overlapping members",
+        lambda: body(
+            "application/zip", build_zip(Member("a.txt", f"Potilas {REAL}".encode(), twice=True))
+        ),
+        lambda: body("application/zip", build_zip(Member("a.txt", f"Potilas {TEST}".encode()))),
+    ),
+    (
+        "zip local header contradicts the directory",
+        lambda: body(
+            "application/zip",
+            build_zip(Member("a.txt", f"Potilas {REAL}".encode(), local_method=zipfile.ZIP_STORED)),
+        ),
+        lambda: body("application/zip", build_zip(Member("a.txt", f"Potilas {TEST}".encode()))),
+    ),
+    (
+        "zip unlisted bomb",
+        lambda: body(
+            None, zip_between(local_entry(Member("p.txt", b"\0" * (64 << 20) + REAL.encode()))[0])
+        ),
+        lambda: body(None, zip_between(local_entry(Member("p.txt", TEST.encode()))[0])),
     ),
     (
         "truncated bzip2",

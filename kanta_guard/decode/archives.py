@@ -11,19 +11,23 @@ from __future__ import annotations
 
 import bz2
 import io
+import itertools
 import lzma
+import struct
 import tarfile
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Protocol
 
 from ..encoding import decode_content
 from ..errors import UnscannableError
 from ..idcode import quote_input
 from . import Piece
+from .sniff import type_for_name
 
-__all__ = ["decompress", "inflate_raw", "tar_pieces", "zip_pieces"]
+__all__ = ["NotAZipError", "decompress", "inflate_raw", "tar_pieces", "zip_pieces"]
 
 #: Read size while expanding a member: memory held per step, whatever the member claims.
 CHUNK = 64 * 1024
@@ -144,18 +148,44 @@ def _too_large(max_size: int) -> UnscannableError:
     )
 
 
-def zip_pieces(data: bytes, *, max_entries: int, max_size: int, location: str) -> Iterator[Piece]:
+class NotAZipError(UnscannableError):
+    """The bytes do not open as a zip archive at all (no end of central directory record that
+    leads to a central directory): what a chance ``PK\\5\\6`` in another file's data gives."""
+
+
+def zip_pieces(
+    data: bytes, *, max_entries: int, max_size: int, location: str, appended: bool = False
+) -> Iterator[Piece]:
     """Every member of a zip archive (docx, xlsx, odt, epub, jar ...): its name and comment as
     text, its content as data; the archive's comment too.
 
-    Unscannable: not a zip, more than ``max_entries`` members, an encrypted member, a
-    compression method Python cannot decode, a CRC mismatch, more than ``max_size`` bytes in
-    all, or a member expanding faster than ``MAX_RATIO``.
+    The archive is read both ways readers read one: from its central directory (zipfile,
+    Info-ZIP's unzip, 7-Zip, Windows) and as a streaming reader does (Java's ZipInputStream,
+    ``unzip`` or ``bsdtar`` reading a pipe), local entry after local entry from the start.
+    Every byte is accounted for: the members the central directory lists (their local header,
+    data and data descriptor), the directory and the end records. What is left over is read
+    too: a local entry the directory does not list (``unlisted@N:name``, STORED or DEFLATED,
+    within the same caps), and any other bytes (data hidden between entries, before the first,
+    after the end record; the rest of a member's data after its DEFLATE stream ends) as a
+    nested payload (``bytes[N:M]``); NUL padding is skipped.
+
+    ``appended``: the archive follows another file that the caller reads (a JPEG or a PDF with
+    a zip glued on): the bytes before its first entry are that file's, not given again (local
+    entries among them are), and an archive of no members there is a chance end record in
+    that file's data.
+
+    Unscannable: not a zip, more than ``max_entries`` entries, an encrypted entry, a
+    compression method Python cannot decode (an unlisted entry: other than STORED and
+    DEFLATED), a CRC mismatch, more than ``max_size`` bytes in all, an entry expanding faster
+    than ``MAX_RATIO``, entries that overlap (a zip bomb's layout, or one that readers read
+    differently), a local header that contradicts the central directory (name, method,
+    encryption, size), an unlisted entry whose end cannot be known (STORED with a data
+    descriptor) or that runs into another entry.
     """
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
-        raise UnscannableError(f"corrupt zip archive ({_why(exc)})", location) from None
+        raise NotAZipError(f"corrupt zip archive ({_why(exc)})", location) from None
     except NotImplementedError as exc:  # "zip file version 6.4": a feature zipfile lacks
         raise UnscannableError(
             f"zip archive the guard cannot read ({_why(exc)})", location
@@ -166,10 +196,14 @@ def zip_pieces(data: bytes, *, max_entries: int, max_size: int, location: str) -
             raise UnscannableError(
                 f"zip archive has {len(members)} members (at most {max_entries} read)", location
             )
+        if appended and not members:
+            return
+        listed, spans = _layout(data, archive, members, location)
         if archive.comment:
             yield Piece("comment", text=archive.comment.decode("utf-8", "replace"))
         total = 0
-        for index, info in enumerate(members):
+        spare: list[tuple[int, int]] = []  # member data past the end of its DEFLATE stream
+        for index, (info, entry) in enumerate(zip(members, listed, strict=True)):
             name = info.filename
             where = name or f"member[{index}]"
             yield Piece(f"{where}#name", text=name)
@@ -178,15 +212,330 @@ def zip_pieces(data: bytes, *, max_entries: int, max_size: int, location: str) -
             if info.extra:
                 # Extra fields (APPNOTE §4.5) hold Unicode path and comment copies, among others.
                 yield Piece(f"{where}#extra", text=info.extra.decode("latin-1"))
+            if entry.extra and entry.extra != info.extra:
+                # (The local header's own: what a streaming reader sees.)
+                yield Piece(f"{where}#local-extra", text=entry.extra.decode("latin-1"))
             if info.flag_bits & (_ENCRYPTED | _STRONG):
                 raise UnscannableError(
                     f"zip member {quote_input(name)} is encrypted (password-protected)", location
                 )
-            content = _member(archive, info, max_size - total, location)
+            if info.flag_bits & _PATCHED:
+                raise UnscannableError(
+                    f"zip member {quote_input(name)} is compressed patched data (flag bit 5), "
+                    "which the guard cannot decode",
+                    location,
+                )
+            if info.compress_type in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                label = f"zip member {quote_input(name)}"
+                content, used = _expand(
+                    data,
+                    entry.start,
+                    entry.end,
+                    info.compress_type,
+                    max_size - total,
+                    info.compress_size,
+                    label,
+                    location,
+                )
+                if zlib.crc32(content) != info.CRC:
+                    raise UnscannableError(f"corrupt {label} (CRC-32 mismatch)", location)
+                after = entry.start + used
+                if after < entry.end:
+                    # (A descriptor of the stream as it ends here: what a streaming reader
+                    # takes next, carrying nothing.)
+                    after += _descriptor(data, after, info.CRC, used, info.file_size)
+                    spare.append((min(after, entry.end), entry.end))
+            else:
+                content = _member(archive, info, max_size - total, location)
             total += len(content)
             if info.is_dir() and not content:
                 continue
             yield Piece(where, data=content)
+        gaps = sorted(_gaps(spans, len(data)) + spare)
+        host = spans[0][0] if appended else 0
+        entries = max_entries - len(members)
+        yield from _unlisted(data, gaps, host, entries, max_size - total, location)
+
+
+# APPNOTE.TXT 6.3.10: the local file header (§4.3.7), the end of central directory record
+# (§4.3.16), the zip64 end record and its locator (§4.3.14, §4.3.15), the data descriptor
+# (§4.3.9) and the general purpose flags (§4.4.4: bit 3 sizes in a data descriptor, bit 5
+# compressed patched data, bit 11 UTF-8 names).
+_LOCAL = struct.Struct("<4s5H3L2H")
+_LOCAL_SIG, _END_SIG, _END64_SIG, _LOCATOR_SIG, _DESCRIPTOR_SIG = (
+    b"PK\x03\x04",
+    b"PK\x05\x06",
+    b"PK\x06\x06",
+    b"PK\x06\x07",
+    b"PK\x07\x08",
+)
+_END = struct.Struct("<4s4H2LH")
+_END64_SIZE, _LOCATOR_SIZE = 56, 20
+_DESCRIPTOR, _PATCHED, _UTF8 = 0x8, 0x20, 0x800
+_MASK32 = 0xFFFFFFFF
+_DESCRIPTOR_FORMS = (
+    (_DESCRIPTOR_SIG, struct.Struct("<3L")),
+    (_DESCRIPTOR_SIG, struct.Struct("<LQQ")),
+    (b"", struct.Struct("<3L")),
+    (b"", struct.Struct("<LQQ")),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Listed:
+    """Where a listed member's compressed data lies (``start`` to ``end``), and the extra
+    field of its local header."""
+
+    start: int
+    end: int
+    extra: bytes
+
+
+def _layout(
+    data: bytes, archive: zipfile.ZipFile, members: list[zipfile.ZipInfo], location: str
+) -> tuple[list[_Listed], list[tuple[int, int]]]:
+    """Each member's data, and the spans of the file the members and the directory account
+    for; unscannable if a local header contradicts the directory or two spans overlap."""
+    listed: list[_Listed] = []
+    spans: list[tuple[int, int]] = []
+    for info in members:
+        label = f"zip member {quote_input(info.filename)}"
+        at = info.header_offset
+        if at < 0 or len(data) - at < _LOCAL.size or data[at : at + 4] != _LOCAL_SIG:
+            raise UnscannableError(
+                f"corrupt {label} (no local header where the directory says)", location
+            )
+        _, _, flags, method, _, _, _, csize, _, name_size, extra_size = _LOCAL.unpack_from(data, at)
+        name_at = at + _LOCAL.size
+        start = name_at + name_size + extra_size
+        end = start + info.compress_size
+        if end > len(data):
+            raise UnscannableError(f"corrupt {label} (truncated)", location)
+        name = data[name_at : name_at + name_size].decode(
+            "utf-8" if flags & _UTF8 else "cp437", "replace"
+        )
+        if name != info.orig_filename:
+            raise UnscannableError(
+                f"{label}: its local header names another file (readers disagree)", location
+            )
+        if (
+            method != info.compress_type
+            or (flags ^ info.flag_bits) & (_ENCRYPTED | _STRONG)
+            or (not flags & _DESCRIPTOR and csize not in (_MASK32, info.compress_size))
+        ):
+            raise UnscannableError(
+                f"{label}: its local header contradicts the central directory (method, "
+                "encryption or size: readers disagree on its content)",
+                location,
+            )
+        if (flags | info.flag_bits) & _DESCRIPTOR:
+            end += _descriptor(data, end, info.CRC, info.compress_size, info.file_size)
+        listed.append(_Listed(start, start + info.compress_size, data[name_at + name_size : start]))
+        spans.append((at, end))
+    first, last, directory = _end_records(data)
+    if directory:
+        spans.append((archive.start_dir, archive.start_dir + directory))
+    spans.append((first, last))
+    spans.sort()
+    for (_, before), (after, _) in itertools.pairwise(spans):
+        if after < before:
+            raise UnscannableError(
+                f"zip archive's entries overlap (byte {after} is read twice: a zip bomb's "
+                "layout, or one that readers read differently)",
+                location,
+            )
+    return listed, spans
+
+
+def _end_records(data: bytes) -> tuple[int, int, int]:
+    """Where the end records start and end (the zip64 record and locator, if any, the end of
+    central directory record and the archive comment), and the directory's size: found as
+    zipfile finds them (a record without a comment at the very end, else the last
+    signature in the last 64 KiB)."""
+    size = len(data)
+    if data[-_END.size : -_END.size + 4] == _END_SIG and data[-2:] == b"\x00\x00":
+        at = size - _END.size
+    else:
+        at = data.rfind(_END_SIG, max(size - (1 << 16) - _END.size, 0))
+    fields = _END.unpack_from(data, at)
+    directory, comment = fields[5], fields[7]
+    first = at
+    record = at - _LOCATOR_SIZE - _END64_SIZE
+    if (
+        record >= 0
+        and data[at - _LOCATOR_SIZE : at - _LOCATOR_SIZE + 4] == _LOCATOR_SIG
+        and data[record : record + 4] == _END64_SIG
+    ):
+        first = record
+        directory = int.from_bytes(data[record + 40 : record + 48], "little")
+    return first, min(at + _END.size + comment, size), directory
+
+
+def _descriptor(data: bytes, at: int, crc: int, csize: int, usize: int) -> int:
+    """The length of the data descriptor at ``at`` that states these values (with or without
+    its signature, 32- or 64-bit sizes), 0 if none does: bytes that state others are left
+    over, and read."""
+    for signature, form in _DESCRIPTOR_FORMS:
+        start = at + len(signature)
+        if (
+            data[at:start] == signature
+            and start + form.size <= len(data)
+            and form.unpack_from(data, start) == (crc, csize, usize)
+        ):
+            return len(signature) + form.size
+    return 0
+
+
+def _gaps(spans: list[tuple[int, int]], size: int) -> list[tuple[int, int]]:
+    """The bytes of ``size`` the sorted, disjoint ``spans`` leave uncovered."""
+    gaps = []
+    at = 0
+    for start, end in spans:
+        if start > at:
+            gaps.append((at, start))
+        at = max(at, end)
+    if at < size:
+        gaps.append((at, size))
+    return gaps
+
+
+def _unlisted(
+    data: bytes,
+    gaps: list[tuple[int, int]],
+    host: int,
+    entries: int,
+    room: int,
+    location: str,
+) -> Iterator[Piece]:
+    """What the gaps hold: each local entry in them (a local header signature and a whole
+    header), read as a streaming reader reads it, and the bytes between as nested payloads
+    (NUL padding aside; bytes before ``host``, another file's, not: its reader has them)."""
+    for start, end in gaps:
+        at = start
+        while (header := data.find(_LOCAL_SIG, at, end)) != -1 and end - header >= _LOCAL.size:
+            entries -= 1
+            if entries < 0:
+                raise UnscannableError(
+                    "zip archive has more entries than the directory lists, past the member limit",
+                    location,
+                )
+            yield from _leftover(data, at, header, host)
+            pieces, size, at = _local_entry(data, header, end, room, location)
+            room -= size
+            yield from pieces
+        yield from _leftover(data, at, end, host)
+
+
+def _leftover(data: bytes, start: int, end: int, host: int) -> Iterator[Piece]:
+    if end > max(start, host) and data.count(b"\x00", start, end) != end - start:
+        yield Piece(f"bytes[{start}:{end}]", data=data[start:end])
+
+
+def _local_entry(
+    data: bytes, at: int, end: int, room: int, location: str
+) -> tuple[list[Piece], int, int]:
+    """An unlisted local entry at ``at`` (its header and data before ``end``): its pieces, its
+    content's size, and where it ends. Its DEFLATE stream ends it (as ZipInputStream reads
+    one), then a data descriptor that states its values, if there is one."""
+    _, _, flags, method, _, _, _, csize, usize, name_size, extra_size = _LOCAL.unpack_from(data, at)
+    name_at = at + _LOCAL.size
+    start = name_at + name_size + extra_size
+    label = f"unlisted zip entry at byte {at}"
+    if start > end:
+        raise UnscannableError(f"{label} runs into another entry or past the end", location)
+    name = data[name_at : name_at + name_size].decode(
+        "utf-8" if flags & _UTF8 else "cp437", "replace"
+    )
+    extra = data[name_at + name_size : start]
+    label += f" ({quote_input(name)})"
+    if flags & (_ENCRYPTED | _STRONG):
+        raise UnscannableError(f"{label} is encrypted (password-protected)", location)
+    if method not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) or flags & _PATCHED:
+        raise UnscannableError(
+            f"{label} uses compression method {method}, which the guard cannot decode "
+            "without the central directory",
+            location,
+        )
+    if method == zipfile.ZIP_DEFLATED:
+        content, used = _expand(data, start, end, method, room, None, label, location)
+        stop = start + used
+        if flags & _DESCRIPTOR:
+            stop += _descriptor(data, stop, zlib.crc32(content), used, len(content))
+    else:
+        if flags & _DESCRIPTOR and csize == 0:
+            raise UnscannableError(
+                f"{label} is STORED with a data descriptor: its size is unknown", location
+            )
+        if csize == _MASK32 or usize == _MASK32:
+            csize = _zip64_size(extra)
+        stop = start + csize
+        if stop > end or csize < 0:
+            raise UnscannableError(f"{label} runs into another entry or past the end", location)
+        content, _ = _expand(data, start, stop, method, room, csize, label, location)
+    where = f"unlisted@{at}:{name}"
+    pieces = [Piece(f"{where}#name", text=name)]
+    if extra:
+        pieces.append(Piece(f"{where}#extra", text=extra.decode("latin-1")))
+    if content or not name.endswith("/"):
+        pieces.append(Piece(where, data=content, media_type=type_for_name(name)))
+    return pieces, len(content), stop
+
+
+def _zip64_size(extra: bytes) -> int:
+    """The compressed size a local header's zip64 extra field states (APPNOTE §4.5.3: tag 1,
+    the original size, then the compressed one), -1 if there is none."""
+    at = 0
+    while at + 4 <= len(extra):
+        tag, size = struct.unpack_from("<2H", extra, at)
+        if tag == 1 and size >= 16 and at + 20 <= len(extra):
+            return int.from_bytes(extra[at + 12 : at + 20], "little")
+        at += 4 + size
+    return -1
+
+
+def _expand(
+    data: bytes,
+    start: int,
+    end: int,
+    method: int,
+    room: int,
+    packed: int | None,
+    label: str,
+    location: str,
+) -> tuple[bytes, int]:
+    """The content of STORED or DEFLATED data at ``data[start:end]``, and how many of those
+    bytes its DEFLATE stream took (it may end before ``end``): never more than ``room``
+    bytes, never faster than ``MAX_RATIO`` past ``RATIO_FLOOR`` (per ``packed`` bytes, or per
+    byte read so far where the compressed size is not known). Read in chunks: linear in what
+    is read, whatever the entry claims."""
+    if method == zipfile.ZIP_STORED:
+        if end - start > room:
+            raise UnscannableError(_too_large(room).reason, location)
+        return data[start:end], end - start
+    view = memoryview(data)[start:end]
+    decoder = zlib.decompressobj(-zlib.MAX_WBITS)
+    out = bytearray()
+    fed = 0
+    tail: bytes | memoryview = b""
+    try:
+        while not decoder.eof:
+            if not tail:
+                tail = view[fed : fed + CHUNK]  # (empty at the end: output still pending)
+                fed += len(tail)
+            piece = decoder.decompress(tail, CHUNK)
+            tail = decoder.unconsumed_tail
+            if not piece and not tail and fed >= len(view) and not decoder.eof:
+                raise UnscannableError(f"corrupt {label} (truncated DEFLATE data)", location)
+            out += piece
+            if len(out) > room:
+                raise UnscannableError(_too_large(room).reason, location)
+            if len(out) > RATIO_FLOOR and len(out) > MAX_RATIO * max(packed or fed, 1):
+                raise UnscannableError(
+                    f"{label} expands more than {MAX_RATIO}:1 (a zip bomb)", location
+                )
+    except zlib.error as exc:
+        raise UnscannableError(f"corrupt {label} ({_why(exc)})", location) from None
+    return bytes(out), fed - len(decoder.unused_data) - len(tail)
 
 
 def _member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, room: int, location: str) -> bytes:

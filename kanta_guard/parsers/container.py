@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from ..decode import Piece
-from ..decode.archives import decompress, tar_pieces, zip_pieces
+from ..decode.archives import NotAZipError, decompress, tar_pieces, zip_pieces
 from ..decode.images import image_pieces
 from ..decode.pdf import pdf_pieces
 from ..decode.sniff import (
@@ -110,15 +110,21 @@ class ContainerParser:
     def _appended(self, payload: Payload, state: ScanState, base: str) -> Iterator[Item]:
         """A zip after another file (a JPEG or PDF with an archive glued on: zip readers find
         the end of central directory record from the end, APPNOTE §4.3.16). Read if it opens;
-        a chance ``PK\\5\\6`` in pixel data that opens as nothing is no archive."""
+        a chance ``PK\\5\\6`` in pixel data that opens as nothing is no archive; one that opens
+        is read whole, or refused (its bytes before its first entry are the file's, read
+        above)."""
         limits = state.limits
         room = max(limits.max_decoded_bytes - state.decoded_bytes, 0)
         pieces = zip_pieces(
-            payload.data, max_entries=limits.max_parts, max_size=room, location=base
+            payload.data,
+            max_entries=limits.max_parts,
+            max_size=room,
+            location=base,
+            appended=True,
         )
         try:
             first = next(pieces, None)
-        except UnscannableError:
+        except NotAZipError:
             return
         if first is not None:
             yield from self._items(_chain(first, pieces, base), ZIP, payload, state, base)
