@@ -970,6 +970,67 @@ ATTACKS: list[tuple[str, Make]] = [
         "text base64 token in a line",
         lambda c: body("text/plain", f"Potilas {b64(c.encode())} ok".encode()),
     ),
+    (
+        "text base64url token in a line",
+        lambda c: body(
+            "text/plain",
+            f"Potilas {base64.urlsafe_b64encode(c.encode()).decode().rstrip('=')}, ok".encode(),
+        ),
+    ),
+    (
+        "text long base64 token in a line",
+        lambda c: body("text/plain", f"Liite {b64(f'Potilas {c} lausunto'.encode())} ok".encode()),
+    ),
+    (
+        "text base64 token after a dot",
+        lambda c: body("text/plain", f"Potilas x.{b64(c.encode())}".encode()),
+    ),
+    (
+        "text base64 gzip token in a line",
+        lambda c: body("text/plain", f"Liite {b64(gzip.compress(c.encode()))} ok".encode()),
+    ),
+    (
+        "text base64 raw deflate token in a line",
+        lambda c: body("text/plain", f"Liite {b64(raw_deflate(f'Potilas {c}'))} ok".encode()),
+    ),
+    (
+        "text base64 wrapped block after a label",
+        lambda c: body(
+            "text/plain",
+            f"Lausunto liitteena:\n{lines(b64(f'Potilas {c} '.encode() * 8), (76,))}\nTerveisin".encode(),
+        ),
+    ),
+    (
+        "text base64 block starting after a label",
+        lambda c: body(
+            "text/plain",
+            f"Liite: {lines(b64(f'Potilas {c} '.encode() * 8), (60, 76))}\n".encode(),
+        ),
+    ),
+    (
+        "text base64 block after a long label word",
+        lambda c: body(
+            "text/plain",
+            f"Tietosuojaselosteliite\n{lines(b64(f'Potilas {c} '.encode() * 8), (76,))}".encode(),
+        ),
+    ),
+    (
+        "text utf-16 base64 token in a line",
+        lambda c: body(
+            "text/plain; charset=utf-16", f"Potilas {b64(c.encode())} ok".encode("utf-16")
+        ),
+    ),
+    (
+        "octet-stream base64 token in a line",
+        lambda c: body("application/octet-stream", f"id={b64(c.encode())};".encode()),
+    ),
+    (
+        "html base64 data uri",
+        lambda c: body(
+            "text/html",
+            f'<p><a href="data:text/plain;base64,{b64(f"Potilas {c}".encode())}">x</a></p>'.encode(),
+        ),
+    ),
     ("text quoted-printable-ish", lambda c: body("text/plain", ("Potilas " + qp(c)).encode())),
     (
         "text qp soft line break",
@@ -1236,11 +1297,7 @@ _DASH_ATTACKS = {
 
 #: Holes found by this audit, still open (strict: a fix turns them into failures to drop here).
 #: Each says which file the fix belongs in.
-HOLES = {
-    "text base64 token in a line": "parsers/text.py: a Base64 token inside a line of text is "
-    "not decoded (only a body of nothing but Base64 is): decode short and long tokens of a "
-    "line as base.base64_content does",
-}
+HOLES = {}
 
 #: Carriers the guard refuses outright (fail closed): the twin is blocked as ``unscannable``
 #: too, which is the documented behaviour (DOCTYPE refused, bytes that contradict the label,

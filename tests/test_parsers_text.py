@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from test_screen import FULL
 
 from kanta_guard import Scanner, Verdict
-from kanta_guard.parsers.text import base64_body
+from kanta_guard.parsers.base import base64_content
+from kanta_guard.parsers.text import base64_body, base64_tokens
 
 
 def _b64_lines(text: str, widths: tuple[int, ...]) -> bytes:
@@ -253,3 +254,145 @@ def test_screened_equals_full_walk(
         assert [(f.rule, f.location) for f in fast.findings] == [
             (f.rule, f.location) for f in full.findings
         ]
+
+
+# -- Base64 standing in a line ------------------------------------------------------------------
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def _wrapped(text: str, first: int, width: int = 76) -> str:
+    """Base64 of the text, its first line ``first`` wide, then lines of ``width``."""
+    encoded = base64.b64encode(text.encode()).decode()
+    rest = encoded[first:]
+    return "\r\n".join(
+        [encoded[:first]] + [rest[i : i + width] for i in range(0, len(rest), width)]
+    )
+
+
+_FILLER = " lausunto" * 20
+
+
+@pytest.mark.parametrize(
+    ("body", "location"),
+    [
+        (lambda c: f"Potilas {_b64(c)} ok", "line 1!base64:line 1"),
+        (lambda c: f"a\nb\nPotilas ({_b64(c)}), ok", "line 3!base64:line 1"),
+        (lambda c: f"x\r\ny\rz {_b64(c)}", "line 3!base64:line 1"),
+        (lambda c: f"Liite: {_wrapped(f'Potilas {c}{_FILLER}', 5)}", "line 1-5!base64:line 1"),
+        (lambda c: f"Liite:\n{_wrapped(f'Potilas {c}{_FILLER}', 76)}", "line 2-5!base64:line 1"),
+    ],
+    ids=["inline", "third line", "CR and CRLF lines", "short first line", "wrapped block"],
+)
+def test_base64_in_a_line_is_read_where_it_stands(
+    scanner: Scanner, body: Callable[[str], str], location: str
+) -> None:
+    report = scanner.scan_bytes(body(REAL).encode(), "text/plain")
+    assert [(f.rule, f.location) for f in report.findings] == [("hetu.real", location)]
+    assert scanner.scan_bytes(body(TEST).encode(), "text/plain").verdict is Verdict.PASS
+
+
+def _decoded(text: bytes) -> list[bytes]:
+    return [decoded for _, _, decoded in base64_tokens(text)]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (b"Tavallinen muistiinpano ilman tunnuksia. " * 20, []),
+        (b"potilastietojarjestelmaan tietosuojaselosteeseen", []),  # words: one case
+        (b"id 0123456789abcdef0123456789abcdef ok", []),  # hex: an identifier
+        (b"uuid 123e4567-e89b-12d3-a456-426614174000", []),
+        (b"token eyJhbGciOiJub25lIn0.eyJzdWIiOiIxMzEwNTIifQ. ok", []),  # JOSE: jose.py's
+        (f"a {_b64('sisalto 12345678')} b".encode(), [b"sisalto 12345678"]),
+        (
+            f"a {_b64('sisalto 12345678')} {_b64('sisalto 12345678')}".encode(),
+            [b"sisalto 12345678"],
+        ),
+        (f"x.{_b64('sisalto 12345678')}.".encode(), [b"sisalto 12345678"]),  # a dot, no run
+        (  # a PEM block: pipeline.pem_items reads it
+            b"Varmenne:\n-----BEGIN CERTIFICATE-----\n"
+            + _b64_lines("lausunto " * 20, (64,))
+            + b"\n-----END CERTIFICATE-----\n",
+            [],
+        ),
+        (  # dots join runs, but no JOSE header starts them
+            f"{_b64('sisalto 1234567890')}.{_b64('toinen 12345678901')}".encode(),
+            [b"sisalto 1234567890", b"toinen 12345678901"],
+        ),
+        (
+            b"Liite:\n" + _b64_lines("lausunto " * 20, (76,)) + b"\nTerveisin",
+            [b"lausunto " * 20],
+        ),
+        (  # a short first line after a label, a short last line, then a word
+            f"Liite: {_wrapped('lausunto ' * 20, 7)}\nok".encode(),
+            [b"lausunto " * 20],
+        ),
+        (  # a label word alone on the line before, shorter than the block's lines
+            b"Tietosuojaseloste\n" + _b64_lines("lausunto " * 20, (64,)),
+            [b"lausunto " * 20],
+        ),
+    ],
+)
+def test_base64_tokens(text: bytes, expected: list[bytes]) -> None:
+    found = _decoded(text)
+    assert [d for d in found if d in expected] == expected
+    if not expected:
+        assert all(base64_content(d) is None or len(d) < 15 for d in found), found
+
+
+_PROSE = st.text(alphabet="abc xyz,.:;()äö\n", max_size=30)
+_SEPARATORS = st.sampled_from([" ", ",", "(", ")", ":", ";", '"', "\n", "\t", "<", ">", "!"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.binary(min_size=11, max_size=60),
+    st.booleans(),
+    st.booleans(),
+    _PROSE,
+    _SEPARATORS,
+    _SEPARATORS,
+    _PROSE,
+)
+def test_base64_tokens_read_every_token_base64_content_reads(
+    payload: bytes, url: bool, padded: bool, before: str, left: str, right: str, after: str
+) -> None:
+    """A superset, not examples: every Base64 token that ``base64_content`` decodes, standing
+    in a line between anything but the alphabet, is given with that decoding."""
+    token = (base64.urlsafe_b64encode if url else base64.b64encode)(payload)
+    if not padded:
+        token = token.rstrip(b"=")
+    expected = base64_content(token)
+    text = f"{before}{left}".encode() + token + f"{right}{after}".encode()
+    if expected is not None:
+        assert expected in _decoded(text)
+
+
+@pytest.mark.parametrize(
+    "unit",
+    [
+        b"aaaaaaaaaaaaaaa\n",  # runs one per line: a block of 2 MB
+        b"Tietosuojaseloste ",  # a run (title case: decoded) repeated
+        b"aaaaaaaaaaaaaa. ",  # just under a run's length
+        b"AAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAA.",  # runs joined by dots
+        b"QUFBQUFBQUFBQUFBQUFB ",  # the same token again and again
+    ],
+)
+def test_base64_tokens_are_linear(unit: bytes) -> None:
+    """Time grows with the text, not faster (min of three, twice the size)."""
+
+    def cost(size: int) -> float:
+        text = unit * (size // len(unit))
+        best = float("inf")
+        for _ in range(5):
+            started = time.perf_counter()
+            for _ in base64_tokens(text):
+                pass
+            best = min(best, time.perf_counter() - started)
+        return best
+
+    small, large = cost(250_000), cost(1_000_000)
+    assert large < 10 * small + 0.02, (small, large)  # (4x linear, 16x quadratic)

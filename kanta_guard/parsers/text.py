@@ -17,12 +17,21 @@ from collections.abc import Callable, Iterator
 from .. import idcode
 from ..charset import readings, sniff_bom, sniff_wide
 from ..decode.archives import inflate_raw
+from ..decode.sniff import sniff
 from ..errors import UnscannableError
 from ..mediatype import MediaType, sniffed_type
 from ..model import Context, Field, Payload
-from .base import Item, ScanState, binary, decode_base64, nested
+from .base import (
+    MIN_SHORT_BASE64,
+    Item,
+    ScanState,
+    base64_content,
+    binary,
+    decode_base64,
+    nested,
+)
 
-__all__ = ["TextParser", "base64_body", "text_fields"]
+__all__ = ["TextParser", "base64_body", "base64_tokens", "text_fields"]
 
 type _Screen = Callable[[bytes], frozenset[bytes] | None]
 
@@ -197,7 +206,13 @@ class TextParser:
             # sent encoded): what it decodes to is scanned too.
             location = (payload.location or "body") + "!base64"
             yield nested(decoded, None, location, payload, payload.context, state, declared=False)
-        elif payload.depth and not payload.declared and binary(payload.data):
+            if not _label_first(payload.data):
+                return
+            # (A first line shorter than the next: it may be a label word, the Base64 after it.)
+        # Base64 standing in the text (``Potilas TVRNeE1EVXk... ok``, a wrapped block after a
+        # label): each token, or block of lines, that base64_content reads, is read decoded.
+        yield from _inline_base64(payload, charset, state, whole=decoded is not None)
+        if payload.depth and not payload.declared and binary(payload.data):
             # Unrecognised bytes found inside something (decoded Base64, a member): raw DEFLATE
             # (a SAML message in the HTTP-Redirect binding, wherever it was put) or zlib has no
             # magic number, so it is tried; what inflates is scanned.
@@ -211,6 +226,199 @@ class TextParser:
                 yield nested(
                     inflated, None, location, payload, payload.context, state, declared=False
                 )
+
+
+def _inline_base64(
+    payload: Payload, charset: str | None, state: ScanState, *, whole: bool
+) -> Iterator[Payload]:
+    """Nested payloads of the Base64 in a text's lines (``base64_tokens``), each located at
+    the line it starts on: ``line N!base64``, ``line N-M!base64`` for a block of lines.
+    ``whole``: the body was read as one Base64 text already (``base64_body``)."""
+    data = _as_ascii(payload.data, charset)
+    base = payload.location + ":" if payload.location else ""  # (as text_fields names lines)
+    line, counted = 1, 0
+    read = {data.strip()} if whole else None
+    for start, end, decoded in base64_tokens(data, read):
+        line += _line_ends(data, counted, start)
+        counted = start
+        last = line + _line_ends(data, start, end)
+        where = f"{base}line {line}" + (f"-{last}" if last != line else "") + "!base64"
+        yield nested(decoded, None, where, payload, payload.context, state, declared=False)
+
+
+def base64_tokens(data: bytes, read: set[bytes] | None = None) -> Iterator[tuple[int, int, bytes]]:
+    """``(start, end, decoded)`` of the Base64 in a text's bytes, as ``base.base64_content``
+    reads it (its lengths and checks: ``MIN_SHORT_BASE64`` characters up, one alphabet, not
+    hex digits only, short tokens only where they decode to printable text, no real-range code
+    as written, DEFLATE inflated): every run of the Base64(url) alphabet that long, its "="
+    padding after it, and every block of such runs on consecutive lines (a document pasted
+    wrapped, its first line possibly after a label), decoded together; each distinct text
+    once (``read``: texts read already). The segments of JOSE tokens are none (their own search
+    reads them).
+
+    The screen is two C-level passes (a translation and a search for a run's length), so text
+    without a run that long costs about 2 ms a megabyte; every later step reads each byte a
+    bounded number of times (a block's bytes twice at most): linear.
+    """
+    seen = read if read is not None else set()
+    group: list[tuple[int, int]] = []  # runs on consecutive lines
+    for start, end, joined in _runs(data):
+        if joined or not group:
+            group.append((start, end))
+            continue
+        yield from _group(data, group, seen)
+        group = [(start, end)]
+    if group:
+        yield from _group(data, group, seen)
+
+
+def _group(
+    data: bytes, runs: list[tuple[int, int]], seen: set[bytes]
+) -> Iterator[tuple[int, int, bytes]]:
+    """The decodings of a run, or of runs on consecutive lines (a wrapped block, its first
+    and last lines possibly shorter than a run: ``_HEAD``, ``_TAIL``), each run alone where
+    no reading of the block decodes. A block is read from each place it may start (a short
+    first line, the first run, and the second where the first is shorter than it: a label
+    word alone on its line) to each place it may end (a short last line, the last run): a
+    few passes over its bytes at most (six decodings)."""
+    first, end = runs[0][0], runs[-1][1]
+    starts, ends = [first], [end]
+    if len(runs) > 1 and runs[0][1] - first < runs[1][1] - runs[1][0]:
+        starts.append(runs[1][0])
+    if (head := _head(data, first)) is not None:
+        starts.insert(0, head)
+    if (tail := _TAIL.match(data, end)) is not None:
+        ends.insert(0, tail.end())
+    if len(runs) > 1 or len(starts) > 1 or len(ends) > 1:
+        if data.find(b"-----BEGIN ", max(first - _MAX_PEM_LINE, 0), runs[0][1]) != -1:
+            # A PEM block (RFC 7468 §2; its boundary's "LABEL-----" is a run too): the
+            # pipeline's PEM search reads it (pem_items), as in every other payload.
+            return
+        found = []
+        known = False  # (a reading read already: its runs were then too)
+        for start in starts:
+            for stop in ends:
+                block = data[start:stop]
+                if block in seen:
+                    known = True
+                    continue
+                seen.add(block)
+                if (decoded := base64_content(block)) is not None:
+                    found.append((start, stop, decoded))
+        # One reading of the block, the widest that is text, else that is a container (a
+        # narrower one of those would be truncated), else every one (no reading is text: the
+        # wrong ones are noise, the right one, if any, unknown bytes).
+        chosen = next((f for f in found if not binary(f[2])), None) or next(
+            (f for f in found if sniff(f[2]) is not None), None
+        )
+        if chosen is not None:
+            yield chosen
+            return
+        if found or known:
+            yield from found
+            return
+    for start, stop in runs:
+        token = data[start:stop]
+        if token not in seen:
+            seen.add(token)
+            if (decoded := base64_content(token)) is not None:
+                yield start, stop, decoded
+
+
+def _head(data: bytes, first: int) -> int | None:
+    """Where a short first line of a block starts (1 to 14 characters of the alphabet ending
+    the line before ``first``, nothing of the alphabet before them), or None. Bounded: a
+    line break and blanks back, then at most 15 bytes."""
+    at = first
+    while at > 0 and data[at - 1] in _BLANKS and first - at <= _MAX_LINE_GAP:
+        at -= 1
+    gap = data[at:first]
+    if gap.count(b"\n") != 1 or not _LINE_GAP.fullmatch(gap):
+        return None
+    stop = at
+    while at > 0 and data[at - 1] in _B64_BYTES and stop - at <= MIN_SHORT_BASE64:
+        at -= 1
+    if not 0 < stop - at < MIN_SHORT_BASE64:
+        return None
+    return at
+
+
+def _runs(data: bytes) -> Iterator[tuple[int, int, bool]]:
+    """``(start, end, joined)`` of each run of at least ``MIN_SHORT_BASE64`` Base64(url)
+    characters, up to two "=" after it included, but runs that dots join where the first starts
+    like a JOSE header, ``ey`` (a compact token's segments: ``jose.py`` reads them);
+    ``joined``: only a line break and blanks stand between it and the run before."""
+    mapped = data.translate(_RUN_MAP)
+    size = len(data)
+    previous = stopped = -2  # (where the run before ended, and its padding)
+    jose = False
+    at = mapped.find(_RUN)
+    while at != -1:
+        end = mapped.find(b" ", at + MIN_SHORT_BASE64)
+        if end == -1:
+            end = size
+        stop = end
+        if data[end : end + 1] == b"=":
+            stop += 2 if data[end + 1 : end + 2] == b"=" else 1
+        before = previous == at - 1 and data[previous] == _DOT
+        if not before:
+            jose = data.startswith(b"ey", at)  # (the first of runs dots join: a JOSE header?)
+        if not (
+            jose
+            and (before or (end < size and data[end] == _DOT and mapped.startswith(_RUN, end + 1)))
+        ):
+            joined = (
+                at - stopped <= _MAX_LINE_GAP
+                and data.find(b"\n", stopped, at) != -1
+                and _LINE_GAP.fullmatch(data, stopped, at) is not None
+            )
+            yield at, stop, joined
+        previous, stopped = end, stop
+        at = mapped.find(_RUN, end)
+
+
+def _label_first(data: bytes) -> bool:
+    """Whether a text's first line is shorter than its second (blanks aside)."""
+    head = data[:4096].lstrip()  # (lines of Base64 are at most a few hundred bytes)
+    first, _, rest = head.partition(b"\n")
+    return len(first.strip()) < len(rest.lstrip().partition(b"\n")[0].strip())
+
+
+def _line_ends(data: bytes, start: int, end: int) -> int:
+    """How many lines end (CR LF, CR, LF) in ``data[start:end]``, neither end inside a CR LF."""
+    return (
+        data.count(b"\n", start, end)
+        + data.count(b"\r", start, end)
+        - data.count(b"\r\n", start, end)
+    )
+
+
+def _as_ascii(data: bytes, charset: str | None) -> bytes:
+    """The text's bytes where ASCII characters are single bytes as written (an ASCII-compatible
+    charset, the common case: the bytes themselves), else its first reading in UTF-8."""
+    if charset is not None:
+        wide = charset.lower().replace("-", "").replace("_", "") not in _ASCII_COMPATIBLE
+    else:
+        wide = sniff_bom(data) not in (None, "utf-8") or sniff_wide(data) is not None
+    if not wide:
+        return data
+    return readings(data, charset, strict=False)[0][0].encode("utf-8", "surrogatepass")
+
+
+_B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-"
+_B64_BYTES = frozenset(_B64_ALPHABET)
+_BLANKS = frozenset(b" \t\r\n")
+#: Every Base64(url) character to "a", every other byte to a space (one translation).
+_RUN_MAP = bytes(0x61 if byte in _B64_ALPHABET else 0x20 for byte in range(256))
+_RUN = b"a" * MIN_SHORT_BASE64
+_DOT = 0x2E
+#: What stands between two lines of a wrapped block: one line break, blanks around it.
+_LINE_GAP = re.compile(rb"[ \t]*\r?\n[ \t]*")
+_MAX_LINE_GAP = 64  # (longer: indentation no wrapped Base64 has)
+#: How far before a block its PEM boundary line may begin.
+_MAX_PEM_LINE = 80 + _MAX_LINE_GAP
+#: A block's last line, shorter than a run, after its last run (its padding included).
+_TAIL = re.compile(rb"[ \t]*\r?\n[ \t]*[A-Za-z0-9+/_\-]{1,14}={0,2}(?![A-Za-z0-9+/_\-=])")
 
 
 def base64_body(data: bytes) -> bytes | None:
