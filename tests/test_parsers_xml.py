@@ -614,3 +614,14 @@ def test_an_ed_compression_not_read_is_unscannable(scanner: Scanner, compression
     assert scanner.scan_bytes(body, "application/xml").rules == ("unscannable",)
     broken = body.replace(f'compression="{compression}"'.encode(), b'compression="DF"')
     assert scanner.scan_bytes(broken, "application/xml").rules == ("unscannable",)
+
+
+@pytest.mark.parametrize("where", ["text", "attribute"])
+def test_base64_of_base64_in_xml_blocks(where: str) -> None:
+    """A code in Base64 of Base64 (found attacking the fast path: its decoded text was screened
+    as plain text, and the inner layer no screen sees passed); the test code so wrapped passes."""
+    for value, verdict in ((REAL, Verdict.BLOCK), (TEST, Verdict.PASS)):
+        inner = base64.b64encode(f"Potilas {value} tuli".encode()).decode()
+        outer = base64.b64encode(inner.encode()).decode()
+        doc = f"<r><a>{outer}</a></r>" if where == "text" else f'<r><a x="{outer}"/></r>'
+        assert _both(_post(doc))[0] is verdict

@@ -43,11 +43,13 @@ from ..model import CertificateItem, Context, Field, Party, Payload, Protocol, R
 from ..roles import FHIR_KEY_ROLES, FHIR_RESOURCE_ROLES, XML_ROLES
 from ..search import holds
 from .base import (
+    MIN_SHORT_BASE64,
     SNIFF_TYPES,
     Item,
     ScanState,
     base64_content,
     base64_spans,
+    binary,
     decode_base64,
     nested,
     normalise_system,
@@ -421,7 +423,11 @@ class XmlParser:
             yield from self._holders_of(jose, tree, payload, state, kind="jose")
         if not found:
             return
-        plain = [data for _, data, _ in found if _plain(data)]
+        plain = [
+            data
+            for _, data, _ in found
+            if _plain(data) and (binary(data) or not _B64_RUN.search(data))
+        ]
         if len(plain) == len(found) and state.screen(b"\0".join(plain)) == frozenset():
             # What the text parser would conclude of each (certificates, signature values), in
             # one screen and without nested payloads: nothing in them can fire.
@@ -899,6 +905,12 @@ def _in_names(el: etree._Element, text: str) -> bool:
 
 def _bytes(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
+
+
+#: A run of the Base64 alphabet as long as the shortest Base64 a reader decodes
+#: (``base.MIN_SHORT_BASE64``): decoded text holding one may hold another layer, which no screen
+#: of the text sees (Base64 of Base64). (Binary is not read as text lines: its runs are none.)
+_B64_RUN = re.compile(rb"[A-Za-z0-9+/_\-]{%d}" % MIN_SHORT_BASE64)
 
 
 def _plain(data: bytes) -> bool:
