@@ -84,6 +84,25 @@ def _json_nested_systems(size: int) -> Request:
     return _post(inner, "application/fhir+json")
 
 
+def _short_b64(size: int, sep: str, before: str = "", after: str | None = None) -> str:
+    """Distinct short Base64 tokens of clean text (each decodes to printable UTF-8, so each is
+    decoded and read: a nested payload apiece, the costliest thing a body of its size can ask
+    for since short Base64 is read)."""
+    import base64
+
+    after = before if after is None else after
+    out: list[str] = []
+    total = i = 0
+    while total < size:
+        word = "".join(chr(97 + (i // 26**k) % 26) for k in range(5))  # no digit: no number
+        token = base64.b64encode(f"rivi {word}".encode()).decode()
+        piece = f"{before}{token}{after}{sep}"
+        out.append(piece)
+        total += len(piece)
+        i += 1
+    return "".join(out).removesuffix(sep)
+
+
 #: name -> builder of a request of about ``size`` bytes.
 GENERATORS: dict[str, Callable[[int], Request]] = {
     "header of OID tag fragments": lambda n: Request(
@@ -113,6 +132,16 @@ GENERATORS: dict[str, Callable[[int], Request]] = {
         _repeat("０１０１８１-９００Ｃ ", n), "text/plain; charset=utf-8"
     ),
     "distinct real codes (bounded output)": _many_codes,
+    "text of short Base64 tokens": lambda n: _post(_short_b64(n, " "), "text/plain"),
+    "JSON array of short Base64 strings": lambda n: _post(
+        "[" + _short_b64(n, ", ", '"') + "]", "application/json"
+    ),
+    "XML of short Base64 texts": lambda n: _post(
+        "<r>" + _short_b64(n, "", "<a>", "</a>") + "</r>", "application/xml"
+    ),
+    "text of distinct phone-like numbers": lambda n: _post(
+        " ".join(f"puh 040 {i:07d}" for i in range(max(1, n // 16))), "text/plain"
+    ),
     "many Content-Type lines": lambda n: Request(
         "POST",
         "/x",
