@@ -341,10 +341,14 @@ def test_prometheus_scrapes_both_guards(guards: list[DeployedGuard], tmp_path: P
         seen: set[str] = set()
         up: dict[str, str] = {}
         while time.monotonic() < deadline:
-            answer = direct("GET", f"http://{LOOPBACK}:{port}/api/v1/query?query={query}").json()
-            seen = {r["metric"]["instance"] for r in answer["data"]["result"]}
-            ups = direct("GET", f"http://{LOOPBACK}:{port}/api/v1/query?query=up").json()
-            ups = ups["data"]["result"]
+            answer = direct("GET", f"http://{LOOPBACK}:{port}/api/v1/query?query={query}")
+            ups_answer = direct("GET", f"http://{LOOPBACK}:{port}/api/v1/query?query=up")
+            if answer.status_code != 200 or ups_answer.status_code != 200:
+                # (Listening is not ready: Prometheus answers 503 until its storage is open.)
+                time.sleep(0.5)
+                continue
+            seen = {r["metric"]["instance"] for r in answer.json()["data"]["result"]}
+            ups = ups_answer.json()["data"]["result"]
             up = {r["metric"]["instance"]: r["value"][1] for r in ups}
             if seen == set(targets) and all(up.get(t) == "1" for t in targets):
                 break
