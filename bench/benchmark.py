@@ -1448,7 +1448,8 @@ def main(argv: list[str]) -> int:
             "this is well below 100 %)"
         )
         out(
-            f"  guard log records (expected 2, the canary through each guard): "
+            f"  guard log records (the canary through each guard, and every request the default "
+            "policy warns on: the mix's unregistered names): "
             f"{proxy['guard_log_records']}"
         )
         out("  commands: " + plain_cfg["command"])

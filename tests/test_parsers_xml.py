@@ -625,3 +625,26 @@ def test_base64_of_base64_in_xml_blocks(where: str) -> None:
         outer = base64.b64encode(inner.encode()).decode()
         doc = f"<r><a>{outer}</a></r>" if where == "text" else f'<r><a x="{outer}"/></r>'
         assert _both(_post(doc))[0] is verdict
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "iso-8859-1"])
+@pytest.mark.parametrize(
+    "inner",
+    [
+        "<p>&amp;<b>Matti</b> Virtanen</p>",  # an entity before the child
+        "<p><b>Matti</b>&#32;Virtanen</p>",  # a character reference after it
+        "<p><b>Matti</b><![CDATA[ Virtanen]]></p>",  # CDATA as the tail
+        "<p>Soitti <i><b>Matti</b></i> Virtanen</p>",  # nested inline elements
+        "<p>Matti<?x?> Virtanen</p>",  # a PI
+    ],
+)
+def test_mixed_content_precheck_misses_no_form(inner: str, encoding: str) -> None:
+    """Attacks on the raw-bytes check that lets a document without mixed content skip the
+    XPath: entities, character references, CDATA, nesting and PIs, as sent and in another
+    encoding (the screens then read a re-encoding); each name is found at its element."""
+    doc = (
+        f'<?xml version="1.0" encoding="{encoding}"?><ClinicalDocument xmlns="urn:hl7-org:v3">'
+        f"<component><section><text>{inner}</text></section></component></ClinicalDocument>"
+    )
+    report = PERSONAL.scan(_post(doc.encode(encoding)))
+    assert [f.location.rsplit("/", 1)[-1] for f in report.findings] == ["p"], report.as_dict()
