@@ -38,7 +38,7 @@ from ..dicom.xds import xds_parties
 from ..encoding import decode_content
 from ..errors import UnscannableError
 from ..idcode import mask_any_form, quote_input
-from ..mediatype import MediaType, sniff_document
+from ..mediatype import MediaType, parse_media_type, sniff_document
 from ..model import CertificateItem, Context, Field, Party, Payload, Protocol, Role
 from ..roles import FHIR_KEY_ROLES, FHIR_RESOURCE_ROLES, XML_ROLES
 from ..search import holds
@@ -818,7 +818,7 @@ def _fallback_text(payload: Payload, state: ScanState) -> Iterator[Item]:
     certificates written in its bytes are read (no parser reads its Base64 as such). XHTML that
     is no XML (a FHIR ``Narrative.div`` written as HTML) is read as a browser renders it too:
     its tags taken out (``text_fields``' HTML view)."""
-    xhtml = (payload.content_type or "").split(";", 1)[0].strip().lower() == "application/xhtml+xml"
+    xhtml = parse_media_type(payload.content_type).type == "application/xhtml+xml"
     yield from text_fields(payload, strict=False, html_text=xhtml)
     yield from markup_certificate_items(payload, state)
 
@@ -1047,13 +1047,13 @@ def _mixed_fields(
     texts = ["".join(str(piece) for piece in el.itertext()) for el in outer]
     wanted: frozenset[bytes] | None = None
     if screened:
-        wanted = state.screen("\n".join(texts).encode("utf-8", "surrogatepass"))
+        wanted = state.screen(_bytes("\n".join(texts)))
         if wanted == frozenset():
             return
     paths = _XPaths()
     for el, text in zip(outer, texts, strict=True):
         if wanted is not None:
-            blob = text.encode("utf-8", "surrogatepass")
+            blob = _bytes(text)
             if not any(needle in blob for needle in wanted):
                 continue
         path = paths.of(el)
