@@ -648,3 +648,43 @@ def test_mixed_content_precheck_misses_no_form(inner: str, encoding: str) -> Non
     )
     report = PERSONAL.scan(_post(doc.encode(encoding)))
     assert [f.location.rsplit("/", 1)[-1] for f in report.findings] == ["p"], report.as_dict()
+
+
+def _split_name_carriers(given: str) -> dict[str, Request]:
+    inner = f"Potilas <content>{given}</content> Virtanen soitti"
+    doc = (
+        '<ClinicalDocument xmlns="urn:hl7-org:v3"><component><section><text><paragraph>'
+        f"{inner}</paragraph></text></section></component></ClinicalDocument>"
+    )
+    soap = (
+        '<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><doc>'
+        f"{base64.b64encode(doc.encode()).decode()}</doc></s:Body></s:Envelope>"
+    )
+    div = f'<div xmlns="http://www.w3.org/1999/xhtml"><p>Potilas <b>{given}</b> Virtanen</p></div>'
+    observation = {"resourceType": "Observation", "text": {"status": "generated", "div": div}}
+    escaped = json.dumps(observation).replace("<", "\\u003c").replace('"div"', '"\\u0064iv"')
+    part = b"--b\r\nContent-Type: application/xml\r\n\r\n" + doc.encode() + b"\r\n--b--\r\n"
+    return {
+        "Base64 CDA in SOAP": _post(soap, "text/xml"),
+        "CDA as text/plain": _post(doc, "text/plain"),
+        "CDA in UTF-16": _post(doc.encode("utf-16"), "application/xml"),
+        "CDA in a multipart part": _post(part, "multipart/related; boundary=b"),
+        "HTML body": _post(f"<html><body><p>{inner}</p></body></html>", "text/html"),
+        "JSON div, escaped key and markup": _post(escaped, "application/fhir+json"),
+        "NDJSON div": _post(json.dumps(observation) + "\n", "application/fhir+ndjson"),
+        "FHIR XML div": _post(
+            f'<Observation xmlns="http://hl7.org/fhir"><text>{div}</text></Observation>',
+            "application/fhir+xml",
+        ),
+    }
+
+
+@pytest.mark.parametrize("carrier", list(_split_name_carriers("Matti")))
+def test_a_split_name_is_found_in_every_carrier(carrier: str) -> None:
+    """Attacking the mixed-content reading the way a careless system sends a document: nested,
+    sniffed, another charset, a part, HTML, JSON escapes, NDJSON, FHIR XML. The name is found;
+    without its given name the sentence passes."""
+    report = PERSONAL.scan(_split_name_carriers("Matti")[carrier])
+    assert "name.narrative" in report.rules, report.as_dict()
+    twin = PERSONAL.scan(_split_name_carriers("potilas")[carrier])
+    assert "name.narrative" not in twin.rules, twin.as_dict()
