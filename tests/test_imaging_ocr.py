@@ -249,8 +249,9 @@ def test_a_small_image_does_not_make_later_ones_look_too_dear() -> None:
     assert TEST in codes_in(later.text)
     engine = ocr._engine(None)
     engine._detect.value = 1e-4  # type: ignore[attr-defined]  # as if a read had been slow
-    before = engine.estimate(512 * 512)
+    seed = engine._detect._seed  # type: ignore[attr-defined]  # (this machine's own figure)
     for _ in range(12):  # refused on the estimate, each time a step closer to the seed
         read(render([TEST]), budget_s=1.0)
-    assert engine.estimate(512 * 512) < before / 100
+    # More than 99 % of the way back to the seed (a machine's speed sets the seed, not this).
+    assert engine._detect.value < seed + (1e-4 - seed) / 100  # type: ignore[attr-defined]
     assert read(render([TEST]), budget_s=1.0).complete

@@ -490,7 +490,7 @@ class StartResult:
     output: str
 
 
-def start_refused(guard: Proxy, timeout: float = 20.0) -> StartResult:
+def start_refused(guard: Proxy, timeout: float = 90.0) -> StartResult:
     """Spawn ``guard``; wait until it exits or listens (then stop it). Never leaves it running."""
     process = guard.spawn()
     listened = False
