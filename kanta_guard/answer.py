@@ -114,7 +114,7 @@ def blocked_answer(report: Report, *, request_id: str | None = None) -> Answer:
     omitted = report.omitted + max(0, len(counted) - MAX_FINDINGS)
     rules = [mask_text(r) for r in report.rules]
     rid = mask_text(request_id) if request_id else None
-    summary = _summary(status, rules, omitted)
+    summary = _summary(status, rules, omitted, at_least=report.omitted_partial)
     match report.protocol:
         case Protocol.SOAP11:
             content_type = "text/xml; charset=utf-8"
@@ -156,7 +156,7 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _summary(status: int, rules: list[str], omitted: int = 0) -> str:
+def _summary(status: int, rules: list[str], omitted: int = 0, *, at_least: bool = False) -> str:
     """One line for ``faultstring``, ``Reason/Text``, the first issue and the problem's detail;
     it says how many findings are not listed."""
     listed = ", ".join(rules) or "none"
@@ -168,7 +168,7 @@ def _summary(status: int, rules: list[str], omitted: int = 0) -> str:
         text = "the request could not be fully scanned, so it was not forwarded"
     else:
         text = "the request carries data the policy does not allow to be sent"
-    if omitted >= MAX_COUNTED:
+    if omitted >= MAX_COUNTED or (omitted and at_least):
         more = f" At least {omitted} more findings are not listed (counting stopped there)."
     else:
         more = f" {omitted} more findings are not listed." if omitted else ""

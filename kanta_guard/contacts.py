@@ -30,6 +30,7 @@ __all__ = [
     "email_domain",
     "find_emails",
     "find_phones",
+    "iter_phones",
     "mask_address",
     "mask_email",
     "mask_name",
@@ -333,7 +334,13 @@ def find_phones(text: str, region: str = "FI") -> list[tuple[int, int, str]]:
     before or after it, no "digit." before it); and it is not shaped like an identity code or a
     date. Each region (``phone_regions``) is matched on its own.
     """
-    found: list[tuple[int, int, str]] = []
+    return list(iter_phones(text, region))
+
+
+def iter_phones(text: str, region: str = "FI") -> Iterator[tuple[int, int, str]]:
+    """:func:`find_phones` one number at a time: a region is matched only when the number
+    before it has been taken (a caller that stops early, past the findings cap, does not pay
+    for the rest)."""
     for start, end in phone_regions(text):
         # (Other scripts' zeros are not in _CAN_START: a region holding one is matched.)
         if text[start:end].isascii() and _CAN_START.search(text, start, end) is None:
@@ -341,8 +348,7 @@ def find_phones(text: str, region: str = "FI") -> list[tuple[int, int, str]]:
         for at, raw, e164 in _matched(text[start:end], region):
             offset = start + at
             if _plausible(text, offset, offset + len(raw), raw):
-                found.append((offset, offset + len(raw), e164))
-    return found
+                yield offset, offset + len(raw), e164
 
 
 #: Where a number :func:`_plausible` keeps can start: "+", "(", "[" or a zero, not glued to a

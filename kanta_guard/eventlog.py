@@ -78,6 +78,8 @@ def make_record(
     omitted = report.omitted + max(0, len(counted) - MAX_FINDINGS)
     if omitted:
         record["findings_omitted"] = omitted
+        if report.omitted_partial:
+            record["findings_omitted_at_least"] = True  # (a lower bound: counting stopped)
     return record
 
 

@@ -345,6 +345,9 @@ class Report:
     #: verdict reflects them too. Once the cap is reached and the verdict is block, only the
     #: identity codes are still counted: then it is a lower bound.
     omitted: int = 0
+    #: True if, past the cap, rules whose findings could no longer change the verdict were not
+    #: looked for any more (a flood of warnings): ``omitted`` is then a lower bound.
+    omitted_partial: bool = False
     #: What the identity-code scan recognised without objection (empty: nothing, or not read).
     recognised: Recognised = Recognised()
     #: The ``resourceType`` of a FHIR JSON body (the resource or Bundle the client sent; "" for
@@ -366,6 +369,8 @@ class Report:
         }
         if self.omitted:
             out["findings_omitted"] = self.omitted
+        if self.omitted_partial:
+            out["findings_omitted_at_least"] = True
         if self.recognised:
             out["recognised"] = self.recognised.as_dict()
         return out

@@ -264,7 +264,9 @@ type _Headers = tuple[tuple[str, str], ...]
 type _RequestWire = tuple[str, str, _Headers, bytes, str, str, _Headers]
 type _FindingWire = tuple[str, str, str, str, str, str, str]
 type _RecognisedWire = tuple[int, tuple[str, ...], int]
-type _ReportWire = tuple[str, tuple[_FindingWire, ...], str, int, int, int, _RecognisedWire, str]
+type _ReportWire = tuple[
+    str, tuple[_FindingWire, ...], str, int, int, int, bool, _RecognisedWire, str
+]
 
 
 def _dumps(value: object) -> bytes:
@@ -298,25 +300,27 @@ def _report_wire(report: Report) -> _ReportWire:
         report.fields_scanned,
         report.payloads_scanned,
         report.omitted,
+        report.omitted_partial,
         (seen.identity_fields, seen.test_codes, seen.more_test_codes),
         report.resource,
     )
 
 
 def _report_from_wire(wire: _ReportWire) -> Report:
-    verdict, findings, protocol, fields, payloads, omitted, seen, resource = wire
+    verdict, findings, protocol, fields, payloads, omitted, partial, seen, resource = wire
     return Report(
-        Verdict(verdict),
-        tuple(
+        verdict=Verdict(verdict),
+        findings=tuple(
             Finding(rule, Action(action), location, Role(role), evidence, value_hash, explanation)
             for rule, action, location, role, evidence, value_hash, explanation in findings
         ),
-        Protocol(protocol),
-        fields,
-        payloads,
-        omitted,
-        Recognised(*seen),
-        resource,
+        protocol=Protocol(protocol),
+        fields_scanned=fields,
+        payloads_scanned=payloads,
+        omitted=omitted,
+        omitted_partial=partial,
+        recognised=Recognised(*seen),
+        resource=resource,
     )
 
 

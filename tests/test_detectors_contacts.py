@@ -40,6 +40,28 @@ def test_detector_shape() -> None:
     assert DETECTOR.systems == frozenset()
 
 
+def test_one_kind_each() -> None:
+    """A detector of one kind declares, reports and screens for that kind alone (the scanner
+    runs one of each: past the findings cap, a rule whose findings can no longer change the
+    verdict is not looked for); both kinds together are the two detectors' union."""
+    email = ContactDetector(kinds=frozenset({"email"}))
+    phone = ContactDetector(kinds=frozenset({"phone"}))
+    assert (email.name, [r.id for r in email.rules]) == ("email", ["email.personal"])
+    assert (phone.name, [r.id for r in phone.rules]) == ("phone", ["phone.personal"])
+    value = "maija.virtanen@gmail.com, puh 040 123 4567"
+    assert [h.rule for h in _hits(value, email)] == ["email.personal"]
+    assert [h.rule for h in _hits(value, phone)] == ["phone.personal"]
+    assert [h.rule for h in _hits(value)] == ["email.personal", "phone.personal"]
+    data = f"<a>{value}</a>".encode()
+    both, mails, numbers = DETECTOR.screen(data), email.screen(data), phone.screen(data)
+    assert both is not None and mails is not None and numbers is not None
+    assert both == mails | numbers and mails and numbers and not mails & numbers
+    with pytest.raises(ValueError, match="kinds"):
+        ContactDetector(kinds=frozenset({"fax"}))
+    with pytest.raises(ValueError, match="kinds"):
+        ContactDetector(kinds=frozenset())
+
+
 @pytest.mark.parametrize(
     "address",
     [

@@ -22,6 +22,7 @@ from adversarial import GENERATORS, hetu, scanner, size_of, time_scan
 
 from kanta_guard import Request, Verdict
 from kanta_guard.answer import blocked_answer
+from kanta_guard.contacts import _matched
 from kanta_guard.eventlog import make_record
 from kanta_guard.model import MAX_COUNTED, MAX_FINDINGS
 
@@ -90,3 +91,62 @@ def test_below_the_counting_bound_the_count_is_exact() -> None:
     answer = blocked_answer(report)
     assert f" {report.omitted} more findings are not listed".encode() in answer.body
     assert b"At least" not in answer.body
+
+
+def _phones(count: int, start: int = 0) -> str:
+    """Distinct Finnish mobile numbers in running text (each a phone.personal warning under the
+    embedded default policy)."""
+    return " ".join(f"puh 040 {i:07d}" for i in range(start, start + count))
+
+
+def test_a_flood_of_warnings_stops_at_the_cap_and_says_the_count_is_a_lower_bound() -> None:
+    """Past the cap, a rule whose findings can no longer change the verdict is not looked for
+    any more: 60,000 distinct phone numbers (once 2 s a megabyte, a match each) cost about what
+    the first hundred do, and the count of the rest is reported as a lower bound."""
+    body = _phones(60_000).encode()
+    request = Request("POST", "/x", (("Content-Type", "text/plain"),), body, "kanta.test")
+    report = SCANNER.scan(request)
+    assert report.verdict is Verdict.WARN
+    assert len(report.findings) == MAX_FINDINGS
+    assert {f.rule for f in report.findings} == {"phone.personal"}
+    assert report.omitted_partial and report.omitted >= 1
+    record = make_record(report, flow_id="f", client=None, method="POST", host="h", path="/x")
+    assert record["findings_omitted_at_least"] is True
+    assert len(json.dumps(record)) < 64 * 1024
+    # The rest is not matched: libphonenumber's matcher was asked about a few hundred regions
+    # (the screen's and the first hundred findings'), not 60,000.
+    _matched.cache_clear()
+    SCANNER.scan(request)
+    assert _matched.cache_info().misses < 1_000
+
+
+@pytest.mark.parametrize(
+    ("after", "rule"),
+    [
+        ("potilas 131052-308T", "hetu.real"),
+        ("maija.virtanen@gmail.com", "email.personal"),
+    ],
+)
+def test_past_the_cap_a_rule_that_blocks_is_still_looked_for(after: str, rule: str) -> None:
+    """Leaving out the rules that cannot change the verdict leaves in those that can: a real
+    identity code or a personal e-mail address after a flood of phone warnings still blocks,
+    in the same field and in a later one (listed if its detector reads the field before the
+    phones fill the cap, else counted and ranked)."""
+    for glue in (" ", "\n"):
+        body = (_phones(5_000) + glue + after).encode()
+        report = SCANNER.scan(
+            Request("POST", "/x", (("Content-Type", "text/plain"),), body, "kanta.test")
+        )
+        assert report.verdict is Verdict.BLOCK, (glue, report.rules)
+        assert len(report.findings) == MAX_FINDINGS
+        assert len(blocked_answer(report).body) < 64 * 1024
+
+
+def test_below_the_cap_nothing_is_left_out() -> None:
+    """Under the cap every finding is listed and the count is exact: no rule is left out."""
+    body = (_phones(50) + " maija.virtanen@gmail.com").encode()
+    report = SCANNER.scan(
+        Request("POST", "/x", (("Content-Type", "text/plain"),), body, "kanta.test")
+    )
+    assert report.verdict is Verdict.BLOCK
+    assert len(report.findings) == 51 and not report.omitted and not report.omitted_partial

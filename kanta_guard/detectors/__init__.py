@@ -83,14 +83,18 @@ def detectors_for(policy: Policy, registry: Registry | None = None) -> tuple[Det
     if registry is not None:
         found.append(RegistryCodeDetector(registry, policy.testing))
         found.append(ProfessionalDetector(registry))
-    found.append(
-        ContactDetector(
-            allowed_emails=frozenset(contacts.emails),
-            allowed_email_domains=frozenset(contacts.email_domains),
-            allowed_phones=frozenset(contacts.phones),
-            registry=registry,
+    # E-mail addresses and phone numbers each by a detector of their own: their rules' actions
+    # differ, and past the findings cap the one that can no longer change the verdict stops.
+    for kind in ("email", "phone"):
+        found.append(
+            ContactDetector(
+                allowed_emails=frozenset(contacts.emails),
+                allowed_email_domains=frozenset(contacts.email_domains),
+                allowed_phones=frozenset(contacts.phones),
+                registry=registry,
+                kinds=frozenset({kind}),
+            )
         )
-    )
     found.append(NarrativeNameDetector(registry))
     found.append(PersonDetector(registry, contacts))
     found.append(DicomDetector(policy.dicom, registry, test_contacts=policy.contacts))

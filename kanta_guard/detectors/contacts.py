@@ -9,6 +9,7 @@ personal data, and the SOAP addressing of a message names endpoints, not people:
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 from typing import Protocol
@@ -61,6 +62,10 @@ _NEAR = bytes(range(0xD9))
 _LOCAL_END = frozenset(b"!#$%&'*+-/=?^_`{|}~.\";") | frozenset(range(0x30, 0x3A))
 
 
+#: What a contact detector can look for (``ContactDetector(kinds=…)``).
+KINDS = frozenset({"email", "phone"})
+
+
 class ContactRegistry(Protocol):
     """The test-identity registry, as far as contacts go: registered test persons' e-mail
     addresses and phone numbers (E.164) are test data."""
@@ -85,7 +90,19 @@ class ContactDetector:
         allowed_email_domains: frozenset[str] = frozenset(),
         allowed_phones: frozenset[str] = frozenset(),
         registry: ContactRegistry | None = None,
+        *,
+        kinds: frozenset[str] = KINDS,
     ) -> None:
+        """``kinds``: what it looks for, "email" and/or "phone". The scanner runs one detector
+        of each: past the findings cap, a rule whose findings can no longer change the verdict
+        is not looked for (``Scanner._quiet``), and the two rules' actions differ by default
+        (e-mail blocks, phones warn)."""
+        if not kinds or kinds - KINDS:
+            raise ValueError(f"kinds must be some of {sorted(KINDS)}")
+        self._email, self._phone = "email" in kinds, "phone" in kinds
+        if kinds != KINDS:
+            self.name = "email" if self._email else "phone"
+            self.rules = tuple(r for r in ContactDetector.rules if r.id.startswith(self.name))
         self._emails = frozenset(e for a in allowed_emails if (e := _normal_email(a)))
         self._domains = frozenset(d.strip().lower().rstrip(".") for d in allowed_email_domains)
         self._phones = frozenset(p for a in allowed_phones if (p := _normal_phone(a)))
@@ -128,14 +145,17 @@ class ContactDetector:
         value = field.value
         if field.identifier and (field.context.system or "").lower() not in _CONTACT_SYSTEMS:
             return  # an identifier (CDA id/@extension, code/@code, FHIR identifier.value)
-        has_at = contacts.may_hold_email(value)
-        has_digits = _digits_enough(value)
+        has_at = self._email and contacts.may_hold_email(value)
+        has_digits = self._phone and _digits_enough(value)
         if not (has_at or has_digits):
             return
         emails = contacts.find_emails(value) if has_at else []
-        phones = contacts.find_phones(value) if has_digits else []
+        # Numbers are matched one at a time (the matcher is slow): a caller that stops early
+        # does not pay for the rest of a long field.
+        phones = contacts.iter_phones(value) if has_digits else iter(())
+        first = next(phones, None)
         # The role is looked up last: a field found without the walk computes it by walking.
-        if not (emails or phones) or field.role in _SKIPPED:
+        if not (emails or first) or field.role in _SKIPPED:
             return
         if emails:
             for start, end, address in emails:
@@ -148,8 +168,8 @@ class ContactDetector:
                         "e-mail address outside the reserved test domains, not listed in "
                         "the policy or the registry",
                     )
-        if phones:
-            for start, end, e164 in phones:
+        if first is not None:
+            for start, end, e164 in itertools.chain((first,), phones):
                 if not self.phone_allowed(e164):
                     yield Hit(
                         "phone.personal",
@@ -207,14 +227,15 @@ class ContactDetector:
             return self._screen_joined(data)
         if any(holds(data, marker, rare) for marker, rare in _DECODED):
             return None
-        if b"\xef" in data and (b"\xef\xbc\xa0" in data or b"\xef\xb9\xab" in data):
+        email = self._email
+        if email and b"\xef" in data and (b"\xef\xbc\xa0" in data or b"\xef\xb9\xab" in data):
             return None  # an "@" written fullwidth or small (contacts.find_emails reads it)
         if b"%" in data and b"\0" not in data and _PERCENT.search(data):
             # (Binary, with NUL bytes, is no form or URL: nothing percent-decodes it.)
             return None
         needles: set[bytes] = set()
         text: str | None = None
-        if b"@" in data:
+        if email and b"@" in data:
             text = _decoded(data)
             if text is None:
                 return None
@@ -223,8 +244,10 @@ class ContactDetector:
         # Binary (NUL bytes, no UTF-16 text: a DER certificate, a signature value) holds no
         # number anyone reads: its runs of digit bytes are lengths and serials. (A limitation
         # for numbers in unknown binary formats: in the README.)
-        if not (b"\0" in data and sniff_wide(data) is None) and not self._phone_needles(
-            data, text, needles
+        if (
+            self._phone
+            and not (b"\0" in data and sniff_wide(data) is None)
+            and not self._phone_needles(data, text, needles)
         ):
             return None
         return frozenset(needles) if len(needles) <= MAX_NEEDLES else None
@@ -253,14 +276,16 @@ class ContactDetector:
     def _phone_needles(self, data: bytes, text: str | None, needles: set[bytes]) -> bool:
         if data.isascii() or not data.translate(None, _NEAR):
             # ASCII-compatible bytes, no character at or past U+0640: no digit but ASCII's.
-            regions = list(_byte_regions(data))
+            # (Lazily: the loop below gives up past MAX_NEEDLES, and a body of numbers holds
+            # tens of thousands of regions.)
+            regions: Iterator[tuple[tuple[str, str], str]] = _byte_regions(data)
         else:
             text = text if text is not None else _decoded(data)
             if text is None:
                 return False
-            regions = [
+            regions = (
                 (_context(text, s, e), text[s:e]) for s, e in contacts.phone_regions(_spaced(text))
-            ]
+            )
         for (before, after), region in regions:
             glued = before + region + after
             if not (_CAN_START.search(glued) and _CAN_END.search(glued)):

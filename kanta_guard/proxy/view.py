@@ -41,7 +41,8 @@ class KantaGuardView(contentviews.Contentview):
                 lines.append(f"      evidence {finding['evidence']}  {finding['value_hash']}")
             lines.append(f"      {finding['explanation']}")
         if report.get("findings_omitted"):
-            lines += ["", f"and {report['findings_omitted']} more findings, not listed"]
+            least = "at least " if report.get("findings_omitted_at_least") else ""
+            lines += ["", f"and {least}{report['findings_omitted']} more findings, not listed"]
         seen = report.get("recognised")
         if seen:
             # Valid 900-series codes: test codes, not personal data (shown whole).
