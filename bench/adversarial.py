@@ -142,6 +142,9 @@ GENERATORS: dict[str, Callable[[int], Request]] = {
     "text of distinct phone-like numbers": lambda n: _post(
         " ".join(f"puh 040 {i:07d}" for i in range(max(1, n // 16))), "text/plain"
     ),
+    "text of distinct phone-like non-numbers": lambda n: _post(
+        " ".join(f"(0) {i:08d}" for i in range(max(1, n // 13))), "text/plain"
+    ),
     "many Content-Type lines": lambda n: Request(
         "POST",
         "/x",

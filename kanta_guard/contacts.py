@@ -19,6 +19,7 @@ from urllib.parse import unquote
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
+from phonenumbers import phonenumbermatcher as _matcher
 
 from .names import fold
 
@@ -36,6 +37,7 @@ __all__ = [
     "mask_name",
     "mask_phone",
     "may_hold_email",
+    "may_hold_number",
     "normalise_address",
     "parse_email",
     "phone_e164",
@@ -356,6 +358,92 @@ def iter_phones(text: str, region: str = "FI") -> Iterator[tuple[int, int, str]]
 _CAN_START = re.compile(r"(?<![0-9A-Za-z])(?<![0-9][./\-])[+(\[\uff0b\uff08\uff3b0\uff10]")
 
 
+def _valid_358_patterns() -> list[str]:
+    """Every number type's pattern of national significant numbers, for both regions of
+    country code 358 (Finland and Åland), each once: a number libphonenumber calls valid fits
+    one of them (``is_valid_number`` asks for one type's pattern and more)."""
+    patterns: dict[str, None] = {}
+    for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE[358]:
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        for kind in (
+            "fixed_line", "mobile", "toll_free", "premium_rate", "shared_cost",
+            "personal_number", "voip", "pager", "uan", "voicemail",
+        ):  # fmt: skip
+            desc = getattr(metadata, kind, None)
+            if desc is not None and desc.national_number_pattern:
+                patterns[desc.national_number_pattern] = None
+    return list(patterns)
+
+
+#: A national significant number of 358 as ``parse`` may read it from a string's digits: a
+#: trunk prefix "0" taken off, or the country code "358" and up to two trunk prefixes after
+#: it (it strips one reading the country code and one after: 3580025120914 is +35825120914),
+#: then a number type's pattern (what is left keeps its leading zeros, as the "Italian
+#: leading zero", and no Finnish type starts with one).
+_NATIONAL_358 = re.compile(
+    "(?:0|3580{0,2})?(?:" + "|".join(f"(?:{p})" for p in _valid_358_patterns()) + ")", re.ASCII
+)
+#: Finland's international prefix, as ``parse`` reads it (``_parse_prefix_as_idd``: a prefix
+#: followed by a "0" is none, since no country code starts with one).
+_FI = phonenumbers.PhoneMetadata.metadata_for_region("FI")
+_IDD = re.compile((_FI.international_prefix if _FI is not None else None) or "00").match
+#: Characters after which libphonenumber reads a number as international (a plus sign) or
+#: the rest as an extension ("~"; the other markers hold letters, "#", "," or ";", which no
+#: region holds).
+_INTERNATIONAL_OR_EXTENSION = frozenset("+~")
+_NOT_ASCII_DIGITS = re.compile(r"[^0-9]+")
+#: The matcher's splits of a candidate that is no number as a whole (its ``_INNER_MATCHES``).
+_INNER: tuple[re.Pattern[str], ...] | None = getattr(_matcher, "_INNER_MATCHES", None)
+
+
+def _parsed_strings(candidate: str) -> Iterator[str]:
+    """Every string the matcher parses for ``candidate`` (``PhoneNumberMatcher._extract_match``
+    and ``_extract_inner_match``): the candidate, then for each inner pattern the text before
+    its first match and each match's group, from each match's start on. (The matcher trims
+    what follows a string's last digit or letter first: the digits are the same.)"""
+    yield candidate
+    for pattern in _INNER or ():
+        found = pattern.search(candidate)
+        if found is not None:
+            yield candidate[: found.start()]
+        while found is not None:
+            yield found.group(1)
+            found = pattern.search(candidate, found.start() + 1)
+
+
+def may_hold_number(candidate: str) -> bool:
+    """False only if libphonenumber's matcher (leniency VALID, default region FI) finds no
+    number in ``candidate``, a candidate of its own pattern: a few regular-expression
+    searches, where the matcher's parses cost 70-200 µs a candidate (a body of distinct
+    numbers that are none, such as dates, decimals or ``(0) 12345678``, cost that each).
+
+    Why (for an ASCII candidate without a plus sign or an extension marker, the only kind it
+    judges; anything else is True): the matcher parses the candidate and its inner splits
+    (``_parsed_strings``, the same patterns) and reports the first that is a valid number.
+    ``parse`` reads all the digits of a string (a region holds no letters). Without a plus
+    sign, a number is international only after an international prefix (Finland's: "00" or
+    "99…", before a digit that is not "0": True); else its country code is 358 and its
+    national significant number is those digits with a trunk prefix "0", or "358" and up to
+    two "0", taken off at most, and it must fit a number type of Finland or Åland to be valid
+    (``_NATIONAL_358``). tests/test_contacts.py holds it to the matcher on random regions.
+    """
+    if _INNER is None or not candidate.isascii():
+        return True
+    if not _INTERNATIONAL_OR_EXTENSION.isdisjoint(candidate):
+        return True
+    national = _NATIONAL_358.fullmatch
+    for text in _parsed_strings(candidate):
+        digits = _NOT_ASCII_DIGITS.sub("", text)
+        if not digits:
+            continue
+        idd = _IDD(digits)
+        if idd is not None and len(digits) > idd.end() and digits[idd.end()] != "0":
+            return True  # an international prefix: a number of any country follows
+        if national(digits):
+            return True
+    return False
+
+
 @lru_cache(maxsize=65536)
 def _matched(chunk: str, region: str) -> tuple[tuple[int, str, str], ...]:
     """libphonenumber's matches in one region: (offset, raw text, E.164). Cached: the matcher
@@ -364,14 +452,56 @@ def _matched(chunk: str, region: str) -> tuple[tuple[int, str, str], ...]:
     (a cache smaller than a request's distinct regions made each cost twice: a body of 62,000
     distinct numbers). At most some 10 MB."""
     matches: list[tuple[int, str, str]] = []
-    for match in phonenumbers.PhoneNumberMatcher(chunk, region, phonenumbers.Leniency.VALID):
-        raw, at = match.raw_string, match.start
+    for offset, match in _matches(chunk, region):
+        raw, at = match.raw_string, offset + match.start
         # An opening square bracket the matcher took along (JSON arrays, "[040 …]").
         while raw[:1] in ("[", "\uff3b") and len(raw) > 1:
             raw, at = raw[1:], at + 1
         e164 = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
         matches.append((at, raw, e164))
     return tuple(matches)
+
+
+# libphonenumber's matcher's own candidate patterns (module constants of phonenumbermatcher),
+# for :func:`_matches` to walk the candidates as it does; None if a release renamed them.
+_CANDIDATE: re.Pattern[str] | None = getattr(_matcher, "_PATTERN", None)
+_SECOND_NUMBER: re.Pattern[str] | None = getattr(_matcher, "_SECOND_NUMBER_START_PATTERN", None)
+
+
+def _matches(chunk: str, region: str) -> Iterator[tuple[int, phonenumbers.PhoneNumberMatch]]:
+    """What ``PhoneNumberMatcher(chunk, region, Leniency.VALID)`` finds, as (offset, match
+    within the candidate at that offset), without parsing a candidate :func:`may_hold_number` rules
+    out (the matcher costs 70-200 µs a candidate; a region of a megabyte of digit groups is
+    ten thousand candidates), by :func:`may_hold_number`.
+
+    The matcher's own loop (``PhoneNumberMatcher._find``), with its own patterns: the next
+    candidate is its pattern's next match from where the last one ended, cut before a second
+    number's start; a candidate that yields no number moves the search past it; one that
+    yields a number moves it past the number. A candidate that may hold one is given to the
+    matcher whole, and its first number taken: what the matcher finds in a candidate depends
+    on the candidate alone (and on the text after it for a time stamp, which needs a ":" no
+    region holds). One difference: the matcher's bound of 65,535 tries a text is one a
+    candidate here (it can only find more). tests/test_contacts.py holds the two to the same
+    matches on random regions, long ones included."""
+    leniency = phonenumbers.Leniency.VALID
+    if region != "FI" or _CANDIDATE is None or _SECOND_NUMBER is None:
+        for match in phonenumbers.PhoneNumberMatcher(chunk, region, leniency):
+            yield 0, match
+        return
+    index = 0
+    while (found := _CANDIDATE.search(chunk, index)) is not None:
+        start = found.start()
+        candidate = chunk[start : found.end()]
+        second = _SECOND_NUMBER.search(candidate)
+        if second is not None:
+            candidate = candidate[: second.start()]
+        if may_hold_number(candidate):
+            first = next(iter(phonenumbers.PhoneNumberMatcher(candidate, region, leniency)), None)
+            if first is not None:
+                yield start, first
+                index = start + max(1, first.end)
+                continue
+        index = start + max(1, len(candidate))
 
 
 def _plausible(text: str, start: int, end: int, raw: str) -> bool:
