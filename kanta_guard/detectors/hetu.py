@@ -211,7 +211,13 @@ class HetuDetector:
         if not idcode.reads_plainly(data):
             return _cleared(data, values, notes)
         needles: set[bytes] = set()
+        # Each distinct token and value is judged once (a document repeats its patient's code,
+        # and a body of one repeated tag is the same judgement thousands of times).
+        tokens: set[str] = set()
         for token in idcode.iter_tokens(data):
+            if token in tokens:
+                continue
+            tokens.add(token)
             form = idcode.screen_form(token)
             kind = idcode.classify(form)
             if kind is idcode.Kind.REAL:
@@ -220,15 +226,21 @@ class HetuDetector:
                     return None
             elif kind is idcode.Kind.TEST and notes is not None:
                 notes.code(idcode.normalise(form))
+        judged: dict[bytes, str | None] = {}  # value -> its test code, None if it is none
         for value in values:
             if not value:
                 continue
-            text = value.decode("utf-8", "replace")
-            if idcode.classify(text) is not idcode.Kind.TEST:
+            if value in judged:
+                code = judged[value]
+            else:
+                text = value.decode("utf-8", "replace")
+                test = idcode.classify(text) is idcode.Kind.TEST
+                code = judged[value] = idcode.normalise(text) if test else None
+            if code is None:
                 needles.add(value)  # (read as a field: ``detect`` notes it)
             elif notes is not None:
                 notes.identity_fields += 1
-                notes.code(idcode.normalise(text))
+                notes.code(code)
         return frozenset(needles) if len(needles) <= MAX_NEEDLES else None
 
     def _structured(self, field: Field, notes: Sightings | None = None) -> Iterator[Hit]:
@@ -401,6 +413,7 @@ def _coded_values(data: bytes) -> list[bytes] | None:
     ``_TAG_REACH`` of its OID on either side (a longer tag is no ``II``/``code``: None).
     """
     values: list[bytes] = []
+    read: dict[bytes, bytes | None] = {}
     searched, last_lt, last_gt, tag = 0, -1, -1, -1
     for pos in _oid_positions(data):
         if (lt := data.rfind(b"<", searched, pos)) != -1:
@@ -419,11 +432,17 @@ def _coded_values(data: bytes) -> list[bytes] | None:
         if end == -1:
             return None
         tag = last_lt
-        value = _tag_value(data, last_lt, end)
+        text = data[last_lt:end]
+        value = read.get(text, _UNREAD)
+        if value is _UNREAD:
+            value = read[text] = _tag_value(text, 0, len(text))  # (each distinct tag once)
         if value is None:
             return None
         values.append(value)
     return values
+
+
+_UNREAD = b"\0unread"  # (no tag's identifier: values are stripped text between quotes)
 
 
 def _tag_value(data: bytes, start: int, end: int) -> bytes | None:
