@@ -447,6 +447,21 @@ NARRATIVE_ATTACKS = {
     "family-comma-given": ("Korhonen, Liisa", "Testinen, Maija"),
     "capitals": ("LIISA KORHONEN", "MAIJA TESTINEN"),
     "relative": ("Omainen: Pekka Virtanen", "Omainen: Arto Testaaja"),
+    # Pasted from a word processor: soft hyphens and zero-width spaces inside the words, and
+    # fullwidth letters (each read as a reader sees it: NFKC, format characters removed).
+    "soft-hyphens": (
+        "Potilas Lii\u00adsa Kor\u00adho\u00adnen kävi.",
+        "Potilas kävi La\u00adhdes\u00adsa.",
+    ),
+    "zero-width-space": ("Potilas Liisa Kor\u200bhonen kävi.", "Potilas kävi Lah\u200bdessa."),
+    "word-joiner-title": (
+        "Keskusteltu lääkäri Kor\u2060hosen kanssa.",
+        "Keskusteltu lää\u2060kärin kanssa.",
+    ),
+    "fullwidth": (
+        "Potilas Ｌｉｉｓａ Ｋｏｒｈｏｎｅｎ kävi.",
+        "Potilas Ａｒｔｏ Ｔｅｓｔａａｊａ kävi.",
+    ),
 }
 
 
@@ -485,6 +500,9 @@ PHONES = {
     "area-in-brackets": ("(040) 111 2233", "(040) 123 4567"),
     "00-prefix": ("00358 40 111 2233", "00358 40 123 4567"),
     "pairs": ("+358 40 111 22 33", "+358 40 123 45 67"),
+    # Other scripts' digits: libphonenumber reads every Nd digit, and so does a reader.
+    "fullwidth-digits": ("０４０ １１１ ２２３３", "０４０ １２３ ４５６７"),
+    "arabic-indic-digits": ("٠٤٠ ١١١ ٢٢٣٣", "٠٤٠ ١٢٣ ٤٥٦٧"),
 }
 
 
@@ -518,6 +536,9 @@ EMAILS = {
     "mailto-query": ("liisa.korhonen@gmail.com?subject=x", "maija@example.com?subject=x"),
     "percent-at": ("liisa.korhonen%40gmail.com", "maija%40example.com"),
     "fullwidth-at": ("liisa.korhonen\uff20gmail.com", "maija\uff20example.com"),
+    # Format characters an address parser refuses and a reader does not see.
+    "soft-hyphen-domain": ("liisa.korhonen@gm\u00adail.com", "liisa.korhonen@exam\u00adple.com"),
+    "zero-width-local": ("liisa\u200b.korhonen@gmail.com", "liisa\u200b.korhonen@example.com"),
 }
 #: (None open: a percent-encoded "@" in a mailto: URI and a fullwidth or small "@" were.)
 _EMAIL_HOLES: dict[str, pytest.MarkDecorator] = {}
@@ -550,8 +571,10 @@ def test_email_formats_block_reserved_twin_passes(fmt: str, pair: tuple[str, str
         ("Lähetetty osoitteeseen LIISA.KORHONEN@GMAIL.COM", "Lähetetty osoitteeseen M@EXAMPLE.COM"),
         ("Puh. 040 111 2233", "Puh. 040 123 4567"),
         ("Soita numeroon +358 (0)40 111 2233.", "Soita numeroon +358 (0)40 123 4567."),
+        ("Puh. ０４０ １１１ ２２３３", "Puh. ０４０ １２３ ４５６７"),
+        ("Yhteys: liisa\u00ad.korhonen@gmail.com", "Yhteys: maija\u00ad@example.com"),
     ],
-    ids=["email", "email-upper", "phone", "phone-trunk-zero"],
+    ids=["email", "email-upper", "phone", "phone-trunk-zero", "phone-fullwidth", "email-shy"],
 )
 def test_contacts_in_free_text_block_twins_pass(text: str, twin: str) -> None:
     from test_personal import cda

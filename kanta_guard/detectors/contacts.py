@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator
 from typing import Protocol
 
-from .. import contacts
+from .. import contacts, idcode
 from ..charset import sniff_bom, sniff_wide
 from ..model import Field, Hit, Role
 from ..rules import RuleSpec, rule
@@ -149,7 +149,20 @@ class ContactDetector:
         has_digits = self._phone and _digits_enough(value)
         if not (has_at or has_digits):
             return
-        emails = contacts.find_emails(value) if has_at else []
+        found = contacts.find_emails(value) if has_at else []
+        emails = [(value[a:b], address) for a, b, address in found]
+        if has_at and not value.isascii():
+            # Read as a reader sees it too: NFKC, format characters (a zero-width space, a soft
+            # hyphen pasted from a word processor) removed or as spaces (idcode.match_readings;
+            # the address parser refuses them as written).
+            seen = {address for _, address in emails}
+            for reading in idcode.match_readings(value)[1:]:
+                for a, b, address in contacts.find_emails(reading):
+                    # (The same address, or one whose local part a format character cut as
+                    # written: "maija<ZWSP>.virtanen@…" shows "virtanen@…" as written.)
+                    if not any(address.endswith(x) or x.endswith(address) for x in seen):
+                        seen.add(address)
+                        emails.append((reading[a:b], address))
         # Numbers are matched one at a time (the matcher is slow): a caller that stops early
         # does not pay for the rest of a long field.
         phones = contacts.iter_phones(value) if has_digits else iter(())
@@ -158,12 +171,12 @@ class ContactDetector:
         if not (emails or first) or field.role in _SKIPPED:
             return
         if emails:
-            for start, end, address in emails:
+            for raw, address in emails:
                 if not self.email_allowed(address):
                     yield Hit(
                         "email.personal",
                         field,
-                        value[start:end],
+                        raw,
                         contacts.mask_email(address),
                         "e-mail address outside the reserved test domains, not listed in "
                         "the policy or the registry",
@@ -215,6 +228,12 @@ class ContactDetector:
            (ASCII digits, spaces, "-", ".", brackets, a leading "+") is the same text in every
            field holding it, and is no needle if ``find_phones`` finds nothing in it or only
            listed numbers.
+        5. *Readings.* :meth:`detect` also reads an address in a field's NFKC reading with
+           format characters removed (``idcode.match_readings``: a zero-width space or a soft
+           hyphen in an address); a domain there need not stand in the bytes. With an "@",
+           a document holding a character that changes a reading is not screened (None).
+           (Numbers: libphonenumber reads them as written, format characters and every
+           script's digits included, and the regions hold them.)
 
         ``joined``: ``data`` is decoded text joined across markup and any stretch of it may be
         a field, so a domain or a region may be cut anywhere: the needles are each "@" with
@@ -236,6 +255,8 @@ class ContactDetector:
         needles: set[bytes] = set()
         text: str | None = None
         if email and b"@" in data:
+            if not idcode.reads_plainly(data):
+                return None  # (point 5)
             text = _decoded(data)
             if text is None:
                 return None
@@ -288,8 +309,11 @@ class ContactDetector:
             )
         for (before, after), region in regions:
             glued = before + region + after
-            if not (_CAN_START.search(glued) and _CAN_END.search(glued)):
-                continue  # no place a number find_phones reports could start or end
+            if glued.isascii() and not (_CAN_START.search(glued) and _CAN_END.search(glued)):
+                # No place a number find_phones reports could start or end. (Only for ASCII:
+                # libphonenumber reads every script's digits, and fullwidth or Arabic-Indic
+                # numbers are numbers; such a region's digit runs are needles below.)
+                continue
             if _plain(region):
                 # The letters or digits around it stand in every field holding it (point 2),
                 # and reject what they reject there; each number reported is a needle as it

@@ -31,7 +31,7 @@ import unicodedata
 from collections.abc import Iterator
 from typing import Any, NamedTuple, Protocol
 
-from .. import lexicon
+from .. import idcode, lexicon
 from ..charset import sniff_bom, sniff_wide
 from ..model import Field, Hit
 from ..names import name_parts
@@ -344,19 +344,32 @@ class NarrativeNameDetector:
     def detect(self, field: Field) -> Iterator[Hit]:
         """Hits for one field: each full name found, unless the registry knows it. Linear in
         the field's length: one pass over its words, a bounded look at each."""
-        text = field.value
-        if not text.isascii() and not unicodedata.is_normalized("NFC", text):
-            text = unicodedata.normalize("NFC", text)
-        for start, end, explanation in self._names(text):
-            raw = text[start:end]
+        for raw, explanation in self._found(field.value):
             yield Hit("name.narrative", field, raw, mask_name(raw), explanation)
 
     def count(self, field: Field) -> int:
         """How many hits :meth:`detect` would yield (no hit built)."""
-        text = field.value
-        if not text.isascii() and not unicodedata.is_normalized("NFC", text):
-            text = unicodedata.normalize("NFC", text)
-        return sum(1 for _ in self._names(text))
+        return sum(1 for _ in self._found(field.value))
+
+    def _found(self, text: str) -> Iterator[tuple[str, str]]:
+        """(name, explanation) of each name in ``text`` as written (in NFC) and in its other
+        readings (``idcode.match_readings``: NFKC, format characters removed or as spaces, so
+        that a soft hyphen or a zero-width space inside a name hides nothing), each once."""
+        if text.isascii():
+            for start, end, explanation in self._names(text):
+                yield text[start:end], explanation
+            return
+        readings = idcode.match_readings(text)
+        first = readings[0]
+        if not unicodedata.is_normalized("NFC", first):
+            first = unicodedata.normalize("NFC", first)
+        seen: set[str] = set()
+        for reading in (first, *readings[1:]):
+            for start, end, explanation in self._names(reading):
+                raw = reading[start:end]
+                if raw not in seen:
+                    seen.add(raw)
+                    yield raw, explanation
 
     def _names(self, text: str) -> Iterator[tuple[int, int, str]]:
         """(start, end, explanation) of every reportable name in ``text``."""
@@ -507,6 +520,22 @@ class NarrativeNameDetector:
 
     # -- screen -----------------------------------------------------------------------------
 
+    def _plain_readings(self, data: bytes) -> bool:
+        """True if no reading of UTF-8 ``data`` but as written (``idcode.match_readings``:
+        NFKC, format characters removed or as spaces) holds a pair the screen would name: then
+        every name :meth:`detect` finds in a reading stands as written."""
+        try:
+            text = data.decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError:
+            return True  # (not UTF-8: read one byte a character, as the screen does)
+        for reading in idcode.match_readings(text)[1:]:
+            encoded = reading.encode("utf-8", "surrogatepass")
+            if not idcode.reads_plainly(encoded):
+                return False  # (not expected: a reading is NFKC, without format characters)
+            if self.screen(encoded) != frozenset():
+                return False
+        return True
+
     def screen(self, data: bytes, *, joined: bool = False) -> frozenset[bytes] | None:
         """Which fields of this document (its UTF-8 text, markup included) could hold a name
         :meth:`detect` reports? The needles are surnames, as they stand in ``data``.
@@ -537,7 +566,12 @@ class NarrativeNameDetector:
            separator run (the first word a suffix of its run, the second a prefix), and the
            needle (the surname, or the shortest suffix or prefix of the run that reads as one)
            is a part of the field's word.
-        4. ``joined``: ``data`` is decoded text joined across markup. It names nothing: a
+        5. *Readings.* :meth:`detect` also reads a field's NFKC reading with format
+           characters removed or as spaces (``idcode.match_readings``: a soft hyphen or a
+           zero-width space pasted into a name, fullwidth letters), whose words need not stand
+           in the bytes: a document with such a character is screened as written only if no
+           such reading of it holds a candidate pair at all (``_plain_readings``), else None.
+        6. ``joined``: ``data`` is decoded text joined across markup. It names nothing: a
            name that markup splits (``Matti <b>Virtanen</b>``) is read as a reader reads it,
            from the field of the element holding the mixed content (``parsers/xml.py``
            ``_mixed_fields``), which this screen screens as any other field; the joined text
@@ -551,6 +585,8 @@ class NarrativeNameDetector:
             return frozenset()
         if any(holds(data, marker, rare) for marker, rare in _DECODED):
             return None
+        if not data.isascii() and not idcode.reads_plainly(data) and not self._plain_readings(data):
+            return None  # (point 5)
         try:
             text_ok = data.decode("utf-8")
         except UnicodeDecodeError:
@@ -581,6 +617,7 @@ class NarrativeNameDetector:
 
 
 # -- the screen's machinery -------------------------------------------------------------------
+
 
 _DECODED = ((b"&#", 0), (b"\\u", 0), (b"<![CDATA[", 2))
 # JSON escapes that a parser decodes: the ones of letters (\b \f \n \r \t) become separators.
