@@ -15,6 +15,7 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from functools import lru_cache
+from typing import NamedTuple
 from urllib.parse import unquote
 
 import phonenumbers
@@ -358,21 +359,114 @@ def iter_phones(text: str, region: str = "FI") -> Iterator[tuple[int, int, str]]
 _CAN_START = re.compile(r"(?<![0-9A-Za-z])(?<![0-9][./\-])[+(\[\uff0b\uff08\uff3b0\uff10]")
 
 
-def _valid_358_patterns() -> list[str]:
-    """Every number type's pattern of national significant numbers, for both regions of
-    country code 358 (Finland and Åland), each once: a number libphonenumber calls valid fits
-    one of them (``is_valid_number`` asks for one type's pattern and more)."""
+_NUMBER_TYPES = (
+    "fixed_line", "mobile", "toll_free", "premium_rate", "shared_cost", "personal_number",
+    "voip", "pager", "uan", "voicemail",
+)  # fmt: skip
+
+
+def _type_patterns(country_code: int) -> list[str]:
+    """Every number type's pattern of national significant numbers for the regions of a
+    country code, each once: a number libphonenumber calls valid fits one of them
+    (``is_valid_number`` asks for one type's pattern and more)."""
     patterns: dict[str, None] = {}
-    for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE[358]:
-        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
-        for kind in (
-            "fixed_line", "mobile", "toll_free", "premium_rate", "shared_cost",
-            "personal_number", "voip", "pager", "uan", "voicemail",
-        ):  # fmt: skip
+    for metadata in _metadata(country_code):
+        for kind in _NUMBER_TYPES:
             desc = getattr(metadata, kind, None)
             if desc is not None and desc.national_number_pattern:
                 patterns[desc.national_number_pattern] = None
     return list(patterns)
+
+
+def _metadata(country_code: int) -> list[phonenumbers.PhoneMetadata]:
+    found = []
+    for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(country_code, ()):
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(
+            country_code, region
+        )
+        if metadata is not None:
+            found.append(metadata)
+    return found
+
+
+def _valid_358_patterns() -> list[str]:
+    """The number types of country code 358 (Finland and Åland)."""
+    return _type_patterns(358)
+
+
+type _Prefix = tuple[re.Pattern[str], str | None]
+
+
+class _Country(NamedTuple):
+    """What :func:`_international_may_be_valid` asks of a country code."""
+
+    #: Its number types as one pattern.
+    types: re.Pattern[str]
+    #: The lengths its national numbers may have (its regions' general descriptions: a valid
+    #: number has one); empty if some region does not say.
+    lengths: frozenset[int]
+    #: Its regions' national prefixes as ``parse`` strips them after the code
+    #: (``national_prefix_for_parsing``), with the rule some regions rewrite the number with
+    #: (``national_prefix_transform_rule``).
+    prefixes: tuple[_Prefix, ...]
+
+
+@lru_cache(maxsize=256)
+def _international(country_code: int) -> _Country:
+    """What a country code's metadata says of valid numbers (``_Country``)."""
+    types = re.compile(
+        "|".join(f"(?:{p})" for p in _type_patterns(country_code)) or "(?!)", re.ASCII
+    )
+    prefixes: dict[_Prefix, None] = {}
+    lengths: set[int] = set()
+    said = True
+    for metadata in _metadata(country_code):
+        if metadata.national_prefix_for_parsing:
+            pattern = re.compile(metadata.national_prefix_for_parsing)
+            prefixes[pattern, metadata.national_prefix_transform_rule or None] = None
+        general = metadata.general_desc
+        possible = [n for n in (general.possible_length or ()) if n > 0] if general else []
+        said = said and bool(possible)
+        lengths.update(possible)
+    return _Country(types, frozenset(lengths) if said else frozenset(), tuple(prefixes))
+
+
+def _international_may_be_valid(digits: str) -> bool | None:
+    """Whether ``digits`` after a plus sign or an international prefix could be read as a
+    valid number of some country: its country code as ``parse`` takes it (the first of its
+    1-3 leading digits that is one; none starts with "0"), and the rest as it is, with a
+    national prefix of one of its regions taken off, or rewritten by that region's rule
+    (``_maybe_strip_national_prefix_carrier_code``), fitting one of its number types. None if
+    no country code starts it (``parse`` then raises, or after a plus sign reads the digits
+    again as if there were none)."""
+    if not digits or digits[0] == "0":
+        return None
+    for size in (1, 2, 3):
+        code = int(digits[:size])
+        if code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            break
+    else:
+        return None
+    country = _international(code)
+    lengths = country.lengths
+
+    def fits(number: str) -> bool:
+        return (not lengths or len(number) in lengths) and bool(country.types.fullmatch(number))
+
+    rest = digits[size:]
+    if fits(rest):
+        return True
+    for prefix, rule in country.prefixes:
+        found = prefix.match(rest)
+        if found is None:
+            continue
+        groups = found.groups()
+        if rule is not None and groups and groups[-1] is not None:
+            if fits(prefix.sub(rule, rest, count=1)):
+                return True
+        elif fits(rest[found.end() :]):
+            return True
+    return False
 
 
 #: A national significant number of 358 as ``parse`` may read it from a string's digits: a
@@ -387,10 +481,8 @@ _NATIONAL_358 = re.compile(
 #: followed by a "0" is none, since no country code starts with one).
 _FI = phonenumbers.PhoneMetadata.metadata_for_region("FI")
 _IDD = re.compile((_FI.international_prefix if _FI is not None else None) or "00").match
-#: Characters after which libphonenumber reads a number as international (a plus sign) or
-#: the rest as an extension ("~"; the other markers hold letters, "#", "," or ";", which no
-#: region holds).
-_INTERNATIONAL_OR_EXTENSION = frozenset("+~")
+#: Where ``parse`` starts reading a number: its first digit or plus sign.
+_NUMBER_START = re.compile(r"[+0-9]")
 _NOT_ASCII_DIGITS = re.compile(r"[^0-9]+")
 #: The matcher's splits of a candidate that is no number as a whole (its ``_INNER_MATCHES``).
 _INNER: tuple[re.Pattern[str], ...] | None = getattr(_matcher, "_INNER_MATCHES", None)
@@ -417,28 +509,40 @@ def may_hold_number(candidate: str) -> bool:
     searches, where the matcher's parses cost 70-200 µs a candidate (a body of distinct
     numbers that are none, such as dates, decimals or ``(0) 12345678``, cost that each).
 
-    Why (for an ASCII candidate without a plus sign or an extension marker, the only kind it
-    judges; anything else is True): the matcher parses the candidate and its inner splits
+    Why (for an ASCII candidate without an extension marker, "~", the only kind it judges;
+    anything else is True): the matcher parses the candidate and its inner splits
     (``_parsed_strings``, the same patterns) and reports the first that is a valid number.
-    ``parse`` reads all the digits of a string (a region holds no letters). Without a plus
-    sign, a number is international only after an international prefix (Finland's: "00" or
-    "99…", before a digit that is not "0": True); else its country code is 358 and its
-    national significant number is those digits with a trunk prefix "0", or "358" and up to
-    two "0", taken off at most, and it must fit a number type of Finland or Åland to be valid
-    (``_NATIONAL_358``). tests/test_contacts.py holds it to the matcher on random regions.
+    ``parse`` reads a string from its first digit or plus sign, and all the digits after it (a
+    region holds no letters). After a plus sign (unless no country code follows: then it reads
+    the digits again without it), or an international prefix (Finland's: "00" or "99…",
+    before a digit that is not "0"), a country code follows and the rest, with at
+    most a national prefix of its regions taken off, must fit one of its number types
+    (``_international_may_be_valid``; a country whose national numbers ``parse`` rewrites is
+    True). Else the country code is 358 and the national significant number is the digits
+    with a trunk prefix "0", or "358" and up to two "0", taken off at most, and it must fit a
+    number type of Finland or Åland (``_NATIONAL_358``). tests/test_contacts.py holds it to
+    the matcher on random regions.
     """
-    if _INNER is None or not candidate.isascii():
-        return True
-    if not _INTERNATIONAL_OR_EXTENSION.isdisjoint(candidate):
+    if _INNER is None or not candidate.isascii() or "~" in candidate:
         return True
     national = _NATIONAL_358.fullmatch
     for text in _parsed_strings(candidate):
-        digits = _NOT_ASCII_DIGITS.sub("", text)
-        if not digits:
+        start = _NUMBER_START.search(text)
+        if start is None:
             continue
+        digits = _NOT_ASCII_DIGITS.sub("", text[start.start() :])
+        if text[start.start()] == "+":
+            after_plus = _international_may_be_valid(digits)
+            if after_plus:
+                return True
+            if after_plus is not None:
+                continue
+            # No country code after the plus sign: parse reads the digits again without it.
         idd = _IDD(digits)
         if idd is not None and len(digits) > idd.end() and digits[idd.end()] != "0":
-            return True  # an international prefix: a number of any country follows
+            if _international_may_be_valid(digits[idd.end() :]):
+                return True
+            continue
         if national(digits):
             return True
     return False

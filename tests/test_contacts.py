@@ -314,6 +314,7 @@ def test_mask_address() -> None:
 _GROUP_STARTS = (
     "0", "04", "040", "050", "09", "358", "3580", "35800", "00", "000", "99", "990", "9951",
     "1", "10", "19", "2", "20", "29", "3", "5", "6", "7", "75", "8", "018", "020", "0800",
+    "+", "+358", "+1", "+46", "+549", "+7", "+39", "+800", "001", "0046", "00549", "+0", "+00",
 )  # fmt: skip
 _SEPARATORS = (" ", "-", ".", "/", "(", ")", "[", "]", "  ", " - ", ". ", "/ ", ") ", " (", "--")
 
@@ -362,8 +363,11 @@ def test_the_candidate_walk_finds_what_the_matcher_finds(text: str) -> None:
         ("000019100", False),  # the zeros after the trunk prefix are kept: 00019100
         ("040 123 4567", True),
         ("3580025120914", True),  # 358, two trunk prefixes taken off: +35825120914
-        ("0.01234", True),  # 00 1234: an international prefix, +1 234 (the matcher decides)
-        ("+46 8 123 456", True),  # a plus sign: any country
+        ("0.01234", False),  # 00 1234: an international prefix, and +1 234 is no number
+        ("0.0123456789", False),  # +1 23456789: too short for North America
+        ("+00000000005", False),  # no country code starts with 0
+        ("+46 8 123 456", True),  # Sweden
+        ("+54 9 11 1234 5678", True),  # Argentina, which parse rewrites (9 11 … -> 11 15 …)
         ("040 1234567 ~ 12", True),  # an extension marker
         ("０４０ １２３ ４５６７", True),  # not ASCII: the matcher decides
     ],
