@@ -37,6 +37,7 @@ __all__ = [
     "TOKEN",
     "Kind",
     "broken_tokens",
+    "changing_characters",
     "classify",
     "clip",
     "find_tokens",
@@ -439,6 +440,12 @@ def _changes(data: bytes) -> bool:
     """
     rest = data.translate(None, _ASCII)
     return bool(rest) and not _normal_tables()[3].isdisjoint(rest.decode("utf-8", "surrogatepass"))
+
+
+def changing_characters() -> frozenset[str]:
+    """The characters that can make a :func:`match_readings` reading differ from the text as
+    written (format characters; compatibility forms of letters, digits, signs, separators)."""
+    return _normal_tables()[3]
 
 
 def match_readings(text: str) -> list[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from helpers import cda
@@ -208,19 +208,31 @@ def test_screen_cannot_tell_through_escapes(data: bytes) -> None:
 
 
 def test_screen_is_fast_on_a_clean_cda() -> None:
-    """A 30 KB CDA without contacts (timestamps, OIDs, identifiers) is screened in tens of µs."""
+    """A 30 KB CDA without contacts (timestamps, OIDs, identifiers) is screened in about the
+    time lxml parses it."""
     body = _clean_cda()
     chunk = body[body.index(b"<component>") :] if b"<component>" in body else body
     data = body
     while len(data) < 30_000:
         data += chunk
     assert DETECTOR.screen(data) == frozenset()
-    rounds = 200
-    started = time.perf_counter()
-    for _ in range(rounds):
-        DETECTOR.screen(data)
-    per_call = (time.perf_counter() - started) / rounds
-    assert per_call < 500e-6, per_call  # (measured ~tens of µs; the bound is for slow CI)
+    from lxml import etree
+
+    def best(call: Callable[[], object]) -> float:
+        times = []
+        for _ in range(7):
+            started = time.perf_counter()
+            for _ in range(20):
+                call()
+            times.append(time.perf_counter() - started)
+        return min(times)
+
+    # Against lxml's parse of the same bytes, measured in the same run (a machine's speed
+    # cancels out; a fixed 500 µs failed on a slower machine): measured about 1x.
+    # (The chunks repeat after the root's end: the one document's parse, scaled to the size.)
+    parse = best(lambda: etree.fromstring(body)) * len(data) / len(body)
+    screen = best(lambda: DETECTOR.screen(data))
+    assert screen < 4 * parse, (screen, parse)
 
 
 # Pieces of documents: contacts personal and reserved, look-alikes, separators and markup.

@@ -230,8 +230,10 @@ class ContactDetector:
            listed numbers.
         5. *Readings.* :meth:`detect` also reads an address in a field's NFKC reading with
            format characters removed (``idcode.match_readings``: a zero-width space or a soft
-           hyphen in an address); a domain there need not stand in the bytes. With an "@",
-           a document holding a character that changes a reading is not screened (None).
+           hyphen in an address). A reading changes an address's domain only where such a
+           character stands in the domain as written or ends it: there the screen cannot tell
+           (None); elsewhere every reading's domain is the one written, and its needle
+           stands in the field.
            (Numbers: libphonenumber reads them as written, format characters and every
            script's digits included, and the regions hold them.)
 
@@ -255,8 +257,6 @@ class ContactDetector:
         needles: set[bytes] = set()
         text: str | None = None
         if email and b"@" in data:
-            if not idcode.reads_plainly(data):
-                return None  # (point 5)
             text = _decoded(data)
             if text is None:
                 return None
@@ -277,6 +277,15 @@ class ContactDetector:
         at = text.find("@")
         while at != -1:
             end = contacts.domain_end(text, at)  # (the scan detect makes)
+            # The domain and the character that ends it (past trailing dots and hyphens): a
+            # character there that a reading removes or turns into a domain's (a soft hyphen,
+            # a fullwidth letter) gives that reading another domain (point 5).
+            tail = end
+            while tail < len(text) and text[tail] in ".-":
+                tail += 1
+            window = text[at + 1 : tail + 1]
+            if not window.isascii() and not idcode.changing_characters().isdisjoint(window):
+                return False
             before = text[at - 1] if at else ""
             if (
                 end > at + 1
