@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterator
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import NamedTuple
 from urllib.parse import unquote
 
@@ -28,6 +28,7 @@ __all__ = [
     "MIN_PHONE_DIGITS",
     "RESERVED_DOMAINS",
     "RESERVED_SUFFIXES",
+    "ascii_digits",
     "domain_end",
     "email_domain",
     "find_emails",
@@ -503,14 +504,27 @@ def _parsed_strings(candidate: str) -> Iterator[str]:
             found = pattern.search(candidate, found.start() + 1)
 
 
+@cache
+def ascii_digits() -> dict[int, str]:
+    """Every decimal digit (Unicode Nd) to its ASCII digit, and the fullwidth plus sign to "+"."""
+    table = {
+        point: str(unicodedata.decimal(chr(point)))
+        for point in range(0x80, 0x20000)
+        if unicodedata.category(chr(point)) == "Nd"
+    }
+    table[0xFF0B] = "+"
+    return table
+
+
 def may_hold_number(candidate: str) -> bool:
     """False only if libphonenumber's matcher (leniency VALID, default region FI) finds no
     number in ``candidate``, a candidate of its own pattern: a few regular-expression
     searches, where the matcher's parses cost 70-200 µs a candidate (a body of distinct
     numbers that are none, such as dates, decimals or ``(0) 12345678``, cost that each).
 
-    Why (for an ASCII candidate without an extension marker, "~", the only kind it judges;
-    anything else is True): the matcher parses the candidate and its inner splits
+    Why (for a candidate without an extension marker, "~", the only kind it judges; its
+    digits of other scripts read as ASCII ones, as ``parse`` reads them; anything else is
+    True): the matcher parses the candidate and its inner splits
     (``_parsed_strings``, the same patterns) and reports the first that is a valid number.
     ``parse`` reads a string from its first digit or plus sign, and all the digits after it (a
     region holds no letters). After a plus sign (unless no country code follows: then it reads
@@ -523,8 +537,12 @@ def may_hold_number(candidate: str) -> bool:
     number type of Finland or Åland (``_NATIONAL_358``). tests/test_contacts.py holds it to
     the matcher on random regions.
     """
-    if _INNER is None or not candidate.isascii() or "~" in candidate:
+    if _INNER is None or "~" in candidate or "\uff5e" in candidate:
         return True
+    if not candidate.isascii():
+        # Every script's digits as ASCII ones, a fullwidth plus sign as "+": parse reads them
+        # so, and no split of the matcher's falls on a digit.
+        candidate = candidate.translate(ascii_digits())
     national = _NATIONAL_358.fullmatch
     for text in _parsed_strings(candidate):
         start = _NUMBER_START.search(text)

@@ -316,13 +316,19 @@ class ContactDetector:
             regions = (
                 (_context(text, s, e), text[s:e]) for s, e in contacts.phone_regions(_spaced(text))
             )
+        read: set[str] = set()  # each distinct region (with its context) is read once
         for (before, after), region in regions:
             glued = before + region + after
-            if glued.isascii() and not (_CAN_START.search(glued) and _CAN_END.search(glued)):
-                # No place a number find_phones reports could start or end. (Only for ASCII:
-                # libphonenumber reads every script's digits, and fullwidth or Arabic-Indic
-                # numbers are numbers; such a region's digit runs are needles below.)
+            if glued in read:
                 continue
+            read.add(glued)
+            # (libphonenumber reads every script's digits, and a fullwidth plus sign or
+            # bracket as the ASCII one: the starts and ends are found in that reading.)
+            shape = glued
+            if not glued.isascii() and _OTHER_SHAPES.search(glued) is not None:
+                shape = glued.translate(_ASCII_SHAPES)  # (slow: only where it changes some)
+            if not (_CAN_START.search(shape) and _CAN_END.search(shape)):
+                continue  # no place a number find_phones reports could start or end
             if _plain(region):
                 # The letters or digits around it stand in every field holding it (point 2),
                 # and reject what they reject there; each number reported is a needle as it
@@ -350,6 +356,9 @@ class ContactDetector:
 # letter, a digit or "digit." / "digit-" / "digit/"; not before their mirror images).
 _CAN_START = re.compile(r"(?<![0-9A-Za-z])(?<![0-9][./\-])[+(\[0]")
 _CAN_END = re.compile(r"[0-9](?![0-9A-Za-z])(?![./\-][0-9])")
+#: Every script's digits as ASCII ones, fullwidth "+", "(" and "[" as ASCII ones.
+_ASCII_SHAPES = {**contacts.ascii_digits(), 0xFF08: "(", 0xFF3B: "["}
+_OTHER_SHAPES = re.compile(r"(?![0-9])\d|[\uff08\uff0b\uff3b]")
 _REGION_ASCII = frozenset(b"0123456789 -.()[]/~+\t\r\n")
 #: ``contacts.MIN_PHONE_DIGITS`` ASCII digits (stops at the last one: a long region is not read
 #: to its end, and the two classes are disjoint, so it never backtracks).
@@ -380,7 +389,9 @@ def _byte_regions(data: bytes) -> Iterator[tuple[tuple[str, str], str]]:
             yield _context(data, start, done), raw.decode("utf-8", "replace")
 
 
-_PLAIN = re.compile(r"\+?[0-9 ().\-]+", re.ASCII)
+# (Any script's digits: a region's characters as written are the same in every field holding
+# it, and libphonenumber reads every Nd digit.)
+_PLAIN = re.compile(r"[+\uff0b]?[\d ().\-]+")
 
 
 def _plain(region: str) -> bool:
