@@ -68,7 +68,6 @@ class _Tally:
     """What one scan has found so far: the findings kept, the rest counted, the fields read."""
 
     __slots__ = (
-        "blocks",
         "certificates",
         "dedupe",
         "fields",
@@ -92,8 +91,7 @@ class _Tally:
         self.omitted_rank = 0
         self.fields = 0
         self.dedupe = False
-        self.blocks = False  # a finding kept blocks
-        self.rank = 0  # the highest action rank of a finding kept
+        self.rank = 0  # the highest action rank of a finding kept (2: one blocks)
         #: The detectors still asked about fields: past the cap, those whose rules cannot
         #: raise the verdict any more are left out (``Scanner._quiet``).
         self.running = detectors
@@ -108,7 +106,7 @@ class _Tally:
     @property
     def full(self) -> bool:
         """True once the cap is reached and something already blocks: only counting is left."""
-        return len(self.findings) >= MAX_FINDINGS and (self.blocks or self.omitted_rank == 2)
+        return len(self.findings) >= MAX_FINDINGS and max(self.rank, self.omitted_rank) == 2
 
     def add(self, finding: Finding) -> None:
         key = (finding.rule, finding.location, finding.value_hash)
@@ -116,7 +114,6 @@ class _Tally:
             return
         self.keys.add(key)
         self.findings.append(finding)
-        self.blocks = self.blocks or finding.action is Action.BLOCK
         self.rank = max(self.rank, _RANK[finding.action])
 
 
