@@ -539,6 +539,9 @@ EMAILS = {
     # Format characters an address parser refuses and a reader does not see.
     "soft-hyphen-domain": ("liisa.korhonen@gm\u00adail.com", "liisa.korhonen@exam\u00adple.com"),
     "zero-width-local": ("liisa\u200b.korhonen@gmail.com", "liisa\u200b.korhonen@example.com"),
+    # Full stops IDNA reads as dots (the screen took "gmail．com" for a domain without one).
+    "fullwidth-dot-domain": ("liisa.korhonen@gmail\uff0ecom", "liisa.korhonen@example\uff0ecom"),
+    "ideographic-dot-domain": ("liisa.korhonen@gmail\u3002com", "liisa.korhonen@example\u3002com"),
 }
 #: (None open: a percent-encoded "@" in a mailto: URI and a fullwidth or small "@" were.)
 _EMAIL_HOLES: dict[str, pytest.MarkDecorator] = {}
@@ -573,8 +576,17 @@ def test_email_formats_block_reserved_twin_passes(fmt: str, pair: tuple[str, str
         ("Soita numeroon +358 (0)40 111 2233.", "Soita numeroon +358 (0)40 123 4567."),
         ("Puh. ０４０ １１１ ２２３３", "Puh. ０４０ １２３ ４５６７"),
         ("Yhteys: liisa\u00ad.korhonen@gmail.com", "Yhteys: maija\u00ad@example.com"),
+        ("Yhteys: liisa.korhonen@gmail\uff0ecom", "Yhteys: maija@example\uff0ecom"),
     ],
-    ids=["email", "email-upper", "phone", "phone-trunk-zero", "phone-fullwidth", "email-shy"],
+    ids=[
+        "email",
+        "email-upper",
+        "phone",
+        "phone-trunk-zero",
+        "phone-fullwidth",
+        "email-shy",
+        "email-fullwidth-dot",
+    ],
 )
 def test_contacts_in_free_text_block_twins_pass(text: str, twin: str) -> None:
     from test_personal import cda

@@ -150,3 +150,38 @@ def test_below_the_cap_nothing_is_left_out() -> None:
     )
     assert report.verdict is Verdict.BLOCK
     assert len(report.findings) == 51 and not report.omitted and not report.omitted_partial
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "extra_headers"),
+    [
+        ('{"a": "PHONES", "b": "131052-308T"}', "application/json", ()),
+        ('{"a": "PHONES", "b": "liisa@gmail.com"}', "application/json", ()),
+        (
+            '<r><p>PHONES</p><id root="1.2.246.21" extension="131052-308T"/></r>',
+            "application/xml",
+            (),
+        ),
+        ("<r><p>PHONES</p><t>liisa@gm\u00adail.com</t></r>", "application/xml", ()),
+        ("PHONES\n\uff11\uff13\uff11\uff10\uff15\uff12-\uff13\uff10\uff18\uff34", "text/plain", ()),
+        ("potilas 131052-308T", "text/plain", (("X-Note", "PHONES"),)),
+    ],
+    ids=[
+        "json-code",
+        "json-email",
+        "xml-attribute-code",
+        "xml-shy-email",
+        "fullwidth-code",
+        "header",
+    ],
+)
+def test_a_flood_of_warnings_hides_no_block_elsewhere(
+    body: str, content_type: str, extra_headers: tuple[tuple[str, str], ...]
+) -> None:
+    """A flood of phone warnings in one place (a JSON member, an element, a header), and a
+    real code or personal e-mail in another, the way a careless system sends both: blocks."""
+    phones = _phones(3_000)
+    extra = ((k, v.replace("PHONES", phones)) for k, v in extra_headers)
+    headers = (("Content-Type", content_type + "; charset=utf-8"), *extra)
+    request = Request("POST", "/x", headers, body.replace("PHONES", phones).encode(), "x")
+    assert SCANNER.scan(request).verdict is Verdict.BLOCK

@@ -34,6 +34,7 @@ _DECODED = ((b"&#", 0), (b"\\u", 0), (b"\\U", 0), (b"<![CDATA[", 2))
 # A domain no valid address has: it starts with a dot or a hyphen, or has no dot between
 # labels (email_validator requires a dotted, globally resolvable name; a superset kept).
 _NO_DOMAIN = re.compile(r"[.\-]|[^.]*\Z")
+_IDNA_DOTS = str.maketrans("\u3002\uff0e\uff61", "...")
 _PERCENT = re.compile(rb"%(?:0[9ADad]|[23][0-9A-Fa-f]|40|5[BDbd]|7[Ee]|[89A-Fa-f][0-9A-Fa-f])")
 # Bytes of a region (contacts.phone_regions) as the bytes of an ASCII-compatible document show
 # it, with the whitespace an XML attribute value turns into spaces (XML 1.0 §3.3.3) and the
@@ -293,10 +294,13 @@ class ContactDetector:
                 and (ord(before) > 0x7F or ord(before) in _LOCAL_END or before.isalpha())
             ):
                 domain = text[at + 1 : end]
+                # (IDNA reads the ideographic and fullwidth full stops as dots, and so does the
+                # address parser: "gmail．com" is gmail.com.)
+                dotted = domain.translate(_IDNA_DOTS) if not domain.isascii() else domain
                 # A percent-escape or entity right after could lengthen the domain decoded.
-                if _NO_DOMAIN.match(domain) and text[end : end + 1] != "%":
+                if _NO_DOMAIN.match(dotted) and text[end : end + 1] != "%":
                     pass  # no address has this domain (email_validator wants labels, a dot)
-                elif not (self._domain_allowed(domain) and text[end : end + 1] != "%"):
+                elif not (self._domain_allowed(dotted) and text[end : end + 1] != "%"):
                     needles.add(("@" + domain).encode("utf-8", "surrogatepass"))
                     if len(needles) > MAX_NEEDLES:
                         return False
