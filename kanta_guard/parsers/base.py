@@ -380,7 +380,9 @@ def _long_spans(
         start = match.start() + 1 if same else data.rfind(opener, match.start(), end) + 1
         # The closer of this segment may open the next one (quotes): search again from it.
         pos = end
-        if first_line(data, start, end) is not None:
+        # A segment shorter than MIN_BASE64 is short Base64 or none (``_compact`` refuses it;
+        # escapes only shorten what is read): the short search gives it if ``_short`` may take it.
+        if end - start >= MIN_BASE64 and first_line(data, start, end) is not None:
             yield start, end
 
 
