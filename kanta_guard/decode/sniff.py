@@ -191,8 +191,11 @@ def sniff(data: bytes) -> str | None:
     head = data[:8]
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")):
         return ZIP  # APPNOTE.TXT §4.3.7 (local header), §4.3.16 (empty archive), §8.5.3 (split)
-    if head.startswith(b"\x1f\x8b"):
-        return GZIP  # RFC 1952 §2.3.1
+    if head.startswith(b"\x1f\x8b\x08") and not (head[3:4] and head[3] & 0xE0):
+        # RFC 1952 §2.3.1: the magic, CM 8 (deflate, the only method defined) and no reserved
+        # FLG bit set; zlib reads no other, so bytes that merely begin with the magic (one
+        # random Base64 blob in 65536: a digest, a signature) are no gzip to any reader.
+        return GZIP
     if head.startswith(b"BZh") and data[3:4] in b"123456789" and data[4:10] == b"1AY&SY":
         return BZIP2
     if head.startswith(b"\xfd7zXZ\x00"):
