@@ -131,6 +131,10 @@ def parse_email(text: str) -> str | None:
         except EmailNotValidError:
             return None
         return f"{local}@{domain.lower().rstrip('.')}"
+    if len(result.domain.rpartition(".")[2]) < 2:
+        # No top-level domain of one character is delegated (the root zone has none: IANA's
+        # list): such an address reaches no one. Binary read as text makes them ("‡œ@6º.é").
+        return None
     return f"{local}@{result.domain}"
 
 
