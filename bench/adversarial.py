@@ -103,6 +103,24 @@ def _short_b64(size: int, sep: str, before: str = "", after: str | None = None) 
     return "".join(out).removesuffix(sep)
 
 
+def _random_b64(size: int, before: str, after: str, sep: str = "") -> str:
+    """Distinct Base64 texts of 24 random bytes (a seeded generator: the same input each run),
+    each long enough to be decoded whatever it spells: a nested payload apiece, which the
+    XML parser locates at its node only when asked (a walk of the tree per text was
+    quadratic)."""
+    import base64
+    import random
+
+    rng = random.Random(7)
+    out: list[str] = []
+    total = 0
+    while total < size:
+        piece = f"{before}{base64.b64encode(rng.randbytes(24)).decode()}{after}{sep}"
+        out.append(piece)
+        total += len(piece)
+    return "".join(out).removesuffix(sep)
+
+
 #: name -> builder of a request of about ``size`` bytes.
 GENERATORS: dict[str, Callable[[int], Request]] = {
     "header of OID tag fragments": lambda n: Request(
@@ -138,6 +156,12 @@ GENERATORS: dict[str, Callable[[int], Request]] = {
     ),
     "XML of short Base64 texts": lambda n: _post(
         "<r>" + _short_b64(n, "", "<a>", "</a>") + "</r>", "application/xml"
+    ),
+    "XML of random Base64 texts": lambda n: _post(
+        "<r>" + _random_b64(n, "<a>", "</a>") + "</r>", "application/xml"
+    ),
+    "JSON array of random Base64 strings": lambda n: _post(
+        "[" + _random_b64(n, '"', '"', ", ") + "]", "application/json"
     ),
     "text of distinct phone-like numbers": lambda n: _post(
         " ".join(f"puh 040 {i:07d}" for i in range(max(1, n // 16))), "text/plain"

@@ -14,10 +14,12 @@ from conftest import TEST_KEY
 from helpers import REAL, REAL_2, TEST, b64, cda, code, render
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from lxml import etree
 from test_detectors_narrative import _sentences
 from test_screen import FAST, FULL, _key
 
 from kanta_guard import KeyedHasher, Request, Scanner, Verdict, load_policy
+from kanta_guard.parsers import xml as xml_module
 
 #: A real-range code with a letter sign (2000s): 11 letters and digits, the longest kind.
 REAL_A = code("020516", "A", 123)
@@ -688,3 +690,55 @@ def test_a_split_name_is_found_in_every_carrier(carrier: str) -> None:
     assert "name.narrative" in report.rules, report.as_dict()
     twin = PERSONAL.scan(_split_name_carriers("potilas")[carrier])
     assert "name.narrative" not in twin.rules, twin.as_dict()
+
+
+def test_repeated_base64_texts_are_each_located_at_their_own_node() -> None:
+    """The same Base64 text in several texts, a tail and attributes: what it decodes to is
+    reported at each node that holds it, in document order (one index of the tree locates
+    them all: a walk per text was quadratic in a document of many)."""
+    b = b64(f"Potilas {REAL} kotona tänään")
+    doc = f'<r><a>{b}</a><b/>{b}<c x="{b}"/><d> {b}\n</d><e y="{b}"/><f x="{b}"/></r>'
+    verdict, locations = _both(_post(doc))
+    assert verdict is Verdict.BLOCK
+    assert sorted(locations) == sorted(
+        [
+            "/r/a!base64:line 1",
+            "/r/b/following::text()[1]!base64:line 1",
+            "/r/c/@x!base64:line 1",
+            "/r/d!base64:line 1",
+            "/r/e/@y!base64:line 1",
+            "/r/f/@x!base64:line 1",
+        ]
+    ), locations
+
+
+_TAGS = st.sampled_from(["a", "b", "{urn:x}a", "{urn:y}b"])
+
+
+@st.composite
+def _trees(draw: st.DrawFn, depth: int = 3) -> etree._Element:
+    """Trees of repeated, namespaced tags, with comments and processing instructions."""
+    root = etree.Element(draw(_TAGS))
+    parents = [root]
+    for _ in range(draw(st.integers(0, 25))):
+        parent = draw(st.sampled_from(parents))
+        kind = draw(st.sampled_from(["el", "el", "el", "comment", "pi"]))
+        if kind == "comment":
+            parent.append(etree.Comment("c"))
+        elif kind == "pi":
+            parent.append(etree.ProcessingInstruction("p", "d"))
+        else:
+            child = etree.SubElement(parent, draw(_TAGS))
+            if len(parents) < 4 * depth:
+                parents.append(child)
+    return root
+
+
+@settings(max_examples=200, deadline=None)
+@given(_trees())
+def test_the_node_index_paths_are_the_xpaths(root: etree._Element) -> None:
+    """Each step's position looked up in its parent's table gives the XPath lxml's own walk
+    gives, for every element, comment and processing instruction."""
+    nodes = xml_module._NodeIndex(lambda: root)
+    for el in root.iter():
+        assert nodes.path(el) == xml_module._xpath(el)

@@ -120,6 +120,26 @@ def _step(el: etree._Element) -> str:
     return "/" + name
 
 
+def _child_steps(parent: etree._Element) -> dict[etree._Element, str]:
+    """``_step`` of each child of ``parent``, in one pass over them (and one to count)."""
+    counts: dict[object, int] = {}
+    for child in parent:
+        tag = child.tag if isinstance(child.tag, str) else None
+        counts[tag] = counts.get(tag, 0) + 1
+    seen: dict[object, int] = {}
+    table: dict[etree._Element, str] = {}
+    for child in parent:
+        if isinstance(child.tag, str):
+            n = seen[child.tag] = seen.get(child.tag, 0) + 1
+            name = _local(child.tag)
+            table[child] = f"/{name}[{n}]" if counts[child.tag] > 1 else "/" + name
+        else:
+            n = seen[None] = seen.get(None, 0) + 1
+            kind = "comment()" if isinstance(child, etree._Comment) else "processing-instruction()"
+            table[child] = f"/{kind}[{n}]"
+    return table
+
+
 _CLARK_NS = re.compile(r"\{[^}]*\}")
 
 
@@ -452,11 +472,14 @@ class XmlParser:
         certificates, yielded as such (``certificate_items``) without a parser's dispatch;
         "jose": the texts hold JOSE compact tokens (``jose_nested``)."""
         ordinals: dict[tuple[str, bool], int] = {}
+        nodes = _NodeIndex(tree)
         for segment, data, attr in found:
-            text = segment.decode("utf-8", "replace")
-            ordinal = ordinals.get((text, attr), 0)
-            ordinals[text, attr] = ordinal + 1
-            holder = _Holder(tree, text, payload, ordinal, attr)
+            # (Keyed as the index keys the node's text: the segment as written may hold blanks
+            # or a line break around it that another node's copy does not.)
+            key = _NodeIndex.key(segment.decode("utf-8", "replace"), attr)
+            ordinal = ordinals.get((key, attr), 0)
+            ordinals[key, attr] = ordinal + 1
+            holder = _Holder(nodes, key, payload, ordinal, attr)
             if kind == "certificate":
                 state.charge(len(data), holder.location)
                 yield from certificate_items(data, holder.location, holder.context)
@@ -1365,49 +1388,100 @@ def _utf8(data: bytes, media: MediaType, root: etree._Element) -> bytes | None:
         return None
 
 
+class _NodeIndex:
+    """Where each text, tail and attribute value of a document stands, in the order of
+    ``root.iter()`` (an element's text, then its tail, then its attributes), built on the first
+    lookup by one walk of the tree. (A walk per lookup made a document of many Base64 texts,
+    each located when read, cost quadratic time: 2 s for 3000 texts.)"""
+
+    def __init__(self, tree: Callable[[], etree._Element]) -> None:
+        self._tree = tree
+        self._texts: dict[str, list[tuple[etree._Element, str]]] | None = None
+        self._attrs: dict[str, list[tuple[etree._Element, str]]] | None = None
+        #: Each parent's children's XPath steps (``_step``), built the first time one is asked.
+        self._steps: dict[etree._Element, dict[etree._Element, str]] = {}
+
+    def path(self, el: etree._Element) -> str:
+        """``_xpath(el)``, each step looked up in its parent's table: a step's position among
+        its siblings costs a pass over them (lxml's ``getelementpath`` too), so locating
+        each of many siblings that way is quadratic."""
+        steps: list[str] = []
+        node = el
+        while (parent := node.getparent()) is not None:
+            table = self._steps.get(parent)
+            if table is None:
+                table = self._steps[parent] = _child_steps(parent)
+            steps.append(table[node])
+            node = parent
+        steps.append(_step(node))
+        steps.reverse()
+        return "".join(steps)
+
+    @staticmethod
+    def key(text: str, attr: bool) -> str:
+        """What a text read from the document's bytes is as the parser gives it: stripped,
+        line breaks as LF (XML 1.0 §2.11); an attribute value with its whitespace normalised
+        (§3.3.3)."""
+        if attr:
+            return " ".join(text.split())
+        return text.replace("\r\n", "\n").replace("\r", "\n").strip()
+
+    def find(self, key: str, attr: bool, ordinal: int) -> tuple[etree._Element, str]:
+        """The ``ordinal``-th node holding a text of this ``key`` and where in it: "" (its
+        text), "tail" or an attribute's local name."""
+        if attr:
+            if self._attrs is None:
+                self._attrs = self._index(attrs=True)
+            places = self._attrs.get(key, ())
+        else:
+            if self._texts is None:
+                self._texts = self._index(attrs=False)
+            places = self._texts.get(key, ())
+        if ordinal < len(places):
+            return places[ordinal]
+        return self._tree(), ""  # unreachable for text taken from this document
+
+    def _index(self, *, attrs: bool) -> dict[str, list[tuple[etree._Element, str]]]:
+        index: dict[str, list[tuple[etree._Element, str]]] = {}
+        for el in self._tree().iter():
+            if attrs:
+                for name, attr_value in el.attrib.items():
+                    key = self.key(str(attr_value), attr=True)
+                    index.setdefault(key, []).append((el, _local(str(name))))
+                continue
+            for where, text in (("", el.text), ("tail", el.tail)):
+                if text:
+                    index.setdefault(text.strip(), []).append((el, where))  # (LF already)
+        return index
+
+
 class _Holder:
     """The node whose text (or attribute value) is a Base64 run, looked up only when asked."""
 
     def __init__(
-        self,
-        tree: Callable[[], etree._Element],
-        text: str,
-        payload: Payload,
-        ordinal: int,
-        attr: bool = False,
+        self, nodes: _NodeIndex, key: str, payload: Payload, ordinal: int, attr: bool = False
     ) -> None:
-        # (The parser reads CRLF and CR as LF: XML 1.0 §2.11.)
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-        self._tree, self._text, self._payload = tree, text.strip(), payload
+        self._nodes, self._key, self._payload = nodes, key, payload
         self._ordinal = ordinal  # the same text may stand in several nodes: which one
         self._attr = attr
+        self._where: str | None = None  # (asked by every reading of what it holds: kept)
 
     @cached_property
     def _node(self) -> tuple[etree._Element, str]:
         """The node and where in it: "" (its text), "tail" or an attribute's local name."""
-        skip = self._ordinal
-        root = self._tree()
-        wanted = " ".join(self._text.split())  # attribute values have their breaks normalised
-        for el in root.iter():
-            if self._attr:
-                for name, attr_value in el.attrib.items():
-                    if " ".join(str(attr_value).split()) == wanted:
-                        if not skip:
-                            return el, _local(str(name))
-                        skip -= 1
-                continue
-            for where, text in (("", el.text), ("tail", el.tail)):
-                if text and text.strip() == self._text:
-                    if not skip:
-                        return el, where
-                    skip -= 1
-        return root, ""  # unreachable for text taken from this document
+        return self._nodes.find(self._key, self._attr, self._ordinal)
 
     def location(self) -> str:
-        el, where = self._node
-        if where == "tail":
-            return _locate(self._payload, el, "/following::text()[1]!base64")
-        return _locate(self._payload, el, f"/@{where}!base64" if where else "!base64")
+        if self._where is None:
+            el, where = self._node
+            if where == "tail":
+                suffix = "/following::text()[1]!base64"
+            else:
+                suffix = f"/@{where}!base64" if where else "!base64"
+            prefix = self._payload.location
+            path = self._nodes.path(el)
+            self._where = f"{prefix}:{path}{suffix}" if prefix else f"{path}{suffix}"
+        return self._where
 
     def context(self) -> Context:
         el, where = self._node
