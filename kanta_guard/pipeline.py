@@ -17,6 +17,7 @@ only counted (``Report.omitted``) and ranked into the verdict; no finding is bui
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
@@ -50,8 +51,9 @@ from .model import (
 from .parsers import PARSERS, Parser, ScanState
 from .parsers.base import BlobMemo, Item, decode_base64
 from .parsers.certificate import certificate_items, looks_like_certificate, pem_items
-from .parsers.jose import jose_payloads
+from .parsers.jose import jose_payloads, jose_tokens
 from .parsers.request import request_fields
+from .parsers.text import lines_only
 from .policy import Policy
 from .rules import UNSCANNABLE
 
@@ -160,6 +162,8 @@ class Scanner:
         self._ceilings = {
             id(d): max(_RANK[policy.action(r.id)] for r in d.rules) for d in self._detectors
         }
+        #: The type of a payload found without one (``_plain``).
+        self._untyped = parse_media_type(None)
         #: The detectors that count cheaply, by ``id``.
         self._cheap = frozenset(id(d) for d in self._detectors if getattr(d, "cheap_count", False))
         #: What counts past the findings cap: the detectors that count cheaply.
@@ -302,8 +306,10 @@ class Scanner:
     def _fields(self, items: Iterable[Item], tally: _Tally, state: ScanState) -> None:
         noter, notes = self._noter, tally.notes
         items = iter(items)
+        plain: list[Payload] = []  # (``_plain`` payloads, screened together: ``_batch``)
         for item in items:
             if tally.full:
+                self._batch(plain, tally, state)
                 self._count_rest(item, items, tally, state)
                 return
             if isinstance(item, Field):
@@ -337,8 +343,62 @@ class Scanner:
                         self._keep(hit, None, tally)
             elif isinstance(item, CertificateItem):
                 tally.certificates.append(item)
-            elif item.data:
+            elif not item.data:
+                continue
+            elif self._plain(item):
+                plain.append(item)
+                if len(plain) == _BATCH_SIZE:
+                    self._batch(plain, tally, state)
+            else:
                 self._payload(item, tally, state)
+        self._batch(plain, tally, state)
+
+    def _plain(self, payload: Payload) -> bool:
+        """Whether a payload found inside another may be screened with others (``_batch``):
+        small, untyped, and such that parsing it yields nothing but the fields of its lines
+        in one reading (the text parser's ``lines_only``; the text parser claims it) and no
+        JOSE token or PEM block (which ``_payload`` looks for in its bytes)."""
+        data = payload.data
+        if (
+            payload.content_type is not None
+            or payload.declared
+            or not 0 < payload.depth <= self.policy.limits.max_depth
+            or len(data) > _BATCH_BYTES
+        ):
+            return False
+        media = self._untyped
+        if not lines_only(payload, media) or b"-----BEGIN " in data:
+            return False
+        if next(jose_tokens(data), None) is not None:
+            return False
+        return next(p for p in self._parsers if p.claims(media, payload)).name == "text"
+
+    def _batch(self, plain: list[Payload], tally: _Tally, state: ScanState) -> None:
+        """Parse the ``_plain`` payloads ``plain`` holds (and empty it), screened together:
+        each alone costs a screen by every detector, tens of microseconds of fixed costs,
+        which made a body of many decoded Base64 tokens scan at 0.3 MB/s.
+
+        Their bytes joined by line breaks are a text whose lines are their lines; its screen
+        (``Detector.screen``) names a needle in every field of it that could produce a hit,
+        and each payload's fields (its lines, stretches over its line breaks) are fields of
+        that text. So a payload in which no needle stands yields no hit: it is counted as
+        scanned and not parsed. The others are parsed as they would be alone (all of them if
+        the screen cannot tell, or names so many needles that finding them costs more)."""
+        if not plain:
+            return
+        batch = plain[:]
+        plain.clear()
+        needles = self._screen(b"\n".join(p.data for p in batch), notes=tally.notes)
+        if needles is None or len(needles) > _BATCH_NEEDLES or len(batch) == 1:
+            for payload in batch:
+                self._payload(payload, tally, state)
+            return
+        holders = _holding(batch, needles)
+        for number, payload in enumerate(batch):
+            if number in holders:
+                self._payload(payload, tally, state)
+            else:
+                state.payloads += 1
 
     def _count_rest(
         self, first: Item, items: Iterator[Item], tally: _Tally, state: ScanState
@@ -464,6 +524,36 @@ class Scanner:
             recognised=tally.notes.result(),
             resource=state.resource,
         )
+
+
+#: Payloads screened together (``Scanner._batch``): at most this many bytes each, this many
+#: at a time; past this many needles, each is parsed alone (finding them would cost more).
+_BATCH_BYTES = 256
+_BATCH_SIZE = 128
+_BATCH_NEEDLES = 16
+
+
+def _holding(batch: list[Payload], needles: frozenset[bytes]) -> set[int]:
+    """The numbers of the payloads of ``batch`` in whose bytes, joined by line breaks, a
+    needle stands, wholly or in part (a needle over a join is in both: more is read, never
+    less)."""
+    starts: list[int] = []
+    at = 0
+    for payload in batch:
+        starts.append(at)
+        at += len(payload.data) + 1
+    joined = b"\n".join(p.data for p in batch)
+    holders: set[int] = set()
+    for needle in needles:
+        if not needle:
+            return set(range(len(batch)))
+        at = joined.find(needle)
+        while at != -1:
+            first = bisect.bisect_right(starts, at) - 1
+            last = bisect.bisect_right(starts, at + len(needle) - 1) - 1
+            holders.update(range(first, last + 1))
+            at = joined.find(needle, at + 1)
+    return holders
 
 
 #: Fewer characters than any certificate's Base64 (its DER is a few hundred bytes at least).

@@ -15,13 +15,17 @@ from urllib.parse import unquote
 
 import brotli
 import pytest
+from conftest import TEST_KEY
 from helpers import REAL, REAL_2, TEST, b64, bundle, cda, code, render, soap_with_cda
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_personal import scanner as personal_scanner
 
-from kanta_guard import Action, Protocol, Request, Role, Scanner, Verdict
+from kanta_guard import Action, KeyedHasher, Protocol, Request, Role, Scanner, Verdict
 from kanta_guard.answer import blocked_answer
 from kanta_guard.encoding import decode_content  # noqa: F401  (imported: the module must exist)
 from kanta_guard.eventlog import make_record
-from kanta_guard.model import MAX_TEST_CODES
+from kanta_guard.model import MAX_TEST_CODES, Payload, Report
 
 try:
     from compression import zstd  # type: ignore[import-not-found]
@@ -867,3 +871,73 @@ def test_json_is_read_as_a_receiver_could_read_it(scanner: Scanner, charset: str
     clean = json.dumps({"note": TEST.replace("-", "\u2013")}, ensure_ascii=False).encode()
     passed = scanner.scan_bytes(clean, f"application/json; charset={charset}")
     assert passed.verdict is Verdict.PASS
+
+
+# -- small nested payloads screened together ----------------------------------------------------
+
+
+def _key(report: Report) -> list[tuple[str, str, str, str]]:
+    return sorted((f.rule, f.location, str(f.role), f.value_hash) for f in report.findings)
+
+
+class _Alone(Scanner):
+    """The scanner that parses every nested payload alone (none is batched)."""
+
+    def _plain(self, payload: Payload) -> bool:
+        return False
+
+
+def _batched_and_alone(mode: str | None) -> tuple[Scanner, Scanner]:
+    batched = personal_scanner(mode)
+    return batched, _Alone(batched.policy, KeyedHasher(TEST_KEY), registry=batched.registry)
+
+
+_PAIRS = {mode: _batched_and_alone(mode) for mode in (None, "independent")}
+
+#: What a decoded token may be made of: real and test codes (whole, or split between tokens),
+#: names, addresses, numbers, words, line breaks, non-ASCII text, "=" and Base64-like runs
+#: (which are parsed alone), a PEM opening and a JOSE header.
+_PIECES = st.sampled_from(
+    [
+        REAL, TEST, REAL_2, REAL[:6], REAL[6:], "010181", "-900C", " ", "\n", "\r\n", "ä",
+        "Ж5", "rivi", "kotona", "Potilas", "Matti Virtanen", "Liisa Korhonen", "Virtanen",
+        "maija.virtanen@gmail.com", "testi@example.com", "puh 040 111 2233", "+358401112233",
+        "Mannerheimintie 5 B 7", "a=b", "sairaanhoitopiiri", "-----BEGIN ",
+        "eyJhbGciOiJub25lIn0.e30.", "\u200b", "０１０１８１",
+    ]
+)  # fmt: skip
+_TOKENS = st.lists(st.lists(_PIECES, min_size=1, max_size=4).map("".join), max_size=40)
+
+
+def _carriers(tokens: list[str]) -> list[Request]:
+    encoded = [base64.b64encode(t.encode()).decode() for t in tokens]
+    return [
+        post(" ".join(encoded), "text/plain"),
+        post(json.dumps(encoded), "application/json"),
+        post("<r>" + "".join(f"<a>{e}</a>" for e in encoded) + "</r>", "application/xml"),
+    ]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_TOKENS, st.sampled_from([None, "independent"]))
+def test_batched_payloads_find_what_each_alone_finds(tokens: list[str], mode: str | None) -> None:
+    """Decoded tokens screened together give the findings (rule, place, role, keyed hash),
+    the verdict and the count of payloads that parsing each alone gives."""
+    batched, alone = _PAIRS[mode]
+    for request in _carriers(tokens):
+        together, each = batched.scan(request), alone.scan(request)
+        assert together.verdict is each.verdict
+        assert _key(together) == _key(each)
+        assert together.payloads_scanned == each.payloads_scanned
+        assert together.recognised == each.recognised
+
+
+def test_a_batch_larger_than_its_size_is_read_whole() -> None:
+    """More tokens than one batch holds, a real code in the last of them only: found."""
+    words = [f"rivi {chr(97 + i % 26)}{chr(97 + i // 26 % 26)}x" for i in range(1000)]
+    tokens = [*words, f"Potilas {REAL}"]
+    batched, alone = _PAIRS[None]
+    for request in _carriers(tokens):
+        together, each = batched.scan(request), alone.scan(request)
+        assert together.verdict is Verdict.BLOCK
+        assert _key(together) == _key(each)

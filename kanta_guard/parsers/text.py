@@ -31,7 +31,7 @@ from .base import (
     nested,
 )
 
-__all__ = ["TextParser", "base64_body", "base64_tokens", "text_fields"]
+__all__ = ["TextParser", "base64_body", "base64_tokens", "lines_only", "text_fields"]
 
 type _Screen = Callable[[bytes], frozenset[bytes] | None]
 
@@ -226,6 +226,25 @@ class TextParser:
                 yield nested(
                     inflated, None, location, payload, payload.context, state, declared=False
                 )
+
+
+def lines_only(payload: Payload, media: MediaType) -> bool:
+    """Whether :meth:`TextParser.parse` of ``payload`` (under ``media``) yields nothing but
+    the fields of its lines in one reading, its bytes as UTF-8, that ``state.screen`` of its
+    bytes asks for: UTF-8 with no control character but whitespace and no byte order mark
+    (one reading, nothing to inflate), no "=" (no quoted-printable escape), no run of the
+    Base64 alphabet ``MIN_SHORT_BASE64`` long (no token or body to decode), not HTML, and not
+    sniffed as another type. (Whether another parser claims it is the caller's to ask.)"""
+    data = payload.data
+    if binary(data) or data.startswith(b"\xef\xbb\xbf") or b"=" in data or media.is_html:
+        return False
+    if _ANY_RUN.search(data) is not None:
+        return False
+    return sniffed_type(media, data) is media
+
+
+#: A run of either Base64 alphabet (or a mix) as long as the shortest token read.
+_ANY_RUN = re.compile(rb"[A-Za-z0-9+/_\-]{%d}" % MIN_SHORT_BASE64)
 
 
 def _inline_base64(
