@@ -87,7 +87,8 @@ def _json_nested_systems(size: int) -> Request:
 def _short_b64(size: int, sep: str, before: str = "", after: str | None = None) -> str:
     """Distinct short Base64 tokens of clean text (each decodes to printable UTF-8, so each is
     decoded and read: a nested payload apiece, the costliest thing a body of its size can ask
-    for since short Base64 is read)."""
+    for since short Base64 is read). Eleven bytes: 16 characters, "=" included (ten made 14
+    with "==", shorter than any short token read: until 2026-12-02 this decoded nothing)."""
     import base64
 
     after = before if after is None else after
@@ -95,7 +96,7 @@ def _short_b64(size: int, sep: str, before: str = "", after: str | None = None) 
     total = i = 0
     while total < size:
         word = "".join(chr(97 + (i // 26**k) % 26) for k in range(5))  # no digit: no number
-        token = base64.b64encode(f"rivi {word}".encode()).decode()
+        token = base64.b64encode(f"rivi {word}x".encode()).decode()
         piece = f"{before}{token}{after}{sep}"
         out.append(piece)
         total += len(piece)
