@@ -540,10 +540,13 @@ def test_many_codes_cost_linear_time(scanner: Scanner, unit: str) -> None:
     for 16,000)."""
     times = []
     for n in (2_000, 8_000):
-        body = f"<r><a>{unit * n}</a></r>"
-        start = time.perf_counter()
-        assert scanner.scan(_post(body)).verdict is Verdict.BLOCK
-        times.append(time.perf_counter() - start)
+        request = _post(f"<r><a>{unit * n}</a></r>")
+        best = float("inf")
+        for _ in range(3):  # (the best of three: one run stretched by a loaded machine is noise)
+            start = time.perf_counter()
+            assert scanner.scan(request).verdict is Verdict.BLOCK
+            best = min(best, time.perf_counter() - start)
+        times.append(best)
     assert times[1] < 10 * times[0] + 0.1, times  # 4x the input: far from 16x
 
 
