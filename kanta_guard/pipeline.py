@@ -53,7 +53,7 @@ from .parsers.base import BlobMemo, Item, decode_base64
 from .parsers.certificate import certificate_items, looks_like_certificate, pem_items
 from .parsers.jose import jose_payloads, jose_tokens
 from .parsers.request import request_fields
-from .parsers.text import lines_only
+from .parsers.text import clear_as_bytes, lines_only
 from .policy import Policy
 from .rules import UNSCANNABLE
 
@@ -306,10 +306,13 @@ class Scanner:
     def _fields(self, items: Iterable[Item], tally: _Tally, state: ScanState) -> None:
         noter, notes = self._noter, tally.notes
         items = iter(items)
-        plain: list[Payload] = []  # (``_plain`` payloads, screened together: ``_batch``)
+        # (``_plain`` payloads, screened together: ``_batch``; text, and binary.)
+        plain: list[Payload] = []
+        blobs: list[Payload] = []
         for item in items:
             if tally.full:
                 self._batch(plain, tally, state)
+                self._batch_blobs(blobs, tally, state)
                 self._count_rest(item, items, tally, state)
                 return
             if isinstance(item, Field):
@@ -345,33 +348,44 @@ class Scanner:
                 tally.certificates.append(item)
             elif not item.data:
                 continue
-            elif self._plain(item):
+            elif (kind := self._plain(item, state)) == "text":
                 plain.append(item)
                 if len(plain) == _BATCH_SIZE:
                     self._batch(plain, tally, state)
+            elif kind == "binary":
+                blobs.append(item)
+                if len(blobs) == _BLOB_BATCH_SIZE:
+                    self._batch_blobs(blobs, tally, state)
             else:
                 self._payload(item, tally, state)
         self._batch(plain, tally, state)
+        self._batch_blobs(blobs, tally, state)
 
-    def _plain(self, payload: Payload) -> bool:
-        """Whether a payload found inside another may be screened with others (``_batch``):
-        small, untyped, and such that parsing it yields nothing but the fields of its lines
-        in one reading (the text parser's ``lines_only``; the text parser claims it) and no
-        JOSE token or PEM block (which ``_payload`` looks for in its bytes)."""
+    def _plain(self, payload: Payload, state: ScanState) -> str | None:
+        """Whether a payload found inside another may be screened with others, and how:
+        "text" (``_batch``), "binary" (``_batch_blobs``) or None (parsed alone). Small,
+        untyped, and such that parsing it yields nothing but fields of its lines (the text
+        parser's ``lines_only``; the text parser claims it) and no JOSE token or PEM block
+        (which ``_payload`` looks for in its bytes)."""
         data = payload.data
         if (
             payload.content_type is not None
             or payload.declared
             or not 0 < payload.depth <= self.policy.limits.max_depth
             or len(data) > _BATCH_BYTES
+            or b"-----BEGIN " in data
         ):
-            return False
+            return None
         media = self._untyped
-        if not lines_only(payload, media) or b"-----BEGIN " in data:
-            return False
-        if next(jose_tokens(data), None) is not None:
-            return False
-        return next(p for p in self._parsers if p.claims(media, payload)).name == "text"
+        room = max(state.limits.max_decoded_bytes - state.decoded_bytes, 0)
+        kind = lines_only(payload, media, room)
+        if kind is None or next(jose_tokens(data), None) is not None:
+            return None
+        return (
+            kind
+            if next(p for p in self._parsers if p.claims(media, payload)).name == "text"
+            else None
+        )
 
     def _batch(self, plain: list[Payload], tally: _Tally, state: ScanState) -> None:
         """Parse the ``_plain`` payloads ``plain`` holds (and empty it), screened together:
@@ -399,6 +413,23 @@ class Scanner:
                 self._payload(payload, tally, state)
             else:
                 state.payloads += 1
+
+    def _batch_blobs(self, blobs: list[Payload], tally: _Tally, state: ScanState) -> None:
+        """Parse the binary ``_plain`` payloads ``blobs`` holds (and empty it), unless the
+        screen of their bytes joined by line breaks rules out every field of every reading of
+        them (``clear_as_bytes``: what the text parser asks of each first): then each is
+        counted as scanned. (Their readings are not their bytes, so a needle cannot tell which
+        of them to read: all are parsed if the screen names any. Fewer at a time than text:
+        random bytes often hold what the e-mail screen cannot tell.)"""
+        if not blobs:
+            return
+        batch = blobs[:]
+        blobs.clear()
+        if len(batch) > 1 and clear_as_bytes(b"\n".join(p.data for p in batch), state.screen):
+            state.payloads += len(batch)
+            return
+        for payload in batch:
+            self._payload(payload, tally, state)
 
     def _count_rest(
         self, first: Item, items: Iterator[Item], tally: _Tally, state: ScanState
@@ -530,6 +561,7 @@ class Scanner:
 #: at a time; past this many needles, each is parsed alone (finding them would cost more).
 _BATCH_BYTES = 256
 _BATCH_SIZE = 128
+_BLOB_BATCH_SIZE = 16
 _BATCH_NEEDLES = 16
 
 

@@ -31,7 +31,14 @@ from .base import (
     nested,
 )
 
-__all__ = ["TextParser", "base64_body", "base64_tokens", "lines_only", "text_fields"]
+__all__ = [
+    "TextParser",
+    "base64_body",
+    "base64_tokens",
+    "clear_as_bytes",
+    "lines_only",
+    "text_fields",
+]
 
 type _Screen = Callable[[bytes], frozenset[bytes] | None]
 
@@ -228,19 +235,38 @@ class TextParser:
                 )
 
 
-def lines_only(payload: Payload, media: MediaType) -> bool:
-    """Whether :meth:`TextParser.parse` of ``payload`` (under ``media``) yields nothing but
-    the fields of its lines in one reading, its bytes as UTF-8, that ``state.screen`` of its
-    bytes asks for: UTF-8 with no control character but whitespace and no byte order mark
-    (one reading, nothing to inflate), no "=" (no quoted-printable escape), no run of the
-    Base64 alphabet ``MIN_SHORT_BASE64`` long (no token or body to decode), not HTML, and not
-    sniffed as another type. (Whether another parser claims it is the caller's to ask.)"""
+def lines_only(payload: Payload, media: MediaType, room: int) -> str | None:
+    """Whether :meth:`TextParser.parse` of ``payload`` (untyped, under ``media``) yields
+    nothing but fields of its lines, and which: "text" for UTF-8 with no control character
+    but whitespace and no byte order mark (one reading, its bytes: the lines ``state.screen``
+    of its bytes asks for); "binary" for other bytes read in an ASCII-compatible way (no
+    UTF-16/32 mark or NUL pattern) that do not inflate within ``room`` bytes (their lines
+    are read in every reading, unless the screen of their bytes rules them all out:
+    ``clear_as_bytes``); None for anything else. Neither holds an "=" (a quoted-printable
+    escape), a run of the Base64 alphabet ``MIN_SHORT_BASE64`` long (a token or a body to
+    decode), or is HTML or sniffed as another type. (Whether another parser claims it is the
+    caller's to ask.)"""
     data = payload.data
-    if binary(data) or data.startswith(b"\xef\xbb\xbf") or b"=" in data or media.is_html:
-        return False
-    if _ANY_RUN.search(data) is not None:
-        return False
-    return sniffed_type(media, data) is media
+    if b"=" in data or media.is_html or _ANY_RUN.search(data) is not None:
+        return None
+    if sniffed_type(media, data) is not media:
+        return None
+    if not binary(data):
+        return None if data.startswith(b"\xef\xbb\xbf") else "text"
+    if sniff_bom(data) not in (None, "utf-8") or sniff_wide(data) is not None:
+        return None
+    try:
+        if inflate_raw(data, room) is not None:
+            return None
+    except UnscannableError:
+        return None  # (parsed alone, it says so)
+    return "binary"
+
+
+def clear_as_bytes(data: bytes, screen: _Screen) -> bool:
+    """True if the screen of ``data`` (untyped bytes) rules out every field of every reading
+    of them (``text_fields`` then yields none)."""
+    return _clear_as_bytes(data, None, False, screen)
 
 
 #: A run of either Base64 alphabet (or a mix) as long as the shortest token read.
