@@ -69,6 +69,19 @@ def split(c: str, middle: str) -> str:
     return c[:6] + middle + c[6:]
 
 
+def _wrapped(c: str) -> bytes:
+    """Base64 of a text with ``c``, no padding, wrapped in lines of 8: no run a token search
+    reads, a body of Base64 lines."""
+    encoded = base64.b64encode(f"Potilas {c}xx".encode()).decode()
+    assert "=" not in encoded
+    return "\n".join(encoded[i : i + 8] for i in range(0, len(encoded), 8)).encode()
+
+
+def _qp(c: str) -> bytes:
+    """A text with ``c`` written quoted-printable, its dash as ``=2D``."""
+    return f"Potilas {c.replace('-', '=2D')} kotona".encode()
+
+
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
@@ -840,6 +853,54 @@ ATTACKS: list[tuple[str, Make]] = [
         ),
     ),
     ("xml octet-stream label", text("application/octet-stream", "<?xml version='1.0'?><a>{c}</a>")),
+    # -- Base64 whose decoding is encoded again, among texts that decode to nothing (the XML fast
+    # path and the pipeline's batch of small payloads each once took such a text for inert) --
+    (
+        "xml text base64 of gzip",
+        lambda c: body(
+            "application/xml",
+            f"<r><a>{b64(gzip.compress(f'Potilas {c} kotona'.encode()))}</a></r>".encode(),
+        ),
+    ),
+    (
+        "xml attribute base64 of gzip",
+        lambda c: body(
+            "application/xml",
+            f'<r><a x="{b64(gzip.compress(f"Potilas {c} kotona".encode()))}"/></r>'.encode(),
+        ),
+    ),
+    (
+        "xml text base64 of quoted-printable",
+        lambda c: body("application/xml", f"<r><a>{b64(_qp(c))}</a></r>".encode()),
+    ),
+    (
+        "xml text base64 of base64 wrapped short",
+        lambda c: body(
+            "application/xml",
+            f"<r><a>{b64(_wrapped(c))}</a><b>{b64(b'rivi abcdex')}</b></r>".encode(),
+        ),
+    ),
+    (
+        "json base64 of base64 wrapped short",
+        lambda c: body(
+            "application/json",
+            json.dumps([b64(b"rivi abcdex"), b64(_wrapped(c)), b64(b"rivi abcdey")]).encode(),
+        ),
+    ),
+    (
+        "text base64 of base64 wrapped short",
+        lambda c: body(
+            "text/plain",
+            f"rivi {b64(b'rivi abcdex')} {b64(_wrapped(c))} {b64(b'rivi abcdey')}".encode(),
+        ),
+    ),
+    (
+        "json base64 of quoted-printable",
+        lambda c: body(
+            "application/json",
+            json.dumps([b64(b"rivi abcdex"), b64(_qp(c)), b64(b"rivi abcdey")]).encode(),
+        ),
+    ),
     (
         "xml fhir stu3",
         text(

@@ -8,6 +8,7 @@ import html
 import json
 import pickle
 import re
+import textwrap
 import unicodedata
 import zlib
 from collections.abc import Callable
@@ -895,6 +896,11 @@ def _batched_and_alone(mode: str | None) -> tuple[Scanner, Scanner]:
 
 _PAIRS = {mode: _batched_and_alone(mode) for mode in (None, "independent")}
 
+#: Base64 of a real code, wrapped in lines shorter than a token, without padding: a body of
+#: Base64 lines (the batch once let it pass: no run was long enough to be read as a token).
+_WRAPPED = "\n".join(textwrap.wrap(base64.b64encode(f"Potilas {REAL}xx".encode()).decode(), 8))
+
+
 #: What a decoded token may be made of: real and test codes (whole, or split between tokens),
 #: names, addresses, numbers, words, line breaks, non-ASCII text, "=" and Base64-like runs
 #: (which are parsed alone), a PEM opening and a JOSE header; and bytes that are no UTF-8 (a
@@ -907,7 +913,7 @@ _PIECES = st.one_of(
             "Ж5", "rivi", "kotona", "Potilas", "Matti Virtanen", "Liisa Korhonen", "Virtanen",
             "maija.virtanen@gmail.com", "testi@example.com", "puh 040 111 2233", "+358401112233",
             "Mannerheimintie 5 B 7", "a=b", "sairaanhoitopiiri", "-----BEGIN ",
-            "eyJhbGciOiJub25lIn0.e30.", "\u200b", "０１０１８１",
+            "eyJhbGciOiJub25lIn0.e30.", "\u200b", "０１０１８１", _WRAPPED,
         ]
     ).map(str.encode),
     st.sampled_from(
@@ -970,6 +976,17 @@ def _found(report: Report) -> set[tuple[str, str, str]]:
         for f in report.findings
         if not blocked or f.action is Action.BLOCK
     }
+
+
+def test_base64_wrapped_short_inside_a_token_is_read() -> None:
+    """A token that decodes to Base64 wrapped in short lines (a real code, encoded twice),
+    among tokens that batch: it is decoded again and blocks."""
+    assert "=" not in _WRAPPED and max(map(len, _WRAPPED.split())) < 15
+    tokens = [b"rivi abcdex", _WRAPPED.encode(), b"rivi abcdey"]
+    for request in _carriers(tokens):
+        report = _PAIRS[None][0].scan(request)
+        assert report.verdict is Verdict.BLOCK, request.body[:40]
+        assert any(f.rule == "hetu.real" for f in report.findings)
 
 
 def test_a_batch_larger_than_its_size_is_read_whole() -> None:

@@ -242,13 +242,15 @@ def lines_only(payload: Payload, media: MediaType, room: int) -> str | None:
     of its bytes asks for); "binary" for other bytes read in an ASCII-compatible way (no
     UTF-16/32 mark or NUL pattern) that do not inflate within ``room`` bytes (their lines
     are read in every reading, unless the screen of their bytes rules them all out:
-    ``clear_as_bytes``); None for anything else. Neither holds an "=" (a quoted-printable
-    escape), a run of the Base64 alphabet ``MIN_SHORT_BASE64`` long (a token or a body to
-    decode), or is HTML or sniffed as another type. (Whether another parser claims it is the
-    caller's to ask.)"""
+    ``clear_as_bytes``); None for anything else. Neither holds a quoted-printable escape
+    (another reading) or a run of the Base64 alphabet ``MIN_SHORT_BASE64`` long (a token to
+    decode), nor is a body of Base64 lines (``base64_body``), HTML, or sniffed as another
+    type. (Whether another parser claims it is the caller's to ask.)"""
     data = payload.data
-    if b"=" in data or media.is_html or _ANY_RUN.search(data) is not None:
+    if media.is_html or _ANY_RUN.search(data) is not None or _quoted_printable(data) is not None:
         return None
+    if base64_body(data) is not None:
+        return None  # (Base64 wrapped in lines shorter than a token: decoded as a body)
     if sniffed_type(media, data) is not media:
         return None
     if not binary(data):

@@ -33,6 +33,8 @@ from typing import Any, cast
 from lxml import etree
 
 from ..charset import sniff_bom, xml_declared_encoding
+from ..decode.sniff import sniff
+from ..dicom.read import is_part10
 from ..dicom.settings import DEFAULT_DUMMIES
 from ..dicom.xds import xds_parties
 from ..encoding import decode_content
@@ -43,13 +45,11 @@ from ..model import CertificateItem, Context, Field, Party, Payload, Protocol, R
 from ..roles import FHIR_KEY_ROLES, FHIR_RESOURCE_ROLES, XML_ROLES
 from ..search import holds
 from .base import (
-    MIN_SHORT_BASE64,
     SNIFF_TYPES,
     Item,
     ScanState,
     base64_content,
     base64_spans,
-    binary,
     decode_base64,
     nested,
     normalise_system,
@@ -60,9 +60,9 @@ from .certificate import (
     looks_like_certificate,
     markup_certificate_items,
 )
-from .jose import jose_nested
+from .jose import jose_nested, jose_tokens
 from .parties import fhir_xml_parties, saml_parties, v3_parties
-from .text import text_fields
+from .text import clear_as_bytes, lines_only, text_fields
 
 __all__ = ["XmlParser"]
 
@@ -443,15 +443,10 @@ class XmlParser:
             yield from self._holders_of(jose, tree, payload, state, kind="jose")
         if not found:
             return
-        plain = [
-            data
-            for _, data, _ in found
-            if _plain(data) and (binary(data) or not _B64_RUN.search(data))
-        ]
-        if len(plain) == len(found) and state.screen(b"\0".join(plain)) == frozenset():
-            # What the text parser would conclude of each (certificates, signature values), in
-            # one screen and without nested payloads: nothing in them can fire.
-            state.charge(sum(map(len, plain)), "body")
+        if _inert(found, state):
+            # What the text parser would conclude of each (signature values, digests), in one
+            # screen and without nested payloads: nothing in them can fire.
+            state.charge(sum(len(data) for _, data, _ in found), "body")
             if memo is not None:
                 for segment, data, _ in found:
                     memo.add(segment, len(data))
@@ -933,15 +928,30 @@ def _bytes(text: str) -> bytes:
 #: A run of the Base64 alphabet as long as the shortest Base64 a reader decodes
 #: (``base.MIN_SHORT_BASE64``): decoded text holding one may hold another layer, which no screen
 #: of the text sees (Base64 of Base64). (Binary is not read as text lines: its runs are none.)
-_B64_RUN = re.compile(rb"[A-Za-z0-9+/_\-]{%d}" % MIN_SHORT_BASE64)
-
-
-def _plain(data: bytes) -> bool:
-    """Decoded bytes that would be read as ASCII-compatible text, not as a document."""
-    if data[:2] in (b"<\x00", b"\x00<"):  # BOM-less UTF-16
+def _inert(found: list[tuple[bytes, bytes, bool]], state: ScanState) -> bool:
+    """True if nothing in the decoded texts ``found`` can fire, asked before any becomes a
+    payload: each would be read as its lines alone (``text.lines_only``; no container, DICOM
+    file, JOSE token or PEM block, which another parser or the pipeline's searches would take:
+    what ``Scanner._plain`` asks of a payload), and the screen of them joined by line breaks
+    rules out every line: of the UTF-8 ones, of their bytes; of the others, of every reading
+    (``text.clear_as_bytes``). (It once asked less, and Base64 of a gzip, of quoted-printable
+    or of Base64 wrapped short, in an XML text, passed unread.)"""
+    room = max(state.limits.max_decoded_bytes - state.decoded_bytes, 0)
+    texts: list[bytes] = []
+    blobs: list[bytes] = []
+    for _, data, _ in found:
+        kind = lines_only(Payload(data, None, "", depth=1, declared=False), _UNTYPED, room)
+        if kind is None or sniff(data) is not None or is_part10(data):
+            return False
+        if b"-----BEGIN " in data or next(jose_tokens(data), None) is not None:
+            return False
+        (texts if kind == "text" else blobs).append(data)
+    if texts and state.screen(b"\n".join(texts)) != frozenset():
         return False
-    head = data[:64].lstrip()
-    return not head.startswith((b"<", b"{", b"[", b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff"))
+    return not blobs or clear_as_bytes(b"\n".join(blobs), state.screen)
+
+
+_UNTYPED = parse_media_type(None)
 
 
 def _declares_base64(markup: bytes) -> bool:
