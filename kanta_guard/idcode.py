@@ -72,8 +72,13 @@ _MID = rf"(?:{_SEP}*+[{_SIGN_LETTERS}]{_SEP}*+|\s*+[\-{_DASHES}]{_SEP}*+)"
 # ("HETU010181-900C"): a code glued to a word is still a code. Every repetition is possessive
 # (``*+``, Python 3.11): a run is read once, never backtracked into, so a match attempt costs
 # the length of its run and the search stays linear in the text.
+#
+# A digit before it that ends a percent escape is no digit of the text: ``Potilas%20131052-308T``
+# is text percent-encoded (a URL, a form value, a note a system encoded), its space ``%20``.
+_NOT_AFTER_DIGIT = r"(?:(?<![0-9])|(?<=%[0-9A-Fa-f][0-9]))"
 TOKEN = re.compile(
-    rf"(?<![0-9])([0-3][0-9][01][0-9]{{3}})({_MID})([0-9]{{3}}){_SEP}*+([0-9A-Ya-y])(?![0-9])"
+    _NOT_AFTER_DIGIT
+    + rf"([0-3][0-9][01][0-9]{{3}})({_MID})([0-9]{{3}}){_SEP}*+([0-9A-Ya-y])(?![0-9])"
 )
 
 
@@ -107,7 +112,7 @@ def _token_bytes(loose: bool = False) -> re.Pattern[bytes]:
     sep = b"(?:" + space + b"|" + dash + b")"
     signs = b"[" + re.escape(_SIGN_LETTERS.encode("ascii")) + b"]"
     mid = b"(?:" + sep + b"*+" + signs + sep + b"*+|" + space + b"*+" + dash + sep + b"*+)"
-    before, after = (b"", b"") if loose else (rb"(?<![0-9])", rb"(?![0-9])")
+    before, after = (b"", b"") if loose else (_NOT_AFTER_DIGIT.encode(), rb"(?![0-9])")
     return re.compile(
         before + rb"[0-3][0-9][01][0-9]{3}" + mid + rb"[0-9]{3}" + sep + rb"*+[0-9A-Ya-y]" + after
     )
@@ -116,7 +121,11 @@ def _token_bytes(loose: bool = False) -> re.Pattern[bytes]:
 _TOKEN_BYTES = _token_bytes()
 _LOOSE_BYTES = _token_bytes(loose=True)
 #: TOKEN without its look-behind and look-ahead for digits (``iter_loose_tokens``).
-LOOSE_TOKEN = re.compile(TOKEN.pattern.removeprefix("(?<![0-9])").removesuffix("(?![0-9])"))
+LOOSE_TOKEN = re.compile(TOKEN.pattern.removeprefix(_NOT_AFTER_DIGIT).removesuffix("(?![0-9])"))
+assert LOOSE_TOKEN.pattern.startswith("([0-3]") and LOOSE_TOKEN.pattern.endswith("y])")
+#: Where a token may start after a digit: the end of a percent escape before a run of
+#: exactly six digits (``_token_matches``' run search cannot see it: the run is eight long).
+_AFTER_ESCAPE = re.compile(rb"%[0-9A-Fa-f][0-9](?=[0-9]{6}(?![0-9]))")
 _SIX_OR_MORE = re.compile(r"[0-9]{6,}")
 # JSON whitespace escapes inside a token found in raw bytes: read as the whitespace they are.
 _JSON_WS_ESCAPE = re.compile(r"\\[tnrf]")
@@ -301,6 +310,22 @@ def _breaks(data: bytes, start: int, end: int) -> int:
 
 def _token_matches(data: bytes) -> Iterator[re.Match[bytes]]:
     """The matches of TOKEN over UTF-8 ``data`` (see :func:`iter_tokens`), in order."""
+    if data.find(b"%") != -1 and _AFTER_ESCAPE.search(data) is not None:
+        # (Rare: merged in order with the runs' matches, not lazily.)
+        found = list(_run_matches(data))
+        found.extend(
+            m
+            for escape in _AFTER_ESCAPE.finditer(data)
+            if (m := _TOKEN_BYTES.match(data, escape.end())) is not None
+        )
+        found.sort(key=lambda m: m.start())
+        yield from found
+        return
+    yield from _run_matches(data)
+
+
+def _run_matches(data: bytes) -> Iterator[re.Match[bytes]]:
+    """The matches of TOKEN over UTF-8 ``data`` that start a run of exactly six digits."""
     match = _TOKEN_BYTES.match
     mapped = data.translate(_DIGIT_MAP)
     find = mapped.find

@@ -853,6 +853,16 @@ ATTACKS: list[tuple[str, Make]] = [
         ),
     ),
     ("xml octet-stream label", text("application/octet-stream", "<?xml version='1.0'?><a>{c}</a>")),
+    # -- text percent-encoded where nothing decodes it: "%20" before the code glued digits to it --
+    ("text percent-encoded space", text("text/plain", "Potilas%20{c}%20kotona")),
+    ("text percent-encoded tab", text("text/plain", "Potilas%09{c}")),
+    ("json percent-encoded note", text("application/json", '{"note": "Potilas%20{c}"}')),
+    ("xml percent-encoded text", text("application/xml", "<a>Potilas%20{c}</a>")),
+    (
+        "xml percent-encoded attribute",
+        text("application/xml", '<a href="https://x.test/?q=Potilas%20{c}"/>'),
+    ),
+    ("header percent-encoded", lambda c: get("/x", ("X-Note", f"Potilas%20{c}"))),
     # -- Base64 whose decoding is encoded again, among texts that decode to nothing (the XML fast
     # path and the pipeline's batch of small payloads each once took such a text for inert) --
     (

@@ -55,6 +55,11 @@ def test_classify(value: str, kind: Kind) -> None:
         ("010101-123 N", ["010101-123 N"]),
         ("(010594Y9032)", ["010594Y9032"]),
         ("HETU010181-900Cx", ["010181-900C"]),
+        # After a percent escape: its last digit is no digit of the text ("%20" is a space).
+        ("Potilas%20010181-900C", ["010181-900C"]),
+        ("q=%09010181-900C&x", ["010181-900C"]),
+        ("%2F010181-900C", ["010181-900C"]),
+        ("x20010181-900C", []),  # (no escape: a longer number)
         # Not codes: OIDs, timestamps, longer numbers.
         ("1.2.246.10.1234567.14.2026.1129", []),
         ("20160803092422", []),
@@ -148,7 +153,7 @@ def test_find_tokens_equals_the_plain_pattern() -> None:
             return f"{rng.randrange(1000):03d}".encode()
         if kind == 3:  # a check character
             return bytes([rng.choice(b"0123456789ACHYx")])
-        return bytes([rng.choice(b'0123456789 \t\n<>"')])
+        return rng.choice([*(bytes([b]) for b in b'0123456789 \t\n<>"'), b"%2", b"%0", b"%A"])
 
     found = 0
     for _ in range(3000):
