@@ -20,6 +20,7 @@ Source: DVV, "Henkilötunnus" (century signs ``+ - Y X W V U A B C D E F``; indi
 from __future__ import annotations
 
 import datetime
+import heapq
 import html
 import re
 import sys
@@ -310,18 +311,17 @@ def _breaks(data: bytes, start: int, end: int) -> int:
 
 def _token_matches(data: bytes) -> Iterator[re.Match[bytes]]:
     """The matches of TOKEN over UTF-8 ``data`` (see :func:`iter_tokens`), in order."""
-    if data.find(b"%") != -1 and _AFTER_ESCAPE.search(data) is not None:
-        # (Rare: merged in order with the runs' matches, not lazily.)
-        found = list(_run_matches(data))
-        found.extend(
-            m
-            for escape in _AFTER_ESCAPE.finditer(data)
-            if (m := _TOKEN_BYTES.match(data, escape.end())) is not None
-        )
-        found.sort(key=lambda m: m.start())
-        yield from found
+    if data.find(b"%") == -1:
+        yield from _run_matches(data)
         return
-    yield from _run_matches(data)
+    after_escapes = (
+        m
+        for escape in _AFTER_ESCAPE.finditer(data)
+        if (m := _TOKEN_BYTES.match(data, escape.end())) is not None
+    )
+    # (Two streams in order, merged lazily: each match is in one of them only, since a run
+    # that an escape's digit starts is longer than six.)
+    yield from heapq.merge(_run_matches(data), after_escapes, key=lambda m: m.start())
 
 
 def _run_matches(data: bytes) -> Iterator[re.Match[bytes]]:
