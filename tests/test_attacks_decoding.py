@@ -863,6 +863,19 @@ ATTACKS: list[tuple[str, Make]] = [
         text("application/xml", '<a href="https://x.test/?q=Potilas%20{c}"/>'),
     ),
     ("header percent-encoded", lambda c: get("/x", ("X-Note", f"Potilas%20{c}"))),
+    # -- Base64 in a header of what is no printable text but is read: a gzip, UTF-16 --
+    (
+        "header base64 of gzip",
+        lambda c: get("/x", ("X-Data", b64(gzip.compress(f"Potilas {c}".encode())))),
+    ),
+    (
+        "header base64 of utf-16",
+        lambda c: get("/x", ("X-Data", b64(f"Potilas {c}".encode("utf-16")))),
+    ),
+    (
+        "header base64 of utf-16le",
+        lambda c: get("/x", ("X-Data", b64(f"Potilas {c}".encode("utf-16-le")))),
+    ),
     # -- Base64 whose decoding is encoded again, among texts that decode to nothing (the XML fast
     # path and the pipeline's batch of small payloads each once took such a text for inert) --
     (

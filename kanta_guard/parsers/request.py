@@ -16,7 +16,9 @@ from collections.abc import Iterator
 from functools import lru_cache
 from urllib.parse import unquote, unquote_plus
 
+from ..charset import sniff_bom, sniff_wide
 from ..decode.archives import inflate_raw
+from ..decode.sniff import sniff
 from ..errors import UnscannableError
 from ..model import Context, Field, Payload, Request, Role
 from ..multipart import header_readings
@@ -309,6 +311,10 @@ def _encoded_text(token: str) -> bytes | None:
     if data is None:
         return None
     if _texty(data):
+        return data
+    if sniff(data) is not None or sniff_bom(data) is not None or sniff_wide(data) is not None:
+        # A container (gzip, zip, PDF: the container parser opens it) or UTF-16/32 text, which
+        # are no random bytes: a gzip of a note in a header passed unread.
         return data
     # Raw DEFLATE or zlib of text (a SAMLRequest of the HTTP-Redirect binding moved to a
     # header): the text parser inflates it (a bomb is unscannable there).
