@@ -74,9 +74,19 @@ _MID = rf"(?:{_SEP}*+[{_SIGN_LETTERS}]{_SEP}*+|\s*+[\-{_DASHES}]{_SEP}*+)"
 # (``*+``, Python 3.11): a run is read once, never backtracked into, so a match attempt costs
 # the length of its run and the search stays linear in the text.
 #
-# A digit before it that ends a percent escape is no digit of the text: ``Potilas%20131052-308T``
-# is text percent-encoded (a URL, a form value, a note a system encoded), its space ``%20``.
-_NOT_AFTER_DIGIT = r"(?:(?<![0-9])|(?<=%[0-9A-Fa-f][0-9]))"
+# A digit before it that ends an escape is no digit of the text: ``Potilas%20131052-308T`` is
+# text percent-encoded (a URL, a form value, a note a system encoded), its space ``%20``; so
+# are a percent escape encoded twice (``%2520``) and the backslash escapes of C, Python, JSON
+# and JavaScript written out (``\x20``, ``\u0020``, octal ``\040``: a log line, a repr).
+# (Not quoted-printable's ``=20``: ``key=20240115-123A`` is a key and a date-based number.)
+_ESCAPE_ENDS = (
+    r"%[0-9A-Fa-f][0-9]",
+    r"%25[0-9A-Fa-f][0-9]",
+    r"\\x[0-9A-Fa-f][0-9]",
+    r"\\u[0-9A-Fa-f]{3}[0-9]",
+    r"\\[0-3][0-7]{2}",
+)
+_NOT_AFTER_DIGIT = "(?:(?<![0-9])" + "".join(f"|(?<={end})" for end in _ESCAPE_ENDS) + ")"
 TOKEN = re.compile(
     _NOT_AFTER_DIGIT
     + rf"([0-3][0-9][01][0-9]{{3}})({_MID})([0-9]{{3}}){_SEP}*+([0-9A-Ya-y])(?![0-9])"
@@ -126,7 +136,9 @@ LOOSE_TOKEN = re.compile(TOKEN.pattern.removeprefix(_NOT_AFTER_DIGIT).removesuff
 assert LOOSE_TOKEN.pattern.startswith("([0-3]") and LOOSE_TOKEN.pattern.endswith("y])")
 #: Where a token may start after a digit: the end of a percent escape before a run of
 #: exactly six digits (``_token_matches``' run search cannot see it: the run is eight long).
-_AFTER_ESCAPE = re.compile(rb"%[0-9A-Fa-f][0-9](?=[0-9]{6}(?![0-9]))")
+_AFTER_ESCAPE = re.compile(
+    ("(?:" + "|".join(_ESCAPE_ENDS) + ")(?=[0-9]{6}(?![0-9]))").encode("ascii")
+)
 _SIX_OR_MORE = re.compile(r"[0-9]{6,}")
 # JSON whitespace escapes inside a token found in raw bytes: read as the whitespace they are.
 _JSON_WS_ESCAPE = re.compile(r"\\[tnrf]")
@@ -311,7 +323,7 @@ def _breaks(data: bytes, start: int, end: int) -> int:
 
 def _token_matches(data: bytes) -> Iterator[re.Match[bytes]]:
     """The matches of TOKEN over UTF-8 ``data`` (see :func:`iter_tokens`), in order."""
-    if data.find(b"%") == -1:
+    if data.find(b"%") == -1 and data.find(b"\\") == -1:
         yield from _run_matches(data)
         return
     after_escapes = (

@@ -60,6 +60,11 @@ def test_classify(value: str, kind: Kind) -> None:
         ("q=%09010181-900C&x", ["010181-900C"]),
         ("%2F010181-900C", ["010181-900C"]),
         ("x20010181-900C", []),  # (no escape: a longer number)
+        ("Potilas%2520010181-900C", ["010181-900C"]),  # (encoded twice)
+        ("Potilas\\x20010181-900C", ["010181-900C"]),  # (backslash escapes written out)
+        ("Potilas\\u0020010181-900C", ["010181-900C"]),
+        ("Potilas\\040010181-900C", ["010181-900C"]),
+        ("key=20010181-900C", []),  # (no quoted-printable: a key and a longer number)
         # Not codes: OIDs, timestamps, longer numbers.
         ("1.2.246.10.1234567.14.2026.1129", []),
         ("20160803092422", []),
@@ -153,7 +158,8 @@ def test_find_tokens_equals_the_plain_pattern() -> None:
             return f"{rng.randrange(1000):03d}".encode()
         if kind == 3:  # a check character
             return bytes([rng.choice(b"0123456789ACHYx")])
-        return rng.choice([*(bytes([b]) for b in b'0123456789 \t\n<>"'), b"%2", b"%0", b"%A"])
+        escapes = [b"%2", b"%0", b"%A", b"%25", b"\\x2", b"\\u002", b"\\04", b"\\"]
+        return rng.choice([*(bytes([b]) for b in b'0123456789 \t\n<>"'), *escapes])
 
     found = 0
     for _ in range(3000):
