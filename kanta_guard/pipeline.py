@@ -308,11 +308,12 @@ class Scanner:
         items = iter(items)
         # (``_plain`` payloads, screened together: ``_batch``; text, and binary.)
         plain: list[Payload] = []
-        blobs: list[Payload] = []
+        blobs: dict[str, list[Payload]] = {}  # (by kind: see ``text.lines_only``)
         for item in items:
             if tally.full:
                 self._batch(plain, tally, state)
-                self._batch_blobs(blobs, tally, state)
+                for same in blobs.values():
+                    self._batch_blobs(same, tally, state)
                 self._count_rest(item, items, tally, state)
                 return
             if isinstance(item, Field):
@@ -352,21 +353,23 @@ class Scanner:
                 plain.append(item)
                 if len(plain) == _BATCH_SIZE:
                     self._batch(plain, tally, state)
-            elif kind == "binary":
-                blobs.append(item)
-                if len(blobs) == _BLOB_BATCH_SIZE:
-                    self._batch_blobs(blobs, tally, state)
+            elif kind is not None:
+                same = blobs.setdefault(kind, [])
+                same.append(item)
+                if len(same) == _BLOB_BATCH_SIZE:
+                    self._batch_blobs(same, tally, state)
             else:
                 self._payload(item, tally, state)
         self._batch(plain, tally, state)
-        self._batch_blobs(blobs, tally, state)
+        for same in blobs.values():
+            self._batch_blobs(same, tally, state)
 
     def _plain(self, payload: Payload, state: ScanState) -> str | None:
         """Whether a payload found inside another may be screened with others, and how:
-        "text" (``_batch``), "binary" (``_batch_blobs``) or None (parsed alone). Small,
-        untyped, and such that parsing it yields nothing but fields of its lines (the text
-        parser's ``lines_only``; the text parser claims it) and no JOSE token or PEM block
-        (which ``_payload`` looks for in its bytes)."""
+        "text" (``_batch``), a kind of binary (``_batch_blobs``, with others of that kind) or
+        None (parsed alone). Small, untyped, and such that parsing it yields nothing but
+        fields of its lines (the text parser's ``lines_only``; the text parser claims it) and
+        no JOSE token or PEM block (which ``_payload`` looks for in its bytes)."""
         data = payload.data
         if (
             payload.content_type is not None

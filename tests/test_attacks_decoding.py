@@ -77,6 +77,14 @@ def _wrapped(c: str) -> bytes:
     return "\n".join(encoded[i : i + 8] for i in range(0, len(encoded), 8)).encode()
 
 
+def _controlled(c: str) -> bytes:
+    """UTF-8 with a control byte: ``c`` with an en dash for its sign."""
+    return b"\x01Potilas " + c.replace("-", "\u2013").encode()
+
+
+_LATIN = "Väinö Äijälä".encode("latin-1")
+
+
 def _qp(c: str) -> bytes:
     """A text with ``c`` written quoted-printable, its dash as ``=2D``."""
     return f"Potilas {c.replace('-', '=2D')} kotona".encode()
@@ -863,6 +871,13 @@ ATTACKS: list[tuple[str, Make]] = [
         text("application/xml", '<a href="https://x.test/?q=Potilas%20{c}"/>'),
     ),
     ("header percent-encoded", lambda c: get("/x", ("X-Note", f"Potilas%20{c}"))),
+    ("text percent-encoded twice", text("text/plain", "Potilas%2520{c}")),
+    ("text backslash x escape", text("text/plain", "Potilas\\x20{c}")),
+    (
+        "json backslash u escape written out",
+        lambda c: body("application/json", json.dumps({"log": f"Potilas\\u0020{c}"}).encode()),
+    ),
+    ("xml octal escape written out", text("application/xml", "<a>Potilas\\040{c}</a>")),
     # -- Base64 in a header of what is no printable text but is read: a gzip, UTF-16 --
     (
         "header base64 of gzip",
@@ -923,6 +938,19 @@ ATTACKS: list[tuple[str, Make]] = [
             "application/json",
             json.dumps([b64(b"rivi abcdex"), b64(_qp(c)), b64(b"rivi abcdey")]).encode(),
         ),
+    ),
+    # UTF-8 with a control byte (binary, read as UTF-8) beside Latin-1 bytes (read one byte a
+    # character): screened together, the en dash of the one would not show as a dash.
+    (
+        "xml base64 of utf-8 with a control byte beside latin-1",
+        lambda c: body(
+            "application/xml",
+            f"<r><a>{b64(_controlled(c))}</a><b>{b64(_LATIN)}</b></r>".encode(),
+        ),
+    ),
+    (
+        "json base64 of utf-8 with a control byte beside latin-1",
+        lambda c: body("application/json", json.dumps([b64(_controlled(c)), b64(_LATIN)]).encode()),
     ),
     (
         "xml fhir stu3",

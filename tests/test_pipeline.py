@@ -18,7 +18,7 @@ import brotli
 import pytest
 from conftest import TEST_KEY
 from helpers import REAL, REAL_2, TEST, b64, bundle, cda, code, render, soap_with_cda
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from test_personal import scanner as personal_scanner
 
@@ -921,6 +921,9 @@ _PIECES = st.one_of(
             REAL.replace("-", "\x96").encode("latin-1"), "Väinö Äijälä".encode("latin-1"),
             "liisa@gmäil.fi".encode("latin-1"), b"\x00", b"\x01\x02", b"\xff\xfe",
             b"\x1f\x8b\x08\x00", b"\x97", b"&#48;", b"%40",
+            # UTF-8 with a control byte (binary, but read as UTF-8): a code with an en dash, a
+            # name; beside Latin-1 bytes, read one byte a character, these would not show.
+            b"\x01" + REAL.replace("-", "\u2013").encode(), "\x01Väinö Virtanen".encode(),
         ]
     ),
     st.binary(min_size=1, max_size=12),
@@ -939,6 +942,11 @@ def _carriers(tokens: list[bytes]) -> list[Request]:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_TOKENS, st.sampled_from([None, "independent"]))
+# Found by it: NUL bytes in one blob made the phone screen of the batch skip another's number;
+# and the kinds of bytes the screens read a document by, kept apart.
+@example([b"131052131052" + b"\0" * 10, "Väinö Äijälä puh 040 111 2233".encode("latin-1")], None)
+@example([b"\x01" + REAL.replace("-", "\u2013").encode(), "Väinö".encode("latin-1")], None)
+@example([b"\x01Matti Virtanen".replace(b"a", "ä".encode()), b"\xff\xfe\x01"], "independent")
 def test_batched_payloads_find_what_each_alone_finds(tokens: list[bytes], mode: str | None) -> None:
     """Decoded tokens screened together give the verdict, the codes and data found (rule,
     place, keyed hash), the count of payloads and the test codes recognised that parsing each

@@ -239,10 +239,11 @@ def lines_only(payload: Payload, media: MediaType, room: int) -> str | None:
     """Whether :meth:`TextParser.parse` of ``payload`` (untyped, under ``media``) yields
     nothing but fields of its lines, and which: "text" for UTF-8 with no control character
     but whitespace and no byte order mark (one reading, its bytes: the lines ``state.screen``
-    of its bytes asks for); "binary" for other bytes read in an ASCII-compatible way (no
+    of its bytes asks for); "binary..." for other bytes read in an ASCII-compatible way (no
     UTF-16/32 mark or NUL pattern) that do not inflate within ``room`` bytes (their lines
     are read in every reading, unless the screen of their bytes rules them all out:
-    ``clear_as_bytes``); None for anything else. Neither holds a quoted-printable escape
+    ``clear_as_bytes``; "binary+utf-8", "binary+nul" and so on: only bytes of one kind may be
+    screened together); None for anything else. Neither holds a quoted-printable escape
     (another reading) or a run of the Base64 alphabet ``MIN_SHORT_BASE64`` long (a token to
     decode), nor is a body of Base64 lines (``base64_body``), HTML, or sniffed as another
     type. (Whether another parser claims it is the caller's to ask.)"""
@@ -262,7 +263,15 @@ def lines_only(payload: Payload, media: MediaType, room: int) -> str | None:
             return None
     except UnscannableError:
         return None  # (parsed alone, it says so)
-    return "binary"
+    # Which binary: a screen reads a document by what all of it is (UTF-8 or one byte a
+    # character; with NUL bytes, no phone numbers), so only bytes alike may be joined.
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        utf8 = ""
+    else:
+        utf8 = "+utf-8"
+    return "binary" + utf8 + ("+nul" if b"\0" in data else "")
 
 
 def clear_as_bytes(data: bytes, screen: _Screen) -> bool:

@@ -938,17 +938,20 @@ def _inert(found: list[tuple[bytes, bytes, bool]], state: ScanState) -> bool:
     or of Base64 wrapped short, in an XML text, passed unread.)"""
     room = max(state.limits.max_decoded_bytes - state.decoded_bytes, 0)
     texts: list[bytes] = []
-    blobs: list[bytes] = []
+    blobs: dict[str, list[bytes]] = {}  # (by kind: only bytes alike are screened together)
     for _, data, _ in found:
         kind = lines_only(Payload(data, None, "", depth=1, declared=False), _UNTYPED, room)
         if kind is None or sniff(data) is not None or is_part10(data):
             return False
         if b"-----BEGIN " in data or next(jose_tokens(data), None) is not None:
             return False
-        (texts if kind == "text" else blobs).append(data)
+        if kind == "text":
+            texts.append(data)
+        else:
+            blobs.setdefault(kind, []).append(data)
     if texts and state.screen(b"\n".join(texts)) != frozenset():
         return False
-    return not blobs or clear_as_bytes(b"\n".join(blobs), state.screen)
+    return all(clear_as_bytes(b"\n".join(same), state.screen) for same in blobs.values())
 
 
 _UNTYPED = parse_media_type(None)
