@@ -302,6 +302,8 @@ def _encoded_words(value: str) -> str:
             continue
         try:
             texts.append(chunk.decode(charset or "latin-1", "replace"))
-        except LookupError:
+        except (LookupError, ValueError):
+            # (A charset name the codec registry refuses: unknown, or with a NUL byte in it,
+            # which raised ValueError out of the scan; fuzzing found it.)
             texts.append(chunk.decode("latin-1"))
     return "".join(texts)

@@ -631,12 +631,20 @@ def _reported(finding: Finding, view_of: str | None, findings: list[Finding]) ->
     per place."""
     if view_of is None:
         return False
-    location = clip(view_of)
-    inside = location + "/"
+    # A view of a view (a line's HTML reading rendered) is of the first reading's place too:
+    # the readings' suffixes (``line 3!html``) are taken off one by one, not a location's.
+    places = [clip(view_of)]
+    base = view_of
+    while True:
+        head, bang, tail = base.rpartition("!")
+        if not bang or ":" in tail or "/" in tail:
+            break
+        base = head
+        places.append(clip(base))
     return any(
         f.rule == finding.rule
         and f.value_hash == finding.value_hash
-        and (f.location == location or f.location.startswith(inside))
+        and any(f.location == place or f.location.startswith(place + "/") for place in places)
         for f in findings
     )
 

@@ -872,6 +872,31 @@ ATTACKS: list[tuple[str, Make]] = [
     ),
     ("header percent-encoded", lambda c: get("/x", ("X-Note", f"Potilas%20{c}"))),
     ("text percent-encoded twice", text("text/plain", "Potilas%2520{c}")),
+    # -- escapes inside the code, in a body's text, where nothing decodes them --
+    (
+        "text sign percent-encoded",
+        lambda c: body("text/plain", f"Potilas {c[:6]}%2D{c[7:]}".encode()),
+    ),
+    (
+        "json sign percent-encoded",
+        lambda c: body("application/json", json.dumps({"url": f"/x?q={c[:6]}%2D{c[7:]}"}).encode()),
+    ),
+    (
+        "xml spaced sign percent-encoded",
+        lambda c: body("application/xml", f"<a>{c[:6]}%20-%20{c[7:]}</a>".encode()),
+    ),
+    (
+        "text sign backslash-u written out",
+        lambda c: body("text/plain", f"{c[:6]}\\u002d{c[7:]}".encode()),
+    ),
+    (
+        "json sign character reference",
+        lambda c: body("application/json", json.dumps({"n": f"{c[:6]}&#45;{c[7:]}"}).encode()),
+    ),
+    (
+        "text digits percent-encoded",
+        lambda c: body("text/plain", ("".join(f"%{ord(ch):02X}" for ch in c[:6]) + c[6:]).encode()),
+    ),
     ("text backslash x escape", text("text/plain", "Potilas\\x20{c}")),
     (
         "json backslash u escape written out",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from helpers import REAL
 from hypothesis import given, settings
@@ -378,3 +380,50 @@ def test_broken_tokens_name_their_lines() -> None:
     assert [(first, last) for first, last, _ in idcode.broken_tokens(text)] == [(2, 4)]
     assert list(idcode.broken_tokens(f"{REAL} on one line\nand more")) == []
     assert list(idcode.broken_tokens(REAL[:6] + "\n" + "q" + REAL[6:])) == []
+
+
+#: What ``idcode.ESCAPE_IN_CODE`` finds, written plainly: an escape right after a digit, or an
+#: escaped digit.
+_ESCAPE_REFERENCE = re.compile(
+    rb"[0-9](?:%[0-9A-Fa-f]{2}|\\|&[#A-Za-z])"
+    rb"|%(?:25)?3[0-9]|\\(?:x3[0-9]|u003[0-9]|0[67][0-7])|&#(?:4[89]|5[0-7]|[xX]3[0-9])"
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from(list(b"0123456789%\\&#xXu3a4;25 -")), max_size=16).map(bytes))
+def test_escape_in_code_is_its_plain_pattern(data: bytes) -> None:
+    """The marker-by-marker search and the pattern find what the plain pattern finds."""
+    expected = _ESCAPE_REFERENCE.search(data) is not None
+    assert (idcode.ESCAPE_IN_CODE.search(data) is not None) is expected
+    assert idcode.escape_in_code(data) is expected
+
+
+def test_escape_in_code_past_many_markers() -> None:
+    """Past the markers read one by one, the pattern's search answers (the same)."""
+    assert idcode.escape_in_code(b"%" * 1000 + b"131052%2D308T")
+    assert not idcode.escape_in_code(b"%" * 1000 + b"131052-308T")
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("131052%2D308T", "131052-308T"),
+        ("131052%20-%20308T", "131052-308T"),
+        ("131052\\u002d308T", "131052-308T"),
+        ("131052\\x2d308T", "131052-308T"),
+        ("131052&#45;308T", "131052-308T"),
+        ("131052&ndash;308T", "131052-308T"),
+        ("%31%33%31%30%35%32-308T", "131052-308T"),
+        ("131052%252D308T", "131052-308T"),
+    ],
+)
+def test_unescaped_readings_show_an_escaped_code(text: str, code: str) -> None:
+    """Each escaped form of a code reads as the code once its escapes are undone."""
+    found = {
+        idcode.normalise(m.group(0))
+        for form in idcode.unescaped_readings(text)
+        for reading in idcode.match_readings(form)
+        for m in idcode.TOKEN.finditer(reading)
+    }
+    assert code in found, idcode.unescaped_readings(text)

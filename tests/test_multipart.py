@@ -428,7 +428,8 @@ PLACES: list[tuple[str, Callable[[str], bytes], str]] = [
             header="Content-Description: x; filename*=UTF-8''"
             + "".join(f"%{ord(ch):02X}" for ch in c)
         ),
-        "part[1]#Content-Description!decoded",
+        # (Percent-encoded, the value as written shows the code to a reader already.)
+        "part[1]#Content-Description",
     ),
     (
         "encoded word, B (RFC 2047)",

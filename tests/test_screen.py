@@ -494,9 +494,9 @@ def test_hetu_screen_readings(data: bytes, needles: frozenset[bytes] | None) -> 
 
 def test_every_content_type_is_read() -> None:
     """With two Content-Type lines the body is scanned under each: a code that only the
-    second reading shows (percent-encoded in a form) is found, and one reading declared
-    three times is read once."""
-    body = f"a={_D}%2D{_N}{_C}".encode()
+    second reading shows (its sign between two "+", spaces in a form) is found, and one
+    reading declared three times is read once."""
+    body = f"a={_D}+-+{_N}{_C}".encode()
     text, form = (
         ("Content-Type", "text/plain"),
         ("Content-Type", "application/x-www-form-urlencoded"),

@@ -50,6 +50,37 @@ def _decodes(data: bytes) -> bool:
     return any(holds(data, marker, rare) for marker, rare in _DECODED)
 
 
+def _escapes_a_code(data: bytes) -> bool:
+    """True if undoing the escapes of ``data`` (``idcode.unescaped_readings``) shows a
+    real-range token its bytes do not (``131052%2D308T``): then every field is read, and
+    :meth:`HetuDetector.detect` undoes them. Only where an escape could stand in a code
+    (``idcode.escape_in_code``: a C-level search for three bytes) is the document decoded."""
+    if not idcode.escape_in_code(data):
+        return False
+    text = data.decode("utf-8", "replace")
+    seen = {idcode.normalise(idcode.screen_form(t)) for t in idcode.iter_tokens(data)}
+    for form in idcode.unescaped_readings(text):
+        for reading in idcode.match_readings(form):  # (as ``detect`` reads each form)
+            for token in idcode.iter_tokens(reading.encode("utf-8", "surrogatepass")):
+                code = idcode.normalise(idcode.screen_form(token))
+                if code not in seen and idcode.classify(code) is idcode.Kind.REAL:
+                    return True
+    return False
+
+
+def _readings(value: str) -> list[str]:
+    """The readings of a field's text :meth:`HetuDetector.detect` matches: ``match_readings``
+    of it and of it with its escapes undone (``idcode.unescaped_readings``)."""
+    readings = idcode.match_readings(value)
+    if not idcode.escape_in_code(value.encode("utf-8", "surrogatepass")):
+        return readings  # (where the screen decodes a document: the same test)
+    extra = idcode.unescaped_readings(value)
+    if not extra:
+        return readings
+    more = (reading for form in extra for reading in idcode.match_readings(form))
+    return list(dict.fromkeys([*readings, *more]))
+
+
 class Sightings:
     """What one scan recognised so far: identity fields read, distinct valid test codes seen.
 
@@ -101,7 +132,7 @@ class HetuDetector:
         if field.identifier and field.context.system == HETU_OID:
             yield from self._structured(field, notes)
             return
-        readings = idcode.match_readings(field.value)
+        readings = _readings(field.value)
         seen: set[str] = set()
         for number, text in enumerate(readings):
             found: set[str] = set()
@@ -129,7 +160,7 @@ class HetuDetector:
         no stdnum call: ``idcode.is_real``): for counting past the findings cap."""
         if field.identifier and field.context.system == HETU_OID:
             return sum(1 for _ in self._structured(field))
-        readings = idcode.match_readings(field.value)
+        readings = _readings(field.value)
         seen: set[str] = set()
         total = 0
         for number, text in enumerate(readings):
@@ -172,7 +203,10 @@ class HetuDetector:
            character that is no part of a token either).
         2. *Decoding.* A field is a stretch of the document as written, but for what parsers
            decode. The screen answers None where that could spell a code (``&#`` character
-           references, JSON ``\\u`` escapes, CDATA). What remains cannot: the five predefined
+           references, JSON ``\\u`` escapes, CDATA), and where undoing the escapes a reader
+           of the text would undo (percent, backslash, character references:
+           ``_escapes_a_code``; :meth:`detect` reads those readings) shows a real-range token
+           the bytes do not. What remains cannot: the five predefined
            XML entities and JSON's other escapes stand for characters no token is made of,
            except JSON's whitespace escapes (``\\t`` …), which the byte pattern reads as
            separators; XML's attribute-value and line-end normalisation turn separators into
@@ -203,7 +237,7 @@ class HetuDetector:
         """
         if joined:
             return _joined_needles(data)
-        if _decodes(data):
+        if _decodes(data) or _escapes_a_code(data):
             return None
         values = _coded_values(data)
         if values is None:
