@@ -719,15 +719,7 @@ def readings(text: str) -> list[str]:
         # Nothing to decode: only the spacing can hide a code (a run of spaces, a line break).
         squeezed = _WS.sub("", text)
         return [text] if squeezed == text else [text, squeezed]
-    combined = text
-    for _ in range(_ROUNDS):
-        decoded = html.unescape(unquote(_unbackslash(combined), errors="replace"))
-        if decoded == combined:
-            break
-        combined = decoded
-    forms = dict.fromkeys(
-        (text, _unbackslash(text), unquote(text, errors="replace"), html.unescape(text), combined)
-    )
+    forms = dict.fromkeys((text, *unescaped_readings(text)))
     reading, no_format, _ = _tables()
     out: dict[str, None] = {}
     for form in forms:
