@@ -51,7 +51,7 @@ from .model import (
 from .parsers import PARSERS, Parser, ScanState
 from .parsers.base import BlobMemo, Item, decode_base64
 from .parsers.certificate import certificate_items, looks_like_certificate, pem_items
-from .parsers.jose import jose_payloads, jose_tokens
+from .parsers.jose import jose_payloads
 from .parsers.request import request_fields
 from .parsers.text import clear_as_bytes, lines_only
 from .policy import Policy
@@ -368,21 +368,20 @@ class Scanner:
         """Whether a payload found inside another may be screened with others, and how:
         "text" (``_batch``), a kind of binary (``_batch_blobs``, with others of that kind) or
         None (parsed alone). Small, untyped, and such that parsing it yields nothing but
-        fields of its lines (the text parser's ``lines_only``; the text parser claims it) and
-        no JOSE token or PEM block (which ``_payload`` looks for in its bytes)."""
+        fields of its lines (the text parser's ``lines_only``), and the text parser claims
+        it."""
         data = payload.data
         if (
             payload.content_type is not None
             or payload.declared
             or not 0 < payload.depth <= self.policy.limits.max_depth
             or len(data) > _BATCH_BYTES
-            or b"-----BEGIN " in data
         ):
             return None
         media = self._untyped
         room = max(state.limits.max_decoded_bytes - state.decoded_bytes, 0)
         kind = lines_only(payload, media, room)
-        if kind is None or next(jose_tokens(data), None) is not None:
+        if kind is None:
             return None
         return (
             kind
@@ -405,12 +404,13 @@ class Scanner:
             return
         batch = plain[:]
         plain.clear()
-        needles = self._screen(b"\n".join(p.data for p in batch), notes=tally.notes)
+        joined = b"\n".join(p.data for p in batch)
+        needles = self._screen(joined, notes=tally.notes)
         if needles is None or len(needles) > _BATCH_NEEDLES or len(batch) == 1:
             for payload in batch:
                 self._payload(payload, tally, state)
             return
-        holders = _holding(batch, needles)
+        holders = _holding(batch, joined, needles)
         for number, payload in enumerate(batch):
             if number in holders:
                 self._payload(payload, tally, state)
@@ -568,16 +568,15 @@ _BLOB_BATCH_SIZE = 16
 _BATCH_NEEDLES = 16
 
 
-def _holding(batch: list[Payload], needles: frozenset[bytes]) -> set[int]:
-    """The numbers of the payloads of ``batch`` in whose bytes, joined by line breaks, a
-    needle stands, wholly or in part (a needle over a join is in both: more is read, never
-    less)."""
+def _holding(batch: list[Payload], joined: bytes, needles: frozenset[bytes]) -> set[int]:
+    """The numbers of the payloads of ``batch`` in whose bytes (``joined``: joined by line
+    breaks) a needle stands, wholly or in part (a needle over a join is in both: more is
+    read, never less)."""
     starts: list[int] = []
     at = 0
     for payload in batch:
         starts.append(at)
         at += len(payload.data) + 1
-    joined = b"\n".join(p.data for p in batch)
     holders: set[int] = set()
     for needle in needles:
         if not needle:

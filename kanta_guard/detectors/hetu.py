@@ -72,7 +72,9 @@ def _readings(value: str) -> list[str]:
     """The readings of a field's text :meth:`HetuDetector.detect` matches: ``match_readings``
     of it and of it with its escapes undone (``idcode.unescaped_readings``)."""
     readings = idcode.match_readings(value)
-    if not idcode.escape_in_code(value.encode("utf-8", "surrogatepass")):
+    if ("%" not in value and "\\" not in value and "&" not in value) or not idcode.escape_in_code(
+        value.encode("utf-8", "surrogatepass")
+    ):
         return readings  # (where the screen decodes a document: the same test)
     extra = idcode.unescaped_readings(value)
     if not extra:

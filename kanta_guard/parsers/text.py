@@ -30,6 +30,7 @@ from .base import (
     decode_base64,
     nested,
 )
+from .jose import jose_tokens
 
 __all__ = [
     "TextParser",
@@ -246,10 +247,13 @@ def lines_only(payload: Payload, media: MediaType, room: int) -> str | None:
     screened together); None for anything else. Neither holds a quoted-printable escape
     (another reading) or a run of the Base64 alphabet ``MIN_SHORT_BASE64`` long (a token to
     decode), nor is a body of Base64 lines (``base64_body``), HTML, or sniffed as another
-    type. (Whether another parser claims it is the caller's to ask.)"""
+    type; and neither holds a PEM block or a JOSE token, which the pipeline looks for in a
+    payload's bytes. (Whether another parser claims it is the caller's to ask.)"""
     data = payload.data
     if media.is_html or _ANY_RUN.search(data) is not None or _quoted_printable(data) is not None:
         return None
+    if b"-----BEGIN " in data or next(jose_tokens(data), None) is not None:
+        return None  # (the pipeline's searches of a payload's bytes would find these)
     if base64_body(data) is not None:
         return None  # (Base64 wrapped in lines shorter than a token: decoded as a body)
     if sniffed_type(media, data) is not media:

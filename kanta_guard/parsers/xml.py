@@ -60,7 +60,7 @@ from .certificate import (
     looks_like_certificate,
     markup_certificate_items,
 )
-from .jose import jose_nested, jose_tokens
+from .jose import jose_nested
 from .parties import fhir_xml_parties, saml_parties, v3_parties
 from .text import clear_as_bytes, lines_only, text_fields
 
@@ -925,25 +925,20 @@ def _bytes(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
-#: A run of the Base64 alphabet as long as the shortest Base64 a reader decodes
-#: (``base.MIN_SHORT_BASE64``): decoded text holding one may hold another layer, which no screen
-#: of the text sees (Base64 of Base64). (Binary is not read as text lines: its runs are none.)
 def _inert(found: list[tuple[bytes, bytes, bool]], state: ScanState) -> bool:
     """True if nothing in the decoded texts ``found`` can fire, asked before any becomes a
-    payload: each would be read as its lines alone (``text.lines_only``; no container, DICOM
-    file, JOSE token or PEM block, which another parser or the pipeline's searches would take:
-    what ``Scanner._plain`` asks of a payload), and the screen of them joined by line breaks
-    rules out every line: of the UTF-8 ones, of their bytes; of the others, of every reading
-    (``text.clear_as_bytes``). (It once asked less, and Base64 of a gzip, of quoted-printable
-    or of Base64 wrapped short, in an XML text, passed unread.)"""
+    payload: each would be read as its lines alone (``text.lines_only``; and no container or
+    DICOM file, which another parser would claim: what ``Scanner._plain`` asks of a payload),
+    and the screen of them joined by line breaks rules out every line: of the UTF-8 ones, of
+    their bytes; of the others, of every reading (``text.clear_as_bytes``). (It once asked
+    less, and Base64 of a gzip, of quoted-printable or of Base64 wrapped short, in an XML
+    text, passed unread.)"""
     room = max(state.limits.max_decoded_bytes - state.decoded_bytes, 0)
     texts: list[bytes] = []
     blobs: dict[str, list[bytes]] = {}  # (by kind: only bytes alike are screened together)
     for _, data, _ in found:
         kind = lines_only(Payload(data, None, "", depth=1, declared=False), _UNTYPED, room)
         if kind is None or sniff(data) is not None or is_part10(data):
-            return False
-        if b"-----BEGIN " in data or next(jose_tokens(data), None) is not None:
             return False
         if kind == "text":
             texts.append(data)
