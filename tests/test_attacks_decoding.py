@@ -894,6 +894,26 @@ ATTACKS: list[tuple[str, Make]] = [
         lambda c: body("application/json", json.dumps({"n": f"{c[:6]}&#45;{c[7:]}"}).encode()),
     ),
     (
+        "multipart part sign percent-encoded",
+        lambda c: body(
+            "multipart/form-data; boundary=b",
+            f"--b\r\nContent-Type: text/plain\r\n\r\n{c[:6]}%2D{c[7:]}\r\n--b--\r\n".encode(),
+        ),
+    ),
+    (
+        "ndjson sign percent-encoded",
+        lambda c: body(
+            "application/x-ndjson", (json.dumps({"n": f"{c[:6]}%2D{c[7:]}"}) + "\n").encode()
+        ),
+    ),
+    (
+        "gzip body sign percent-encoded",
+        lambda c: body(
+            "text/plain", gzip.compress(f"{c[:6]}%2D{c[7:]}".encode()), ("Content-Encoding", "gzip")
+        ),
+    ),
+    ("cookie sign percent-encoded", lambda c: get("/x", ("Cookie", f"n={c[:6]}%2D{c[7:]}"))),
+    (
         "text digits percent-encoded",
         lambda c: body("text/plain", ("".join(f"%{ord(ch):02X}" for ch in c[:6]) + c[6:]).encode()),
     ),
