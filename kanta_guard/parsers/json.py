@@ -104,10 +104,9 @@ class JsonParser:
             # Screened first: when only identifiers need reading, the document is parsed into
             # plain dicts (C speed) just to prove it is JSON; else into pairs, duplicates kept.
             fast = _screenable(raw) and state.screen(raw) == frozenset()
-            if fast and state.whole_elements and b'"div"' in raw:
-                # A FHIR Narrative.div's XHTML is read as XML (``_string``): what its markup
-                # splits, no screen of the JSON text sees.
-                fast = False
+            # A FHIR Narrative.div's XHTML is read as XML (``_string``): what its markup splits,
+            # no screen of the JSON text sees. On the fast path its divs are still read so.
+            narratives = fast and state.whole_elements and b'"div"' in raw
             doc = (
                 json.loads(text, parse_int=_integer)
                 if fast
@@ -140,6 +139,8 @@ class JsonParser:
             identifiers = self._identifiers(text, pairs, payload, state)
             if identifiers is not None:
                 yield from identifiers
+                if narratives:
+                    yield from self._narratives(pairs(), payload, state)
                 return
             doc = pairs()
         yield from self._walk(doc, payload, state)
@@ -195,6 +196,31 @@ class JsonParser:
                 )
         return items
 
+    def _narratives(self, doc: object, payload: Payload, state: ScanState) -> Iterator[Item]:
+        """The FHIR Narrative divs of a document, each read as the walk reads it (its XHTML a
+        nested payload, with the walk's context), and nothing else: the fast path's screen
+        found nothing in the JSON text, but what the div's markup splits only its XML reading
+        sees. Every pair is visited, duplicate keys included."""
+        prefix = payload.location + ":" if payload.location else ""
+        stack: list[tuple[object, str, Context]] = [(doc, "", payload.context)]
+        while stack:
+            node, pointer, ctx = stack.pop()
+            if isinstance(node, str):
+                if ctx.element == "div":
+                    yield from self._string(node, pointer, ctx, None, prefix, payload, state)
+            elif isinstance(node, _Object):
+                role, system, _ = _object_context(node, ctx)
+                stack.extend(
+                    (value, f"{pointer}/{_escape(key)}", _child_context(key, role, system))
+                    for key, value in reversed(node)
+                    if not isinstance(value, int | float | bool) and value is not None
+                )
+            elif isinstance(node, list):
+                stack.extend(
+                    (item, f"{pointer}/{index}", ctx)
+                    for index, item in reversed(list(enumerate(node)))
+                )
+
     def _walk(self, doc: object, payload: Payload, state: ScanState) -> Iterator[Item]:
         prefix = payload.location + ":" if payload.location else ""
         # (value, pointer, context, identifier-system or None)
@@ -204,17 +230,7 @@ class JsonParser:
             if isinstance(node, str):
                 yield from self._string(node, pointer, ctx, id_system, prefix, payload, state)
             elif isinstance(node, _Object):
-                keys = dict(node)
-                role = ctx.role
-                resource = keys.get("resourceType")
-                if isinstance(resource, str):
-                    role = FHIR_RESOURCE_ROLES.get(resource, Role.DOCUMENT)
-                elif ctx.element == "contact" and role is Role.PROFESSIONAL and "name" not in keys:
-                    # An Organization.contact that names no one (purpose ADMIN: a functional
-                    # mailbox, a switchboard) is the organisation's own, not its staff's.
-                    role = Role.ORGANISATION
-                system = keys.get("system")
-                system = normalise_system(system) if isinstance(system, str) else None
+                role, system, keys = _object_context(node, ctx)
                 obj_ctx = (
                     Context(role, ctx.element, system) if role is not ctx.role or system else ctx
                 )
@@ -222,10 +238,7 @@ class JsonParser:
                 for key, value in node:
                     child_pointer = f"{pointer}/{_escape(key)}"
                     yield Field(key, obj_ctx, f"{prefix}{child_pointer}#key")
-                    child_role = FHIR_KEY_ROLES.get(key, role)
-                    if key == "contact" and role is Role.ORGANISATION:
-                        child_role = Role.PROFESSIONAL
-                    child_ctx = Context(child_role, key, system)
+                    child_ctx = _child_context(key, role, system)
                     if key == "data" and isinstance(value, str):
                         data = decode_base64(value)
                         if data is not None:
@@ -288,6 +301,30 @@ class JsonParser:
             yield nested(xhtml, "application/xhtml+xml", where, payload, ctx, state, declared=False)
             return
         yield Field(value, ctx, where)
+
+
+def _object_context(node: _Object, ctx: Context) -> tuple[Role, str | None, dict[str, object]]:
+    """The role an object's members are read under, the identifier system it declares, and
+    its members as a dict (the last of a duplicated key, as ``json.loads`` keeps)."""
+    keys = dict(node)
+    role = ctx.role
+    resource = keys.get("resourceType")
+    if isinstance(resource, str):
+        role = FHIR_RESOURCE_ROLES.get(resource, Role.DOCUMENT)
+    elif ctx.element == "contact" and role is Role.PROFESSIONAL and "name" not in keys:
+        # An Organization.contact that names no one (purpose ADMIN: a functional mailbox, a
+        # switchboard) is the organisation's own, not its staff's.
+        role = Role.ORGANISATION
+    system = keys.get("system")
+    return role, normalise_system(system) if isinstance(system, str) else None, keys
+
+
+def _child_context(key: str, role: Role, system: str | None) -> Context:
+    """The context of an object member's value."""
+    child_role = FHIR_KEY_ROLES.get(key, role)
+    if key == "contact" and role is Role.ORGANISATION:
+        child_role = Role.PROFESSIONAL
+    return Context(child_role, key, system)
 
 
 def _has_resource_type(doc: object) -> bool:
