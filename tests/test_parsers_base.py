@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kanta_guard import Scanner, Verdict
-from kanta_guard.parsers.base import MIN_BASE64, base64_content, base64_spans, looks_base64
+from kanta_guard.parsers.base import MIN_BASE64, base64_content, base64_spans, looks_base64, sift
 
 
 def _wrap(text: str, width: int, newline: str) -> str:
@@ -295,3 +295,19 @@ def test_short_base64_spans_are_linear() -> None:
         list(base64_spans(data, b'"', b'"'))
         list(base64_spans(data, b">", b"<"))
         assert time.perf_counter() - started < 0.5
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.booleans(), max_size=200), st.integers(1, 32))
+def test_sift_gives_what_is_not_ruled_out(flags: list[bool], size: int) -> None:
+    """Exactly the items a group question cannot rule out alone, in order; each item is asked
+    about in at most log2(size) + 1 groups (linear)."""
+    asked: list[int] = []
+
+    def clear(group: list[int]) -> bool:
+        asked.append(len(group))
+        return not any(flags[i] for i in group)
+
+    items = list(range(len(flags)))
+    assert sift(items, clear, size) == [i for i in items if flags[i]]
+    assert sum(asked) <= len(items) * (size.bit_length() + 1)

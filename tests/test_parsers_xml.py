@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import time
 from collections.abc import Callable
+from typing import Any
 from xml.sax.saxutils import escape
 
 import pytest
@@ -745,3 +747,43 @@ def test_the_node_index_paths_are_the_xpaths(root: etree._Element) -> None:
     nodes = xml_module._NodeIndex(lambda: root)
     for el in root.iter():
         assert nodes.path(el) == xml_module._xpath(el)
+
+
+def _random_texts(count: int, *odd: bytes) -> str:
+    """An XML document of ``count`` Base64 texts of seeded random bytes (no NUL: one kind of
+    binary), and one text for each of ``odd``, in the middle."""
+    rng = random.Random(20261203)
+    blobs = [bytes(rng.randrange(1, 256) for _ in range(24)) for _ in range(count)]
+    blobs[count // 2 : count // 2] = odd
+    return "<r>" + "".join(f"<a>{b64(blob)}</a>" for blob in blobs) + "</r>"
+
+
+def test_one_unclear_base64_text_does_not_send_the_others_to_the_text_parser(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Decoded texts are screened in groups, and a group the screen cannot rule out is halved:
+    a chance "&#" in one random value (which the screens cannot tell) sends that value, not
+    the other hundred, to be parsed alone."""
+    from kanta_guard.parsers.text import TextParser
+
+    parsed: list[bytes] = []
+    original = TextParser.parse
+
+    def parse(self: TextParser, payload: Any, media: Any, state: Any) -> Any:
+        parsed.append(payload.data)
+        return original(self, payload, media, state)
+
+    monkeypatch.setattr(TextParser, "parse", parse)
+    odd = b"\xff\x02&#x31;\x03\x04" * 4  # (not UTF-8: binary as the random ones are)
+    report = PERSONAL.scan(_post(_random_texts(128, odd)))
+    assert report.verdict is Verdict.PASS, report.as_dict()
+    assert parsed == [odd]
+
+
+def test_a_code_in_one_of_many_base64_texts_is_found() -> None:
+    """The value that holds a real code among a hundred random ones is read, and located."""
+    odd = b"\x01\x02" * 4 + REAL.encode() + b"\x03\x04" * 4
+    report = PERSONAL.scan(_post(_random_texts(128, odd)))
+    assert [(f.rule, f.location) for f in report.findings] == [
+        ("hetu.real", "/r/a[65]!base64:line 1")
+    ], report.as_dict()

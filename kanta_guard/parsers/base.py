@@ -33,6 +33,7 @@ __all__ = [
     "looks_base64",
     "nested",
     "normalise_system",
+    "sift",
     "wanted_texts",
 ]
 
@@ -431,6 +432,36 @@ def decode_base64(text: str) -> bytes | None:
     except UnicodeEncodeError:
         return None
     return _decode(compact) if compact else None
+
+
+#: Items asked together at most (``sift``): a bounded group, so halving it costs each byte a
+#: bounded number of questions (log2 of this, plus one).
+SIFT_SIZE = 16
+
+
+def sift[T](items: list[T], clear: Callable[[list[T]], bool], size: int = SIFT_SIZE) -> list[T]:
+    """The items ``clear`` does not rule out, in order: groups of at most ``size`` are asked
+    together (``clear`` of a group must hold for each of its items, as a screen of their bytes
+    joined by line breaks holds for each); a group not ruled out is halved and each half asked
+    again, down to single items, which are what is returned if still not ruled out.
+
+    Linear: each item is asked about in at most log2(``size``) + 1 groups. (All or nothing per
+    group made one chance "&#" in a thousand random Base64 values send them all, one by one,
+    to the text parser.)"""
+    out: list[tuple[int, T]] = []
+    groups = [list(enumerate(items[i : i + size], i)) for i in range(0, len(items), size)]
+    groups.reverse()
+    while groups:
+        group = groups.pop()
+        if clear([item for _, item in group]):
+            continue
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        half = len(group) // 2
+        groups.append(group[half:])
+        groups.append(group[:half])
+    return [item for _, item in out]
 
 
 def nested(

@@ -53,6 +53,7 @@ from .base import (
     decode_base64,
     nested,
     normalise_system,
+    sift,
 )
 from .certificate import (
     certificate_items,
@@ -443,15 +444,19 @@ class XmlParser:
             yield from self._holders_of(jose, tree, payload, state, kind="jose")
         if not found:
             return
-        if _inert(found, state):
-            # What the text parser would conclude of each (signature values, digests), in one
-            # screen and without nested payloads: nothing in them can fire.
-            state.charge(sum(len(data) for _, data, _ in found), "body")
+        # What the text parser would conclude of each (signature values, digests), in a few
+        # screens and without nested payloads: the inert ones, in which nothing can fire, are
+        # only counted; the others become payloads.
+        live = _live(found, state)
+        if len(live) < len(found):
+            kept = {id(entry) for entry in live}
+            inert = [entry for entry in found if id(entry) not in kept]
+            state.charge(sum(len(data) for _, data, _ in inert), "body")
             if memo is not None:
-                for segment, data, _ in found:
+                for segment, data, _ in inert:
                     memo.add(segment, len(data))
-            return
-        yield from self._holders_of(found, tree, payload, state)
+        if live:
+            yield from self._holders_of(live, tree, payload, state)
 
     @staticmethod
     def _holders_of(
@@ -794,8 +799,30 @@ def _parties(
     def locate(el: etree._Element) -> str:
         return _locate(payload, el, "")
 
+    # Each element's role, remembered for the elements passed on the way up: the parties of a
+    # document share their ancestors, and the nearest element naming a role decides for every
+    # element between it and the one asked about (``_context_of``'s answer).
+    roles: dict[etree._Element, Role] = {}
+
     def role_of(el: etree._Element) -> Role:
-        return _context_of(el, payload.context).role
+        passed: list[etree._Element] = []
+        role = payload.context.role
+        node: etree._Element | None = el
+        while node is not None:
+            known = roles.get(node)
+            if known is not None:
+                role = known
+                break
+            parent = node.getparent()
+            passed.append(node)
+            named = _named_role(node, _local(parent.tag) if parent is not None else None)
+            if named is not None:
+                role = named
+                break
+            node = parent
+        for node in passed:
+            roles[node] = role
+        return role
 
     yield from v3_parties(root, locate, role_of)
     yield from fhir_xml_parties(root, locate, role_of)
@@ -925,28 +952,47 @@ def _bytes(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
-def _inert(found: list[tuple[bytes, bytes, bool]], state: ScanState) -> bool:
-    """True if nothing in the decoded texts ``found`` can fire, asked before any becomes a
-    payload: each would be read as its lines alone (``text.lines_only``; and no container or
-    DICOM file, which another parser would claim: what ``Scanner._plain`` asks of a payload),
-    and the screen of them joined by line breaks rules out every line: of the UTF-8 ones, of
-    their bytes; of the others, of every reading (``text.clear_as_bytes``). (It once asked
-    less, and Base64 of a gzip, of quoted-printable or of Base64 wrapped short, in an XML
-    text, passed unread.)"""
+def _live(
+    found: list[tuple[bytes, bytes, bool]], state: ScanState
+) -> list[tuple[bytes, bytes, bool]]:
+    """The decoded texts of ``found`` in which something may fire, asked before any becomes a
+    payload; the rest are inert. Inert: read as its lines alone (``text.lines_only``; and no
+    container or DICOM file, which another parser would claim: what ``Scanner._plain`` asks of
+    a payload), and the screen of it and others like it joined by line breaks rules out every
+    line: of the UTF-8 ones, of their bytes; of the others, of every reading
+    (``text.clear_as_bytes``), in groups (``sift``). (It once asked less, and Base64 of a gzip,
+    of quoted-printable or of Base64 wrapped short, in an XML text, passed unread.)"""
     room = max(state.limits.max_decoded_bytes - state.decoded_bytes, 0)
-    texts: list[bytes] = []
-    blobs: dict[str, list[bytes]] = {}  # (by kind: only bytes alike are screened together)
-    for _, data, _ in found:
+    live: list[tuple[bytes, bytes, bool]] = []
+    texts: list[tuple[bytes, bytes, bool]] = []
+    blobs: dict[str, list[tuple[bytes, bytes, bool]]] = {}  # (by kind: bytes alike together)
+    for entry in found:
+        data = entry[1]
         kind = lines_only(Payload(data, None, "", depth=1, declared=False), _UNTYPED, room)
         if kind is None or sniff(data) is not None or is_part10(data):
-            return False
-        if kind == "text":
-            texts.append(data)
+            live.append(entry)
+        elif kind == "text":
+            texts.append(entry)
         else:
-            blobs.setdefault(kind, []).append(data)
-    if texts and state.screen(b"\n".join(texts)) != frozenset():
-        return False
-    return all(clear_as_bytes(b"\n".join(same), state.screen) for same in blobs.values())
+            blobs.setdefault(kind, []).append(entry)
+
+    def clear_texts(group: list[tuple[bytes, bytes, bool]]) -> bool:
+        return state.screen(b"\n".join(data for _, data, _ in group)) == frozenset()
+
+    def clear_blobs(group: list[tuple[bytes, bytes, bool]]) -> bool:
+        return clear_as_bytes(b"\n".join(data for _, data, _ in group), state.screen)
+
+    live += sift(texts, clear_texts, _TEXT_GROUP)
+    for same in blobs.values():
+        live += sift(same, clear_blobs)
+    if len(live) > 1:
+        order = {id(entry): number for number, entry in enumerate(found)}
+        live.sort(key=lambda entry: order[id(entry)])
+    return live
+
+
+#: Decoded texts screened together at most (``_live``): as the pipeline batches them.
+_TEXT_GROUP = 128
 
 
 _UNTYPED = parse_media_type(None)
