@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from test_parsers_container import docx, jpeg, odt, xlsx, zip_of
 
 from kanta_guard import Scanner
-from kanta_guard.decode import Piece
+from kanta_guard.decode import Piece, archives
 from kanta_guard.decode.archives import NotAZipError, zip_pieces
 from kanta_guard.errors import UnscannableError
 from kanta_guard.model import Verdict
@@ -439,3 +439,42 @@ def test_walk_of_left_over_bytes_is_linear() -> None:
 
     small, large = cost(2000), cost(8000)
     assert large < 8 * small, (small, large)
+
+
+def _inflated(data: bytes) -> bytes | str | None:
+    try:
+        return archives.inflate_raw(data, 1 << 20)
+    except UnscannableError:
+        return "unscannable"
+
+
+def _streams() -> st.SearchStrategy[bytes]:
+    """Random bytes, and real raw DEFLATE and zlib streams (every level, small windows, a preset
+    dictionary), whole or cut short."""
+
+    @st.composite
+    def stream(draw: st.DrawFn) -> bytes:
+        payload = draw(st.binary(max_size=200))
+        level = draw(st.integers(0, 9))
+        wbits = draw(st.sampled_from([-15, -9, 9, 12, 15]))
+        zdict = draw(st.sampled_from([None, b"a dictionary"]))
+        maker = (
+            zlib.compressobj(level, zlib.DEFLATED, wbits, zdict=zdict)
+            if zdict and wbits > 0
+            else zlib.compressobj(level, zlib.DEFLATED, wbits)
+        )
+        data = maker.compress(payload) + maker.flush()
+        return data[: draw(st.integers(0, len(data)))]
+
+    return st.one_of(st.binary(max_size=48), stream())
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_streams())
+def test_inflate_raw_header_check_changes_no_answer(data: bytes) -> None:
+    """``inflate_raw`` refuses at the header what zlib would refuse at its first bytes: the
+    answer is the one the trial gives."""
+    checked = _inflated(data)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(archives, "_may_open", lambda data, wbits: True)
+        assert _inflated(data) == checked

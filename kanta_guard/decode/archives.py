@@ -123,6 +123,8 @@ def inflate_raw(data: bytes, max_size: int) -> bytes | None:
     and a stream that stops short or leaves bytes over is no such encoding either.
     """
     for wbits in (-zlib.MAX_WBITS, zlib.MAX_WBITS):
+        if not _may_open(data, wbits):
+            continue  # (what zlib would refuse at its first bytes, refused without it)
         decoder = zlib.decompressobj(wbits)
         out = bytearray()
         tail = data
@@ -140,6 +142,27 @@ def inflate_raw(data: bytes, max_size: int) -> bytes | None:
         if decoder.eof and not decoder.unused_data and out:
             return bytes(out)
     return None
+
+
+def _may_open(data: bytes, wbits: int) -> bool:
+    """False where zlib refuses ``data`` at its first bytes, as ``inflate_raw`` would find by
+    trying (random bytes are tried by the thousand: Base64 values decoded to binary). Raw
+    DEFLATE (RFC 1951 §3.2.3): block type 3 is reserved; a stored block's LEN and NLEN must
+    be complements. zlib (RFC 1950 §2.2): method 8, a window of at most 32 KB, the header a
+    multiple of 31, no preset dictionary (none is given). Shorter data is left to zlib."""
+    if wbits < 0:
+        if not data:
+            return True
+        kind = (data[0] >> 1) & 3
+        if kind == 3:
+            return False
+        if kind == 0 and len(data) >= 5:
+            return data[1] | data[2] << 8 == ~(data[3] | data[4] << 8) & 0xFFFF
+        return True
+    if len(data) < 2:
+        return True
+    cmf, flg = data[0], data[1]
+    return cmf & 0x0F == 8 and cmf >> 4 <= 7 and (cmf << 8 | flg) % 31 == 0 and not flg & 0x20
 
 
 def _too_large(max_size: int) -> UnscannableError:
