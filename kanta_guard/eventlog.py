@@ -12,7 +12,6 @@ import contextlib
 import io
 import json
 import os
-import re
 import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -35,17 +34,6 @@ class LogRotationError(OSError):
     """Rotating the log failed; the record was still written, into the current file."""
 
 
-#: A canonical UUID (RFC 9562, lower case), as mitmproxy makes every flow's and connection's id.
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
-def _is_uuid(value: str) -> bool:
-    """True for an id mitmproxy made: kept as it is, so that the record finds its flow in
-    mitmweb. (Masked, about one random UUID in a hundred lost digits to the code and number
-    masks: ``bc391622-0645-…`` reads like a code's date and number.) Anything else is masked."""
-    return _UUID.fullmatch(value) is not None
-
-
 def make_record(
     report: Report,
     *,
@@ -65,7 +53,7 @@ def make_record(
     counted = [f for f in report.findings if f.action is not Action.OFF]
     record: dict[str, object] = {
         "time": _utc(time).isoformat(timespec="milliseconds") + "Z",
-        "flow_id": flow_id if _is_uuid(flow_id) else mask_text(flow_id),
+        "flow_id": mask_text(flow_id),
         "client": None if client is None else mask_text(client),
         "method": mask_text(method),
         "host": mask_text(host),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import unquote
 
 import pytest
 from lxml import etree
@@ -419,3 +420,16 @@ def test_findings_past_the_cap_are_counted_not_listed(protocol: Protocol) -> Non
     if protocol in (Protocol.SOAP11, Protocol.SOAP12):
         findings = etree.fromstring(answer.body).find(f".//{{{KG}}}findings")
         assert findings is not None and findings.get("omitted") == "261905"
+
+
+def test_the_echoed_id_is_the_logs() -> None:
+    """The answer names its request as the blocked-request log does, also where a flow's random
+    UUID reads as a code (``bc391622-0645-…``: masked in both), so a tester finds the record."""
+    from kanta_guard.eventlog import make_record
+
+    flow_id = "bc391622-0645-45f3-a2b9-165b8e93f95e"
+    blocked = report(REAL)
+    logged = make_record(blocked, flow_id=flow_id, client=None, method="POST", host="h", path="/")
+    problem = json.loads(blocked_answer(blocked, request_id=flow_id).body)
+    instance = unquote(problem["instance"].removeprefix("urn:kanta-guard:request:"))
+    assert instance == logged["flow_id"] != flow_id

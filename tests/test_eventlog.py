@@ -317,31 +317,3 @@ def test_record_lists_at_most_the_cap() -> None:
     assert made["findings_omitted"] == 1003
     assert len(json.dumps(made)) < 64 * 1024
     assert "findings_omitted" not in record()
-
-
-@pytest.mark.parametrize(
-    "flow_id",
-    [
-        "bc391622-0645-45f3-a2b9-165b8e93f95e",  # (a flake of a TLS test: masked "bc******-****")
-        "3f2a9c1e-0d4b-4c3e-9a55-0b7e6d1f2a33",
-        "00131052-3080-4000-8000-000000000000",
-    ],
-)
-def test_a_flow_id_mitmproxy_made_is_kept(flow_id: str) -> None:
-    """A flow's UUID is no personal data, and the record must find its flow in mitmweb: kept
-    as it is, whatever its digits look like; anything else in its place is masked."""
-    assert (
-        make_record(
-            Report(Verdict.PASS, ()), flow_id=flow_id, client=None, method="GET", host="h", path="/"
-        )["flow_id"]
-        == flow_id
-    )
-    made = make_record(
-        Report(Verdict.PASS, ()),
-        flow_id=f"{flow_id}/{LEAK}",
-        client=None,
-        method="GET",
-        host="h",
-        path="/",
-    )
-    assert "050775" not in json.dumps(made) and "******-****" in json.dumps(made)
