@@ -213,7 +213,6 @@ class JsonParser:
                 stack.extend(
                     (value, f"{pointer}/{_escape(key)}", _child_context(key, role, system))
                     for key, value in reversed(node)
-                    if not isinstance(value, int | float | bool) and value is not None
                 )
             elif isinstance(node, list):
                 stack.extend(

@@ -194,17 +194,37 @@ def _context_of(el: etree._Element, base: Context) -> Context:
 
     The same answer as the walk's: the nearest element that names a role decides.
     """
-    role = base.role
+    attrib = el.attrib
+    return Context(
+        _role_of(el, base.role), _local(el.tag), attrib.get("root") or attrib.get("codeSystem")
+    )
+
+
+def _role_of(
+    el: etree._Element, base: Role, memo: dict[etree._Element, Role] | None = None
+) -> Role:
+    """The role of the nearest element, ``el`` or an ancestor, that names one (else ``base``).
+    ``memo``: the roles found before, kept for every element passed on the way up (the nearest
+    element naming a role decides for each of them): elements that share ancestors, as a
+    document's parties do, walk each chain once."""
+    passed: list[etree._Element] = []
+    role = base
     node: etree._Element | None = el
     while node is not None:
+        if memo is not None and (known := memo.get(node)) is not None:
+            role = known
+            break
         parent = node.getparent()
+        passed.append(node)
         named = _named_role(node, _local(parent.tag) if parent is not None else None)
         if named is not None:
             role = named
             break
         node = parent
-    attrib = el.attrib
-    return Context(role, _local(el.tag), attrib.get("root") or attrib.get("codeSystem"))
+    if memo is not None:
+        for node in passed:
+            memo[node] = role
+    return role
 
 
 class XmlParser:
@@ -448,15 +468,13 @@ class XmlParser:
         # screens and without nested payloads: the inert ones, in which nothing can fire, are
         # only counted; the others become payloads.
         live = _live(found, state)
-        if len(live) < len(found):
-            kept = {id(entry) for entry in live}
-            inert = [entry for entry in found if id(entry) not in kept]
-            state.charge(sum(len(data) for _, data, _ in inert), "body")
-            if memo is not None:
-                for segment, data, _ in inert:
-                    memo.add(segment, len(data))
+        inert = [entry for number, entry in enumerate(found) if number not in live]
+        state.charge(sum(len(data) for _, data, _ in inert), "body")
+        if memo is not None:
+            for segment, data, _ in inert:
+                memo.add(segment, len(data))
         if live:
-            yield from self._holders_of(live, tree, payload, state)
+            yield from self._holders_of([found[n] for n in sorted(live)], tree, payload, state)
 
     @staticmethod
     def _holders_of(
@@ -799,30 +817,10 @@ def _parties(
     def locate(el: etree._Element) -> str:
         return _locate(payload, el, "")
 
-    # Each element's role, remembered for the elements passed on the way up: the parties of a
-    # document share their ancestors, and the nearest element naming a role decides for every
-    # element between it and the one asked about (``_context_of``'s answer).
-    roles: dict[etree._Element, Role] = {}
+    roles: dict[etree._Element, Role] = {}  # (the parties share their ancestors)
 
     def role_of(el: etree._Element) -> Role:
-        passed: list[etree._Element] = []
-        role = payload.context.role
-        node: etree._Element | None = el
-        while node is not None:
-            known = roles.get(node)
-            if known is not None:
-                role = known
-                break
-            parent = node.getparent()
-            passed.append(node)
-            named = _named_role(node, _local(parent.tag) if parent is not None else None)
-            if named is not None:
-                role = named
-                break
-            node = parent
-        for node in passed:
-            roles[node] = role
-        return role
+        return _role_of(el, payload.context.role, roles)
 
     yield from v3_parties(root, locate, role_of)
     yield from fhir_xml_parties(root, locate, role_of)
@@ -952,42 +950,34 @@ def _bytes(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
-def _live(
-    found: list[tuple[bytes, bytes, bool]], state: ScanState
-) -> list[tuple[bytes, bytes, bool]]:
-    """The decoded texts of ``found`` in which something may fire, asked before any becomes a
-    payload; the rest are inert. Inert: read as its lines alone (``text.lines_only``; and no
-    container or DICOM file, which another parser would claim: what ``Scanner._plain`` asks of
-    a payload), and the screen of it and others like it joined by line breaks rules out every
-    line: of the UTF-8 ones, of their bytes; of the others, of every reading
-    (``text.clear_as_bytes``), in groups (``sift``). (It once asked less, and Base64 of a gzip,
-    of quoted-printable or of Base64 wrapped short, in an XML text, passed unread.)"""
+def _live(found: list[tuple[bytes, bytes, bool]], state: ScanState) -> set[int]:
+    """The numbers of the decoded texts of ``found`` in which something may fire, asked before
+    any becomes a payload; the rest are inert. Inert: read as its lines alone
+    (``text.lines_only``; and no container or DICOM file, which another parser would claim:
+    what ``Scanner._plain`` asks of a payload), and the screen of it and others like it joined
+    by line breaks rules out every line: of the UTF-8 ones, of their bytes; of the others, of
+    every reading (``text.clear_as_bytes``), in groups (``sift``). (It once asked less, and
+    Base64 of a gzip, of quoted-printable or of Base64 wrapped short, in an XML text, passed
+    unread.)"""
     room = max(state.limits.max_decoded_bytes - state.decoded_bytes, 0)
-    live: list[tuple[bytes, bytes, bool]] = []
-    texts: list[tuple[bytes, bytes, bool]] = []
-    blobs: dict[str, list[tuple[bytes, bytes, bool]]] = {}  # (by kind: bytes alike together)
-    for entry in found:
-        data = entry[1]
+    live: set[int] = set()
+    texts: list[int] = []
+    blobs: dict[str, list[int]] = {}  # (by kind: only bytes alike are screened together)
+    for number, (_, data, _) in enumerate(found):
         kind = lines_only(Payload(data, None, "", depth=1, declared=False), _UNTYPED, room)
         if kind is None or sniff(data) is not None or is_part10(data):
-            live.append(entry)
+            live.add(number)
         elif kind == "text":
-            texts.append(entry)
+            texts.append(number)
         else:
-            blobs.setdefault(kind, []).append(entry)
+            blobs.setdefault(kind, []).append(number)
 
-    def clear_texts(group: list[tuple[bytes, bytes, bool]]) -> bool:
-        return state.screen(b"\n".join(data for _, data, _ in group)) == frozenset()
+    def joined(group: list[int]) -> bytes:
+        return b"\n".join(found[number][1] for number in group)
 
-    def clear_blobs(group: list[tuple[bytes, bytes, bool]]) -> bool:
-        return clear_as_bytes(b"\n".join(data for _, data, _ in group), state.screen)
-
-    live += sift(texts, clear_texts, _TEXT_GROUP)
+    live.update(sift(texts, lambda group: state.screen(joined(group)) == frozenset(), _TEXT_GROUP))
     for same in blobs.values():
-        live += sift(same, clear_blobs)
-    if len(live) > 1:
-        order = {id(entry): number for number, entry in enumerate(found)}
-        live.sort(key=lambda entry: order[id(entry)])
+        live.update(sift(same, lambda group: clear_as_bytes(joined(group), state.screen)))
     return live
 
 
