@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from conftest import TEST_KEY
-from helpers import REAL, TEST
+from helpers import REAL, TEST, identity_policy
 from test_pipeline import post
 
 from kanta_guard import KeyedHasher, Scanner, Verdict, load_policy
@@ -54,8 +54,10 @@ def _patient(div: str) -> dict[str, Any]:
     }
 
 
-def _key(body: str) -> tuple[Verdict, list[tuple[str, str, str, str]]]:
-    report = PERSONAL.scan(post(body, "application/fhir+json"))
+def _key(
+    body: str, content_type: str | None = "application/fhir+json", scanner: Scanner = PERSONAL
+) -> tuple[Verdict, list[tuple[str, str, str, str]]]:
+    report = scanner.scan(post(body, content_type))
     return report.verdict, [(f.rule, f.location, str(f.role), f.evidence) for f in report.findings]
 
 
@@ -125,3 +127,33 @@ def test_a_clean_document_with_a_div_is_not_walked(monkeypatch: pytest.MonkeyPat
     named = _observation(_div("ok"), note=[{"text": "Potilas Matti Virtanen soitti."}])
     with pytest.raises(AssertionError, match="walked"):
         _key(json.dumps(named))
+
+
+CODES_ONLY = Scanner(identity_policy(), KeyedHasher(TEST_KEY))
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_fast_path_reads_divs_under_the_identity_code_rules_alone(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The identity-code rules read what a div's markup splits too (a code in two text nodes),
+    with the personal-data rules off: the same findings as the walk. (Found attacking the fast
+    path: a code split in a JSON div passed under the identity-code rules alone.)"""
+    fast = _key(CASES[name], scanner=CODES_ONLY)
+    monkeypatch.setattr(json_module, "_screenable", lambda raw: False)
+    assert fast == _key(CASES[name], scanner=CODES_ONLY)
+    if name == "split real code":
+        assert fast[0] is Verdict.BLOCK
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/fhir+ndjson", "text/plain", "application/json+fhir", None]
+)
+@pytest.mark.parametrize("scanner", [PERSONAL, CODES_ONLY], ids=["every rule", "codes only"])
+def test_a_code_split_in_a_div_is_found_however_the_json_is_sent(
+    content_type: str | None, scanner: Scanner
+) -> None:
+    """Bulk Data NDJSON, JSON sent as text or unlabelled, STU3's label: the div is read."""
+    body = CASES["split real code"]
+    verdict, findings = _key(body, content_type, scanner)
+    assert verdict is Verdict.BLOCK and [f[0] for f in findings] == ["hetu.real"], findings

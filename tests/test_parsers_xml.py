@@ -787,3 +787,21 @@ def test_a_code_in_one_of_many_base64_texts_is_found() -> None:
     assert [(f.rule, f.location) for f in report.findings] == [
         ("hetu.real", "/r/a[65]!base64:line 1")
     ], report.as_dict()
+
+
+def test_a_code_in_one_of_many_decoded_texts_is_found() -> None:
+    """Decoded text (not binary) is screened in groups too: the one value of many that holds a
+    real code is read and located; its clean twin passes."""
+    prose = [f"Rivi {i}: paino 78 kg, ei huomautettavaa.".encode() for i in range(300)]
+    odd = f"Potilaan henkilötunnus {REAL} tarkistettu.".encode()
+
+    def document(middle: bytes) -> str:
+        texts = [*prose[:150], middle, *prose[150:]]
+        return "<r>" + "".join(f"<a>{b64(t)}</a>" for t in texts) + "</r>"
+
+    report = PERSONAL.scan(_post(document(odd)))
+    assert [(f.rule, f.location) for f in report.findings] == [
+        ("hetu.real", "/r/a[151]!base64:line 1")
+    ], report.as_dict()
+    clean = PERSONAL.scan(_post(document(odd.replace(REAL.encode(), TEST.encode()))))
+    assert clean.verdict is Verdict.PASS, clean.as_dict()

@@ -104,9 +104,10 @@ class JsonParser:
             # Screened first: when only identifiers need reading, the document is parsed into
             # plain dicts (C speed) just to prove it is JSON; else into pairs, duplicates kept.
             fast = _screenable(raw) and state.screen(raw) == frozenset()
-            # A FHIR Narrative.div's XHTML is read as XML (``_string``): what its markup splits,
-            # no screen of the JSON text sees. On the fast path its divs are still read so.
-            narratives = fast and state.whole_elements and b'"div"' in raw
+            # A FHIR Narrative.div's XHTML is read as XML (``_string``): what its markup splits
+            # (a name, a code: ``131052<span>-308T</span>``), no screen of the JSON text sees.
+            # On the fast path its divs are still read so, whatever the rules.
+            narratives = fast and b'"div"' in raw
             doc = (
                 json.loads(text, parse_int=_integer)
                 if fast
