@@ -365,14 +365,17 @@ def _group(
                 seen.add(block)
                 if (decoded := base64_content(block)) is not None:
                     found.append((start, stop, decoded))
-        # One reading of the block, the widest that is text, else that is a container (a
-        # narrower one of those would be truncated), else every one (no reading is text: the
-        # wrong ones are noise, the right one, if any, unknown bytes).
-        chosen = next((f for f in found if not binary(f[2])), None) or next(
-            (f for f in found if sniff(f[2]) is not None), None
-        )
-        if chosen is not None:
-            yield chosen
+        # Every reading of the block that is text, widest first: a short last line may be the
+        # block's or a word after a token ("...IA" then "x": the token read with the word
+        # decodes to text too, and it hides what stands at the token's end, a code's check
+        # character followed by a decoded digit), and so may a short first line. Else the
+        # widest that is a container (a narrower one would be truncated), else every one (no
+        # reading is text: the wrong ones are noise, the right one, if any, unknown bytes).
+        texts = [f for f in found if not binary(f[2])]
+        if not texts:
+            texts = [f for f in found if sniff(f[2]) is not None][:1]
+        if texts:
+            yield from texts
             return
         if found or known:
             yield from found
