@@ -60,6 +60,7 @@ __all__ = [
     "reads_plainly",
     "reveals_code",
     "screen_form",
+    "unescape_ways",
     "unescaped_readings",
 ]
 
@@ -736,17 +737,22 @@ def unescaped_readings(text: str) -> list[str]:
     ``131052%2D308T`` or ``131052&#45;308T`` is a code to anyone who reads it."""
     if "\\" not in text and "%" not in text and "&" not in text:
         return []
+    forms = dict.fromkeys(unescape_ways(text))
+    forms.pop(text, None)
+    return list(forms)
+
+
+def unescape_ways(text: str) -> tuple[str, str, str, str]:
+    """``text`` with its backslash escapes undone, its percent escapes, its character
+    references, and all of them together (repeatedly: a doubly escaped form takes two
+    rounds), in that order; each is ``text`` itself where it undoes nothing."""
     combined = text
     for _ in range(_ROUNDS):
         decoded = html.unescape(unquote(_unbackslash(combined), errors="replace"))
         if decoded == combined:
             break
         combined = decoded
-    forms = dict.fromkeys(
-        (_unbackslash(text), unquote(text, errors="replace"), html.unescape(text), combined)
-    )
-    forms.pop(text, None)
-    return list(forms)
+    return _unbackslash(text), unquote(text, errors="replace"), html.unescape(text), combined
 
 
 #: Where an escape may hide a code's sign, separator or digit: an escape right after a digit,

@@ -718,3 +718,53 @@ def test_fhir_xml_organisation_contact(named: bool) -> None:
     report = scan(body, "application/fhir+xml")
     assert ("email.personal" in report.rules) is named, report.as_dict()
     assert_masked(report, ("kirjaamo", "Korhonen"))
+
+
+# -- escapes a reader undoes, in a text body ------------------------------------------------------
+# Percent escapes, character references outside HTML and backslash escapes are undone by anyone
+# who reads the text (a log line, a pasted string): names, numbers and e-mail addresses written
+# so are read with them undone (parsers/text: ``line N!unescaped``), as identity codes are.
+
+
+@pytest.mark.parametrize(
+    ("text", "twin"),
+    [
+        ("Yhteys: liisa.korhonen&#64;gmail.com", "Yhteys: maija&#64;example.com"),
+        ("Yhteys: liisa.korhonen&#x40;gmail.com", "Yhteys: maija&#x40;example.com"),
+        ("Yhteys: liisa.korhonen\\u0040gmail.com", "Yhteys: maija\\u0040example.com"),
+        ("Puhelin%3A%20040%20111%202233", "Puhelin%3A%20040%20123%204567"),
+        ("Puhelin: 040&#32;111&#32;2233", "Puhelin: 040&#32;123&#32;4567"),
+        ("Potilas%20Liisa%20Korhonen%20k%C3%A4vi", "Potilas%20Maija%20Testinen%20k%C3%A4vi"),
+        ("Potilas Liisa Korhonen&auml;", "Potilas Maija Testinen&auml;"),
+        ("Potilas Liisa%0AKorhonen kävi", "Potilas Maija%0ATestinen kävi"),
+    ],
+    ids=[
+        "email-ref",
+        "email-hex-ref",
+        "email-u",
+        "phone-percent",
+        "phone-ref",
+        "name-percent",
+        "name-entity",
+        "name-escaped-line-break",
+    ],
+)
+def test_escaped_contacts_and_names_in_text_block_twins_pass(text: str, twin: str) -> None:
+    report = scan(text, "text/plain")
+    assert report.verdict is Verdict.BLOCK, report.as_dict()
+    assert any(f.location.endswith("!unescaped") for f in report.findings), report.as_dict()
+    assert_masked(report, ("liisa.korhonen", "111 2233", "Liisa", "Korhonen"))
+    assert scan(twin, "text/plain").verdict is Verdict.PASS, scan(twin, "text/plain").as_dict()
+
+
+def test_escaped_name_in_a_decoded_base64_text_blocks() -> None:
+    """The same inside a text found decoded (Base64 in a JSON string): not screened with
+    others as plain lines (``text.lines_only``), read with its escapes undone."""
+    import base64
+
+    inner = base64.b64encode(b"Potilas Liisa%20Korhonen kavi vastaanotolla").decode()
+    body = json.dumps({"resourceType": "Basic", "extension": [{"valueString": inner}]})
+    assert scan(body, "application/fhir+json").verdict is Verdict.BLOCK
+    clean = base64.b64encode(b"Potilas Maija%20Testinen kavi vastaanotolla").decode()
+    body = json.dumps({"resourceType": "Basic", "extension": [{"valueString": clean}]})
+    assert scan(body, "application/fhir+json").verdict is Verdict.PASS

@@ -77,11 +77,16 @@ def text_fields(
     without a Content-Transfer-Encoding to tell it to."""
     data = payload.data
     unqp = _quoted_printable(data) if quoted_printable else None
+    # Escapes a reader undoes (``Matti%20M%C3%A4kinen``, ``matti&#64;example.fi`` outside
+    # HTML, ``\u00e4`` in a pasted string): a text (not a binary) that holds any is read with
+    # them undone as well, line by line (``line N!unescaped``).
+    unescape = _unescapes(data)
     # The screen looks for ASCII (and UTF-8 dashes): on an ASCII-compatible text it can rule a
     # binary out on its bytes as they are, without decoding it.
     if (
         screen is not None
         and not strict
+        and not unescape
         and _clear_as_bytes(data, charset, html_text, screen)
         and (unqp is None or _clear_as_bytes(unqp, charset, html_text, screen))
     ):
@@ -110,6 +115,10 @@ def text_fields(
         for text, suffix in list(views.items()):
             if "<" in text:
                 views.setdefault(_TAGS.sub("", text), suffix + _RENDERED)
+    if unescape:
+        for text, suffix in list(views.items()):
+            for form in _unescaped(text):
+                views.setdefault(form, suffix + _UNESCAPED)
     context = payload.context
     for text, suffix in views.items():
         needles: list[str] | None = None
@@ -147,8 +156,8 @@ def _line_field(value: str, context: Context, where: str, suffix: str) -> Field:
         return Field(value, context, where)
     # Another reading of the same line: a code the first reading reported there is not
     # reported again (Field.view_of); a rendered view, one its reading reported.
-    rendered = suffix.endswith(_RENDERED)
-    base = where + suffix.removesuffix(_RENDERED) if rendered else where
+    derived = suffix.endswith(_RENDERED) or suffix.endswith(_UNESCAPED)
+    base = where + suffix.removesuffix(_RENDERED).removesuffix(_UNESCAPED) if derived else where
     return Field(value, context, where + suffix, view_of=base)
 
 
@@ -256,6 +265,8 @@ def lines_only(payload: Payload, media: MediaType, room: int) -> str | None:
         return None  # (the pipeline's searches of a payload's bytes would find these)
     if base64_body(data) is not None:
         return None  # (Base64 wrapped in lines shorter than a token: decoded as a body)
+    if _unescapes(data):
+        return None  # (read with its escapes undone too: another reading)
     if sniffed_type(media, data) is not media:
         return None
     if not binary(data):
@@ -549,6 +560,44 @@ def _clear_as_bytes(data: bytes, charset: str | None, html_text: bool, screen: _
 
 
 _RENDERED = "!rendered"
+_UNESCAPED = "!unescaped"
+#: An escape a reader undoes: a percent escape, a backslash escape (``idcode``'s list), a
+#: character reference or an entity.
+_ESCAPE = re.compile(rb"%[0-9A-Fa-f]{2}|\\.|&(?:#|[A-Za-z][A-Za-z0-9]{1,31};?)", re.DOTALL)
+
+
+def _unescapes(data: bytes) -> bool:
+    """True if ``data`` is a text (not a binary: ``base.binary``) holding an escape that
+    ``idcode.unescape_ways`` undoes."""
+    if b"%" not in data and b"\\" not in data and b"&" not in data:
+        return False
+    if _ESCAPE.search(data) is None or binary(data):
+        return False
+    text = data.decode("utf-8")
+    return any(way != text for way in idcode.unescape_ways(text))
+
+
+def _unescaped(text: str) -> list[str]:
+    """``text`` with its escapes undone, one text for each way of ``idcode.unescape_ways``
+    that changes it, line by line: line N of each is line N of ``text`` (lines end at CR LF,
+    CR or LF, as text_fields numbers them), a line break an escape spells reads as a space
+    (``Matti%0AVirtanen``: the name is still read whole)."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    ways: list[list[str]] = [[], [], [], []]
+    changed = [False] * 4
+    for line in lines:
+        if "%" not in line and "\\" not in line and "&" not in line:
+            for way in ways:
+                way.append(line)
+            continue
+        for number, form in enumerate(idcode.unescape_ways(line)):
+            if form != line:
+                changed[number] = True
+                form = form.replace("\r", " ").replace("\n", " ")
+            ways[number].append(form)
+    return list(dict.fromkeys("\n".join(way) for way, c in zip(ways, changed, strict=True) if c))
+
+
 #: Where ``str.splitlines`` ends a line (a needle holding one stands on two lines).
 _LINE_END = re.compile("[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
 #: An HTML tag, comment or doctype (no nesting: one linear pass).
