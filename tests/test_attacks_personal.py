@@ -768,3 +768,37 @@ def test_escaped_name_in_a_decoded_base64_text_blocks() -> None:
     clean = base64.b64encode(b"Potilas Maija%20Testinen kavi vastaanotolla").decode()
     body = json.dumps({"resourceType": "Basic", "extension": [{"valueString": clean}]})
     assert scan(body, "application/fhir+json").verdict is Verdict.PASS
+
+
+# -- a street address written as one text -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fmt", "street"),
+    [
+        ("fhir-json", "Mannerheimintie 5 B 7, 00100 Helsinki"),
+        ("cda", "Mannerheimintie 5 B 7, 00100 Helsinki"),
+        ("fhir-json", "Testikatu 1 A 2, 00100 Helsinki"),  # the registry's: the twin
+        ("cda", "Testikatu 1 A 2, 00100 Helsinki"),
+        ("fhir-json", "00100 Helsinki"),  # a city and its code: no one
+    ],
+)
+def test_an_address_as_one_text_is_judged(fmt: str, street: str) -> None:
+    """FHIR ``Address.text`` with no ``line``, a CDA ``addr`` of loose text: no street lines,
+    but a street all the same (before, only street lines were judged: these passed)."""
+    if fmt == "cda":
+        addr = f'<addr use="H">{street}</addr>'
+        body = cda().replace("</patientRole>", addr + "</patientRole>", 1)
+        report = scan(body, "application/xml")
+    else:
+        resource = {
+            "resourceType": "Patient",
+            "identifier": [{"system": "urn:oid:1.2.246.21", "value": MAIJA}],
+            "name": [{"family": "Testinen", "given": ["Maija", "Liisa"]}],
+            "address": [{"text": street}],
+        }
+        report = scan(json.dumps(resource), "application/fhir+json")
+    real = street.startswith("Mannerheimintie")
+    assert report.verdict is (Verdict.BLOCK if real else Verdict.PASS), report.as_dict()
+    assert set(report.rules) == ({"address.personal"} if real else set())
+    assert_masked(report, ("Mannerheimintie",))

@@ -132,6 +132,15 @@ def test_organisations_are_not_judged() -> None:
         (Address(("Politiikantie 3",), "00100", "Helsinki"), None),  # the policy's
         (Address(("Testipolku 12",), "00100", "Helsinki"), None),  # the policy's pattern
         (Address((), "00100", "Helsinki"), None),  # no street: no one
+        # The whole address as one text and no street lines (FHIR Address.text alone, a CDA
+        # addr of loose text): judged on its text when a street stands in it.
+        (Address(text="Mannerheimintie 5 B 7, 00100 Helsinki"), "address.personal"),
+        (Address((), "00100", "Helsinki", text="Mannerheimintie 5 B 7"), "address.personal"),
+        (Address(text="PL 123, 00101 Helsinki"), "address.personal"),  # a post-office box
+        (Address(text="Testikatu 1 A 2, 00100 Helsinki"), None),  # the registry's
+        (Address(text="Testipolku 12"), None),  # the policy's pattern
+        (Address(text="00100 Helsinki"), None),
+        (Address((), "00100", "Helsinki", "Suomi", text="00100 Helsinki Suomi"), None),
     ],
 )
 def test_addresses(address: Address, rule: str | None) -> None:

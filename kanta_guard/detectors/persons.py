@@ -153,7 +153,7 @@ class PersonDetector:
         )
 
     def _address(self, party: Party, address: Address) -> Hit | None:
-        if not address.lines:
+        if not address.lines and not _street_in(address):
             return None  # no street: a city or country alone identifies no one
         text = address.text or ", ".join(
             part for part in (" ".join(address.lines), address.postal_code, address.city) if part
@@ -178,6 +178,24 @@ class PersonDetector:
             "a person's street address that is not a listed test address (policy [contacts] "
             "addresses or address_patterns, or the registry)",
         )
+
+
+#: A postal code as Finland writes it (and most of Europe: four or five digits, a prefix).
+_POSTAL_CODE = re.compile(r"\b(?:[A-Z]{1,2}-)?\d{4,5}\b")
+#: A street and its number: a word of letters, then (a dot or blanks between) a digit.
+_STREET = re.compile(r"[^\W\d_]{2,}\.?\s*\d")
+
+
+def _street_in(address: Address) -> bool:
+    """Whether an address with no street lines writes a street in its text all the same (FHIR
+    ``Address.text`` alone, a CDA ``addr`` of loose text: ``Mannerheimintie 5 B 7, 00100
+    Helsinki``): what is left of it without its postal code, city and country holds a word
+    followed by a number. ``00100 Helsinki`` holds none."""
+    rest = address.text
+    for part in (address.postal_code, address.city, address.country):
+        if part.strip():
+            rest = rest.replace(part.strip(), " ")
+    return _STREET.search(_POSTAL_CODE.sub(" ", rest)) is not None
 
 
 def _written(name: PersonName) -> list[list[WrittenName]]:
