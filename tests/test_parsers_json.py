@@ -157,3 +157,23 @@ def test_a_code_split_in_a_div_is_found_however_the_json_is_sent(
     body = CASES["split real code"]
     verdict, findings = _key(body, content_type, scanner)
     assert verdict is Verdict.BLOCK and [f[0] for f in findings] == ["hetu.real"], findings
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"])
+def test_utf16_and_utf32_json_without_a_bom_is_read_wide(codec: str) -> None:
+    """JSON in UTF-16/32 with no BOM, labelled ``application/json`` (RFC 4627 §3's detection by
+    its NUL bytes, which json.loads of bytes still makes): read in that reading, not refused
+    for the NULs of the UTF-8 one (a clean resource was blocked as a JSON parse error); a
+    body that is not JSON in that reading either is still unscannable."""
+
+    def body(value: str) -> bytes:
+        return json.dumps(_observation(_div("ok"), id=value)).encode(codec)
+
+    blocked = PERSONAL.scan(post(body(REAL), "application/fhir+json"))
+    assert blocked.verdict is Verdict.BLOCK
+    assert {f.rule for f in blocked.findings} == {"hetu.real"}
+    clean = PERSONAL.scan(post(body("x1"), "application/fhir+json"))
+    assert clean.verdict is Verdict.PASS, clean.as_dict()
+    broken = PERSONAL.scan(post('{"a": '.encode(codec) + b"\x00" * 4, "application/json"))
+    assert broken.verdict is Verdict.BLOCK
+    assert {f.rule for f in broken.findings} == {"unscannable"}

@@ -73,6 +73,11 @@ class JsonParser:
         # too, as sniffed JSON (text if it is none). The common case has one reading.
         seen = {texts[0][0].removeprefix("\ufeff")}
         first: frozenset[bytes] | None = None
+        # UTF-16/32 without a BOM (RFC 4627 §3 told receivers to detect it by its NUL bytes, and
+        # json.loads of bytes still does): the first reading keeps the NULs, which no receiver
+        # parses (NUL is no JSON: RFC 8259 §7). The wide reading is then the document, read as
+        # strictly as the label asks (not JSON in it either: unscannable).
+        wide = "\x00" in texts[0][0]
         for text_other, how in texts[1:]:
             text_other = text_other.removeprefix("\ufeff")  # a BOM read as a character
             # NUL is no JSON (RFC 8259 §7): a reading that keeps the NULs of UTF-16 bytes is
@@ -81,6 +86,17 @@ class JsonParser:
                 continue
             seen.add(text_other)
             other = text_other.encode("utf-8", "surrogatepass")
+            if wide and how.startswith(("utf-16", "utf-32")) and "replace" not in how:
+                yield nested(
+                    other,
+                    "application/json; charset=utf-8",
+                    f"{location}!{how}",
+                    payload,
+                    payload.owner,
+                    state,
+                    declared=strict,
+                )
+                return
             # Where the screen can tell, a reading that could fire on nothing the first one
             # does not is not read again (it would only repeat the first reading's findings).
             needles = state.screen(other)
