@@ -12,6 +12,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -22,7 +23,7 @@ from urllib.parse import unquote
 
 from .errors import PolicyError
 from .idcode import mask_text
-from .model import MAX_FINDINGS, Action, Report
+from .model import MAX_FINDINGS, Action, Finding, Report
 
 __all__ = ["EventLog", "LogRotationError", "make_event", "make_record", "read_records"]
 
@@ -57,7 +58,7 @@ def make_record(
         "client": None if client is None else mask_text(client),
         "method": mask_text(method),
         "host": mask_text(host),
-        "path": _mask_path(path),
+        "path": _withheld(_mask_path(path), path, counted),
         "verdict": str(report.verdict),
         "rules": [mask_text(rule) for rule in report.rules],
         "findings": [
@@ -120,6 +121,41 @@ def _mask_path(path: str) -> str:
     decoded = unquote(raw, errors="replace")
     masked = mask_text(decoded)
     return raw if masked == decoded else masked
+
+
+#: What stands in a logged path for a part that held a finding masking cannot hide.
+WITHHELD = "withheld-by-kanta-guard"
+_PATH_SEGMENT = re.compile(r"url:path\[(\d+)\]")
+
+
+def _withheld(path: str, sent: str, findings: list[Finding]) -> str:
+    """The logged path without the parts that held a finding masking does not hide: masking
+    hides identity codes only, so the query of a search by name (``?family=…&given=…``), an
+    e-mail address in a parameter, a name in a path segment are left out (withheld), as
+    mitmweb's redaction withholds them, while the rest of the path still tells the operator
+    which request it was. ``sent``: the path as sent, whose segments the locations count
+    (``path`` may be its decoded form, where decoding showed a code)."""
+    places = [
+        f.location
+        for f in findings
+        if f.location.startswith(("url", "request:")) and not f.rule.startswith("hetu.")
+    ]
+    if not places:
+        return path
+    base, mark, query = path.partition("?")
+    segments = base.split("/")
+    for where in places:
+        if where.startswith("url:query"):
+            query = WITHHELD
+        elif (
+            (found := _PATH_SEGMENT.match(where)) is not None
+            and int(found[1]) < len(segments)
+            and len(segments) == sent.partition("?")[0].count("/") + 1
+        ):
+            segments[int(found[1])] = WITHHELD
+        else:  # the whole target (a JOSE token across it, the request line): nothing of it
+            return "/" + WITHHELD
+    return "/".join(segments) + (mark + query if mark else "")
 
 
 class EventLog:

@@ -317,3 +317,47 @@ def test_record_lists_at_most_the_cap() -> None:
     assert made["findings_omitted"] == 1003
     assert len(json.dumps(made)) < 64 * 1024
     assert "findings_omitted" not in record()
+
+
+def _personal(location: str, rule: str = "name.unregistered") -> Finding:
+    return Finding(rule, Action.BLOCK, location, Role.PATIENT, "L**** K*******", "hmac:1", "x")
+
+
+@pytest.mark.parametrize(
+    ("path", "location", "expected"),
+    [
+        (
+            "/fhir/Patient?family=Korhonen&given=Liisa",
+            "url:query",
+            "/fhir/Patient?withheld-by-kanta-guard",
+        ),
+        (
+            "/Patient?email=liisa.korhonen%40gmail.com",
+            "url:query:email",
+            "/Patient?withheld-by-kanta-guard",
+        ),
+        ("/people/Liisa%20Korhonen/x", "url:path[2]", "/people/withheld-by-kanta-guard/x"),
+        ("/a/Liisa%20Korhonen?x=1", "url", "/withheld-by-kanta-guard"),
+        ("/a?b=1", "body", "/a?b=1"),  # a finding elsewhere: the path as it was
+    ],
+)
+def test_record_path_withholds_what_masking_cannot_hide(
+    path: str, location: str, expected: str
+) -> None:
+    """A name, an e-mail address or a phone number found in the URL is not logged: masking
+    hides identity codes only, so the part of the path it stood in is withheld (the query, a
+    segment, or the whole path), as mitmweb's redaction withholds it (found by the end-to-end
+    test of a FHIR search by name: the record's path held the searched person's name)."""
+    report = Report(Verdict.BLOCK, (_personal(location),), Protocol.FHIR_JSON)
+    logged = make_record(report, flow_id="f", client=None, method="GET", host="h", path=path)
+    assert logged["path"] == expected
+    assert "Korhonen" not in json.dumps(logged)
+
+
+def test_record_path_keeps_a_code_finding_masked_in_place() -> None:
+    """Identity codes are masked where they stand: their findings withhold nothing."""
+    report = Report(Verdict.BLOCK, (_personal("url:query:identifier", "hetu.real"),), None)
+    logged = make_record(
+        report, flow_id="f", client=None, method="GET", host="h", path=f"/P?identifier={LEAK}"
+    )
+    assert logged["path"] == "/P?identifier=******-****"
