@@ -9,6 +9,8 @@ import json
 import pytest
 from test_personal import HANNU, MAIJA, Verdict, assert_masked, cda, scan
 
+from kanta_guard.model import Report
+
 S = "text/xml; charset=utf-8"
 NAME = "<name><given>Liisa</given><family>Korhonen</family></name>"
 CLEAN = "<name><given>Hannu</given><family>Lääkäri Tes</family></name>"
@@ -802,3 +804,110 @@ def test_an_address_as_one_text_is_judged(fmt: str, street: str) -> None:
     assert report.verdict is (Verdict.BLOCK if real else Verdict.PASS), report.as_dict()
     assert set(report.rules) == ({"address.personal"} if real else set())
     assert_masked(report, ("Mannerheimintie",))
+
+
+# -- FHIR search: the person a query asks about ---------------------------------------------------
+
+
+def _get(target: str, mode: str | None = "independent") -> Report:
+    from test_personal import scanner
+
+    from kanta_guard.model import Request
+
+    return scanner(mode).scan(Request("GET", target, (), b"", "kanta.test"))
+
+
+@pytest.mark.parametrize(
+    ("query", "twin", "rule"),
+    [
+        (
+            "Patient?family=Korhonen&given=Liisa",
+            "Patient?family=Testinen&given=Maija",
+            "name.unregistered",
+        ),
+        (
+            "Patient?given=Liisa&family:exact=Korhonen",
+            "Patient?given=Maija&family:exact=Testinen",
+            "name.unregistered",
+        ),
+        ("Patient?name=Liisa%20Korhonen", "Patient?name=Maija%20Testinen", "name.unregistered"),
+        ("Patient?family=Testinen,Korhonen", "Patient?family=Testinen", "name.unregistered"),
+        (
+            "Observation?subject:Patient.family=Korhonen",
+            "Observation?subject:Patient.family=Testinen",
+            "name.unregistered",
+        ),
+        (
+            "Observation?patient.given=Liisa&patient.family=Korhonen",
+            "Observation?patient.given=Maija&patient.family=Testinen",
+            "name.unregistered",
+        ),
+        (
+            "Observation?performer.family=Korhonen",
+            "Observation?performer.family=Lääkäri",
+            "name.unregistered",
+        ),
+        (
+            f"Patient?identifier=urn:oid:1.2.246.21|{MAIJA}&family=Korhonen",
+            f"Patient?identifier=urn:oid:1.2.246.21|{MAIJA}&family=Testinen",
+            "name.mismatch",
+        ),
+        (
+            "Patient?address=Mannerheimintie%205%20B%207",
+            "Patient?address=Testikatu%201%20A%202%5C,%2000100%20Helsinki",  # (comma escaped)
+            "address.personal",
+        ),
+    ],
+)
+def test_fhir_search_for_a_real_person_blocks_registered_twin_passes(
+    query: str, twin: str, rule: str
+) -> None:
+    """A search names the person it looks for in its parameters, the name's parts apart: that
+    person is judged whole, against the registry (before, ``family`` and ``given`` alone were
+    no full name to any detector, and these passed)."""
+    report = _get("/fhir/" + query)
+    assert report.verdict is Verdict.BLOCK, report.as_dict()
+    assert rule in report.rules
+    assert_masked(report, ("Korhonen", "Liisa", "Mannerheimintie"))
+    clean = _get("/fhir/" + twin)
+    assert clean.verdict is Verdict.PASS, clean.as_dict()
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "Organization?name=Testiterveyskeskus",
+        "Organization?address=Sairaalakatu%204",
+        "Observation?performer.name=Helsingin%20kaupunki",  # may be an organisation
+        "Encounter?service-provider.name=Helsingin%20kaupunki",
+        "Observation?patient=Patient/123&code=http://loinc.org|29463-7",
+        "Patient?family:missing=true",
+        "Patient?address-city=Helsinki&address-postalcode=00100",
+    ],
+)
+def test_fhir_searches_for_no_person_pass(query: str) -> None:
+    assert _get("/fhir/" + query).verdict is Verdict.PASS
+
+
+def test_fhir_search_posted_as_a_form() -> None:
+    """``POST [type]/_search`` with the parameters in a form body: the same person."""
+    from test_personal import scanner
+
+    from kanta_guard.model import Request
+
+    form = (("Content-Type", "application/x-www-form-urlencoded"),)
+    for body, verdict in (
+        (b"family=Korhonen&given=Liisa", Verdict.BLOCK),
+        (b"family=Testinen&given=Maija", Verdict.PASS),
+    ):
+        report = scanner("independent").scan(
+            Request("POST", "/fhir/Patient/_search", form, body, "kanta.test")
+        )
+        assert report.verdict is verdict, report.as_dict()
+
+
+def test_fhir_search_by_name_warns_without_a_registry() -> None:
+    """The embedded default (no registry): a search by name warns, saying how to configure one."""
+    report = _get("/fhir/Patient?family=Korhonen&given=Liisa", mode=None)
+    assert report.verdict is Verdict.WARN
+    assert "name.unregistered" in report.rules

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from helpers import TEST_CODES, bundle, cda, render
 
 from kanta_guard.mediatype import parse_media_type
-from kanta_guard.model import Context, Party, PartyKind, Payload, Role
+from kanta_guard.model import Address, Context, Party, PartyKind, Payload, PersonName, Role
 from kanta_guard.parsers import PARSERS
 from kanta_guard.parsers.base import ScanState
+from kanta_guard.parsers.parties import fhir_search_parties, search_resource
 from kanta_guard.policy import default_policy
 
 
@@ -214,3 +216,57 @@ def test_saml_without_subject_data_is_no_party_and_nameid_keeps_its_format() -> 
     doc = SAML.replace("<NameID>", '<NameID Format="urn:x:persistent">')
     (subject,) = parties(doc.format(name_id="abc123", attributes=""))
     assert subject.identifiers == (("urn:x:persistent", "abc123"),)
+
+
+# -- FHIR search parameters -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "resource"),
+    [
+        ("/fhir/Patient", "Patient"),
+        ("/fhir/Patient/_search", "Patient"),
+        ("/fhir/r4/Practitioner/", "Practitioner"),
+        ("/fhir/Patient/123", ""),
+        ("/", ""),
+    ],
+)
+def test_search_resource(path: str, resource: str) -> None:
+    assert search_resource(path) == resource
+
+
+def test_fhir_search_parties_group_by_chain() -> None:
+    """Unchained parameters are the searched person's; a chain's are its reference's person,
+    with that reference's role; repeats are one name, comma alternatives its parts."""
+    pairs = [
+        ("family", "Korhonen"),
+        ("given", "Liisa"),
+        ("given", "Maija\\,Anna,Sofia"),
+        ("identifier", "urn:oid:1.2.246.21|010181-900C"),
+        ("general-practitioner.family", "Virtanen"),
+        ("organization.name", "Testiterveyskeskus"),
+        ("address", "Mannerheimintie 5"),
+        ("address-city", "Helsinki"),
+        ("birthdate", "1981-01-01"),
+    ]
+    patient, doctor = list(fhir_search_parties("Patient", pairs, "url:query"))
+    assert patient.role is Role.PATIENT and patient.kind is PartyKind.PERSON
+    assert patient.names == (PersonName(("Liisa", "Maija,Anna", "Sofia"), ("Korhonen",)),)
+    assert patient.identifiers == (("1.2.246.21", "010181-900C"),)
+    assert patient.addresses == (Address((), "", "Helsinki", text="Mannerheimintie 5"),)
+    assert doctor.names == (PersonName((), ("Virtanen",)),)
+    assert doctor.role is Role.UNKNOWN  # (a reference of unknown kind: person-only parts)
+
+
+@pytest.mark.parametrize(
+    ("resource", "pairs"),
+    [
+        ("Organization", [("name", "Testiterveyskeskus"), ("address", "Sairaalakatu 4")]),
+        ("Observation", [("performer.name", "Helsingin kaupunki")]),
+        ("Observation", [("subject:Group.name", "Ryhmä")]),
+        ("Patient", [("identifier", "010181-900C")]),  # no name: the code rules read it
+        ("Patient", [("family:missing", "true")]),
+    ],
+)
+def test_fhir_search_parties_of_no_person(resource: str, pairs: list[tuple[str, str]]) -> None:
+    assert list(fhir_search_parties(resource, pairs, "url:query")) == []

@@ -81,6 +81,9 @@ class ScanState:
     protocol: Protocol | None = None
     #: The ``resourceType`` of a FHIR JSON body (``Report.resource``).
     resource: str = ""
+    #: The resource type of a FHIR search whose parameters the body holds (``POST
+    #: [type]/_search``, a form body): None when the request is none.
+    search: str | None = None
     #: The parts of the request's multipart bodies by ``Content-Location`` and by
     #: ``cid:Content-ID``, each its body and Content-Type: where a DICOM JSON or XML object's
     #: ``BulkDataURI`` points (STOW-RS), so that its pixels are read from the part.

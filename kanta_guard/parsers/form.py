@@ -28,6 +28,7 @@ from .base import (
     normalise_system,
     wanted_texts,
 )
+from .parties import fhir_search_parties
 
 __all__ = ["FormParser", "decoded_pairs", "layers", "param_fields", "query_fields"]
 
@@ -221,6 +222,10 @@ class FormParser:
         except LookupError:
             charset = "utf-8"  # (decode_text read it leniently; so do the percent-escapes)
         yield from query_fields(text, prefix, payload.context, payload, state, encoding=charset)
+        if state.parties and state.search is not None and not payload.depth:
+            # ``POST [type]/_search``: the search's parameters, and the person they describe.
+            pairs = [(n, v) for n, v, _, view in decoded_pairs(text, encoding=charset) if not view]
+            yield from fhir_search_parties(state.search, pairs, prefix.rstrip(":"))
 
 
 def _saml_message(value: str, state: ScanState) -> tuple[bytes, str] | None:

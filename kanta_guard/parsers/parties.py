@@ -45,7 +45,14 @@ from ..model import HETU_OID, Address, Party, PartyKind, PersonName, Role, Telec
 from ..roles import FHIR_KEY_ROLES, FHIR_RESOURCE_ROLES
 from .base import normalise_system
 
-__all__ = ["fhir_json_parties", "fhir_xml_parties", "saml_parties", "v3_parties"]
+__all__ = [
+    "fhir_json_parties",
+    "fhir_search_parties",
+    "fhir_xml_parties",
+    "saml_parties",
+    "search_resource",
+    "v3_parties",
+]
 
 V3_NS = "urn:hl7-org:v3"
 FHIR_NS = "http://hl7.org/fhir"
@@ -976,3 +983,137 @@ def _saml_party(
         tuple(telecoms),
         addresses,
     )
+
+
+# -- FHIR search: the person a query asks about --------------------------------------------------
+
+#: FHIR search parameters (R4 and STU3) that exist on person resources only (Patient,
+#: Practitioner, RelatedPerson, Person), those that organisations have as well, and the
+#: address's parts.
+_SEARCH_PERSON_ONLY = frozenset({"family", "given", "phonetic"})
+_SEARCH_SHARED = frozenset({"name", "address", "identifier"})
+_SEARCH_ADDRESS_PARTS = frozenset({"address-postalcode", "address-city", "address-country"})
+#: Search parameters of references that name persons only (R4: ``Observation.patient`` is a
+#: Patient, ``Coverage.beneficiary`` too, ``PractitionerRole.practitioner`` a Practitioner).
+_PERSON_REFERENCES = frozenset({"patient", "beneficiary", "practitioner"})
+#: Values taken of one parameter (its repeats and comma-separated alternatives): bounded.
+_SEARCH_VALUES = 64
+
+
+def search_resource(path: str) -> str:
+    """The resource type a FHIR search targets from a request path (``[base]/Patient``,
+    ``[base]/Patient/_search``): the last segment if it is a type's name, else ""."""
+    segments = [segment for segment in path.split("/") if segment]
+    if segments and segments[-1] == "_search":
+        segments.pop()
+    last = segments[-1] if segments else ""
+    return last if last[:1].isupper() and last.isascii() and last.isalpha() else ""
+
+
+def fhir_search_parties(resource: str, pairs: list[tuple[str, str]], where: str) -> Iterator[Party]:
+    """The persons a FHIR search asks about (R4 §3.1.1 Search): ``Patient?family=…&given=…``,
+    ``Observation?subject:Patient.name=…``. A search for a real person by name or street
+    address sends that person's data to Kanta as surely as a document does, and the name
+    parts stand in separate parameters no field holds together.
+
+    Parameters group by their chain (``patient.family`` and ``patient.given`` are one person;
+    unchained ones are the searched resource's, a person type's only). A chain ending in a
+    reference whose role is known (``patient``, ``subject``, ``performer``; a ``:Type``
+    modifier naming a person type) takes that role, an organisation's is no person's; any
+    other chain is read only for the parameters that persons alone have (``family``,
+    ``given``, ``phonetic``). Repeated parameters are all of one name (AND); a value's
+    comma-separated alternatives (OR) are each a part it could be: all are judged together,
+    as the name's parts. ``:missing`` asks no value.
+    """
+    groups: dict[str, dict[str, list[str]]] = {}
+    roles: dict[str, Role] = {}
+    for raw_name, value in pairs:
+        name = raw_name.strip()
+        chain, _, last = name.rpartition(".")
+        param, _, modifier = last.partition(":")
+        if modifier == "missing" or not value:
+            continue
+        person_only = param in _SEARCH_PERSON_ONLY
+        if not (person_only or param in _SEARCH_SHARED or param in _SEARCH_ADDRESS_PARTS):
+            continue
+        role = _search_role(resource, chain, person_only)
+        if role is None:
+            continue
+        roles[chain] = role
+        values = groups.setdefault(chain, {}).setdefault(param, [])
+        for alternative in _alternatives(value):
+            if len(values) < _SEARCH_VALUES:
+                values.append(alternative)
+    for chain, group in groups.items():
+        party = _search_party(group, roles[chain], where)
+        if party is not None:
+            yield party
+
+
+def _search_role(resource: str, chain: str, person_only: bool) -> Role | None:
+    if not chain:
+        if resource in FHIR_PERSONS:
+            return FHIR_RESOURCE_ROLES.get(resource, Role.UNKNOWN)
+        return None
+    head, _, target = chain.rpartition(".")[2].partition(":")
+    if target:
+        return FHIR_RESOURCE_ROLES.get(target) if target in FHIR_PERSONS else None
+    if head in _PERSON_REFERENCES:
+        return FHIR_KEY_ROLES[head]
+    # (Any other reference may be an organisation's, a group's or a device's, which have a
+    # name and an address too: only what persons alone have is a person's.)
+    if not person_only:
+        return None
+    role = FHIR_KEY_ROLES.get(head, Role.UNKNOWN)
+    return None if role in (Role.ORGANISATION, Role.NARRATIVE) else role
+
+
+def _alternatives(value: str) -> list[str]:
+    """A search value's comma-separated alternatives, ``\\,`` and the other escapes undone."""
+    out: list[str] = []
+    piece: list[str] = []
+    escaped = False
+    for char in value:
+        if escaped:
+            piece.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == ",":
+            out.append("".join(piece))
+            piece = []
+        else:
+            piece.append(char)
+    out.append("".join(piece))
+    return [text for part in out if (text := part.strip())]
+
+
+def _search_party(group: dict[str, list[str]], role: Role, where: str) -> Party | None:
+    given = tuple(group.get("given", ()))
+    names = [PersonName(given, (family,)) for family in group.get("family", ())]
+    if given and not names:
+        names.append(PersonName(given))
+    names.extend(
+        PersonName(text=text) for text in (*group.get("name", ()), *group.get("phonetic", ()))
+    )
+    first = {part: values[0] for part in _SEARCH_ADDRESS_PARTS if (values := group.get(part))}
+    addresses = tuple(
+        Address(
+            (),
+            first.get("address-postalcode", ""),
+            first.get("address-city", ""),
+            first.get("address-country", ""),
+            text=text,
+        )
+        for text in group.get("address", ())
+    )
+    identifiers: list[tuple[str, str]] = []
+    for token in group.get("identifier", ()):
+        system, bar, code = token.rpartition("|")
+        if bar:
+            identifiers.append((normalise_system(system), code.strip()))
+        elif idcode.classify(code) is not idcode.Kind.INVALID:
+            identifiers.append((HETU_OID, code.strip()))  # a bare code: its system unsaid
+    if not (names or addresses):
+        return None  # (an identifier alone: the identity-code rules read it as a field)
+    return Party(PartyKind.PERSON, role, where, tuple(identifiers), tuple(names), (), addresses)

@@ -23,8 +23,9 @@ from ..errors import UnscannableError
 from ..model import Context, Field, Payload, Request, Role
 from ..multipart import header_readings
 from .base import Item, ScanState, decode_base64, keep, nested, wanted_texts
-from .form import layers, query_fields
+from .form import decoded_pairs, layers, query_fields
 from .jose import jose_nested
+from .parties import fhir_search_parties, search_resource
 
 __all__ = ["header_fields", "request_fields", "url_fields"]
 
@@ -109,6 +110,15 @@ def url_fields(target: str, state: ScanState) -> Iterator[Item]:
             yield nested(data, None, where, carrier, _PATH, state, declared=False)
     if query:
         yield from query_fields(query, "url:query:", Context(Role.URL), carrier, state)
+    if state.parties:
+        # A FHIR search names the person it looks for in its parameters (``family``, ``given``
+        # apart): that person is judged whole. ``POST [type]/_search`` sends them as a form.
+        resource = search_resource(path)
+        if query:
+            pairs = [(n, v) for n, v, _, view in decoded_pairs(query) if not view]
+            yield from fhir_search_parties(resource, pairs, "url:query")
+        if path.rstrip("/").endswith("/_search"):
+            state.search = resource
     # A JOSE compact token in a path segment or a query value (an ``id_token``, a request
     # object): Base64url segments joined by dots, which the token search above does not take
     # whole. Its header and claims are scanned as the body's would be.

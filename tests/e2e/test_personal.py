@@ -548,3 +548,33 @@ def test_bad_registry_stops_start_up(tmp_path: Path, kind: str, route: str) -> N
         assert MASKED in result.stderr and "real person" in result.stderr
     else:
         assert "duplicate code" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("query", "rule"),
+    [
+        ("family=Yhteinen&given=Anna-Liisa", None),  # TC-101's registered identity
+        ("family=Korhonen&given=Liisa", "name.unregistered"),
+        (f"identifier=urn:oid:1.2.246.21|{JOINT_101}&family=Korhonen", "name.mismatch"),
+    ],
+    ids=["registered", "unregistered", "real-name-on-test-code"],
+)
+def test_fhir_search_by_name(
+    joint_guard: GuardProxy, upstream: Upstream, query: str, rule: str | None
+) -> None:
+    """A FHIR search for a person by name (``GET …/Patient?family=…&given=…``: the parts in
+    separate parameters) is judged as the person it describes: a registered identity's name
+    passes byte for byte, any other name is stopped and never reaches Kanta, masked."""
+    path = marker("search") + "/Patient?" + query
+    with requests_session(joint_guard) as client:
+        response = client.get(upstream.url(path), timeout=30)
+    if rule is None:
+        assert response.status_code == 200, response.text[:600]
+        assert len(upstream.got(path.partition("?")[0])) == 1
+        return
+    assert response.status_code == 403, response.text[:600]
+    assert rule in response.headers["X-Kanta-Guard-Rules"].split(",")
+    assert "Korhonen" not in response.text and "Liisa" not in response.text
+    assert upstream.got(path.partition("?")[0]) == []
+    records = joint_guard.wait_records(lambda r: rule in r.get("rules", []))
+    assert records and "Korhonen" not in json.dumps(records, ensure_ascii=False)
