@@ -60,6 +60,7 @@ __all__ = [
     "reads_plainly",
     "reveals_code",
     "screen_form",
+    "token_matches_in_text",
     "unescape_ways",
     "unescaped_readings",
 ]
@@ -623,17 +624,40 @@ def mask_text(text: str) -> str:
     chance read as a code (``hmac:070222e637bf…``), and masking it would break the correlation
     it exists for. It is the guard's own output, never a value from a request.
     """
-    if "hmac:" not in text:
-        return TOKEN.sub(lambda m: mask(m.group(0)), text)
-    hashes = [(m.start(), m.end()) for m in _HASH.finditer(text)]
-
-    def masked(m: re.Match[str]) -> str:
-        start, end = m.span()
+    hashes = [(m.start(), m.end()) for m in _HASH.finditer(text)] if "hmac:" in text else []
+    out: list[str] = []
+    done = 0
+    for found in token_matches_in_text(text):
+        start, end = found.span()
         if any(h_start <= start and end <= h_end for h_start, h_end in hashes):
-            return m.group(0)
-        return mask(m.group(0))
+            continue
+        out.append(text[done:start])
+        out.append(mask(found.group(0)))
+        done = end
+    if not out:
+        return text
+    out.append(text[done:])
+    return "".join(out)
 
-    return TOKEN.sub(masked, text)
+
+#: TOKEN without its look-behind, which it tries at every position of a text (12 times the
+#: cost of a pattern that starts with a character class, which sre skips to): the look-behind
+#: is asked only where the rest matches (``token_matches_in_text``).
+_TOKEN_AHEAD = re.compile(TOKEN.pattern.removeprefix(_NOT_AFTER_DIGIT))
+_TOKEN_BEHIND = re.compile(_NOT_AFTER_DIGIT)
+assert _TOKEN_AHEAD.pattern.startswith("([0-3]")
+
+
+def token_matches_in_text(text: str) -> Iterator[re.Match[str]]:
+    """The matches ``TOKEN.finditer(text)`` finds, found faster: the leftmost position where
+    the rest of the pattern matches and its look-behind holds, then on from its end."""
+    at = 0
+    while (found := _TOKEN_AHEAD.search(text, at)) is not None:
+        if _TOKEN_BEHIND.match(text, found.start()) is None:
+            at = found.start() + 1
+            continue
+        yield found
+        at = found.end()
 
 
 # -- Codes in escaped and encoded forms -------------------------------------------------------

@@ -138,7 +138,7 @@ class HetuDetector:
         seen: set[str] = set()
         for number, text in enumerate(readings):
             found: set[str] = set()
-            for match in idcode.TOKEN.finditer(text):
+            for match in idcode.token_matches_in_text(text):
                 code = idcode.normalise(match.group(0))
                 kind = idcode.classify(code)
                 if kind is not idcode.Kind.REAL:
@@ -167,7 +167,7 @@ class HetuDetector:
         total = 0
         for number, text in enumerate(readings):
             found: set[str] = set()
-            for match in idcode.TOKEN.finditer(text):
+            for match in idcode.token_matches_in_text(text):
                 date, mid, digits, check = match.groups()
                 # TOKEN's middle holds one letter or "+" sign, or else is the sign "-".
                 sign = next((c for c in mid if c in _SIGNS), "-")
@@ -377,7 +377,7 @@ def _cleared(
             texts = []
     for text in texts:
         for reading in idcode.match_readings(text):
-            for match in idcode.TOKEN.finditer(idcode.screen_form(reading)):
+            for match in idcode.token_matches_in_text(idcode.screen_form(reading)):
                 kind = idcode.classify(match.group(0))
                 if kind is idcode.Kind.REAL:
                     return None

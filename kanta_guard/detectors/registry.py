@@ -78,7 +78,7 @@ class RegistryCodeDetector:
             candidates = [
                 idcode.normalise(match.group(0))
                 for text in idcode.match_readings(field.value)
-                for match in idcode.TOKEN.finditer(text)
+                for match in idcode.token_matches_in_text(text)
             ]
         seen: set[str] = set()
         for code in candidates:
@@ -130,7 +130,10 @@ class RegistryCodeDetector:
                 matches = (
                     idcode.loose_tokens(reading)
                     if joined
-                    else (m.group(0) for m in idcode.TOKEN.finditer(idcode.screen_form(reading)))
+                    else (
+                        m.group(0)
+                        for m in idcode.token_matches_in_text(idcode.screen_form(reading))
+                    )
                 )
                 for token in matches:
                     code = idcode.normalise(token)
