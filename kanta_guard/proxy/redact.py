@@ -59,12 +59,15 @@ def redact_request(flow: http.HTTPFlow, scanner: Scanner | None) -> None:
         if req.trailers:
             req.trailers.fields = _masked_fields(req.trailers.fields)
         limit = scanner.policy.limits.max_decoded_bytes if scanner else 2**27
-        try:
-            body = decode_content(
-                req.raw_content or b"", req.headers.get("content-encoding"), max_size=limit
-            )
-        except UnscannableError:
-            body = b""
+        if _body_withheld(flow):
+            body = b""  # (withheld below: masking it first would only cost time)
+        else:
+            try:
+                body = decode_content(
+                    req.raw_content or b"", req.headers.get("content-encoding"), max_size=limit
+                )
+            except UnscannableError:
+                body = b""
         req.headers.pop("content-encoding", None)
         req.content = mask_text(body.decode("latin-1")).encode("latin-1")
         what = _withhold_readable(flow, scanner)
@@ -123,6 +126,22 @@ def _withhold_readable(flow: http.HTTPFlow, scanner: Scanner | None) -> str:
     )
 
 
+def _body_withheld(flow: http.HTTPFlow) -> bool:
+    """Whether ``_withhold_readable`` will withhold the body for what the scan found there: a
+    finding masking does not hide (a name, a contact) located in the body (``_withhold``'s
+    last case)."""
+    judged = flow.metadata.get(METADATA_KEY)
+    found = judged.get("findings", []) if isinstance(judged, dict) else []
+    return any(
+        isinstance(f, dict)
+        and not str(f.get("rule", "")).startswith(_MASKED_RULES)
+        and not str(f.get("location", "")).startswith(_NOT_BODY)
+        for f in found
+    )
+
+
+#: Locations ``_withhold`` reads as a part of the request other than the body.
+_NOT_BODY = ("header:", "cookie:", "header-name:", "trailer:", "trailer-name:", "url", "request:")
 #: Rules whose values masking hides (identity codes): their findings need the second scan.
 _MASKED_RULES = ("hetu.",)
 
