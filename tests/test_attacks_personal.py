@@ -911,3 +911,41 @@ def test_fhir_search_by_name_warns_without_a_registry() -> None:
     report = _get("/fhir/Patient?family=Korhonen&given=Liisa", mode=None)
     assert report.verdict is Verdict.WARN
     assert "name.unregistered" in report.rules
+
+
+# -- a file name made of a person's name --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "twin"),
+    [
+        ("Liisa_Korhonen_lausunto.pdf", "Maija_Testinen_lausunto.pdf"),
+        ("Liisa.Korhonen.pdf", "Maija.Testinen.pdf"),
+        ("Liisa__Korhonen.pdf", "lausunto_2026_Panadol_Lahti.pdf"),
+    ],
+)
+@pytest.mark.parametrize("starred", [False, True])
+def test_a_file_name_of_a_persons_name_is_read_as_words(
+    name: str, twin: str, starred: bool
+) -> None:
+    """A multipart part's file name whose words underscores or dots join (a system that names
+    the attachment after its patient) is read as those words too (before, only a file name
+    written with spaces was a name to the narrative rule)."""
+    from test_personal import scanner
+
+    from kanta_guard.model import Request
+
+    def sent(file_name: str) -> Report:
+        disposition = f"filename*=UTF-8''{file_name}" if starred else f'filename="{file_name}"'
+        body = (
+            f'--b\r\nContent-Disposition: form-data; name="file"; {disposition}\r\n'
+            "Content-Type: application/octet-stream\r\n\r\nabc\r\n--b--\r\n"
+        ).encode()
+        content_type = (("Content-Type", "multipart/form-data; boundary=b"),)
+        return scanner("independent").scan(Request("POST", "/x", content_type, body, "k.test"))
+
+    report = sent(name)
+    assert report.verdict is Verdict.BLOCK, report.as_dict()
+    assert "name.narrative" in report.rules
+    assert_masked(report, ("Liisa", "Korhonen"))
+    assert sent(twin).verdict is Verdict.PASS, sent(twin).as_dict()

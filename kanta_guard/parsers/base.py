@@ -179,6 +179,21 @@ def keep(value: str, wanted: list[str] | None) -> bool:
     return wanted is None or any(needle in value for needle in wanted)
 
 
+#: What separates the words of a file name (``Liisa_Korhonen_lausunto.pdf``), between
+#: letters: an underscore or a dot (a hyphen stays: ``Anna-Liisa``).
+_FILE_NAME_GAP = re.compile(r"(?<=[^\W\d_])[_.]+(?=[^\W\d_])")
+
+
+def file_name_words(name: str) -> str | None:
+    """A file name read as the words it is made of, where underscores or dots join them
+    (``Liisa_Korhonen_lausunto.pdf`` → ``Liisa Korhonen lausunto pdf``: a system that names
+    an attachment after its patient); None where none does."""
+    if "_" not in name and "." not in name:
+        return None
+    words = _FILE_NAME_GAP.sub(" ", name)
+    return words if words != name else None
+
+
 def normalise_system(system: str) -> str:
     """``urn:oid:1.2.246.21`` → ``1.2.246.21``; other systems unchanged (but stripped)."""
     system = system.strip()

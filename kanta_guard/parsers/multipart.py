@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from ..mediatype import MediaType
 from ..model import Context, Field, Payload
 from ..multipart import header_readings, split_multipart
-from .base import Item, ScanState, nested
+from .base import Item, ScanState, file_name_words, nested
 
 __all__ = ["MultipartParser"]
 
@@ -63,6 +63,14 @@ class MultipartParser:
                         # One field for them all (a code found in several is one finding); a
                         # line break is no part of any code.
                         yield Field("\n".join(readings), ctx, at + "!decoded", view_of=at)
+            words = file_name_words(part.filename) if part.filename else None
+            if words is not None:
+                # (Another reading of the header that holds the name: one finding per place.)
+                header = next(
+                    (n for n, _ in part.headers if n.lower() == "content-disposition"), None
+                )
+                at = f"{where}#{header}" if header else f"{where}#filename"
+                yield Field(words, Context(role, "filename"), at + "!words", view_of=at)
             yield nested(
                 part.body,
                 part.content_type,
