@@ -949,3 +949,20 @@ def test_a_file_name_of_a_persons_name_is_read_as_words(
     assert "name.narrative" in report.rules
     assert_masked(report, ("Liisa", "Korhonen"))
     assert sent(twin).verdict is Verdict.PASS, sent(twin).as_dict()
+
+
+@pytest.mark.parametrize(
+    ("path", "verdict"),
+    [
+        ("/files/Liisa_Korhonen_lahete.pdf", Verdict.BLOCK),
+        ("/files/Liisa.Korhonen.lahete.pdf", Verdict.BLOCK),
+        ("/files/Maija_Testinen_lahete.pdf", Verdict.PASS),  # registered
+        ("/files/Panadol_Forte_Lahti.pdf", Verdict.PASS),
+        ("/api/v1.2/Patient/_history", Verdict.PASS),
+    ],
+)
+def test_a_file_name_in_a_url_path_is_read_as_words(path: str, verdict: Verdict) -> None:
+    report = _get(path)
+    assert report.verdict is verdict, report.as_dict()
+    if verdict is Verdict.BLOCK:
+        assert [f.location for f in report.findings] == ["url:path[2]"]

@@ -22,7 +22,7 @@ from ..decode.sniff import sniff
 from ..errors import UnscannableError
 from ..model import Context, Field, Payload, Request, Role
 from ..multipart import header_readings
-from .base import Item, ScanState, decode_base64, keep, nested, wanted_texts
+from .base import Item, ScanState, decode_base64, file_name_words, keep, nested, wanted_texts
 from .form import decoded_pairs, layers, query_fields
 from .jose import jose_nested
 from .parties import fhir_search_parties, search_resource
@@ -95,6 +95,10 @@ def url_fields(target: str, state: ScanState) -> Iterator[Item]:
         else:
             first = raw
             segments.append((index, raw, False))
+        words = file_name_words(first)
+        if words is not None:
+            # (A file named after its patient: ``Liisa_Korhonen_lahete.pdf``, read as words.)
+            segments.append((index, words, True))
         if len(first) >= _MIN_HEADER_B64 and not first.isdigit():
             tokens.append((index, first))
     wanted = wanted_texts(state, [text for _, text, _ in segments])
