@@ -15,7 +15,7 @@ from urllib.parse import unquote, unquote_plus
 from ..charset import decode_text
 from ..encoding import decode_content
 from ..errors import UnscannableError
-from ..idcode import quote_input
+from ..idcode import quote_input, unescaped_readings
 from ..mediatype import MediaType
 from ..model import Context, Field, Payload
 from .base import (
@@ -103,6 +103,16 @@ def decoded_pairs(query: str, *, encoding: str = "utf-8", location: str = "url")
         entries.append((name, values[0], name, False))
         views.extend((other, "", name, True) for other in names[1:])
         views.extend((name, other, name, True) for other in values[1:])
+    # Character references and backslash escapes in a value (``liisa%26%2364%3B…`` decodes to
+    # ``liisa&#64;…``): what a page or a log that shows it decoded reads. (Percent escapes are
+    # the layers above.)
+    seen = {(at, value) for _, value, at, _ in views}
+    for name, value, located, _ in entries:
+        if "&" in value or "\\" in value:
+            for other in unescaped_readings(value):
+                if (located, other) not in seen:
+                    seen.add((located, other))
+                    views.append((name, other, located, True))
     return entries + views
 
 

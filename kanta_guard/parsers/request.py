@@ -20,6 +20,7 @@ from ..charset import sniff_bom, sniff_wide
 from ..decode.archives import inflate_raw
 from ..decode.sniff import sniff
 from ..errors import UnscannableError
+from ..idcode import unescaped_readings
 from ..model import Context, Field, Payload, Request, Role
 from ..multipart import header_readings
 from .base import Item, ScanState, decode_base64, file_name_words, keep, nested, wanted_texts
@@ -210,6 +211,14 @@ def _head_texts(headers: _Headers, section: str, texts: list[_Text], tokens: lis
                 (view, ctx, where + "!decoded", where)
                 for view in layers(value, plus=False, location=where)
                 if view != value
+            )
+        if "&" in value or "\\" in value:
+            # Character references and backslash escapes (``liisa&#64;…``, ``\u0040``): what a
+            # reader of a log or a page shows decoded. (Percent escapes: just above.)
+            texts.extend(
+                (view, ctx, where + "!unescaped", where)
+                for view in unescaped_readings(value)
+                if "%" not in value or view != unquote(value)
             )
         if "=?" in value or "*=" in value:
             # RFC 2047 encoded words (``=?UTF-8?Q?...?=``: mail-derived clients send them in
