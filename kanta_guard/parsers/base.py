@@ -29,6 +29,7 @@ __all__ = [
     "base64_spans",
     "binary",
     "decode_base64",
+    "file_name_words",
     "keep",
     "looks_base64",
     "nested",
