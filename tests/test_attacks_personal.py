@@ -1006,3 +1006,26 @@ def test_escaped_names_and_addresses_in_a_query_block(query: str, twin: str) -> 
     report = _get("/x?" + query)
     assert report.verdict is Verdict.BLOCK, report.as_dict()
     assert _get("/x?" + twin).verdict is Verdict.PASS
+
+
+@pytest.mark.parametrize(
+    ("member", "name", "verdict"),
+    [
+        ("title", "Liisa_Korhonen_lahete.pdf", Verdict.BLOCK),
+        ("url", "https://files.example/lahete/Liisa.Korhonen.pdf", Verdict.BLOCK),
+        ("title", "Maija_Testinen_lahete.pdf", Verdict.PASS),  # registered
+        ("title", "lahete_2026_Panadol.pdf", Verdict.PASS),
+    ],
+)
+def test_a_fhir_attachment_named_after_a_person(member: str, name: str, verdict: Verdict) -> None:
+    """``Attachment.title`` and ``url`` are file names: read as their words too, on the JSON
+    fast path as well (its screen of the raw text sees one word)."""
+    resource = {
+        "resourceType": "DocumentReference",
+        "status": "current",
+        "content": [{"attachment": {"contentType": "application/pdf", member: name}}],
+    }
+    report = scan(json.dumps(resource), "application/fhir+json")
+    assert report.verdict is verdict, report.as_dict()
+    if verdict is Verdict.BLOCK:
+        assert_masked(report, ("Liisa", "Korhonen"))

@@ -29,6 +29,7 @@ from .base import (
     base64_content,
     base64_spans,
     decode_base64,
+    file_name_words,
     nested,
     normalise_system,
 )
@@ -119,7 +120,11 @@ class JsonParser:
             raw = text.encode("utf-8", "surrogatepass")
             # Screened first: when only identifiers need reading, the document is parsed into
             # plain dicts (C speed) just to prove it is JSON; else into pairs, duplicates kept.
-            fast = _screenable(raw) and state.screen(raw) == frozenset()
+            fast = (
+                _screenable(raw)
+                and state.screen(raw) == frozenset()
+                and not _named_files(raw, state)
+            )
             # A FHIR Narrative.div's XHTML is read as XML (``_string``): what its markup splits
             # (a name, a code: ``131052<span>-308T</span>``), no screen of the JSON text sees.
             # On the fast path its divs are still read so, whatever the rules.
@@ -317,6 +322,11 @@ class JsonParser:
             yield nested(xhtml, "application/xhtml+xml", where, payload, ctx, state, declared=False)
             return
         yield Field(value, ctx, where)
+        if ctx.element in _FILE_NAMED:
+            words = file_name_words(value.rpartition("/")[2])
+            if words is not None:
+                # An attachment named after its patient (``Liisa_Korhonen_lahete.pdf``).
+                yield Field(words, ctx, where + "!words", view_of=where)
 
 
 def _object_context(node: _Object, ctx: Context) -> tuple[Role, str | None, dict[str, object]]:
@@ -358,6 +368,25 @@ def _root_type(doc: object) -> str:
     else:
         found = None
     return found if isinstance(found, str) else ""
+
+
+#: Members that hold a file name (FHIR ``Attachment.title`` and ``url``): read as words too.
+_FILE_NAMED = frozenset({"title", "url"})
+_FILE_NAME_MEMBER = re.compile(rb'"(?:title|url)"[ \t\r\n]*:[ \t\r\n]*"([^"\\]{3,1024})"')
+
+
+def _named_files(raw: bytes, state: ScanState) -> bool:
+    """True if a ``title`` or ``url`` member holds a file name whose words (``_string``'s
+    reading) the screen does not rule out: the walk must read them (the screen of the raw
+    text sees ``Liisa_Korhonen.pdf`` as one word). Each member once: linear."""
+    if b'"title"' not in raw and b'"url"' not in raw:
+        return False
+    for found in _FILE_NAME_MEMBER.finditer(raw):
+        name = found[1].rpartition(b"/")[2].decode("utf-8", "replace")
+        words = file_name_words(name)
+        if words is not None and state.screen(words.encode("utf-8")) != frozenset():
+            return True
+    return False
 
 
 def _screenable(raw: bytes) -> bool:
