@@ -87,20 +87,10 @@ class JsonParser:
                 continue
             seen.add(text_other)
             other = text_other.encode("utf-8", "surrogatepass")
-            if wide and how.startswith(("utf-16", "utf-32")) and "replace" not in how:
-                yield nested(
-                    other,
-                    "application/json; charset=utf-8",
-                    f"{location}!{how}",
-                    payload,
-                    payload.owner,
-                    state,
-                    declared=strict,
-                )
-                return
+            instead = wide and how.startswith(("utf-16", "utf-32")) and "replace" not in how
             # Where the screen can tell, a reading that could fire on nothing the first one
             # does not is not read again (it would only repeat the first reading's findings).
-            needles = state.screen(other)
+            needles = None if instead else state.screen(other)
             if needles is not None:
                 if first is None:
                     first = state.screen(texts[0][0].encode("utf-8", "surrogatepass"))
@@ -113,8 +103,10 @@ class JsonParser:
                 payload,
                 payload.owner,
                 state,
-                declared=False,
+                declared=strict and instead,
             )
+            if instead:
+                return
         try:
             text = texts[0][0]
             raw = text.encode("utf-8", "surrogatepass")
