@@ -124,9 +124,12 @@ def query_fields(
     state: ScanState,
     *,
     encoding: str = "utf-8",
+    entries: list[_Entry] | None = None,
 ) -> Iterator[Item]:
-    """Fields of a query string or form body, every reading of every pair (``decoded_pairs``)."""
-    entries = decoded_pairs(query, encoding=encoding, location=prefix.rstrip(":") or "url")
+    """Fields of a query string or form body, every reading of every pair (``decoded_pairs``;
+    ``entries``: those, where the caller has them already)."""
+    if entries is None:
+        entries = decoded_pairs(query, encoding=encoding, location=prefix.rstrip(":") or "url")
     yield from _entry_fields(entries, prefix, ctx, payload, state)
 
 
@@ -231,10 +234,13 @@ class FormParser:
             "".encode(charset)
         except LookupError:
             charset = "utf-8"  # (decode_text read it leniently; so do the percent-escapes)
-        yield from query_fields(text, prefix, payload.context, payload, state, encoding=charset)
+        entries = decoded_pairs(text, encoding=charset, location=prefix.rstrip(":"))
+        yield from query_fields(
+            text, prefix, payload.context, payload, state, encoding=charset, entries=entries
+        )
         if state.parties and state.search is not None and not payload.depth:
             # ``POST [type]/_search``: the search's parameters, and the person they describe.
-            pairs = [(n, v) for n, v, _, view in decoded_pairs(text, encoding=charset) if not view]
+            pairs = [(n, v) for n, v, _, view in entries if not view]
             yield from fhir_search_parties(state.search, pairs, prefix.rstrip(":"))
 
 

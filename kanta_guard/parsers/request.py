@@ -113,14 +113,16 @@ def url_fields(target: str, state: ScanState) -> Iterator[Item]:
         if data is not None:
             where = f"url:path[{index}]!base64"
             yield nested(data, None, where, carrier, _PATH, state, declared=False)
+    entries = decoded_pairs(query, location="url:query") if query else []
     if query:
-        yield from query_fields(query, "url:query:", Context(Role.URL), carrier, state)
+        ctx = Context(Role.URL)
+        yield from query_fields(query, "url:query:", ctx, carrier, state, entries=entries)
     if state.parties:
         # A FHIR search names the person it looks for in its parameters (``family``, ``given``
         # apart): that person is judged whole. ``POST [type]/_search`` sends them as a form.
         resource = search_resource(path)
-        if query:
-            pairs = [(n, v) for n, v, _, view in decoded_pairs(query) if not view]
+        if entries:
+            pairs = [(n, v) for n, v, _, view in entries if not view]
             yield from fhir_search_parties(resource, pairs, "url:query")
         if path.rstrip("/").endswith("/_search"):
             state.search = resource
