@@ -1029,3 +1029,34 @@ def test_a_fhir_attachment_named_after_a_person(member: str, name: str, verdict:
     assert report.verdict is verdict, report.as_dict()
     if verdict is Verdict.BLOCK:
         assert_masked(report, ("Liisa", "Korhonen"))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # A real name, then the registered one under the same key: json.loads keeps the last.
+        '{"resourceType":"Patient","identifier":[{"system":"urn:oid:1.2.246.21","value":"'
+        + MAIJA
+        + '"}],"name":[{"family":"Korhonen","given":["Liisa"]}],'
+        '"name":[{"family":"Testinen","given":["Maija"]}]}',
+        '{"resourceType":"Patient","name":[{"family":"Korhonen","family":"Testinen",'
+        '"given":["Maija"]}]}',
+        '{"resourceType":"Patient","address":[{"line":["Mannerheimintie 5 B 7"]}],'
+        '"address":[{"line":["Testikatu 1 A 2"],"postalCode":"00100","city":"Helsinki"}]}',
+    ],
+    ids=["name-key", "family-key", "address-key"],
+)
+def test_a_duplicate_key_does_not_hide_a_real_person(body: str) -> None:
+    """Duplicate JSON keys: a receiver may take the first value or the last; the persons of
+    both readings are judged (before, only the last: the real name before a registered one
+    passed). The twin, the registered value twice, passes."""
+    report = scan(body, "application/fhir+json")
+    assert report.verdict is Verdict.BLOCK, report.as_dict()
+    assert_masked(report, ("Korhonen", "Liisa", "Mannerheimintie"))
+    twin = body.replace("Korhonen", "Testinen").replace('"Liisa"', '"Maija"')
+    twin = twin.replace(
+        '"Mannerheimintie 5 B 7"]}]', '"Testikatu 1 A 2"],"postalCode":"00100","city":"Helsinki"}]'
+    )
+    assert scan(twin, "application/fhir+json").verdict is Verdict.PASS, scan(
+        twin, "application/fhir+json"
+    ).as_dict()

@@ -16,11 +16,12 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from functools import cache, cached_property, partial
+from typing import Any
 
 from ..charset import readings
 from ..errors import UnscannableError
 from ..mediatype import MediaType
-from ..model import Context, Field, Payload, Protocol, Role
+from ..model import Context, Field, Party, Payload, Protocol, Role
 from ..roles import FHIR_KEY_ROLES, FHIR_RESOURCE_ROLES
 from .base import (
     SNIFF_TYPES,
@@ -121,11 +122,16 @@ class JsonParser:
             # (a name, a code: ``131052<span>-308T</span>``), no screen of the JSON text sees.
             # On the fast path its divs are still read so, whatever the rules.
             narratives = fast and b'"div"' in raw
-            doc = (
-                json.loads(text, parse_int=_integer)
-                if fast
-                else json.loads(text, object_pairs_hook=_Object, parse_int=_integer)
-            )
+            unique = True  # (the fast path's plain objects: no key repeated, or not known)
+            if fast and state.parties:
+                try:
+                    doc = json.loads(text, object_pairs_hook=_unique, parse_int=_integer)
+                except _Duplicated:
+                    doc, unique = json.loads(text, parse_int=_integer), False
+            elif fast:
+                doc = json.loads(text, parse_int=_integer)
+            else:
+                doc = json.loads(text, object_pairs_hook=_Object, parse_int=_integer)
         except (json.JSONDecodeError, UnscannableError) as exc:
             if not strict:
                 # A sniffed payload that is not JSON after all is scanned as text instead.
@@ -142,10 +148,17 @@ class JsonParser:
             # The resource type only of the body itself: the answer's FHIRPath starts there.
             state.note_protocol(Protocol.FHIR_JSON, "" if payload.location else _root_type(doc))
         if state.parties and '"resourceType"' in text:
-            # The persons and organisations of FHIR resources, read from plain objects (where
-            # a key is duplicated the last one, as json.loads; the walk reads every one).
-            plain = doc if fast else json.loads(text, parse_int=_integer)
-            yield from fhir_json_parties(plain, payload.location)
+            # The persons and organisations of FHIR resources, read from plain objects. Where a
+            # key is duplicated, a receiver may take the last one (json.loads, most parsers) or
+            # the first: the persons of both readings are judged (a registered name after a
+            # real one hid it).
+            plains = [doc] if fast and unique else _plain_readings(text)
+            judged: set[Party] = set()
+            for plain in plains:
+                for party in fhir_json_parties(plain, payload.location):
+                    if party not in judged:
+                        judged.add(party)
+                        yield party
         if fast:
             # No free text can fire and nothing is encoded inside: only the identifiers of the
             # detectors' systems need reading, found without walking the document.
@@ -365,6 +378,37 @@ def _root_type(doc: object) -> str:
 #: Members that hold a file name (FHIR ``Attachment.title`` and ``url``): read as words too.
 _FILE_NAMED = frozenset({"title", "url"})
 _FILE_NAME_MEMBER = re.compile(rb'"(?:title|url)"[ \t\r\n]*:[ \t\r\n]*"([^"\\]{3,1024})"')
+
+
+class _Duplicated(Exception):
+    """A JSON object repeats a key (``_unique``)."""
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object as ``json.loads`` makes it; raises :class:`_Duplicated` if a key repeats."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise _Duplicated
+    return obj
+
+
+def _first_wins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        obj.setdefault(key, value)
+    return obj
+
+
+def _plain_readings(text: str) -> list[Any]:
+    """The document as plain objects every way a receiver takes a repeated key: the last
+    (json.loads) and, where any key repeats, the first as well."""
+    try:
+        return [json.loads(text, object_pairs_hook=_unique, parse_int=_integer)]
+    except _Duplicated:
+        return [
+            json.loads(text, parse_int=_integer),
+            json.loads(text, object_pairs_hook=_first_wins, parse_int=_integer),
+        ]
 
 
 def _named_files(raw: bytes, state: ScanState) -> bool:
