@@ -1060,3 +1060,39 @@ def test_a_duplicate_key_does_not_hide_a_real_person(body: str) -> None:
     assert scan(twin, "application/fhir+json").verdict is Verdict.PASS, scan(
         twin, "application/fhir+json"
     ).as_dict()
+
+
+@pytest.mark.parametrize(
+    ("claims", "verdict"),
+    [
+        ({"sub": "u1", "given_name": "Liisa", "family_name": "Korhonen"}, Verdict.BLOCK),
+        (
+            {
+                "sub": "u1",
+                "family_name": "Testinen",
+                "address": {"street_address": "Mannerheimintie 5 B 7"},
+            },
+            Verdict.BLOCK,
+        ),
+        ({"sub": "u1", "given_name": "Maija", "family_name": "Testinen"}, Verdict.PASS),
+        ({"sub": "u1", "given_name": "Hannu", "family_name": "Lääkäri Tes"}, Verdict.PASS),
+    ],
+)
+def test_a_bearer_tokens_subject_is_judged(claims: dict[str, object], verdict: Verdict) -> None:
+    """OpenID Connect claims in a JWT a client sends as its bearer token: the subject's name
+    parts stand in separate claims (``given_name``, ``family_name``), which passed before."""
+    import base64
+
+    from test_personal import scanner
+
+    from kanta_guard.model import Request
+
+    def part(obj: object) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
+
+    token = f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(claims)}.{'c2ln' * 10}"
+    headers = (("Authorization", f"Bearer {token}"),)
+    report = scanner("independent").scan(Request("GET", "/fhir/Patient/1", headers, b"", "k.test"))
+    assert report.verdict is verdict, report.as_dict()
+    if verdict is Verdict.BLOCK:
+        assert_masked(report, ("Liisa", "Korhonen", "Mannerheimintie"))

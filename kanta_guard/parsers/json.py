@@ -35,7 +35,7 @@ from .base import (
     normalise_system,
 )
 from .certificate import thumbprint_item
-from .parties import fhir_json_parties
+from .parties import fhir_json_parties, oidc_parties
 from .text import text_fields
 
 __all__ = ["JsonParser"]
@@ -159,6 +159,12 @@ class JsonParser:
                     if party not in judged:
                         judged.add(party)
                         yield party
+        if state.parties and ('"family_name"' in text or '"given_name"' in text):
+            # OpenID Connect claims (a JWT's payload, a userinfo answer): the subject's name
+            # parts stand in separate claims no field holds together.
+            yield from oidc_parties(
+                doc if fast else json.loads(text, parse_int=_integer), payload.location
+            )
         if fast:
             # No free text can fire and nothing is encoded inside: only the identifiers of the
             # detectors' systems need reading, found without walking the document.

@@ -49,6 +49,7 @@ __all__ = [
     "fhir_json_parties",
     "fhir_search_parties",
     "fhir_xml_parties",
+    "oidc_parties",
     "saml_parties",
     "search_resource",
     "v3_parties",
@@ -1117,3 +1118,56 @@ def _search_party(group: dict[str, list[str]], role: Role, where: str) -> Party 
     if not (names or addresses):
         return None  # (an identifier alone: the identity-code rules read it as a field)
     return Party(PartyKind.PERSON, role, where, tuple(identifiers), tuple(names), (), addresses)
+
+
+# -- OpenID Connect claims: the subject of an ID token or a userinfo answer ----------------------
+
+#: OpenID Connect Core 1.0 §5.1 standard claims that name a person.
+_OIDC_GIVEN = ("given_name", "middle_name")
+
+
+def oidc_parties(doc: object, location: str) -> Iterator[Party]:
+    """The persons OpenID Connect standard claims name (Core 1.0 §5.1): each JSON object with
+    ``given_name``, ``family_name`` or ``middle_name`` (an ID token's or a userinfo answer's
+    subject, in a JWT a client sends as its bearer token), its ``address`` claim
+    (``street_address``, ``postal_code``, ``locality``, ``country``, ``formatted``) with it.
+    A ``name`` claim alone is free text the narrative rule reads. Every object once: linear.
+    """
+    base = location or ""
+    stack: list[tuple[object, str]] = [(doc, "")]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, list):
+            stack.extend((item, f"{path}/{number}") for number, item in enumerate(node))
+            continue
+        if not isinstance(node, dict):
+            continue
+        given = tuple(v for k in _OIDC_GIVEN if isinstance(v := node.get(k), str) and v.strip())
+        family = node.get("family_name")
+        families = (family,) if isinstance(family, str) and family.strip() else ()
+        if given or families:
+            addresses: tuple[Address, ...] = ()
+            address = node.get("address")
+            if isinstance(address, dict):
+                part = {k: v for k, v in address.items() if isinstance(v, str)}
+                street = part.get("street_address", "").strip()
+                addresses = (
+                    Address(
+                        (street,) if street else (),
+                        part.get("postal_code", ""),
+                        part.get("locality", ""),
+                        part.get("country", ""),
+                        text=part.get("formatted", ""),
+                    ),
+                )
+            where = f"{base}:{path or '/'}" if base else (path or "/")
+            yield Party(
+                PartyKind.PERSON,
+                Role.USER,
+                where,
+                (),
+                (PersonName(given, families),),
+                (),
+                addresses,
+            )
+        stack.extend((value, f"{path}/{key}") for key, value in node.items())
