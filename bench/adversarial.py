@@ -170,6 +170,24 @@ GENERATORS: dict[str, Callable[[int], Request]] = {
     "text of distinct phone-like non-numbers": lambda n: _post(
         " ".join(f"(0) {i:08d}" for i in range(max(1, n // 13))), "text/plain"
     ),
+    "JSON attachments titled with joined words": lambda n: _post(
+        '{"resourceType":"Bundle","entry":['
+        + ",".join(
+            '{"resource":{"resourceType":"DocumentReference","content":[{"attachment":'
+            f'{{"title":"Lahete_Panadol_{i}.pdf"}}}}]}}}}'
+            for i in range(max(1, n // 110))
+        )
+        + "]}",
+        "application/fhir+json",
+    ),
+    "FHIR search form of many names": lambda n: Request(
+        "POST",
+        "/fhir/Patient/_search",
+        (("Content-Type", "application/x-www-form-urlencoded"),),
+        "&".join(
+            f"family=Testinen{i % 7},Mäki&given=Maija" for i in range(max(1, n // 34))
+        ).encode(),
+    ),
     "many Content-Type lines": lambda n: Request(
         "POST",
         "/x",

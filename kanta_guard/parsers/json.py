@@ -420,15 +420,16 @@ def _plain_readings(text: str) -> list[Any]:
 def _named_files(raw: bytes, state: ScanState) -> bool:
     """True if a ``title`` or ``url`` member holds a file name whose words (``_string``'s
     reading) the screen does not rule out: the walk must read them (the screen of the raw
-    text sees ``Liisa_Korhonen.pdf`` as one word). Each member once: linear."""
+    text sees ``Liisa_Korhonen.pdf`` as one word). One screen of all of them: linear."""
     if b'"title"' not in raw and b'"url"' not in raw:
         return False
-    for found in _FILE_NAME_MEMBER.finditer(raw):
-        name = found[1].rpartition(b"/")[2].decode("utf-8", "replace")
-        words = file_name_words(name)
-        if words is not None and state.screen(words.encode("utf-8")) != frozenset():
-            return True
-    return False
+    names = (
+        found[1].rpartition(b"/")[2].decode("utf-8", "replace")
+        for found in _FILE_NAME_MEMBER.finditer(raw)
+    )
+    words = [w for name in names if (w := file_name_words(name)) is not None]
+    # (One screen of them all, a line each: its needles stand in every line that could fire.)
+    return bool(words) and state.screen("\n".join(words).encode("utf-8")) != frozenset()
 
 
 def _screenable(raw: bytes) -> bool:

@@ -1071,6 +1071,8 @@ def _search_role(resource: str, chain: str, person_only: bool) -> Role | None:
 
 def _alternatives(value: str) -> list[str]:
     """A search value's comma-separated alternatives, ``\\,`` and the other escapes undone."""
+    if "\\" not in value:
+        return [text for part in value.split(",") if (text := part.strip())]
     out: list[str] = []
     piece: list[str] = []
     escaped = False
