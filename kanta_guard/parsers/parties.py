@@ -1042,9 +1042,8 @@ def fhir_search_parties(resource: str, pairs: list[tuple[str, str]], where: str)
             continue
         roles[chain] = role
         values = groups.setdefault(chain, {}).setdefault(param, [])
-        for alternative in _alternatives(value):
-            if len(values) < _SEARCH_VALUES:
-                values.append(alternative)
+        if len(values) < _SEARCH_VALUES:
+            values.extend(_alternatives(value)[: _SEARCH_VALUES - len(values)])
     for chain, group in groups.items():
         party = _search_party(group, roles[chain], where)
         if party is not None:
