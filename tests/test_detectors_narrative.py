@@ -62,6 +62,10 @@ POSITIVES = [
     ("Toivo Mäkelä kävi.", ["Toivo Mäkelä"]),
     ("Matti\u00a0Virtanen", ["Matti\u00a0Virtanen"]),
     ("Matti\tVirtanen", ["Matti\tVirtanen"]),
+    # Surname first, no comma: the order of registers and signatures.
+    ("Potilas Korhonen Liisa kävi.", ["Korhonen Liisa"]),
+    ("Sanelu: Virtanen Matti Juhani, LL", ["Virtanen Matti Juhani"]),
+    ("HEIKKINEN ANNA-LIISA", ["HEIKKINEN ANNA-LIISA"]),
 ]
 
 
@@ -100,6 +104,9 @@ TRAPS = [
     "Viljely: Staphylococcus aureus.",
     "LÄÄKITYS: MAREVAN 3 MG.",
     "Potilas tuli Kotka, Matti saattoi.",  # a place and a comma, not a list entry
+    "Kivi Matti heitti.",  # surname first, but a word: no name
+    "Mäki Anna",
+    "Lahti Salo",
 ]
 
 
@@ -314,3 +321,33 @@ def test_the_screen_names_no_acronym_after_a_title() -> None:
     assert DETECTOR.screen(b"<t>proviisorin Virtanen</t>") == {b"Virtanen"}
     hyphenated = DETECTOR.screen(b"<t>proviisorin AHO-Virtanen</t>")
     assert hyphenated is None or hyphenated
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(0, 2**32),
+    st.sampled_from(["<td>{}</td>", '{{"t": "{}"}}', "{}", "x, {} ok"]),
+    st.sampled_from([" ", "  ", "\t", "\u00a0"]),
+)
+def test_screen_covers_names_written_surname_first(seed: int, frame: str, gap: str) -> None:
+    """A surname and given names from the DVV lists, surname first (``Virtanen Matti``) or
+    last, in markup, JSON or bare, in capitals too: the needles name every name found."""
+    from kanta_guard import lexicon
+
+    rng = random.Random(seed)
+    surname = rng.choice(sorted(lexicon.surnames()))
+    given_names = [rng.choice(sorted(lexicon.given_names())) for _ in range(rng.randint(1, 2))]
+    words = (surname, *given_names) if seed % 2 else (*given_names, surname)
+    text = gap.join(w.capitalize() for w in words)
+    if seed % 3 == 0:
+        text = text.upper()
+    assert _covered(text, DETECTOR.screen(frame.format(text).encode("utf-8")))
+
+
+@pytest.mark.parametrize("text", ["RENÉE VIRTANEN", "HÄMÄLÄINEN MATTI", "FRONDÉN JENIINA"])
+def test_a_capital_with_a_separator_byte_ends_no_word(text: str) -> None:
+    """The second byte of Ä (C3 84) and É (C3 89) is also the last byte of a wide space
+    (U+2004, U+2009): the screen took it for a separator and read ``RENÉE`` as ``E``, no given
+    name, so a name in capitals with one passed the screen (found by the property test above)."""
+    assert _raws(text)
+    assert _covered(text, DETECTOR.screen(f"<td>{text}</td>".encode()))

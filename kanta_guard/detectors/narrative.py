@@ -435,7 +435,7 @@ class NarrativeNameDetector:
         if full is not None:
             last, given, family = full
             return i, last, "a given name and a surname", given, family, None
-        return None
+        return self._surname_first(tokens, text, i)
 
     def _full(
         self, tokens: list[_Token], text: str, i: int, sentence_start: bool
@@ -496,6 +496,33 @@ class NarrativeNameDetector:
         last = _given_run(tokens, text, i + 1, i)
         given = tuple(t.text for t in tokens[i + 1 : last + 1])
         return i, last, "a surname and given names (comma form)", given, (lemma,), None
+
+    def _surname_first(
+        self, tokens: list[_Token], text: str, i: int
+    ) -> tuple[int, int, str, tuple[str, ...], tuple[str, ...], bool | None] | None:
+        """``Surname Given [Given]`` from token ``i``, the order of registers and signatures
+        (``Virtanen Matti``): a surname in its base form that is no everyday word or place
+        and no given name, a separator run, then given names."""
+        if i + 1 >= len(tokens):
+            return None
+        word = tokens[i].text
+        if not _capitalised(word) or not _GAP_SEP.fullmatch(
+            text, tokens[i].end, tokens[i + 1].start
+        ):
+            return None
+        lemma = word.lower()
+        last_part = lemma.split("-")[-1]
+        if (
+            last_part not in lexicon.surnames()
+            or lexicon.ambiguous_surname(lemma)
+            or lexicon.ambiguous_surname(last_part)
+            or last_part in lexicon.given_names()
+            or not _given(tokens[i + 1].text)
+        ):
+            return None
+        last = _given_run(tokens, text, i + 1, i)
+        given = tuple(t.text for t in tokens[i + 1 : last + 1])
+        return i, last, "a surname and given names", given, (lemma,), None
 
     def _registered(
         self, given: tuple[str, ...], family: tuple[str, ...], professional: bool | None
@@ -665,11 +692,16 @@ def _needle(data: bytes, classes: bytes, space: int) -> bytes | None:
     if data[space] < 0x80:  # an ASCII space or tab: the common case, decided on bytes
         before = classes[space - 1]
         if before in _LETTER_CLASSES:
-            # Only a given name or a title ends there, in one of their last three (or two)
-            # bytes, in one of its case forms.
-            if data[space - 3 : space] not in _TAILS3 and data[space - 2 : space] not in _TAILS2:
-                return None
-            if not _may_end_pair(data, classes, space, _GIVEN_FORMS):
+            # Only a given name, a title or a surname (a name written surname first) ends
+            # there, in one of their last three (or two) bytes, in one of its case forms.
+            tail3, tail2 = data[space - 3 : space], data[space - 2 : space]
+            given = (tail3 in _TAILS3 or tail2 in _TAILS2) and _may_end_pair(
+                data, classes, space, _GIVEN_FORMS
+            )
+            if not given and not (
+                (tail3 in _SURNAME_TAILS3 or tail2 in _SURNAME_TAILS2)
+                and _may_end_pair(data, classes, space, _SURNAME_FORMS)
+            ):
                 return None
         elif before == 0x2E:  # "." or ","
             if data[space - 1] == 0x2C:  # a comma-form surname
@@ -720,7 +752,11 @@ def _needle(data: bytes, classes: bytes, space: int) -> bytes | None:
     # (:meth:`NarrativeNameDetector._name_at`: "proviisorin ID"), and opens no name.
     acronym = len(word) <= 3 and word.isupper() and ahead[len(word) : len(word) + 1] != "-"
     opens = (mark == "" and _given_suffix(first)) or (not acronym and _title_suffix(first))
-    return word.encode("utf-8") if opens and lexicon.surname_lemmas(word) else None
+    if opens and lexicon.surname_lemmas(word):
+        return word.encode("utf-8")
+    if mark == "" and _comma_surname(first) and _given_prefix(word):
+        return first.encode("utf-8")  # (surname first: ``Virtanen Matti``)
+    return None
 
 
 _LETTER_CLASSES = frozenset(b"aA!")
@@ -795,7 +831,9 @@ def _may_end_pair(data: bytes, classes: bytes, space: int, names: frozenset[byte
     with other bytes, or one longer than a window)."""
     seg = classes[max(0, space - 64) : space]
     start = max(seg.rfind(b"#"), seg.rfind(b" "), seg.rfind(b"."))
-    if start == -1:
+    if start == -1 or data[space - len(seg) + start] >= 0x80:
+        # (No boundary in the window, or one classed a separator that may be the last byte
+        # of a letter: ``Ä`` is C3 84, and 84 ends U+2004 too. "HÄMÄLÄINEN" is no "INEN".)
         return True
     run = data[space - len(seg) + start + 1 : space]
     if not run.isascii():
