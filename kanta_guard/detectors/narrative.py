@@ -308,6 +308,31 @@ def _head_after(tokens: list[_Token], text: str, index: int) -> bool:
     return head.islower() and (head.startswith(_HEADS) or head in _SHORT_HEADS)
 
 
+def _surname_then_given(
+    tokens: list[_Token], text: str, i: int, gap: re.Pattern[str]
+) -> str | None:
+    """The lower-case surname at token ``i`` (its last hyphen part in the list) if ``gap``
+    stands between it and a given name at token ``i + 1``; else None."""
+    if i + 1 >= len(tokens):
+        return None
+    word = tokens[i].text
+    if not _capitalised(word) or not gap.fullmatch(text, tokens[i].end, tokens[i + 1].start):
+        return None
+    lemma = word.lower()
+    if lemma.split("-")[-1] not in lexicon.surnames() or not _given(tokens[i + 1].text):
+        return None
+    return lemma
+
+
+def _given_after(
+    tokens: list[_Token], text: str, i: int, lemma: str, why: str
+) -> tuple[int, int, str, tuple[str, ...], tuple[str, ...], bool | None]:
+    """The name a surname at token ``i`` opens: the given names after it."""
+    last = _given_run(tokens, text, i + 1, i)
+    given = tuple(t.text for t in tokens[i + 1 : last + 1])
+    return i, last, why, given, (lemma,), None
+
+
 def _given_run(tokens: list[_Token], text: str, first: int, origin: int | None = None) -> int:
     """The last token of the given names from token ``first`` on, a space apart: at most three
     tokens after ``origin`` (``first`` when not given)."""
@@ -478,24 +503,15 @@ class NarrativeNameDetector:
         self, tokens: list[_Token], text: str, i: int
     ) -> tuple[int, int, str, tuple[str, ...], tuple[str, ...], bool | None] | None:
         """``Surname, Given [Given]`` from token ``i``."""
-        if i + 1 >= len(tokens):
-            return None
-        word = tokens[i].text
-        if not _capitalised(word) or not _GAP_COMMA.fullmatch(
-            text, tokens[i].end, tokens[i + 1].start
-        ):
-            return None
-        lemma = word.lower()
-        if lemma.split("-")[-1] not in lexicon.surnames() or not _given(tokens[i + 1].text):
+        lemma = _surname_then_given(tokens, text, i, _GAP_COMMA)
+        if lemma is None:
             return None
         if lexicon.ambiguous_surname(lemma):
             # "Salo, Matti" as a list entry (first on its line), not "… in Salo, Matti …".
             line_start = text.rfind("\n", 0, tokens[i].start) + 1
             if text[line_start : tokens[i].start].strip():
                 return None
-        last = _given_run(tokens, text, i + 1, i)
-        given = tuple(t.text for t in tokens[i + 1 : last + 1])
-        return i, last, "a surname and given names (comma form)", given, (lemma,), None
+        return _given_after(tokens, text, i, lemma, "a surname and given names (comma form)")
 
     def _surname_first(
         self, tokens: list[_Token], text: str, i: int
@@ -503,26 +519,17 @@ class NarrativeNameDetector:
         """``Surname Given [Given]`` from token ``i``, the order of registers and signatures
         (``Virtanen Matti``): a surname in its base form that is no everyday word or place
         and no given name, a separator run, then given names."""
-        if i + 1 >= len(tokens):
+        lemma = _surname_then_given(tokens, text, i, _GAP_SEP)
+        if lemma is None:
             return None
-        word = tokens[i].text
-        if not _capitalised(word) or not _GAP_SEP.fullmatch(
-            text, tokens[i].end, tokens[i + 1].start
-        ):
-            return None
-        lemma = word.lower()
         last_part = lemma.split("-")[-1]
         if (
-            last_part not in lexicon.surnames()
-            or lexicon.ambiguous_surname(lemma)
+            lexicon.ambiguous_surname(lemma)
             or lexicon.ambiguous_surname(last_part)
             or last_part in lexicon.given_names()
-            or not _given(tokens[i + 1].text)
         ):
             return None
-        last = _given_run(tokens, text, i + 1, i)
-        given = tuple(t.text for t in tokens[i + 1 : last + 1])
-        return i, last, "a surname and given names", given, (lemma,), None
+        return _given_after(tokens, text, i, lemma, "a surname and given names")
 
     def _registered(
         self, given: tuple[str, ...], family: tuple[str, ...], professional: bool | None
