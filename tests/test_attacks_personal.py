@@ -1096,3 +1096,28 @@ def test_a_bearer_tokens_subject_is_judged(claims: dict[str, object], verdict: V
     assert report.verdict is verdict, report.as_dict()
     if verdict is Verdict.BLOCK:
         assert_masked(report, ("Liisa", "Korhonen", "Mannerheimintie"))
+
+
+def test_a_bearer_tokens_repeated_claim_does_not_hide_a_real_name() -> None:
+    """A repeated claim: a receiver may take the first value; both readings are judged (the
+    claims were read only as json.loads keeps them, the last: the real name first passed)."""
+    import base64
+
+    from test_personal import scanner
+
+    from kanta_guard.model import Request
+
+    def part(text: str) -> str:
+        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+    def sent(claims: str) -> Report:
+        token = f"{part('{"alg": "RS256"}')}.{part(claims)}.{'c2ln' * 10}"
+        headers = (("Authorization", f"Bearer {token}"),)
+        return scanner("independent").scan(Request("GET", "/x", headers, b"", "k.test"))
+
+    real = '{"sub":"u","given_name":"Liisa","family_name":"Korhonen",'
+    report = sent(real + '"given_name":"Maija","family_name":"Testinen"}')
+    assert report.verdict is Verdict.BLOCK, report.as_dict()
+    assert_masked(report, ("Liisa", "Korhonen"))
+    twin = '{"sub":"u","given_name":"Maija","family_name":"Testinen","given_name":"Maija"}'
+    assert sent(twin).verdict is Verdict.PASS

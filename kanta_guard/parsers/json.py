@@ -12,6 +12,7 @@ the first.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -147,24 +148,27 @@ class JsonParser:
         if "fhir" in media.type or _has_resource_type(doc):
             # The resource type only of the body itself: the answer's FHIRPath starts there.
             state.note_protocol(Protocol.FHIR_JSON, "" if payload.location else _root_type(doc))
-        if state.parties and '"resourceType"' in text:
-            # The persons and organisations of FHIR resources, read from plain objects. Where a
-            # key is duplicated, a receiver may take the last one (json.loads, most parsers) or
-            # the first: the persons of both readings are judged (a registered name after a
-            # real one hid it).
-            plains = [doc] if fast and unique else _plain_readings(text)
+        if state.parties and (
+            '"resourceType"' in text or '"family_name"' in text or '"given_name"' in text
+        ):
+            # The persons and organisations of FHIR resources, and the subject OpenID Connect
+            # claims name (a JWT's payload, a userinfo answer: the name's parts in separate
+            # claims no field holds together), read from plain objects. Where a key is
+            # duplicated, a receiver may take the last one (json.loads, most parsers) or the
+            # first: the persons of both readings are judged (a registered name after a real
+            # one hid it).
+            fhir = '"resourceType"' in text
+            oidc = '"family_name"' in text or '"given_name"' in text
             judged: set[Party] = set()
-            for plain in plains:
-                for party in fhir_json_parties(plain, payload.location):
+            for plain in [doc] if fast and unique else _plain_readings(text):
+                found = itertools.chain(
+                    fhir_json_parties(plain, payload.location) if fhir else (),
+                    oidc_parties(plain, payload.location) if oidc else (),
+                )
+                for party in found:
                     if party not in judged:
                         judged.add(party)
                         yield party
-        if state.parties and ('"family_name"' in text or '"given_name"' in text):
-            # OpenID Connect claims (a JWT's payload, a userinfo answer): the subject's name
-            # parts stand in separate claims no field holds together.
-            yield from oidc_parties(
-                doc if fast else json.loads(text, parse_int=_integer), payload.location
-            )
         if fast:
             # No free text can fire and nothing is encoded inside: only the identifiers of the
             # detectors' systems need reading, found without walking the document.
