@@ -180,6 +180,27 @@ GENERATORS: dict[str, Callable[[int], Request]] = {
         + "]}",
         "application/fhir+json",
     ),
+    "XML attachments titled with joined words": lambda n: _post(
+        '<Bundle xmlns="http://hl7.org/fhir">'
+        + "".join(
+            "<entry><resource><DocumentReference><content><attachment>"
+            f'<title value="Lahete_Panadol_{i}.pdf"/></attachment></content>'
+            "</DocumentReference></resource></entry>"
+            for i in range(max(1, n // 150))
+        )
+        + "</Bundle>",
+        "application/fhir+xml",
+    ),
+    # Names a file-name element has, many times in one text and in one long tag name: each
+    # "<" is read once (``xml._file_names_may_fire``).
+    "XML text of file-name element names": lambda n: _post(
+        "<a><![CDATA["
+        + _repeat("<x:title <url ", n // 2)
+        + "]]>"
+        + _repeat("f:title title ", n // 2)
+        + "</a>",
+        "application/xml",
+    ),
     "FHIR search form of many names": lambda n: Request(
         "POST",
         "/fhir/Patient/_search",

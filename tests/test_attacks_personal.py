@@ -1031,6 +1031,56 @@ def test_a_fhir_attachment_named_after_a_person(member: str, name: str, verdict:
         assert_masked(report, ("Liisa", "Korhonen"))
 
 
+_FHIR_XML_ATTACHMENT = (
+    '<DocumentReference xmlns="http://hl7.org/fhir"><status value="current"/><content>'
+    '<attachment><contentType value="application/pdf"/>{}</attachment></content>'
+    "</DocumentReference>"
+)
+
+
+@pytest.mark.parametrize(
+    ("element", "verdict"),
+    [
+        ('<title value="Liisa_Korhonen_lahete.pdf"/>', Verdict.BLOCK),
+        ('<url value="https://files.example/lahete/Liisa.Korhonen.pdf"/>', Verdict.BLOCK),
+        # The underscores as character references: the parser's value, not the markup's.
+        ('<title value="Liisa&#95;Korhonen&#95;lahete.pdf"/>', Verdict.BLOCK),
+        # A ">" in a quoted value before it: the markup's search must not stop there.
+        ("<title id='a>b' value='Liisa_Korhonen.pdf'/>", Verdict.BLOCK),
+        ('<title\n  value="Liisa_Korhonen.pdf"/>', Verdict.BLOCK),
+        ('<title value="Maija_Testinen_lahete.pdf"/>', Verdict.PASS),  # registered
+        ('<title value="lahete_2026_Panadol.pdf"/>', Verdict.PASS),
+    ],
+)
+def test_a_fhir_xml_attachment_named_after_a_person(element: str, verdict: Verdict) -> None:
+    """The same file names in FHIR XML: ``title``/``url`` values read as their words on every
+    path of the XML parser (before, only the JSON parser did, and these passed)."""
+    report = scan(_FHIR_XML_ATTACHMENT.format(element), "application/fhir+xml")
+    assert report.verdict is verdict, report.as_dict()
+    if verdict is Verdict.BLOCK:
+        assert_masked(report, ("Liisa", "Korhonen"))
+        (finding,) = report.findings
+        assert finding.location.startswith("/DocumentReference/content/attachment/")
+        assert finding.location.endswith("/@value!words")
+
+
+def test_a_cda_reference_named_after_a_person() -> None:
+    """A CDA ``observationMedia`` (or ``nonXMLBody``) ``reference`` to a file named after its
+    patient; prefixed, as a SOAP-wrapped document writes it. Its clean twin passes."""
+    document = (
+        '<v3:ClinicalDocument xmlns:v3="urn:hl7-org:v3"><v3:component><v3:structuredBody>'
+        '<v3:component><v3:section><v3:entry><v3:observationMedia classCode="OBS" '
+        'moodCode="EVN"><v3:value mediaType="application/pdf"><v3:reference '
+        'value="file:///liitteet/{}.pdf"/></v3:value></v3:observationMedia></v3:entry>'
+        "</v3:section></v3:component></v3:structuredBody></v3:component></v3:ClinicalDocument>"
+    )
+    report = scan(document.format("Liisa_Korhonen"), "application/xml")
+    assert report.verdict is Verdict.BLOCK, report.as_dict()
+    assert report.findings[0].location.endswith("/observationMedia/value/reference/@value!words")
+    assert_masked(report, ("Liisa", "Korhonen"))
+    assert scan(document.format("kuva_2026_01"), "application/xml").verdict is Verdict.PASS
+
+
 @pytest.mark.parametrize(
     "body",
     [

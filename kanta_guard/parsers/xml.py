@@ -25,6 +25,7 @@ from __future__ import annotations
 import bisect
 import codecs
 import dataclasses
+import html
 import re
 from collections.abc import Callable, Iterator
 from functools import cached_property, lru_cache, partial
@@ -51,6 +52,7 @@ from .base import (
     base64_content,
     base64_spans,
     decode_base64,
+    file_name_words,
     nested,
     normalise_system,
     sift,
@@ -309,6 +311,7 @@ class XmlParser:
             glue = state.screen_joined(joined)
             if not wanted and glue == frozenset():
                 yield from _mixed_fields(root, markup, payload, state)
+                yield from _file_name_fields(root, markup, payload, state)
                 yield from self._nested_only(lambda: root, markup, payload, state)
                 return
             # Needles are found by the markup before them in the document as sent (its lines
@@ -324,6 +327,7 @@ class XmlParser:
                     # (The pieces joined are the text serialised above: its needles stand.)
                     yield from _glue_fields(_text_pieces(root), payload, state, (glue,))
                 yield from _mixed_fields(root, markup, payload, state)
+                yield from _file_name_fields(root, markup, payload, state)
                 yield from self._nested_only(lambda: root, markup, payload, state)
                 return
         yield from self._walk(root, payload, state)
@@ -587,6 +591,7 @@ class XmlParser:
             yield from self._misc(sibling, payload, contexts[0])
         yield from _glue_fields(pieces, payload, state)
         yield from _mixed_fields(root, None, payload, state, screened=False)
+        yield from _file_name_fields(root, None, payload, state)
 
     def _attributes(
         self,
@@ -1126,6 +1131,88 @@ def _mixed_fields(
         path = paths.of(el)
         where = f"{payload.location}:{path}" if payload.location else path
         yield Field(text, _context_of(el, payload.context), where, view_of=where)
+
+
+#: Elements whose ``value`` may be a file name: FHIR ``Attachment.title`` and ``url``, a CDA
+#: ``reference`` (of an ``observationMedia``, a ``nonXMLBody``), as the JSON parser reads them.
+_FILE_NAMED = (b"title", b"url", b"reference")
+#: What follows such a name in a start tag up to its ``value`` (quoted values skipped whole).
+_FILE_NAME_TAIL = re.compile(
+    rb"[ \t\r\n](?:[^<>\"']|\"[^<\"]*\"|'[^<']*')*?\bvalue[ \t\r\n]*=[ \t\r\n]*"
+    rb"(?:\"([^<\"]*)\"|'([^<']*)')"
+)
+_FILE_NAME_NODES = etree.XPath(
+    "//*[@value][local-name()='title' or local-name()='url' or local-name()='reference']"
+)
+
+
+def _file_name_fields(
+    root: etree._Element,
+    raw: bytes | None,
+    payload: Payload,
+    state: ScanState,
+) -> Iterator[Field]:
+    """The ``value`` of each element that may hold a file name, read as the words it joins
+    (``Liisa_Korhonen_lausunto.pdf``: an attachment named after its patient; the screens of the
+    document see one word), a reading of the attribute (``Field.view_of``).
+
+    ``raw``: the document as the screens read it: the names in its markup are screened first
+    (each ``<title``, ``<url``, ``<reference`` found by ``bytes.find``: a pattern searched for
+    them costs more than the rest of a CDA's scan), and the tree is asked only if one may fire.
+    None: every one is read, as the full walk reads everything.
+    """
+    if raw is not None and not _file_names_may_fire(raw, state):
+        return
+    for el in cast(list[etree._Element], _FILE_NAME_NODES(root)):
+        value = str(el.get("value") or "")
+        words = file_name_words(value.rpartition("/")[2])
+        if words is None:
+            continue
+        where = _locate(payload, el, "/@value")
+        yield Field(words, _context_of(el, payload.context), where + "!words", view_of=where)
+
+
+def _file_names_may_fire(raw: bytes, state: ScanState) -> bool:
+    """Whether a file name in a ``value`` of ``raw``'s markup (``_file_name_fields``) reads as
+    words the screen does not rule out: one screen of them all, a line each.
+
+    The places a name stands (``bytes.find``) say which ``<`` may open such an element; each of
+    those is read once, its tag name (``<title``, ``<f:title``) and then its ``value``, which is
+    not searched past the next ``<`` or ``>`` (an attribute value holds no raw ``<``): linear,
+    however often text or CDATA holds the names."""
+    places = sorted(at for name in _FILE_NAMED for at in _places(raw, name))
+    words: list[str] = []
+    tail = _FILE_NAME_TAIL.match
+    opened, seen = -1, 0  # the last "<" before the place (searched up to ``seen``)
+    tried = -1  # the last "<" read
+    for at in places:
+        before = raw.rfind(b"<", seen, at)
+        seen = at
+        if before != -1:
+            opened = before
+        if opened == -1 or opened == tried:
+            continue
+        tried = opened
+        tag = _TAG_NAME.match(raw, opened + 1)
+        if tag is None or tag[1] not in _FILE_NAMED or (found := tail(raw, tag.end())) is None:
+            continue
+        value = (found[1] if found[1] is not None else found[2]).decode("utf-8", "replace")
+        if "&" in value:
+            value = html.unescape(value)  # (as the parser reads the attribute)
+        if (read := file_name_words(value.rpartition("/")[2])) is not None:
+            words.append(read)
+    return bool(words) and state.screen(_bytes("\n".join(words))) != frozenset()
+
+
+def _places(raw: bytes, needle: bytes) -> Iterator[int]:
+    at = raw.find(needle)
+    while at != -1:
+        yield at
+        at = raw.find(needle, at + len(needle))
+
+
+#: A start tag's name after its ``<``, its prefix aside (group 1: the local name).
+_TAG_NAME = re.compile(rb"(?:[^\s<>/\"'=:!?]+:)?([^\s<>/\"'=:!?]+)")
 
 
 class _Pieces:
