@@ -191,16 +191,6 @@ GENERATORS: dict[str, Callable[[int], Request]] = {
         + "</Bundle>",
         "application/fhir+xml",
     ),
-    # Names a file-name element has, many times in one text and in one long tag name: each
-    # "<" is read once (``xml._file_names_may_fire``).
-    "XML text of file-name element names": lambda n: _post(
-        "<a><![CDATA["
-        + _repeat("<x:title <url ", n // 2)
-        + "]]>"
-        + _repeat("f:title title ", n // 2)
-        + "</a>",
-        "application/xml",
-    ),
     "FHIR search form of many names": lambda n: Request(
         "POST",
         "/fhir/Patient/_search",

@@ -1171,3 +1171,86 @@ def test_a_bearer_tokens_repeated_claim_does_not_hide_a_real_name() -> None:
     assert_masked(report, ("Liisa", "Korhonen"))
     twin = '{"sub":"u","given_name":"Maija","family_name":"Testinen","given_name":"Maija"}'
     assert sent(twin).verdict is Verdict.PASS
+
+
+# -- escapes no parser undoes, inside JSON strings and XML texts and attribute values -----------
+
+
+def _observation_json(value: str) -> str:
+    return json.dumps(
+        {
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {"text": "x"},
+            "valueString": value,
+        }
+    )
+
+
+def _observation_xml(value: str) -> str:
+    return (
+        '<Observation xmlns="http://hl7.org/fhir"><status value="final"/><code><text value="x"/>'
+        f'</code><valueString value="{value}"/><note><text>{value}</text></note></Observation>'
+    )
+
+
+def _cda_text(value: str) -> str:
+    return cda().replace("<title>", f"<paragraph>{value}</paragraph><title>", 1)
+
+
+@pytest.mark.parametrize(
+    ("value", "twin", "rule"),
+    [
+        ("yhteys liisa.korhonen&#64;gmail.com", "yhteys maija&#64;example.com", "email.personal"),
+        (
+            "yhteys liisa.korhonen\\u0040gmail.com",
+            "yhteys maija\\u0040example.com",
+            "email.personal",
+        ),
+        ("Potilas Liisa%20Korhonen kävi", "Potilas Maija%20Testinen kävi", "name.narrative"),
+        (
+            "Potilas Liisa Korhone&#110; k&auml;vi",
+            "Potilas Maija Testine&#110; k&auml;vi",
+            "name.narrative",
+        ),
+        ("Potilas%20Liisa%0AKorhonen", "Potilas%20Maija%0ATestinen", "name.narrative"),
+    ],
+)
+@pytest.mark.parametrize("form", ["json", "xml", "cda"])
+def test_escaped_personal_data_in_a_document_blocks(
+    value: str, twin: str, rule: str, form: str
+) -> None:
+    """A value whose escapes no JSON or XML parser undoes (a system that HTML-escaped or
+    percent-encoded a string before putting it in the document) is read with them undone too,
+    as a page or a log that shows it would: before, these passed (the code rules already read
+    escapes; the personal-data rules did not). In XML the escape is written as the parser must
+    leave it (``&amp;#64;``). The twins, with test data, pass."""
+    if form == "json":
+        build, media = _observation_json, "application/fhir+json"
+    elif form == "xml":
+        build, media = _observation_xml, "application/fhir+xml"
+    else:
+        build, media = _cda_text, "application/xml"
+
+    def sent(text: str) -> Report:
+        if form != "json":
+            text = text.replace("&", "&amp;")
+        return scan(build(text), media)
+
+    report = sent(value)
+    assert report.verdict is Verdict.BLOCK, report.as_dict()
+    assert rule in report.rules
+    assert all(f.location.endswith("!unescaped") for f in report.findings if f.rule == rule)
+    assert_masked(report, ("Liisa", "Korhonen", "liisa.korhonen"))
+    assert sent(twin).verdict is Verdict.PASS, sent(twin).as_dict()
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["HbA1c 6,5 % ja B &amp; C", "Annos 50%/vrk", "AT&amp;T, R&amp;D", "polku C:\\\\temp\\\\x"],
+)
+def test_percent_signs_and_ampersands_are_no_findings(value: str) -> None:
+    """What merely looks like an escape's start in clean text passes."""
+    assert scan(_cda_text(value), "application/xml").verdict is Verdict.PASS
+    plain = value.replace("&amp;", "&")
+    assert scan(_observation_json(plain), "application/fhir+json").verdict is Verdict.PASS

@@ -411,52 +411,6 @@ def test_gt_in_an_attribute_hides_no_base64() -> None:
     assert _both(_post(doc))[0] is Verdict.BLOCK
 
 
-_TAG_NAMES = st.sampled_from(["title", "url", "reference", "titles", "xurl", "text"])
-_PREFIXES = st.sampled_from(["", "f:", "curl:", "title:", "a.b-c:"])
-_VALUES = st.sampled_from(
-    ["Liisa_Korhonen.pdf", "a/Liisa.Korhonen.pdf", "Liisa&#95;Korhonen", "x>y_z", "#ref1", "plain"]
-)
-
-
-@st.composite
-def _file_name_documents(draw: st.DrawFn) -> str:
-    """Documents of elements that may hold a file name (and others), their ``value`` among
-    other attributes (quoted either way, holding ``>``), the names also in text and CDATA."""
-    parts = []
-    for _ in range(draw(st.integers(1, 6))):
-        prefix, name = draw(_PREFIXES), draw(_TAG_NAMES)
-        attrs = [f'value="{draw(_VALUES)}"']
-        if draw(st.booleans()):
-            attrs.insert(draw(st.integers(0, 1)), "id='a>b title url'")
-        space = draw(st.sampled_from([" ", "\n  ", "\t"]))
-        ns = f' xmlns:{prefix[:-1]}="urn:x"' if prefix else ""
-        parts.append(f"<{prefix}{name}{ns}{space}{space.join(attrs)}/>")
-        parts.append(draw(st.sampled_from(["", "f:title url ", "<![CDATA[<x:title <url ]]>"])))
-    return "<doc>" + "".join(parts) + "</doc>"
-
-
-@given(_file_name_documents())
-@settings(max_examples=300, deadline=None)
-def test_the_file_name_screen_reads_every_file_name_the_tree_holds(document: str) -> None:
-    """``_file_names_may_fire`` (the markup's reading) finds a file name wherever the tree's
-    (``_file_name_fields``' XPath) has one: with a screen that cannot tell, it says "may fire"
-    whenever the tree holds a value that reads as words."""
-
-    class _Unsure:
-        @staticmethod
-        def screen(_data: bytes) -> None:
-            return None
-
-    raw = document.encode()
-    root = etree.fromstring(raw)
-    in_tree = any(
-        xml_module.file_name_words(str(el.get("value")).rpartition("/")[2]) is not None
-        for el in xml_module._FILE_NAME_NODES(root)
-    )
-    if in_tree:
-        assert xml_module._file_names_may_fire(raw, _Unsure())  # type: ignore[arg-type]
-
-
 def test_cda_b64_of_any_length() -> None:
     """CDA ``representation="B64"`` is decoded however short."""
     doc = cda().replace(

@@ -36,7 +36,8 @@ class Detector(Protocol):
         a person or organisation the parsers found (``model.Party``). And ``whole_elements``:
         True if it reads several words or digit groups that markup may split (a name, a phone
         number): parsers then also yield each element with mixed content as one field, its text
-        joined as a reader sees it (``ScanState.whole_elements``).
+        joined as a reader sees it, and values holding escapes no parser undoes with them undone
+        (``ScanState.whole_elements``).
         """
         ...
 

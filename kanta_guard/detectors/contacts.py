@@ -171,24 +171,28 @@ class ContactDetector:
         # The role is looked up last: a field found without the walk computes it by walking.
         if not (emails or first) or field.role in _SKIPPED:
             return
+        # (Each hit's value, which only its keyed hash shows, is the address normalised and
+        # the number in E.164: one person's address or number hashes alike however written,
+        # ``liisa%40gmail.com`` or ``040 123 4567``, so that another reading of the same field
+        # is not reported again and the campaign report counts it as one value.)
         if emails:
-            for raw, address in emails:
+            for _, address in emails:
                 if not self.email_allowed(address):
                     yield Hit(
                         "email.personal",
                         field,
-                        raw,
+                        address,
                         contacts.mask_email(address),
                         "e-mail address outside the reserved test domains, not listed in "
                         "the policy or the registry",
                     )
         if first is not None:
-            for start, end, e164 in itertools.chain((first,), phones):
+            for _, _, e164 in itertools.chain((first,), phones):
                 if not self.phone_allowed(e164):
                     yield Hit(
                         "phone.personal",
                         field,
-                        value[start:end],
+                        e164,
                         contacts.mask_phone(e164),
                         "telephone number not listed in the policy or the registry",
                     )

@@ -35,6 +35,7 @@ __all__ = [
     "nested",
     "normalise_system",
     "sift",
+    "unescaped_forms",
     "wanted_texts",
 ]
 
@@ -70,9 +71,11 @@ class ScanState:
     #: Whether any detector judges parties (persons, organisations): parsers find them only
     #: then (finding them costs a fifth of a CDA's scan).
     parties: bool = True
-    #: Whether an element with mixed content is read once more as a whole, its text joined as a
-    #: reader sees it (names and numbers that markup splits): when a detector of several words
-    #: runs (``Detector.whole_elements``).
+    #: Whether values are read once more as a reader sees them: an element with mixed content
+    #: as a whole, its text joined (names and numbers that markup splits), and a value with the
+    #: escapes no parser undoes undone (``base.unescaped_forms``): when a detector of several
+    #: words runs (``Detector.whole_elements``; the identity-code detectors read escapes and
+    #: split codes themselves).
     whole_elements: bool = True
     #: Whether certificates are judged: parsers then yield every certificate they find
     #: (``CertificateItem``) instead of screening its bytes as an inert blob.
@@ -178,6 +181,21 @@ def wanted_texts(state: ScanState, texts: list[str]) -> list[str] | None:
 def keep(value: str, wanted: list[str] | None) -> bool:
     """Whether a plain-text field of this value could fire (see ``wanted_texts``)."""
     return wanted is None or any(needle in value for needle in wanted)
+
+
+def unescaped_forms(value: str) -> list[str]:
+    """A value's readings with its escapes undone (``idcode.unescaped_readings``: percent
+    escapes, backslash escapes, character references, and all of them together) that differ
+    from it; a line break an escape spells reads as a space (``Matti%0AVirtanen`` is still
+    one name). For a text, string or attribute value that holds escapes no parser undid
+    (``liisa.korhonen&#64;gmail.com`` in a JSON string, ``Liisa%20Korhonen`` in an XML
+    attribute): whoever shows it, a page or a log, may."""
+    return list(
+        dict.fromkeys(
+            form.replace("\r\n", " ").replace("\r", " ").replace("\n", " ")
+            for form in idcode.unescaped_readings(value)
+        )
+    )
 
 
 #: What separates the words of a file name (``Liisa_Korhonen_lausunto.pdf``), between

@@ -34,6 +34,7 @@ from .base import (
     file_name_words,
     nested,
     normalise_system,
+    unescaped_forms,
 )
 from .certificate import thumbprint_item
 from .parties import fhir_json_parties, oidc_parties
@@ -116,6 +117,7 @@ class JsonParser:
             # plain dicts (C speed) just to prove it is JSON; else into pairs, duplicates kept.
             fast = (
                 _screenable(raw)
+                and not (state.whole_elements and _escapes(raw))
                 and state.screen(raw) == frozenset()
                 and not _named_files(raw, state)
             )
@@ -337,6 +339,11 @@ class JsonParser:
             yield nested(xhtml, "application/xhtml+xml", where, payload, ctx, state, declared=False)
             return
         yield Field(value, ctx, where)
+        if state.whole_elements and ("%" in value or "&" in value or "\\" in value):
+            # Escapes no JSON parser undoes (``liisa.korhonen&#64;gmail.com``, ``Liisa%20
+            # Korhonen``): a page or a log that shows the string may.
+            for form in unescaped_forms(value):
+                yield Field(form, ctx, where + "!unescaped", view_of=where)
         if ctx.element in _FILE_NAMED:
             words = file_name_words(value.rpartition("/")[2])
             if words is not None:
@@ -434,6 +441,20 @@ def _named_files(raw: bytes, state: ScanState) -> bool:
     words = [w for name in names if (w := file_name_words(name)) is not None]
     # (One screen of them all, a line each: its needles stand in every line that could fire.)
     return bool(words) and state.screen("\n".join(words).encode("utf-8")) != frozenset()
+
+
+def _escapes(raw: bytes) -> bool:
+    """True if a string of the raw JSON may hold an escape no JSON parser undoes (a percent
+    escape, a character reference or entity, a backslash escape written ``\\\\``): the walk
+    reads those strings with them undone as well, which no screen of the raw text does.
+    (``\\u`` escapes already send the document to the walk: ``_screenable``.)"""
+    if raw.find(b"%") == -1 and raw.find(b"&") == -1 and raw.find(b"\\\\") == -1:
+        return False
+    return _ESCAPE.search(raw) is not None
+
+
+#: What starts an escape of ``_escapes`` in the raw JSON.
+_ESCAPE = re.compile(rb"%[0-9A-Fa-f]{2}|&(?:#|[A-Za-z][A-Za-z0-9]{1,31};?)|\\\\")
 
 
 def _screenable(raw: bytes) -> bool:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import bisect
 import codecs
 import dataclasses
-import html
 import re
 from collections.abc import Callable, Iterator
 from functools import cached_property, lru_cache, partial
@@ -56,6 +55,7 @@ from .base import (
     nested,
     normalise_system,
     sift,
+    unescaped_forms,
 )
 from .certificate import (
     certificate_items,
@@ -311,7 +311,8 @@ class XmlParser:
             glue = state.screen_joined(joined)
             if not wanted and glue == frozenset():
                 yield from _mixed_fields(root, markup, payload, state)
-                yield from _file_name_fields(root, markup, payload, state)
+                yield from _file_name_fields(root, payload, state)
+                yield from _unescaped_fields(root, markup, payload, state)
                 yield from self._nested_only(lambda: root, markup, payload, state)
                 return
             # Needles are found by the markup before them in the document as sent (its lines
@@ -327,7 +328,8 @@ class XmlParser:
                     # (The pieces joined are the text serialised above: its needles stand.)
                     yield from _glue_fields(_text_pieces(root), payload, state, (glue,))
                 yield from _mixed_fields(root, markup, payload, state)
-                yield from _file_name_fields(root, markup, payload, state)
+                yield from _file_name_fields(root, payload, state)
+                yield from _unescaped_fields(root, markup, payload, state)
                 yield from self._nested_only(lambda: root, markup, payload, state)
                 return
         yield from self._walk(root, payload, state)
@@ -591,7 +593,8 @@ class XmlParser:
             yield from self._misc(sibling, payload, contexts[0])
         yield from _glue_fields(pieces, payload, state)
         yield from _mixed_fields(root, None, payload, state, screened=False)
-        yield from _file_name_fields(root, None, payload, state)
+        yield from _file_name_fields(root, payload, state, screened=False)
+        yield from _unescaped_fields(root, None, payload, state, screened=False)
 
     def _attributes(
         self,
@@ -1135,84 +1138,134 @@ def _mixed_fields(
 
 #: Elements whose ``value`` may be a file name: FHIR ``Attachment.title`` and ``url``, a CDA
 #: ``reference`` (of an ``observationMedia``, a ``nonXMLBody``), as the JSON parser reads them.
-_FILE_NAMED = (b"title", b"url", b"reference")
-#: What follows such a name in a start tag up to its ``value`` (quoted values skipped whole).
-_FILE_NAME_TAIL = re.compile(
-    rb"[ \t\r\n](?:[^<>\"']|\"[^<\"]*\"|'[^<']*')*?\bvalue[ \t\r\n]*=[ \t\r\n]*"
-    rb"(?:\"([^<\"]*)\"|'([^<']*)')"
-)
-_FILE_NAME_NODES = etree.XPath(
-    "//*[@value][local-name()='title' or local-name()='url' or local-name()='reference']"
-)
+_FILE_NAMED = ("{*}title", "{*}url", "{*}reference")
 
 
 def _file_name_fields(
-    root: etree._Element,
-    raw: bytes | None,
-    payload: Payload,
-    state: ScanState,
+    root: etree._Element, payload: Payload, state: ScanState, *, screened: bool = True
 ) -> Iterator[Field]:
     """The ``value`` of each element that may hold a file name, read as the words it joins
     (``Liisa_Korhonen_lausunto.pdf``: an attachment named after its patient; the screens of the
-    document see one word), a reading of the attribute (``Field.view_of``).
-
-    ``raw``: the document as the screens read it: the names in its markup are screened first
-    (each ``<title``, ``<url``, ``<reference`` found by ``bytes.find``: a pattern searched for
-    them costs more than the rest of a CDA's scan), and the tree is asked only if one may fire.
-    None: every one is read, as the full walk reads everything.
-    """
-    if raw is not None and not _file_names_may_fire(raw, state):
+    document see one word), a reading of the attribute (``Field.view_of``). The elements are
+    found by lxml's C-level tag filter (a few microseconds a CDA; ``bytes.find`` of the three
+    names in the markup cost ten times more). ``screened``: the words are screened together
+    first, and only those holding a needle are read (False: every one is)."""
+    if not state.whole_elements:
+        return  # (no detector of names runs)
+    found: list[tuple[etree._Element, str]] = []
+    for el in root.iter(_FILE_NAMED):
+        value = el.get("value")
+        if value and (words := file_name_words(value.rpartition("/")[2])) is not None:
+            found.append((el, words))
+    if not found:
         return
-    for el in cast(list[etree._Element], _FILE_NAME_NODES(root)):
-        value = str(el.get("value") or "")
-        words = file_name_words(value.rpartition("/")[2])
-        if words is None:
+    wanted: frozenset[bytes] | None = None
+    if screened:
+        wanted = state.screen(_bytes("\n".join(words for _, words in found)))
+        if wanted == frozenset():
+            return
+    for el, words in found:
+        if wanted is not None and not any(needle in _bytes(words) for needle in wanted):
             continue
         where = _locate(payload, el, "/@value")
         yield Field(words, _context_of(el, payload.context), where + "!words", view_of=where)
 
 
-def _file_names_may_fire(raw: bytes, state: ScanState) -> bool:
-    """Whether a file name in a ``value`` of ``raw``'s markup (``_file_name_fields``) reads as
-    words the screen does not rule out: one screen of them all, a line each.
-
-    The places a name stands (``bytes.find``) say which ``<`` may open such an element; each of
-    those is read once, its tag name (``<title``, ``<f:title``) and then its ``value``, which is
-    not searched past the next ``<`` or ``>`` (an attribute value holds no raw ``<``): linear,
-    however often text or CDATA holds the names."""
-    places = sorted(at for name in _FILE_NAMED for at in _places(raw, name))
-    words: list[str] = []
-    tail = _FILE_NAME_TAIL.match
-    opened, seen = -1, 0  # the last "<" before the place (searched up to ``seen``)
-    tried = -1  # the last "<" read
-    for at in places:
-        before = raw.rfind(b"<", seen, at)
-        seen = at
-        if before != -1:
-            opened = before
-        if opened == -1 or opened == tried:
-            continue
-        tried = opened
-        tag = _TAG_NAME.match(raw, opened + 1)
-        if tag is None or tag[1] not in _FILE_NAMED or (found := tail(raw, tag.end())) is None:
-            continue
-        value = (found[1] if found[1] is not None else found[2]).decode("utf-8", "replace")
-        if "&" in value:
-            value = html.unescape(value)  # (as the parser reads the attribute)
-        if (read := file_name_words(value.rpartition("/")[2])) is not None:
-            words.append(read)
-    return bool(words) and state.screen(_bytes("\n".join(words))) != frozenset()
+#: A character reference to "%", "&" or a backslash, in a document as written.
+_ESCAPE_REFERENCE = re.compile(rb"&#(?:0*(37|38|92)|[xX]0*(25|26|5[cC]));")
+_REFERENCED = {b"37": "%", b"25": "%", b"38": "&", b"26": "&", b"92": "\\", b"5c": "\\"}
 
 
-def _places(raw: bytes, needle: bytes) -> Iterator[int]:
-    at = raw.find(needle)
-    while at != -1:
-        yield at
-        at = raw.find(needle, at + len(needle))
+def _escape_starts(raw: bytes) -> str:
+    """The characters an escape starts with ("%", "&", a backslash) that a text or attribute
+    value parsed from ``raw`` may hold: written so, or as a reference (``&amp;``, ``&#37;``).
+    A few ``bytes.find`` calls: most documents hold none."""
+    found = ""
+    if raw.find(b"%") != -1:
+        found += "%"
+    if raw.find(b"\\") != -1:
+        found += "\\"
+    if raw.find(b"&") != -1:
+        if raw.find(b"&amp;") != -1:
+            found += "&"
+        if raw.find(b"&#") != -1:
+            for match in _ESCAPE_REFERENCE.finditer(raw):
+                char = _REFERENCED[(match[1] or match[2]).lower()]
+                if char not in found:
+                    found += char
+    return found
 
 
-#: A start tag's name after its ``<``, its prefix aside (group 1: the local name).
-_TAG_NAME = re.compile(rb"(?:[^\s<>/\"'=:!?]+:)?([^\s<>/\"'=:!?]+)")
+@lru_cache(maxsize=32)
+def _escape_holders(texts: str, attributes: str) -> etree.XPath:
+    """The text nodes holding one of ``texts`` and the attribute values holding one of
+    ``attributes``: each asked only for the characters that may stand there."""
+
+    def holding(chars: str) -> str:
+        return " or ".join(f"contains(., '{char}')" for char in chars)
+
+    paths = []
+    if texts:
+        paths.append(f"//text()[{holding(texts)}]")
+    if attributes:
+        paths.append(f"/descendant-or-self::*/@*[{holding(attributes)}]")
+    return etree.XPath(" | ".join(paths))
+
+
+def _unescaped_fields(
+    root: etree._Element,
+    raw: bytes | None,
+    payload: Payload,
+    state: ScanState,
+    *,
+    screened: bool = True,
+) -> Iterator[Field]:
+    """Texts and attribute values holding escapes the parser does not undo (a percent escape,
+    a backslash escape, a character reference written as ``&amp;#64;``), read with them undone
+    as well (``base.unescaped_forms``; ``…!unescaped``, a reading of the node): ``Liisa%20
+    Korhonen``, ``liisa&amp;#64;gmail.com`` passed, the screens of the document read them as
+    written.
+
+    ``raw``: the document as the screens read it (None: as written); only the characters an
+    escape starts with that it shows (``_escape_starts``) are looked for, in text only if the
+    text serialised holds them (an XPath costs a tenth of the scan). ``screened``: the undone
+    forms are screened, and only those holding a needle are read (False: every one is)."""
+    if not state.whole_elements:
+        return
+    starts = _escape_starts(raw if raw is not None else etree.tostring(root))
+    if not starts:
+        return
+    joined = etree.tostring(root, method="text", encoding="utf-8")
+    in_text = "".join(char for char in starts if joined.find(char.encode()) != -1)
+    found: list[tuple[Any, list[str]]] = []
+    for value in cast(list[Any], _escape_holders(in_text, starts)(root)):
+        forms = unescaped_forms(str(value))
+        if forms:
+            found.append((value, forms))
+    if not found:
+        return
+    wanted: frozenset[bytes] | None = None
+    if screened:
+        wanted = state.screen(_bytes("\n".join(form for _, forms in found for form in forms)))
+        if wanted == frozenset():
+            return
+    for value, forms in found:
+        if wanted is not None:
+            forms = [form for form in forms if any(needle in _bytes(form) for needle in wanted)]
+            if not forms:
+                continue
+        el = value.getparent()
+        if value.is_attribute:
+            where = _locate(payload, el, "/@" + _local(str(value.attrname)))
+            ctx = _context_of(el, payload.context)
+        elif value.is_tail:
+            where = _locate(payload, el, "/following::text()[1]")
+            ctx = _parent_context(el, payload)
+        else:
+            where = _locate(payload, el, "/text()")
+            ctx = _context_of(el, payload.context)
+        for form in forms:
+            yield Field(form, ctx, where + "!unescaped", view_of=where)
 
 
 class _Pieces:

@@ -578,3 +578,61 @@ def test_fhir_search_by_name(
     assert upstream.got(path.partition("?")[0]) == []
     records = joint_guard.wait_records(lambda r: rule in r.get("rules", []))
     assert records and "Korhonen" not in json.dumps(records, ensure_ascii=False)
+
+
+@pytest.mark.parametrize(
+    ("body", "media", "rule"),
+    [
+        (
+            '{"resourceType":"Observation","status":"final","code":{"text":"x"},'
+            '"valueString":"yhteys {who}&#64;gmail.com"}',
+            "application/fhir+json",
+            "email.personal",
+        ),
+        (
+            '<Observation xmlns="http://hl7.org/fhir"><status value="final"/><code><text '
+            'value="x"/></code><valueString value="Potilas {who}%20{family} kävi"/></Observation>',
+            "application/fhir+xml",
+            "name.narrative",
+        ),
+        (
+            '<DocumentReference xmlns="http://hl7.org/fhir"><status value="current"/><content>'
+            '<attachment><title value="{who}_{family}_lahete.pdf"/></attachment></content>'
+            "</DocumentReference>",
+            "application/fhir+xml",
+            "name.narrative",
+        ),
+    ],
+    ids=["json-escaped-email", "xml-escaped-name", "xml-file-name"],
+)
+def test_escaped_and_joined_personal_data(
+    joint_guard: GuardProxy, upstream: Upstream, body: str, media: str, rule: str
+) -> None:
+    """A real person's e-mail address or name escaped inside a JSON string or an XML attribute
+    (which no parser undoes, but a page showing it does), or joined into a file name, is
+    stopped before Kanta and shown masked; the same with a registered test identity's name
+    and a reserved domain arrives byte for byte."""
+    real = body.replace("{who}", "liisa.korhonen" if "@" in body or "&#64;" in body else "Liisa")
+    real = real.replace("{family}", "Korhonen")
+    path = marker("escaped") + "/" + rule
+    with requests_session(joint_guard) as client:
+        response = client.post(
+            upstream.url(path), data=real.encode(), headers={"Content-Type": media}, timeout=30
+        )
+    assert response.status_code == 403, response.text[:600]
+    assert rule in response.headers["X-Kanta-Guard-Rules"].split(",")
+    assert "Korhonen" not in response.text and "korhonen" not in response.text
+    assert upstream.got(path) == []
+    records = joint_guard.wait_records(lambda r: str(r.get("path", "")).startswith(path))
+    assert records and "orhonen" not in json.dumps(records, ensure_ascii=False)
+    given, family = PEOPLE[JOINT_101]
+    clean = body.replace("{who}", "maija" if "&#64;" in body else given)
+    clean = clean.replace("{family}", family).replace("gmail.com", "example.com")
+    twin = marker("escaped-twin") + "/" + rule
+    with requests_session(joint_guard) as client:
+        response = client.post(
+            upstream.url(twin), data=clean.encode(), headers={"Content-Type": media}, timeout=30
+        )
+    assert response.status_code == 200, response.text[:600]
+    got = upstream.got(twin)
+    assert len(got) == 1 and got[0].body == clean.encode()
