@@ -635,7 +635,8 @@ def _reported(finding: Finding, view_of: str | None, findings: list[Finding]) ->
     """True if ``finding`` comes from another reading of a field (``Field.view_of``) and that
     field, or a node inside it (an element's text read joined: ``…/paragraph`` holds
     ``…/paragraph/text()``), already reported the same value under the same rule: one finding
-    per place."""
+    per place. Another reading of the same place (``…/@value!unescaped`` beside its
+    ``…/@value!words``, two ways of undoing its escapes) counts as that place too."""
     if view_of is None:
         return False
     # A view of a view (a line's HTML reading rendered) is of the first reading's place too:
@@ -651,7 +652,10 @@ def _reported(finding: Finding, view_of: str | None, findings: list[Finding]) ->
     return any(
         f.rule == finding.rule
         and f.value_hash == finding.value_hash
-        and any(f.location == place or f.location.startswith(place + "/") for place in places)
+        and any(
+            f.location == place or f.location.startswith((place + "/", place + "!"))
+            for place in places
+        )
         for f in findings
     )
 

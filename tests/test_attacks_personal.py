@@ -1254,3 +1254,43 @@ def test_percent_signs_and_ampersands_are_no_findings(value: str) -> None:
     assert scan(_cda_text(value), "application/xml").verdict is Verdict.PASS
     plain = value.replace("&amp;", "&")
     assert scan(_observation_json(plain), "application/fhir+json").verdict is Verdict.PASS
+
+
+@pytest.mark.parametrize(
+    ("body", "media"),
+    [
+        (
+            '<Observation xmlns="http://hl7.org/fhir"><!-- yhteys {}&#64;gmail.com -->'
+            '<status value="final"/></Observation>',
+            "application/fhir+xml",
+        ),
+        (
+            '<Observation xmlns="http://hl7.org/fhir"><?note yhteys {}&#64;gmail.com?>'
+            '<status value="final"/></Observation>',
+            "application/fhir+xml",
+        ),
+        (
+            '<Observation xmlns="http://hl7.org/fhir"><note><text>'
+            "<![CDATA[yhteys {}&#64;gmail.com]]></text></note></Observation>",
+            "application/fhir+xml",
+        ),
+    ],
+    ids=["comment", "pi", "cdata"],
+)
+def test_escapes_in_comments_pis_and_cdata_are_undone(body: str, media: str) -> None:
+    """A comment, a PI or a CDATA section holds ``&`` as written (no reference is parsed
+    there): its escapes are undone as a text's are."""
+    report = scan(body.format("liisa.korhonen"), media)
+    assert report.verdict is Verdict.BLOCK, report.as_dict()
+    assert_masked(report, ("liisa.korhonen",))
+    assert scan(body.format("maija").replace("gmail.com", "example.com"), media).verdict is (
+        Verdict.PASS
+    )
+
+
+def test_two_readings_of_one_escaped_value_are_one_finding() -> None:
+    """``liisa.korhonen%2540gmail.com`` undoes to ``%40`` once and to ``@`` twice: both readings
+    show one address at one place, reported once."""
+    value = "yhteys liisa.korhonen%2540gmail.com"
+    report = scan(_observation_json(value), "application/fhir+json")
+    assert [f.rule for f in report.findings] == ["email.personal"], report.as_dict()

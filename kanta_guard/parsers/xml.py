@@ -1186,8 +1186,8 @@ def _escape_starts(raw: bytes) -> str:
     if raw.find(b"\\") != -1:
         found += "\\"
     if raw.find(b"&") != -1:
-        if raw.find(b"&amp;") != -1:
-            found += "&"
+        if raw.find(b"&amp;") != -1 or _misc_in(raw):
+            found += "&"  # (written so, or in a comment, CDATA or a PI, which hold it as it is)
         if raw.find(b"&#") != -1:
             for match in _ESCAPE_REFERENCE.finditer(raw):
                 char = _REFERENCED[(match[1] or match[2]).lower()]
@@ -1196,10 +1196,19 @@ def _escape_starts(raw: bytes) -> str:
     return found
 
 
-@lru_cache(maxsize=32)
-def _escape_holders(texts: str, attributes: str) -> etree.XPath:
-    """The text nodes holding one of ``texts`` and the attribute values holding one of
-    ``attributes``: each asked only for the characters that may stand there."""
+def _misc_in(raw: bytes) -> bool:
+    """Whether ``raw`` may hold a comment, a CDATA section or a processing instruction (the
+    XML declaration aside)."""
+    if raw.find(b"<!") != -1:
+        return True
+    return raw.find(b"<?") != -1 and (raw.find(b"<?", 1) != -1 or not raw.startswith(b"<?xml"))
+
+
+@lru_cache(maxsize=64)
+def _escape_holders(texts: str, attributes: str, misc: bool) -> etree.XPath:
+    """The text nodes holding one of ``texts``, the attribute values holding one of
+    ``attributes`` (each asked only for the characters that may stand there) and, if
+    ``misc``, the comments and processing instructions holding one of ``attributes``."""
 
     def holding(chars: str) -> str:
         return " or ".join(f"contains(., '{char}')" for char in chars)
@@ -1209,7 +1218,13 @@ def _escape_holders(texts: str, attributes: str) -> etree.XPath:
         paths.append(f"//text()[{holding(texts)}]")
     if attributes:
         paths.append(f"/descendant-or-self::*/@*[{holding(attributes)}]")
+    if misc:
+        paths.append(f"//comment()[{holding(attributes)}]")
+        paths.append(f"//processing-instruction()[{holding(attributes)}]")
     return etree.XPath(" | ".join(paths))
+
+
+_MISC = (etree._Comment, etree._ProcessingInstruction)
 
 
 def _unescaped_fields(
@@ -1232,14 +1247,16 @@ def _unescaped_fields(
     forms are screened, and only those holding a needle are read (False: every one is)."""
     if not state.whole_elements:
         return
-    starts = _escape_starts(raw if raw is not None else etree.tostring(root))
+    source = raw if raw is not None else etree.tostring(root)
+    starts = _escape_starts(source)
     if not starts:
         return
     joined = etree.tostring(root, method="text", encoding="utf-8")
     in_text = "".join(char for char in starts if joined.find(char.encode()) != -1)
     found: list[tuple[Any, list[str]]] = []
-    for value in cast(list[Any], _escape_holders(in_text, starts)(root)):
-        forms = unescaped_forms(str(value))
+    misc = _misc_in(source)
+    for value in cast(list[Any], _escape_holders(in_text, starts, misc)(root)):
+        forms = unescaped_forms(str(value.text if isinstance(value, _MISC) else value))
         if forms:
             found.append((value, forms))
     if not found:
@@ -1254,6 +1271,12 @@ def _unescaped_fields(
             forms = [form for form in forms if any(needle in _bytes(form) for needle in wanted)]
             if not forms:
                 continue
+        if isinstance(value, _MISC):  # (a comment or a PI: its text)
+            where = _locate(payload, value, "")
+            ctx = _parent_context(value, payload)
+            for form in forms:
+                yield Field(form, ctx, where + "!unescaped", view_of=where)
+            continue
         el = value.getparent()
         if value.is_attribute:
             where = _locate(payload, el, "/@" + _local(str(value.attrname)))
