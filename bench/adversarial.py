@@ -191,6 +191,22 @@ GENERATORS: dict[str, Callable[[int], Request]] = {
         + "</Bundle>",
         "application/fhir+xml",
     ),
+    "CDA narrative table of many rows": lambda n: _post(
+        '<ClinicalDocument xmlns="urn:hl7-org:v3"><component><structuredBody><component>'
+        "<section><text><table><tbody>"
+        + _repeat("<tr><td>Maija</td><td>Panadol</td><td>500 mg</td></tr>", n)
+        + "</tbody></table></text></section></component></structuredBody></component>"
+        "</ClinicalDocument>",
+        "application/xml",
+    ),
+    "nested tables": lambda n: _post(
+        "<html xmlns='http://www.w3.org/1999/xhtml'><body>"
+        + "<table><tr><td>Maija<table><tr><td>Anna</td><td>Mäki</td></tr></table></td>" * 100
+        + "</tr></table>" * 100
+        + _repeat("<p>Maija Testinen</p>", max(0, n - 9000))
+        + "</body></html>",
+        "application/xhtml+xml",
+    ),
     "FHIR search form of many names": lambda n: Request(
         "POST",
         "/fhir/Patient/_search",

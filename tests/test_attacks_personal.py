@@ -1294,3 +1294,65 @@ def test_two_readings_of_one_escaped_value_are_one_finding() -> None:
     value = "yhteys liisa.korhonen%2540gmail.com"
     report = scan(_observation_json(value), "application/fhir+json")
     assert [f.rule for f in report.findings] == ["email.personal"], report.as_dict()
+
+
+def _table(rows: list[tuple[str, ...]], *, xhtml: bool) -> str:
+    cells = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    if xhtml:
+        div = f'<div xmlns="http://www.w3.org/1999/xhtml"><table>{cells}</table></div>'
+        return json.dumps(
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {"text": "x"},
+                "text": {"status": "generated", "div": div},
+            }
+        )
+    return cda().replace("<title>", f"<table><tbody>{cells}</tbody></table><title>", 1)
+
+
+@pytest.mark.parametrize("xhtml", [False, True], ids=["cda", "fhir-div"])
+@pytest.mark.parametrize(
+    ("rows", "verdict"),
+    [
+        ([("Etunimi", "Sukunimi", "Puhelin"), ("Liisa", "Korhonen", "-")], Verdict.BLOCK),
+        ([("Sukunimi", "Etunimi"), ("Korhonen", "Liisa")], Verdict.BLOCK),
+        ([("Etunimi", "Sukunimi"), ("Maija Liisa", "Testinen")], Verdict.PASS),  # registered
+        ([("Lääke", "Vahvuus"), ("Panadol", "500 mg"), ("Marevan", "3 mg")], Verdict.PASS),
+        ([("Yksikkö", "Paikka"), ("Helsingin kaupunki", "Lahti"), ("Aamu", "Ilta")], Verdict.PASS),
+    ],
+    ids=["given-surname", "surname-given", "registered", "medicines", "places"],
+)
+def test_a_name_in_two_table_cells(
+    rows: list[tuple[str, ...]], verdict: Verdict, xhtml: bool
+) -> None:
+    """A table of given names and surnames puts a name's parts in two cells of one row: the
+    row is read as a reader sees it, its cells side by side (before, cell by cell, and the
+    name passed). Rows of medicines and places stay clean."""
+    media = "application/fhir+json" if xhtml else "application/xml"
+    report = scan(_table(rows, xhtml=xhtml), media)
+    assert report.verdict is verdict, report.as_dict()
+    if verdict is Verdict.BLOCK:
+        assert any(
+            f.rule == "name.narrative" and f.location.endswith("tr[2]!cells")
+            for f in report.findings
+        ), report.as_dict()
+        assert_masked(report, ("Liisa", "Korhonen"))
+
+
+@pytest.mark.parametrize(
+    ("row", "verdict"),
+    [
+        ("<td>Liisa</td><td>Korhonen</td>", Verdict.BLOCK),
+        ('<TD>Korhonen</TD><td class="n">Liisa</td>', Verdict.BLOCK),
+        ("<td>Maija Liisa</td><td>Testinen</td>", Verdict.PASS),  # registered
+        ("<td>Panadol</td><td>500 mg</td>", Verdict.PASS),
+    ],
+)
+def test_a_name_in_two_cells_of_an_html_body(row: str, verdict: Verdict) -> None:
+    """A ``text/html`` body's row, its cells on one line, is read side by side too
+    (``line N!cells``)."""
+    report = scan(f"<html><body><table><tr>{row}</tr></table></body></html>", "text/html")
+    assert report.verdict is verdict, report.as_dict()
+    if verdict is Verdict.BLOCK:
+        assert [f.location for f in report.findings] == ["line 1!cells"]

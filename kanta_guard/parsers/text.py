@@ -115,6 +115,11 @@ def text_fields(
         for text, suffix in list(views.items()):
             if "<" in text:
                 views.setdefault(_TAGS.sub("", text), suffix + _RENDERED)
+                if _CELL_GAP.search(text) is not None:
+                    # A table row's cells side by side, as a browser shows them (a name's
+                    # parts in two columns); on one line only, so that lines keep their
+                    # numbers.
+                    views.setdefault(_TAGS.sub("", _CELL_GAP.sub(" ", text)), suffix + _CELLS)
     if unescape:
         for text, suffix in list(views.items()):
             for form in _unescaped(text):
@@ -156,8 +161,12 @@ def _line_field(value: str, context: Context, where: str, suffix: str) -> Field:
         return Field(value, context, where)
     # Another reading of the same line: a code the first reading reported there is not
     # reported again (Field.view_of); a rendered view, one its reading reported.
-    derived = suffix.endswith(_RENDERED) or suffix.endswith(_UNESCAPED)
-    base = where + suffix.removesuffix(_RENDERED).removesuffix(_UNESCAPED) if derived else where
+    derived = suffix.endswith((_RENDERED, _CELLS, _UNESCAPED))
+    base = (
+        where + suffix.removesuffix(_RENDERED).removesuffix(_CELLS).removesuffix(_UNESCAPED)
+        if derived
+        else where
+    )
     return Field(value, context, where + suffix, view_of=base)
 
 
@@ -560,6 +569,9 @@ def _clear_as_bytes(data: bytes, charset: str | None, html_text: bool, screen: _
 
 
 _RENDERED = "!rendered"
+_CELLS = "!cells"
+#: The markup between two cells of a table row on one line (``</td><td>``, ``</td> <th x>``).
+_CELL_GAP = re.compile(r"</t[dh][ \t]*>[ \t]*<t[dh](?:[ \t][^<>\n]*)?>", re.IGNORECASE)
 _UNESCAPED = "!unescaped"
 #: An escape a reader undoes: a percent escape, a backslash escape (``idcode``'s list), a
 #: character reference or an entity.
