@@ -1097,6 +1097,23 @@ def _maybe_mixed(raw: bytes) -> bool:
     )
 
 
+def _to_read[T](
+    found: list[tuple[T, str]], state: ScanState, screened: bool
+) -> Iterator[tuple[T, str]]:
+    """The pairs of ``found`` (a node, a text read from it) whose text needs a field: each,
+    unless ``screened``; else those holding a needle of one screen of all the texts, a line
+    each (a needle stands in every line that could fire), none if it rules every one out."""
+    if not screened or not found:
+        yield from found
+        return
+    wanted = state.screen(_bytes("\n".join(text for _, text in found)))
+    if wanted == frozenset():
+        return
+    for node, text in found:
+        if wanted is None or any(needle in _bytes(text) for needle in wanted):
+            yield node, text
+
+
 def _mixed_fields(
     root: etree._Element,
     raw: bytes | None,
@@ -1122,18 +1139,9 @@ def _mixed_fields(
     chosen = set(found)
     # The outermost ones: their texts are disjoint, so reading them is linear in the text.
     outer = [el for el in found if not any(a in chosen for a in el.iterancestors())]
-    texts = ["".join(str(piece) for piece in el.itertext()) for el in outer]
-    wanted: frozenset[bytes] | None = None
-    if screened:
-        wanted = state.screen(_bytes("\n".join(texts)))
-        if wanted == frozenset():
-            return
+    texts = [(el, "".join(str(piece) for piece in el.itertext())) for el in outer]
     paths = _XPaths()
-    for el, text in zip(outer, texts, strict=True):
-        if wanted is not None:
-            blob = _bytes(text)
-            if not any(needle in blob for needle in wanted):
-                continue
+    for el, text in _to_read(texts, state, screened):
         path = paths.of(el)
         where = f"{payload.location}:{path}" if payload.location else path
         yield Field(text, _context_of(el, payload.context), where, view_of=where)
@@ -1170,17 +1178,8 @@ def _row_fields(
         ]
         if len(cells) > 1 and (text := _cell_runs(cells)):
             found.append((row, text))
-    if not found:
-        return
-    wanted: frozenset[bytes] | None = None
-    if screened:
-        wanted = state.screen(_bytes("\n".join(text for _, text in found)))
-        if wanted == frozenset():
-            return
     paths = _XPaths()
-    for row, text in found:
-        if wanted is not None and not any(needle in _bytes(text) for needle in wanted):
-            continue
+    for row, text in _to_read(found, state, screened):
         path = paths.of(row)
         where = f"{payload.location}:{path}" if payload.location else path
         yield Field(text, _context_of(row, payload.context), where + "!cells", view_of=where)
@@ -1253,16 +1252,7 @@ def _file_name_fields(
         value = el.get("value")
         if value and (words := file_name_words(value.rpartition("/")[2])) is not None:
             found.append((el, words))
-    if not found:
-        return
-    wanted: frozenset[bytes] | None = None
-    if screened:
-        wanted = state.screen(_bytes("\n".join(words for _, words in found)))
-        if wanted == frozenset():
-            return
-    for el, words in found:
-        if wanted is not None and not any(needle in _bytes(words) for needle in wanted):
-            continue
+    for el, words in _to_read(found, state, screened):
         where = _locate(payload, el, "/@value")
         yield Field(words, _context_of(el, payload.context), where + "!words", view_of=where)
 
@@ -1349,42 +1339,34 @@ def _unescaped_fields(
         return
     joined = etree.tostring(root, method="text", encoding="utf-8")
     in_text = "".join(char for char in starts if joined.find(char.encode()) != -1)
-    found: list[tuple[Any, list[str]]] = []
+    found: list[tuple[Any, str]] = []
     misc = _misc_in(source)
     for value in cast(list[Any], _escape_holders(in_text, starts, misc)(root)):
-        forms = unescaped_forms(str(value.text if isinstance(value, _MISC) else value))
-        if forms:
-            found.append((value, forms))
+        text = str(value.text if isinstance(value, _MISC) else value)
+        found.extend((value, form) for form in unescaped_forms(text))
     if not found:
         return
-    wanted: frozenset[bytes] | None = None
-    if screened:
-        wanted = state.screen(_bytes("\n".join(form for _, forms in found for form in forms)))
-        if wanted == frozenset():
-            return
-    for value, forms in found:
-        if wanted is not None:
-            forms = [form for form in forms if any(needle in _bytes(form) for needle in wanted)]
-            if not forms:
-                continue
-        if isinstance(value, _MISC):  # (a comment or a PI: its text)
-            where = _locate(payload, value, "")
-            ctx = _parent_context(value, payload)
-            for form in forms:
-                yield Field(form, ctx, where + "!unescaped", view_of=where)
-            continue
-        el = value.getparent()
-        if value.is_attribute:
-            where = _locate(payload, el, "/@" + _local(str(value.attrname)))
-            ctx = _context_of(el, payload.context)
-        elif value.is_tail:
-            where = _locate(payload, el, "/following::text()[1]")
-            ctx = _parent_context(el, payload)
-        else:
-            where = _locate(payload, el, "/text()")
-            ctx = _context_of(el, payload.context)
-        for form in forms:
-            yield Field(form, ctx, where + "!unescaped", view_of=where)
+    read: Any = None  # (the node of the forms before: its place is found once)
+    for value, form in _to_read(found, state, screened):
+        if value is not read:
+            read = value
+            where, ctx = _escape_holder_place(value, payload)
+        yield Field(form, ctx, where + "!unescaped", view_of=where)
+
+
+def _escape_holder_place(value: Any, payload: Payload) -> tuple[str, Context]:
+    """Where a node ``_escape_holders`` found stands, and its context: a comment or a PI, an
+    attribute value, a tail or an element's text."""
+    if isinstance(value, _MISC):
+        return _locate(payload, value, ""), _parent_context(value, payload)
+    el = value.getparent()
+    if value.is_attribute:
+        return _locate(payload, el, "/@" + _local(str(value.attrname))), _context_of(
+            el, payload.context
+        )
+    if value.is_tail:
+        return _locate(payload, el, "/following::text()[1]"), _parent_context(el, payload)
+    return _locate(payload, el, "/text()"), _context_of(el, payload.context)
 
 
 class _Pieces:
