@@ -207,6 +207,10 @@ GENERATORS: dict[str, Callable[[int], Request]] = {
         + "</body></html>",
         "application/xhtml+xml",
     ),
+    "JSON strings of inline markup": lambda n: _post(
+        json.dumps([f'<b>Maija</b> <i>Panadol {i}</i> <a href="x">mg' for i in range(n // 46)]),
+        "application/json",
+    ),
     "FHIR search form of many names": lambda n: Request(
         "POST",
         "/fhir/Patient/_search",

@@ -1356,3 +1356,30 @@ def test_a_name_in_two_cells_of_an_html_body(row: str, verdict: Verdict) -> None
     assert report.verdict is verdict, report.as_dict()
     if verdict is Verdict.BLOCK:
         assert [f.location for f in report.findings] == ["line 1!cells"]
+
+
+@pytest.mark.parametrize(
+    ("value", "verdict"),
+    [
+        ("<b>Liisa</b> <i>Korhonen</i>", Verdict.BLOCK),
+        ("Lii<b></b>sa Korhonen", Verdict.BLOCK),
+        ('<a href="x">Liisa</a> <span class="n">Korhonen</span>', Verdict.BLOCK),
+        ("<b>Maija Liisa</b> <i>Testinen</i>", Verdict.PASS),  # registered
+        ("arvo < 5 ja > 3, <b>Panadol</b> 500 mg", Verdict.PASS),
+    ],
+)
+def test_markup_in_a_json_string_is_read_rendered(value: str, verdict: Verdict) -> None:
+    """A JSON string holding HTML (FHIR ``markdown`` allows it inline: ``Annotation.text``) is
+    read as a page renders it too, tags taken out (``…!rendered``), on the fast path as well:
+    before, a name split by its markup passed. A FHIR div was already read as XHTML."""
+    resource = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "x"},
+        "note": [{"text": value}],
+    }
+    report = scan(json.dumps(resource), "application/fhir+json")
+    assert report.verdict is verdict, report.as_dict()
+    if verdict is Verdict.BLOCK:
+        assert [f.location for f in report.findings] == ["/note/0/text!rendered"]
+        assert_masked(report, ("Liisa", "Korhonen"))

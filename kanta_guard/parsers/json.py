@@ -117,7 +117,7 @@ class JsonParser:
             # plain dicts (C speed) just to prove it is JSON; else into pairs, duplicates kept.
             fast = (
                 _screenable(raw)
-                and not (state.whole_elements and _escapes(raw))
+                and not (state.whole_elements and (_escapes(raw) or _rendered_may_fire(raw, state)))
                 and state.screen(raw) == frozenset()
                 and not _named_files(raw, state)
             )
@@ -344,6 +344,10 @@ class JsonParser:
             # Korhonen``): a page or a log that shows the string may.
             for form in unescaped_forms(value):
                 yield Field(form, ctx, where + "!unescaped", view_of=where)
+        if state.whole_elements and "<" in value and (shown := _TAGS.sub("", value)) != value:
+            # Markup in a string (FHIR markdown allows inline HTML: ``<b>Liisa</b>
+            # <i>Korhonen</i>``), as a page that renders it shows it.
+            yield Field(shown, ctx, where + "!rendered", view_of=where)
         if ctx.element in _FILE_NAMED:
             words = file_name_words(value.rpartition("/")[2])
             if words is not None:
@@ -441,6 +445,21 @@ def _named_files(raw: bytes, state: ScanState) -> bool:
     words = [w for name in names if (w := file_name_words(name)) is not None]
     # (One screen of them all, a line each: its needles stand in every line that could fire.)
     return bool(words) and state.screen("\n".join(words).encode("utf-8")) != frozenset()
+
+
+def _rendered_may_fire(raw: bytes, state: ScanState) -> bool:
+    """True if a string's markup, taken out as a page renders it (``_string``), may show what
+    the screen of the raw text does not: the raw text is screened again with every tag taken
+    out (a tag never spans strings: ``_RAW_TAG`` stops at a quote that is not escaped)."""
+    if raw.find(b"<") == -1:
+        return False
+    shown = _RAW_TAG.sub(b"", raw)
+    return shown != raw and state.screen(shown) != frozenset()
+
+
+#: A tag as a page takes it out of a string (``_string``), and as it stands in the raw JSON.
+_TAGS = re.compile(r"<[^<>]*>")
+_RAW_TAG = re.compile(rb'<(?:[^<>"\\]|\\.)*+>')
 
 
 def _escapes(raw: bytes) -> bool:
