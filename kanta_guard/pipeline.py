@@ -394,17 +394,21 @@ class Scanner:
         each alone costs a screen by every detector, tens of microseconds of fixed costs,
         which made a body of many decoded Base64 tokens scan at 0.3 MB/s.
 
-        Their bytes joined by line breaks are a text whose lines are their lines; its screen
-        (``Detector.screen``) names a needle in every field of it that could produce a hit,
-        and each payload's fields (its lines, stretches over its line breaks) are fields of
-        that text. So a payload in which no needle stands yields no hit: it is counted as
-        scanned and not parsed. The others are parsed as they would be alone (all of them if
-        the screen cannot tell, or names so many needles that finding them costs more)."""
+        Their bytes joined by ``_JOIN`` (a line of "#" between two line breaks) are a text
+        whose lines are their lines; its screen (``Detector.screen``) names a needle in every
+        field of it that could produce a hit, and each payload's fields (its lines, stretches
+        over its line breaks) are fields of that text. So a payload in which no needle stands
+        yields no hit: it is counted as scanned and not parsed. The others are parsed as they
+        would be alone (all of them if the screen cannot tell, or names so many needles that
+        finding them costs more). What the identity-code screen recognises is noted: the "#"
+        line keeps a code from being read across two payloads (whitespace may separate a
+        code's parts; ``010181`` ending one and ``-900C`` opening the next was noted as a test
+        code no payload holds)."""
         if not plain:
             return
         batch = plain[:]
         plain.clear()
-        joined = b"\n".join(p.data for p in batch)
+        joined = _JOIN.join(p.data for p in batch)
         needles = self._screen(joined, notes=tally.notes)
         if needles is None or len(needles) > _BATCH_NEEDLES or len(batch) == 1:
             for payload in batch:
@@ -576,15 +580,19 @@ _BLOB_BATCH_SIZE = 16
 _BATCH_NEEDLES = 16
 
 
+#: What ``_batch`` joins payloads with: a line no field of theirs continues into.
+_JOIN = b"\n#\n"
+
+
 def _holding(batch: list[Payload], joined: bytes, needles: frozenset[bytes]) -> set[int]:
-    """The numbers of the payloads of ``batch`` in whose bytes (``joined``: joined by line
-    breaks) a needle stands, wholly or in part (a needle over a join is in both: more is
+    """The numbers of the payloads of ``batch`` in whose bytes (``joined``: joined by
+    ``_JOIN``) a needle stands, wholly or in part (a needle over a join is in both: more is
     read, never less)."""
     starts: list[int] = []
     at = 0
     for payload in batch:
         starts.append(at)
-        at += len(payload.data) + 1
+        at += len(payload.data) + len(_JOIN)
     holders: set[int] = set()
     for needle in needles:
         if not needle:

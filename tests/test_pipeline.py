@@ -947,6 +947,8 @@ def _carriers(tokens: list[bytes]) -> list[Request]:
 @example([b"131052131052" + b"\0" * 10, "Väinö Äijälä puh 040 111 2233".encode("latin-1")], None)
 @example([b"\x01" + REAL.replace("-", "\u2013").encode(), "Väinö".encode("latin-1")], None)
 @example([b"\x01Matti Virtanen".replace(b"a", "ä".encode()), b"\xff\xfe\x01"], "independent")
+# A test code whose parts two tokens end and open was noted as recognised across their join.
+@example(["０１０１８１".encode(), b"131052-308T131052-308T", b"-900C 131052"], None)
 def test_batched_payloads_find_what_each_alone_finds(tokens: list[bytes], mode: str | None) -> None:
     """Decoded tokens screened together give the verdict, the codes and data found (rule,
     place, keyed hash), the count of payloads and the test codes recognised that parsing each
