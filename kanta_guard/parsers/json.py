@@ -38,7 +38,7 @@ from .base import (
 )
 from .certificate import thumbprint_item
 from .parties import fhir_json_parties, oidc_parties
-from .text import text_fields
+from .text import strip_tags, text_fields
 
 __all__ = ["JsonParser"]
 
@@ -344,7 +344,7 @@ class JsonParser:
             # Korhonen``): a page or a log that shows the string may.
             for form in unescaped_forms(value):
                 yield Field(form, ctx, where + "!unescaped", view_of=where)
-        if state.whole_elements and "<" in value and (shown := _TAGS.sub("", value)) != value:
+        if state.whole_elements and "<" in value and (shown := strip_tags(value)) != value:
             # Markup in a string (FHIR markdown allows inline HTML: ``<b>Liisa</b>
             # <i>Korhonen</i>``), as a page that renders it shows it.
             yield Field(shown, ctx, where + "!rendered", view_of=where)
@@ -457,8 +457,7 @@ def _rendered_may_fire(raw: bytes, state: ScanState) -> bool:
     return shown != raw and state.screen(shown) != frozenset()
 
 
-#: A tag as a page takes it out of a string (``_string``), and as it stands in the raw JSON.
-_TAGS = re.compile(r"<[^<>]*>")
+#: A tag as it stands in the raw JSON (``text.strip_tags`` takes it out of the string).
 _RAW_TAG = re.compile(rb'<(?:[^<>"\\]|\\.)*+>')
 
 

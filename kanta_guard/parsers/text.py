@@ -38,6 +38,7 @@ __all__ = [
     "base64_tokens",
     "clear_as_bytes",
     "lines_only",
+    "strip_tags",
     "text_fields",
 ]
 
@@ -114,12 +115,12 @@ def text_fields(
         # (``1310<b></b>52-308T``) is read whole (one linear pass).
         for text, suffix in list(views.items()):
             if "<" in text:
-                views.setdefault(_TAGS.sub("", text), suffix + _RENDERED)
+                views.setdefault(strip_tags(text), suffix + _RENDERED)
                 if _CELL_GAP.search(text) is not None:
                     # A table row's cells side by side, as a browser shows them (a name's
                     # parts in two columns); on one line only, so that lines keep their
                     # numbers.
-                    views.setdefault(_TAGS.sub("", _CELL_GAP.sub(" ", text)), suffix + _CELLS)
+                    views.setdefault(strip_tags(_CELL_GAP.sub(" ", text)), suffix + _CELLS)
     if unescape:
         for text, suffix in list(views.items()):
             for form in _unescaped(text):
@@ -614,4 +615,12 @@ def _unescaped(text: str) -> list[str]:
 _LINE_END = re.compile("[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
 #: An HTML tag, comment or doctype (no nesting: one linear pass).
 _TAGS = re.compile(r"<[^<>]*>")
+
+
+def strip_tags(text: str) -> str:
+    """``text`` with its tags taken out, as a page that renders it shows it (a name or a code
+    that inline markup splits, ``Lii<b></b>sa``, is read whole; one linear pass)."""
+    return _TAGS.sub("", text)
+
+
 _ASCII_COMPATIBLE = frozenset({"utf8", "ascii", "usascii", "iso88591", "latin1", "cp1252"})
