@@ -1045,7 +1045,7 @@ _FHIR_XML_ATTACHMENT = (
         ('<url value="https://files.example/lahete/Liisa.Korhonen.pdf"/>', Verdict.BLOCK),
         # The underscores as character references: the parser's value, not the markup's.
         ('<title value="Liisa&#95;Korhonen&#95;lahete.pdf"/>', Verdict.BLOCK),
-        # A ">" in a quoted value before it: the markup's search must not stop there.
+        # A ">" in a quoted value before it.
         ("<title id='a>b' value='Liisa_Korhonen.pdf'/>", Verdict.BLOCK),
         ('<title\n  value="Liisa_Korhonen.pdf"/>', Verdict.BLOCK),
         ('<title value="Maija_Testinen_lahete.pdf"/>', Verdict.PASS),  # registered
@@ -1383,3 +1383,35 @@ def test_markup_in_a_json_string_is_read_rendered(value: str, verdict: Verdict) 
     if verdict is Verdict.BLOCK:
         assert [f.location for f in report.findings] == ["/note/0/text!rendered"]
         assert_masked(report, ("Liisa", "Korhonen"))
+
+
+@pytest.mark.parametrize(
+    ("value", "verdict"),
+    [
+        ("&lt;b&gt;Liisa&lt;/b&gt; &lt;i&gt;Korhonen&lt;/i&gt;", Verdict.BLOCK),
+        ("&#60;b>Liisa&#60;/b> &#x3C;i>Korhonen&#60;/i>", Verdict.BLOCK),
+        ("&lt;b&gt;Maija Liisa&lt;/b&gt; &lt;i&gt;Testinen&lt;/i&gt;", Verdict.PASS),  # registered
+        ("arvo &lt; 5, &lt;b&gt;Panadol&lt;/b&gt; 500 mg", Verdict.PASS),
+    ],
+)
+@pytest.mark.parametrize("place", ["attribute", "text"])
+def test_escaped_markup_in_xml_is_read_rendered(value: str, verdict: Verdict, place: str) -> None:
+    """The XML twin of the JSON string with markup: FHIR XML markdown (``Annotation.text``) or
+    a CDA text holding HTML escaped as ``&lt;b&gt;``, read as a page renders it too
+    (``…!rendered``): before, the name its markup split passed."""
+    if place == "attribute":
+        body = (
+            '<Observation xmlns="http://hl7.org/fhir"><status value="final"/><note>'
+            f'<text value="{value}"/></note></Observation>'
+        )
+        report = scan(body, "application/fhir+xml")
+    else:
+        body = cda().replace("<title>", f"<paragraph>{value}</paragraph><title>", 1)
+        report = scan(body, "application/xml")
+    narrative = [f for f in report.findings if f.rule == "name.narrative"]
+    if verdict is Verdict.BLOCK:
+        assert report.verdict is Verdict.BLOCK, report.as_dict()
+        assert [f.location.rsplit("!", 1)[1] for f in narrative] == ["rendered"]
+        assert_masked(report, ("Liisa", "Korhonen"))
+    else:
+        assert report.verdict is Verdict.PASS, report.as_dict()

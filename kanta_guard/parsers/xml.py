@@ -65,7 +65,7 @@ from .certificate import (
 )
 from .jose import jose_nested
 from .parties import fhir_xml_parties, saml_parties, v3_parties
-from .text import clear_as_bytes, lines_only, text_fields
+from .text import clear_as_bytes, lines_only, strip_tags, text_fields
 
 __all__ = ["XmlParser"]
 
@@ -1258,8 +1258,10 @@ def _file_name_fields(
 
 
 #: A character reference to "%", "&" or a backslash, in a document as written.
-_ESCAPE_REFERENCE = re.compile(rb"&#(?:0*(37|38|92)|[xX]0*(25|26|5[cC]));")
-_REFERENCED = {b"37": "%", b"25": "%", b"38": "&", b"26": "&", b"92": "\\", b"5c": "\\"}
+_ESCAPE_REFERENCE = re.compile(rb"&#(?:0*(37|38|60|92)|[xX]0*(25|26|3[cC]|5[cC]));")
+_REFERENCED = {
+    b"37": "%", b"25": "%", b"38": "&", b"26": "&", b"60": "<", b"3c": "<", b"92": "\\", b"5c": "\\"
+}  # fmt: skip
 
 
 def _escape_starts(raw: bytes) -> str:
@@ -1274,6 +1276,8 @@ def _escape_starts(raw: bytes) -> str:
     if raw.find(b"&") != -1:
         if raw.find(b"&amp;") != -1 or _misc_in(raw):
             found += "&"  # (written so, or in a comment, CDATA or a PI, which hold it as it is)
+        if raw.find(b"&lt;") != -1:
+            found += "<"  # (markup escaped in a text or a value: FHIR markdown's inline HTML)
         if raw.find(b"&#") != -1:
             for match in _ESCAPE_REFERENCE.finditer(raw):
                 char = _REFERENCED[(match[1] or match[2]).lower()]
@@ -1339,19 +1343,21 @@ def _unescaped_fields(
         return
     joined = etree.tostring(root, method="text", encoding="utf-8")
     in_text = "".join(char for char in starts if joined.find(char.encode()) != -1)
-    found: list[tuple[Any, str]] = []
+    found: list[tuple[tuple[Any, str], str]] = []  # ((node, reading's suffix), reading)
     misc = _misc_in(source)
     for value in cast(list[Any], _escape_holders(in_text, starts, misc)(root)):
         text = str(value.text if isinstance(value, _MISC) else value)
-        found.extend((value, form) for form in unescaped_forms(text))
+        found.extend(((value, "!unescaped"), form) for form in unescaped_forms(text))
+        if "<" in text and (shown := strip_tags(text)) != text:
+            found.append(((value, "!rendered"), shown))  # (escaped markup, as a page shows it)
     if not found:
         return
-    read: Any = None  # (the node of the forms before: its place is found once)
-    for value, form in _to_read(found, state, screened):
+    read: Any = None  # (the node of the readings before: its place is found once)
+    for (value, suffix), form in _to_read(found, state, screened):
         if value is not read:
             read = value
             where, ctx = _escape_holder_place(value, payload)
-        yield Field(form, ctx, where + "!unescaped", view_of=where)
+        yield Field(form, ctx, where + suffix, view_of=where)
 
 
 def _escape_holder_place(value: Any, payload: Payload) -> tuple[str, Context]:
