@@ -49,7 +49,7 @@ from .model import (
     Verdict,
 )
 from .parsers import PARSERS, Parser, ScanState
-from .parsers.base import BlobMemo, Item, decode_base64, sift
+from .parsers.base import JOIN, BlobMemo, Item, decode_base64, sift
 from .parsers.certificate import certificate_items, looks_like_certificate, pem_items
 from .parsers.jose import jose_payloads
 from .parsers.request import request_fields
@@ -394,7 +394,7 @@ class Scanner:
         each alone costs a screen by every detector, tens of microseconds of fixed costs,
         which made a body of many decoded Base64 tokens scan at 0.3 MB/s.
 
-        Their bytes joined by ``_JOIN`` (a line of "#" between two line breaks) are a text
+        Their bytes joined by ``JOIN`` (a line of "#" between two line breaks) are a text
         whose lines are their lines; its screen (``Detector.screen``) names a needle in every
         field of it that could produce a hit, and each payload's fields (its lines, stretches
         over its line breaks) are fields of that text. So a payload in which no needle stands
@@ -408,7 +408,7 @@ class Scanner:
             return
         batch = plain[:]
         plain.clear()
-        joined = _JOIN.join(p.data for p in batch)
+        joined = JOIN.join(p.data for p in batch)
         needles = self._screen(joined, notes=tally.notes)
         if needles is None or len(needles) > _BATCH_NEEDLES or len(batch) == 1:
             for payload in batch:
@@ -423,7 +423,7 @@ class Scanner:
 
     def _batch_blobs(self, blobs: list[Payload], tally: _Tally, state: ScanState) -> None:
         """Parse the binary ``_plain`` payloads ``blobs`` holds (and empty it), unless the
-        screen of their bytes joined by line breaks rules out every field of every reading of
+        screen of their bytes joined (``JOIN``) rules out every field of every reading of
         them (``clear_as_bytes``: what the text parser asks of each first): then each is
         counted as scanned. (Their readings are not their bytes, so a needle cannot tell which
         of them to read: all are parsed if the screen names any. Fewer at a time than text:
@@ -437,7 +437,7 @@ class Scanner:
             return
 
         def clear(group: list[Payload]) -> bool:
-            return clear_as_bytes(b"\n".join(p.data for p in group), state.screen)
+            return clear_as_bytes(JOIN.join(p.data for p in group), state.screen)
 
         # (In halves where the whole is not ruled out: one chance "&#" in random bytes does
         # not send every other blob to the text parser.)
@@ -580,19 +580,15 @@ _BLOB_BATCH_SIZE = 16
 _BATCH_NEEDLES = 16
 
 
-#: What ``_batch`` joins payloads with: a line no field of theirs continues into.
-_JOIN = b"\n#\n"
-
-
 def _holding(batch: list[Payload], joined: bytes, needles: frozenset[bytes]) -> set[int]:
     """The numbers of the payloads of ``batch`` in whose bytes (``joined``: joined by
-    ``_JOIN``) a needle stands, wholly or in part (a needle over a join is in both: more is
+    ``JOIN``) a needle stands, wholly or in part (a needle over a join is in both: more is
     read, never less)."""
     starts: list[int] = []
     at = 0
     for payload in batch:
         starts.append(at)
-        at += len(payload.data) + len(_JOIN)
+        at += len(payload.data) + len(JOIN)
     holders: set[int] = set()
     for needle in needles:
         if not needle:

@@ -151,6 +151,33 @@ def test_recognised_codes_are_capped(scanner: Scanner) -> None:
     assert report.recognised.more_test_codes == len(codes) - MAX_TEST_CODES
 
 
+#: A test code's two halves in two separate texts that one screen reads together: no text
+#: holds the code, so none is recognised (a bare line break between them let a code be read
+#: across it, whitespace and even a one-letter value being accepted between a code's parts).
+_HALVES: list[tuple[str, Callable[[], Request]]] = [
+    (
+        "decoded Base64 texts of XML",
+        lambda: post(
+            f"<r><a>{b64('tekstia ja 010181')}</a><b>{b64('-900C ja muuta')}</b></r>",
+            "application/xml",
+        ),
+    ),
+    ("path segments", lambda: Request("GET", "/Patient/010181/-900C")),
+    ("query name and value", lambda: Request("GET", "/x?010181=-900C")),
+    ("query values around a one-letter name", lambda: Request("GET", "/x?a=010181&b=-900C")),
+    ("form", lambda: post("a=010181&-900C=b", "application/x-www-form-urlencoded")),
+]
+
+
+@pytest.mark.parametrize("build", [h[1] for h in _HALVES], ids=[h[0] for h in _HALVES])
+def test_no_code_recognised_across_two_texts(
+    scanner: Scanner, build: Callable[[], Request]
+) -> None:
+    report = scanner.scan(build())
+    assert report.verdict is Verdict.PASS, report.as_dict()
+    assert report.recognised.test_codes == ()
+
+
 def test_report_with_recognised_pickles(scanner: Scanner) -> None:
     """The report crosses to and from worker processes whole (pickle, as multiprocessing does)."""
     report = scanner.scan(post(cda(), "application/xml"))

@@ -32,6 +32,7 @@ from .base import (
     base64_spans,
     decode_base64,
     file_name_words,
+    joined_texts,
     nested,
     normalise_system,
     unescaped_forms,
@@ -444,7 +445,7 @@ def _named_files(raw: bytes, state: ScanState) -> bool:
     )
     words = [w for name in names if (w := file_name_words(name)) is not None]
     # (One screen of them all, a line each: its needles stand in every line that could fire.)
-    return bool(words) and state.screen("\n".join(words).encode("utf-8")) != frozenset()
+    return bool(words) and state.screen(joined_texts(words)) != frozenset()
 
 
 def _rendered_may_fire(raw: bytes, state: ScanState) -> bool:

@@ -45,6 +45,7 @@ from ..model import CertificateItem, Context, Field, Party, Payload, Protocol, R
 from ..roles import FHIR_KEY_ROLES, FHIR_RESOURCE_ROLES, XML_ROLES
 from ..search import holds
 from .base import (
+    JOIN,
     SNIFF_TYPES,
     Item,
     ScanState,
@@ -52,6 +53,7 @@ from .base import (
     base64_spans,
     decode_base64,
     file_name_words,
+    joined_texts,
     nested,
     normalise_system,
     sift,
@@ -984,7 +986,7 @@ def _live(found: list[tuple[bytes, bytes, bool]], state: ScanState) -> set[int]:
             blobs.setdefault(kind, []).append(number)
 
     def joined(group: list[int]) -> bytes:
-        return b"\n".join(found[number][1] for number in group)
+        return JOIN.join(found[number][1] for number in group)
 
     live.update(sift(texts, lambda group: state.screen(joined(group)) == frozenset(), _TEXT_GROUP))
     for same in blobs.values():
@@ -1106,7 +1108,7 @@ def _to_read[T](
     if not screened or not found:
         yield from found
         return
-    wanted = state.screen(_bytes("\n".join(text for _, text in found)))
+    wanted = state.screen(joined_texts(text for _, text in found))
     if wanted == frozenset():
         return
     for node, text in found:
