@@ -311,3 +311,65 @@ def test_sift_gives_what_is_not_ruled_out(flags: list[bool], size: int) -> None:
     items = list(range(len(flags)))
     assert sift(items, clear, size) == [i for i in items if flags[i]]
     assert sum(asked) <= len(items) * (size.bit_length() + 1)
+
+
+# -- the C-speed shortcuts of base64_content, held to what they replace ------------------------
+
+
+def _reference_decode(compact: bytes) -> bytes | None:
+    """What ``_decode`` did before it asked binascii's strict mode (b64decode validating)."""
+    compact += b"=" * (-len(compact) % 4)
+    try:
+        if b"-" in compact or b"_" in compact:
+            return base64.urlsafe_b64decode(compact)
+        return base64.b64decode(compact, validate=True)
+    except ValueError:
+        return None
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.binary(max_size=40) | st.text("AZaz09+/=-_ \n", max_size=40).map(str.encode))
+def test_decode_is_validating_b64decode(data: bytes) -> None:
+    from kanta_guard.parsers.base import _decode
+
+    assert _decode(data) == _reference_decode(data)
+
+
+def test_decode_refuses_what_b64decode_refuses() -> None:
+    from kanta_guard.parsers.base import _decode
+
+    for text in (b"abc==", b"ab=c", b"=abc", b"abcd\n", b"abcd!", b"a"):
+        assert _decode(text) is None, text
+    assert _decode(b"abc") == b"i\xb7" and _decode(b"ab=") == b"i"
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.binary(max_size=30) | st.text(max_size=20).map(lambda s: s.encode("utf-8", "replace")))
+def test_printable_is_the_text_check(data: bytes) -> None:
+    from kanta_guard.parsers.base import _printable
+
+    try:
+        expected = data.decode("utf-8").translate(str.maketrans("\t\r\n", "   ")).isprintable()
+    except UnicodeDecodeError:
+        expected = False
+    assert _printable(data) is expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.text("0123456789-+ABCDEFUVWXYabc ", max_size=12),
+    st.text("0123456789-+ABCDEFUVWXYabc ", max_size=12),
+    st.sampled_from(["-", "+", "A", "Y", "-\t", " - "]),
+)
+def test_real_code_check_needs_no_token_search_below_nine_digits(
+    before: str, after: str, sign: str
+) -> None:
+    """``_holds_real_code`` skips the token search only where no real code can stand: it
+    agrees with the search on texts around a real code and on texts of few digits."""
+    from kanta_guard import idcode
+    from kanta_guard.parsers.base import _holds_real_code
+
+    for text in (before + REAL.replace("-", sign) + after, before + after):
+        data = text.encode()
+        expected = any(idcode.classify(t) is idcode.Kind.REAL for t in idcode.find_tokens(data))
+        assert _holds_real_code(data) is expected

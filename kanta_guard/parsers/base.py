@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import binascii
 import re
-from base64 import b64decode, urlsafe_b64decode
+from base64 import urlsafe_b64decode
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -260,7 +260,7 @@ def base64_content(text: str | bytes) -> bytes | None:
     compact = _compact(raw)
     if compact is None:
         return _short(raw)
-    if any(idcode.classify(token) is idcode.Kind.REAL for token in idcode.find_tokens(raw)):
+    if _holds_real_code(raw):
         return None
     data = _decode(compact)
     if data is not None and binary(data):
@@ -332,16 +332,36 @@ def _short(raw: bytes) -> bytes | None:
         decoded = inflate_raw(decoded, MAX_INFLATED) or b""
         if not decoded or not _printable(decoded):
             return None
-    if any(idcode.classify(t) is idcode.Kind.REAL for t in idcode.find_tokens(token)):
+    if _holds_real_code(token):
         return None  # (text first: see base64_content)
     return decoded
 
 
+#: Every byte but the ASCII digits (``_holds_real_code`` counts the digits by deleting these).
+_NOT_DIGITS = bytes(b for b in range(256) if not 0x30 <= b <= 0x39)
+
+
+def _holds_real_code(text: bytes) -> bool:
+    """True if ASCII ``text`` (Base64 and whitespace) holds a real-range code as written.
+
+    A code shows nine ASCII digits at least (six of the date, three of the individual number,
+    whatever its century sign and check character), so text with fewer holds none: most
+    Base64 tokens are ruled out by one C-level pass, without the token search."""
+    if len(text.translate(None, _NOT_DIGITS)) < 9:
+        return False
+    return any(idcode.classify(t) is idcode.Kind.REAL for t in idcode.find_tokens(text))
+
+
 _PRINTABLE_SPACE = str.maketrans("\t\r\n", "   ")
+#: Printable ASCII, tab and line breaks: the bytes ``_printable`` takes without decoding.
+_PRINTABLE_ASCII = bytes((0x09, 0x0A, 0x0D, *range(0x20, 0x7F)))
 
 
 def _printable(data: bytes) -> bool:
     """UTF-8 text with no control character but whitespace."""
+    rest = data.translate(None, _PRINTABLE_ASCII)
+    if not rest:
+        return True  # (printable ASCII, tabs and line breaks only: one C-level pass)
     try:
         shown = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -379,11 +399,14 @@ def _compact(text: bytes) -> bytes | None:
 
 
 def _decode(compact: bytes) -> bytes | None:
+    """Base64 (validated: binascii's strict mode) or Base64url (as ``urlsafe_b64decode`` reads
+    it), padded; None if it does not decode. (``b64decode(validate=True)`` is the same strict
+    decoding behind two Python calls, which cost more than the decoding of a short token.)"""
     compact += b"=" * (-len(compact) % 4)
     try:
         if b"-" in compact or b"_" in compact:
             return urlsafe_b64decode(compact)
-        return b64decode(compact, validate=True)
+        return binascii.a2b_base64(compact, strict_mode=True)
     except (binascii.Error, ValueError):
         return None
 
