@@ -447,3 +447,21 @@ def test_token_matches_in_text_are_token_finditer(
 
 
 _CHECK_ALPHABET = "0123456789ABCDEFHJKLMNPRSTUVWXY"
+
+
+@settings(max_examples=400)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(["%", "%2", "%25", "%2D", "%C3", "%A9", "%E2%82", "%AC", "%ff", "%G1"]),
+            st.text(alphabet="%09AFaf-x é€\udc80\x00", max_size=4),
+            st.text(max_size=3),
+        ),
+        max_size=12,
+    ).map("".join)
+)
+def test_unquote_reads_as_urllib(text: str) -> None:
+    """idcode.unquote is urllib.parse.unquote(errors="replace") (faster on non-ASCII text)."""
+    from urllib.parse import unquote
+
+    assert idcode.unquote(text) == unquote(text, errors="replace")
