@@ -62,6 +62,7 @@ __all__ = [
     "token_matches_in_text",
     "unescape_ways",
     "unescaped_readings",
+    "unquote",
 ]
 
 _DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212"
