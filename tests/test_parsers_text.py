@@ -396,3 +396,51 @@ def test_base64_tokens_are_linear(unit: bytes) -> None:
 
     small, large = cost(250_000), cost(1_000_000)
     assert large < 10 * small + 0.02, (small, large)  # (4x linear, 16x quadratic)
+
+
+# -- decoded texts asked in groups (live_decoded) -------------------------------------------------
+
+#: What a decoded text may be made of: plain words, and everything that makes a text more than
+#: its lines or another parser's (an "=", escapes, a Base64 run or body of short lines, a PEM
+#: opening, a JOSE token, a document's or a container's start, a byte order mark, DICM at 128,
+#: "ustar" at 257, control and non-UTF-8 bytes), and the join's own bytes.
+_GROUP_PIECES = st.one_of(
+    st.sampled_from(
+        [
+            b"rivi", b"kotona ", b"Potilas", b" ", b"\n", b"\r\n", b"\t", "ä".encode(), b"a=b",
+            b"%41", b"\\n", b"&amp;", b"abcdefghijklmnopq", b"QUJD\nREVG\nR0hJ\nSktM", b"<a/>",
+            b"{", b"[1]", b"  <r>", b"-----BEGIN ", b"eyJhIjoxfQ.e30.", b"\xef\xbb\xbf",
+            b"BZh91AY&SY", b"GIF89a", b"RIFFabcdWEBP", b"%PDF-1.7", b"\n#\n", b"#", b"\x00",
+            b"\x01", b"\xff", b"\x1f\x8b\x08\x00", b"PK\x03\x04",
+        ]
+    ),
+    st.integers(0, 300).map(lambda n: b"x" * n + b"DICM" + b"ustar"),
+    st.binary(max_size=6),
+)  # fmt: skip
+_GROUPS = st.lists(st.lists(_GROUP_PIECES, max_size=5).map(b"".join), min_size=1, max_size=20)
+
+
+@settings(max_examples=600)
+@given(_GROUPS)
+def test_a_group_is_plain_text_only_if_each_text_is(group: list[bytes]) -> None:
+    """``_plain_texts`` (the group's questions, asked of the texts joined) says yes only where
+    ``lines_only`` of each text says "text" and no other parser would claim it (the per-text
+    questions ``live_decoded`` otherwise asks)."""
+    from kanta_guard.decode.sniff import sniff
+    from kanta_guard.dicom.read import is_part10
+    from kanta_guard.model import Payload
+    from kanta_guard.parsers.text import _UNTYPED, _plain_texts, lines_only
+
+    if _plain_texts(group):
+        for data in group:
+            payload = Payload(data, None, "", depth=1, declared=False)
+            assert lines_only(payload, _UNTYPED, 1 << 20) == "text", data
+            assert sniff(data) is None and not is_part10(data), data
+
+
+def test_a_group_of_words_is_plain_text() -> None:
+    """The group's questions do answer yes: decoded words and sentences, line breaks in them."""
+    from kanta_guard.parsers.text import _plain_texts
+
+    assert _plain_texts([b"rivi abcdex", "Potilas kotona\nhyvä vointi".encode(), b""])
+    assert not _plain_texts([b"rivi abcdex", b"a=b"])  # (quoted-printable: asked text by text)

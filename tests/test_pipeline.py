@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import html
 import json
@@ -11,7 +12,8 @@ import re
 import textwrap
 import unicodedata
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from unittest import mock
 from urllib.parse import unquote
 
 import brotli
@@ -28,6 +30,9 @@ from kanta_guard.encoding import decode_content  # noqa: F401  (imported: the mo
 from kanta_guard.eventlog import make_record
 from kanta_guard.model import MAX_TEST_CODES, Payload, Report
 from kanta_guard.parsers import ScanState
+from kanta_guard.parsers import json as json_parser
+from kanta_guard.parsers import text as text_parser
+from kanta_guard.parsers import xml as xml_parser
 
 try:
     from compression import zstd  # type: ignore[import-not-found]
@@ -910,10 +915,29 @@ def _key(report: Report) -> list[tuple[str, str, str, str]]:
 
 
 class _Alone(Scanner):
-    """The scanner that parses every nested payload alone (none is batched)."""
+    """The scanner that parses every nested payload alone (none is batched), and whose
+    parsers make a payload of every decoded text (``text.live_decoded`` answering "all")."""
 
     def _plain(self, payload: Payload, state: ScanState) -> str | None:
         return None
+
+    def scan(self, request: Request) -> Report:
+        with _every_text_live():
+            return super().scan(request)
+
+
+@contextlib.contextmanager
+def _every_text_live() -> Iterator[None]:
+    """``live_decoded`` answering that something may fire in each decoded text, in every
+    parser that asks it."""
+
+    def everything(found: list[bytes], state: ScanState) -> set[int]:
+        return set(range(len(found)))
+
+    with contextlib.ExitStack() as stack:
+        for module in (json_parser, text_parser, xml_parser):
+            stack.enter_context(mock.patch.object(module, "live_decoded", everything))
+        yield
 
 
 def _batched_and_alone(mode: str | None) -> tuple[Scanner, Scanner]:

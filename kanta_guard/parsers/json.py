@@ -39,7 +39,7 @@ from .base import (
 )
 from .certificate import thumbprint_item
 from .parties import fhir_json_parties, oidc_parties
-from .text import strip_tags, text_fields
+from .text import live_decoded, strip_tags, text_fields
 
 __all__ = ["JsonParser"]
 
@@ -264,10 +264,17 @@ class JsonParser:
         prefix = payload.location + ":" if payload.location else ""
         # (value, pointer, context, identifier-system or None)
         stack: list[tuple[object, str, Context, str | None]] = [(doc, "", payload.context, None)]
+        # Base64 strings decoded, asked together which may fire (``live_decoded``) a group
+        # at a time: (decoded, location, context).
+        pending: list[tuple[bytes, str, Context]] = []
         while stack:
             node, pointer, ctx, id_system = stack.pop()
             if isinstance(node, str):
-                yield from self._string(node, pointer, ctx, id_system, prefix, payload, state)
+                yield from self._string(
+                    node, pointer, ctx, id_system, prefix, payload, state, pending
+                )
+                if len(pending) >= _DECODED_GROUP:
+                    yield from _decoded_payloads(pending, payload, state)
             elif isinstance(node, _Object):
                 role, system, keys = _object_context(node, ctx)
                 obj_ctx = (
@@ -310,6 +317,7 @@ class JsonParser:
                 )
             elif isinstance(node, Payload):
                 yield node
+        yield from _decoded_payloads(pending, payload, state)
 
     def _string(
         self,
@@ -320,7 +328,10 @@ class JsonParser:
         prefix: str,
         payload: Payload,
         state: ScanState,
+        pending: list[tuple[bytes, str, Context]] | None = None,
     ) -> Iterator[Item]:
+        """The fields and payloads of a string. ``pending``: where its Base64 content, decoded,
+        is put instead of being yielded (``_decoded_payloads``)."""
         where = prefix + (pointer or "/")
         if id_system is not None:
             yield Field(value, Context(ctx.role, ctx.element, id_system), where, identifier=True)
@@ -330,7 +341,10 @@ class JsonParser:
             # certificates once it is read (the certificate itself may be in an x5c).
             yield thumbprint_item(value, where, ctx)
         if (data := base64_content(value)) is not None:
-            yield nested(data, None, where + "!base64", payload, ctx, state, declared=False)
+            if pending is not None:
+                pending.append((data, where + "!base64", ctx))
+            else:
+                yield nested(data, None, where + "!base64", payload, ctx, state, declared=False)
             return
         if ctx.element == "div" and value.lstrip()[:1] == "<":
             # A FHIR Narrative.div is XHTML: read as XML (every node, and what its markup splits,
@@ -419,6 +433,31 @@ def _first_wins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     for key, value in pairs:
         obj.setdefault(key, value)
     return obj
+
+
+#: Decoded Base64 strings asked together at most (``_decoded_payloads``).
+_DECODED_GROUP = 128
+
+
+def _decoded_payloads(
+    pending: list[tuple[bytes, str, Context]], payload: Payload, state: ScanState
+) -> Iterator[Payload]:
+    """Nested payloads of the decoded Base64 strings ``pending`` holds (and empty it) in which
+    something may fire (``text.live_decoded``); the others are counted as scanned, as the
+    pipeline counts a batched payload it need not parse. (Each a payload cost about 10 µs
+    of questions the group answers at once: an array of 24-byte digests scanned at 1 MB/s.)"""
+    if not pending:
+        return
+    batch = pending[:]
+    pending.clear()
+    live = live_decoded([data for data, _, _ in batch], state)
+    if len(live) < len(batch):
+        inert = sum(len(entry[0]) for n, entry in enumerate(batch) if n not in live)
+        state.charge(inert, payload.location or "body")
+        state.payloads += len(batch) - len(live)
+    for number in sorted(live):
+        data, where, ctx = batch[number]
+        yield nested(data, None, where, payload, ctx, state, declared=False)
 
 
 def _plain_readings(text: str) -> list[Any]:

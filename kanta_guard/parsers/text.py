@@ -18,10 +18,12 @@ from .. import idcode
 from ..charset import readings, sniff_bom, sniff_wide
 from ..decode.archives import inflate_raw
 from ..decode.sniff import sniff
+from ..dicom.read import is_part10
 from ..errors import UnscannableError
-from ..mediatype import MediaType, sniffed_type
+from ..mediatype import MediaType, parse_media_type, sniffed_type
 from ..model import Context, Field, Payload
 from .base import (
+    JOIN,
     MIN_SHORT_BASE64,
     Item,
     ScanState,
@@ -29,6 +31,7 @@ from .base import (
     binary,
     decode_base64,
     nested,
+    sift,
 )
 from .jose import jose_tokens
 
@@ -38,6 +41,7 @@ __all__ = [
     "base64_tokens",
     "clear_as_bytes",
     "lines_only",
+    "live_decoded",
     "strip_tags",
     "text_fields",
 ]
@@ -305,6 +309,93 @@ def clear_as_bytes(data: bytes, screen: _Screen) -> bool:
     return _clear_as_bytes(data, None, False, screen)
 
 
+def live_decoded(found: list[bytes], state: ScanState) -> set[int]:
+    """The numbers of the decoded texts ``found`` (untyped payloads one level down: Base64 in
+    an XML text, a JSON string, a line of text) in which something may fire, asked before any
+    becomes a payload; the rest are inert, and the caller only counts them. Inert: read as
+    its lines alone (``lines_only``; and no container or DICOM file, which another parser
+    would claim: what ``Scanner._plain`` asks of a payload), and the screen of it and others
+    like it joined (``JOIN``) rules out every line: of the UTF-8 ones, of their bytes; of the
+    others, of every reading (``clear_as_bytes``), in groups (``sift``). (It once asked less,
+    and Base64 of a gzip, of quoted-printable or of Base64 wrapped short, in an XML text,
+    passed unread.)
+
+    Texts are first asked in groups whether each is plain text (``_plain_texts``: checks of
+    their bytes joined, each of which holds for every text if it holds for the join), which
+    spares most of them the per-text questions (tests/test_parsers_text.py holds the answer
+    to ``lines_only`` text by text)."""
+    room = max(state.limits.max_decoded_bytes - state.decoded_bytes, 0)
+    live: set[int] = set()
+    texts: list[int] = []
+    blobs: dict[str, list[int]] = {}  # (by kind: only bytes alike are screened together)
+    for first in range(0, len(found), _TEXT_GROUP):
+        numbers = range(first, min(first + _TEXT_GROUP, len(found)))
+        if len(numbers) > 1 and _plain_texts(found[first : numbers.stop]):
+            texts.extend(numbers)
+            continue
+        for number in numbers:
+            data = found[number]
+            kind = lines_only(Payload(data, None, "", depth=1, declared=False), _UNTYPED, room)
+            if kind is None or sniff(data) is not None or is_part10(data):
+                live.add(number)
+            elif kind == "text":
+                texts.append(number)
+            else:
+                blobs.setdefault(kind, []).append(number)
+
+    def joined(group: list[int]) -> bytes:
+        return JOIN.join(found[number] for number in group)
+
+    live.update(sift(texts, lambda group: state.screen(joined(group)) == frozenset(), _TEXT_GROUP))
+    for same in blobs.values():
+        live.update(sift(same, lambda group: clear_as_bytes(joined(group), state.screen)))
+    return live
+
+
+def _plain_texts(group: list[bytes]) -> bool:
+    """True only if each of ``group`` is plain text: ``lines_only`` of it, untyped, is
+    "text", and no container or DICOM file (``sniff``, ``is_part10``).
+
+    Asked of their bytes joined by ``JOIN`` where a check holds for the join only if it holds
+    for each text: no control byte but whitespace and valid UTF-8 (JOIN is ASCII: no
+    sequence spans it), no run of the Base64 alphabet as long as a token (JOIN holds no such
+    byte), no "=" (quoted-printable), no escape marker, no PEM block or JOSE token, no text
+    starting like a document (each starts at the join's start or after JOIN: a "JOIN" inside
+    a text only makes the answer "no" more often). Then, of each text, only what
+    a join cannot show: a byte order mark, a body of Base64 lines, a container's magic
+    number. Conservative: a "no" only sends the group to the per-text questions."""
+    data = JOIN.join(group)
+    if (
+        binary(data)
+        or _ANY_RUN.search(data) is not None
+        or b"=" in data
+        or b"%" in data
+        or b"\\" in data
+        or b"&" in data
+        or b"-----BEGIN " in data
+        or _DOCUMENT_START.search(data) is not None
+        or next(jose_tokens(data), None) is not None
+    ):
+        return False
+    for text in group:
+        if (
+            text.startswith(b"\xef\xbb\xbf")
+            or (len(text) >= _MIN_BODY_BASE64 and not text.translate(None, _ALPHABET_AND_SPACE))
+            or sniff(text) is not None
+            or is_part10(text)
+        ):
+            return False
+    return True
+
+
+#: Where a text of a join may start like a document (``sniff_document``: after whitespace, "<",
+#: "{" or "["): at the join's start or after ``JOIN``.
+_DOCUMENT_START = re.compile(rb"(?:\A|\n#\n)[\x00 \t\r\n\f\v]*[<{\[]")
+#: Decoded texts screened together at most (``live_decoded``): as the pipeline batches them.
+_TEXT_GROUP = 128
+_UNTYPED = parse_media_type(None)
+
+
 #: A run of either Base64 alphabet (or a mix) as long as the shortest token read.
 _ANY_RUN = re.compile(rb"[A-Za-z0-9+/_\-]{%d}" % MIN_SHORT_BASE64)
 
@@ -314,12 +405,23 @@ def _inline_base64(
 ) -> Iterator[Payload]:
     """Nested payloads of the Base64 in a text's lines (``base64_tokens``), each located at
     the line it starts on: ``line N!base64``, ``line N-M!base64`` for a block of lines.
-    ``whole``: the body was read as one Base64 text already (``base64_body``)."""
+    ``whole``: the body was read as one Base64 text already (``base64_body``). The decoded
+    texts in which nothing can fire (``live_decoded``) are only counted, as the pipeline
+    counts a batched payload it need not parse."""
     data = _as_ascii(payload.data, charset)
+    read = {data.strip()} if whole else None
+    tokens = list(base64_tokens(data, read))
+    if not tokens:
+        return
+    live = live_decoded([decoded for _, _, decoded in tokens], state)
+    if len(live) < len(tokens):
+        inert = sum(len(t[2]) for n, t in enumerate(tokens) if n not in live)
+        state.charge(inert, lambda: payload.location or "body")
+        state.payloads += len(tokens) - len(live)
     base = payload.location + ":" if payload.location else ""  # (as text_fields names lines)
     line, counted = 1, 0
-    read = {data.strip()} if whole else None
-    for start, end, decoded in base64_tokens(data, read):
+    for number in sorted(live):
+        start, end, decoded = tokens[number]
         line += _line_ends(data, counted, start)
         counted = start
         last = line + _line_ends(data, start, end)

@@ -33,8 +33,6 @@ from typing import Any, cast
 from lxml import etree
 
 from ..charset import sniff_bom, xml_declared_encoding
-from ..decode.sniff import sniff
-from ..dicom.read import is_part10
 from ..dicom.settings import DEFAULT_DUMMIES
 from ..dicom.xds import xds_parties
 from ..encoding import decode_content
@@ -45,7 +43,6 @@ from ..model import CertificateItem, Context, Field, Party, Payload, Protocol, R
 from ..roles import FHIR_KEY_ROLES, FHIR_RESOURCE_ROLES, XML_ROLES
 from ..search import holds
 from .base import (
-    JOIN,
     SNIFF_TYPES,
     Item,
     ScanState,
@@ -56,7 +53,6 @@ from .base import (
     joined_texts,
     nested,
     normalise_system,
-    sift,
     unescaped_forms,
 )
 from .certificate import (
@@ -67,7 +63,7 @@ from .certificate import (
 )
 from .jose import jose_nested
 from .parties import fhir_xml_parties, saml_parties, v3_parties
-from .text import clear_as_bytes, lines_only, strip_tags, text_fields
+from .text import live_decoded, strip_tags, text_fields
 
 __all__ = ["XmlParser"]
 
@@ -447,6 +443,7 @@ class XmlParser:
             segment = raw[start:end]
             if memo is not None and (known := memo.get(segment)) is not None:
                 state.charge(known, "body")
+                state.payloads += 1  # (screened as a nested payload: counted as one)
                 continue
             if state.certificates and memo is not None:
                 der = memo.certificate(segment)
@@ -477,9 +474,10 @@ class XmlParser:
         # What the text parser would conclude of each (signature values, digests), in a few
         # screens and without nested payloads: the inert ones, in which nothing can fire, are
         # only counted; the others become payloads.
-        live = _live(found, state)
+        live = live_decoded([data for _, data, _ in found], state)
         inert = [entry for number, entry in enumerate(found) if number not in live]
         state.charge(sum(len(data) for _, data, _ in inert), "body")
+        state.payloads += len(inert)
         if memo is not None:
             for segment, data, _ in inert:
                 memo.add(segment, len(data))
@@ -961,44 +959,6 @@ def _in_names(el: etree._Element, text: str) -> bool:
 
 def _bytes(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
-
-
-def _live(found: list[tuple[bytes, bytes, bool]], state: ScanState) -> set[int]:
-    """The numbers of the decoded texts of ``found`` in which something may fire, asked before
-    any becomes a payload; the rest are inert. Inert: read as its lines alone
-    (``text.lines_only``; and no container or DICOM file, which another parser would claim:
-    what ``Scanner._plain`` asks of a payload), and the screen of it and others like it joined
-    by line breaks rules out every line: of the UTF-8 ones, of their bytes; of the others, of
-    every reading (``text.clear_as_bytes``), in groups (``sift``). (It once asked less, and
-    Base64 of a gzip, of quoted-printable or of Base64 wrapped short, in an XML text, passed
-    unread.)"""
-    room = max(state.limits.max_decoded_bytes - state.decoded_bytes, 0)
-    live: set[int] = set()
-    texts: list[int] = []
-    blobs: dict[str, list[int]] = {}  # (by kind: only bytes alike are screened together)
-    for number, (_, data, _) in enumerate(found):
-        kind = lines_only(Payload(data, None, "", depth=1, declared=False), _UNTYPED, room)
-        if kind is None or sniff(data) is not None or is_part10(data):
-            live.add(number)
-        elif kind == "text":
-            texts.append(number)
-        else:
-            blobs.setdefault(kind, []).append(number)
-
-    def joined(group: list[int]) -> bytes:
-        return JOIN.join(found[number][1] for number in group)
-
-    live.update(sift(texts, lambda group: state.screen(joined(group)) == frozenset(), _TEXT_GROUP))
-    for same in blobs.values():
-        live.update(sift(same, lambda group: clear_as_bytes(joined(group), state.screen)))
-    return live
-
-
-#: Decoded texts screened together at most (``_live``): as the pipeline batches them.
-_TEXT_GROUP = 128
-
-
-_UNTYPED = parse_media_type(None)
 
 
 def _declares_base64(markup: bytes) -> bool:
