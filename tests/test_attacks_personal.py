@@ -1415,3 +1415,32 @@ def test_escaped_markup_in_xml_is_read_rendered(value: str, verdict: Verdict, pl
         assert_masked(report, ("Liisa", "Korhonen"))
     else:
         assert report.verdict is Verdict.PASS, report.as_dict()
+
+
+@pytest.mark.parametrize(
+    ("address", "verdict"),
+    [
+        ("liisa@gmail\u2024com\u00ad", Verdict.BLOCK),  # a one dot leader, a soft hyphen
+        ("liisa@gmail\u2488com \u00ad", Verdict.BLOCK),  # "⒈": NFKC "1."
+        ("liisa@example\u2024com\u00ad", Verdict.PASS),  # (a reserved domain, read so)
+    ],
+)
+@pytest.mark.parametrize("carrier", ["text", "json", "xml"])
+def test_a_dot_only_a_reading_shows_in_an_address(
+    address: str, verdict: Verdict, carrier: str
+) -> None:
+    """A domain whose dot only NFKC shows (U+2024, "⒈"), in a field that a soft hyphen makes
+    read in its NFKC reading: the detector read ``liisa@gmail.com`` there, but the e-mail
+    screen took the domain as written (no dot: no address) and the body passed (found by
+    the screen's property test over characters a reading changes)."""
+    note = f"yhteys {address}"
+    body, content_type = {
+        "text": (note, "text/plain; charset=utf-8"),
+        "json": (json.dumps({"note": note}, ensure_ascii=False), "application/json"),
+        "xml": (f"<r><note>{note}</note></r>", "application/xml"),
+    }[carrier]
+    report = scan(body, content_type, mode=None)
+    assert report.verdict is verdict, report.as_dict()
+    if verdict is Verdict.BLOCK:
+        assert "email.personal" in report.rules
+        assert_masked(report, ("liisa@gmail",))

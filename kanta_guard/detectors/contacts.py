@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import unicodedata
 from collections.abc import Iterator
 from typing import Protocol
 
@@ -289,8 +290,13 @@ class ContactDetector:
             while tail < len(text) and text[tail] in ".-":
                 tail += 1
             window = text[at + 1 : tail + 1]
-            if not window.isascii() and not idcode.changing_characters().isdisjoint(window):
-                return False
+            if not window.isascii() and (
+                not idcode.changing_characters().isdisjoint(window) or _dots_more(window)
+            ):
+                if not _dotless_in_every_reading(text, at):
+                    return False
+                at = text.find("@", at + 1)
+                continue  # (no reading gives this "@" a domain with a dot: no address)
             before = text[at - 1] if at else ""
             if (
                 end > at + 1
@@ -435,6 +441,49 @@ def _spaced(text: str) -> str:
 #: FHIR ContactPoint systems: a value under one of them is a contact, not an identifier (the
 #: parsers mark ``system``/``value`` pairs as identifiers whatever the system).
 _CONTACT_SYSTEMS = frozenset({"phone", "fax", "email", "pager", "url", "sms", "other"})
+
+
+def _dots_more(window: str) -> bool:
+    """True if the NFKC form of ``window`` shows more dots (or "@") than it: a one dot leader
+    (U+2024) or "⒈" is no character the identity-code readings count as changing, but in a
+    field a soft hyphen makes read, it is a dot, and ``liisa@gmail․gmail`` an address."""
+    form = unicodedata.normalize("NFKC", window)
+    return any(form.count(mark) > window.count(mark) for mark in ".@\u3002")
+
+
+def _dotless_in_every_reading(text: str, at: int) -> bool:
+    """True if no reading of ``text`` (``idcode.match_readings``) gives the "@" at ``at`` a
+    domain holding a dot or an IDNA full stop: then no address has it (email_validator
+    wants a dot), whatever the characters a reading changes in it (random bytes read one
+    byte a character hold many: "ª", "½", a soft hyphen).
+
+    The domain of every reading ends before the first ASCII character after the "@" that is
+    no domain character, no whitespace (a reading removes it), none of "<", "=", ">" (which
+    NFC composes with a following U+0338) and no escape's start ("%", "&", "\\": decoded
+    readings are others); every reading of what stands before it is that text's NFKC with
+    characters removed or made spaces, ASCII digits or dashes, none of which makes a dot that
+    the NFKC of the whole does not show. Read at most ``_DOT_REACH`` characters ahead (else:
+    False, cannot tell): linear."""
+    end, limit = at + 1, min(len(text), at + 1 + _DOT_REACH)
+    while end < limit:
+        char = text[end]
+        if char.isascii() and not (char.isalnum() or char.isspace() or char in "-.<=>"):
+            break
+        end += 1
+    else:
+        return False
+    if text[end] in "%&\\":
+        return False
+    stretch = text[at + 1 : end]
+    return not any(
+        dot in form
+        for form in (stretch, unicodedata.normalize("NFKC", stretch))
+        for dot in ".\u3002\uff0e\uff61"
+    )
+
+
+#: How far past an "@" ``_dotless_in_every_reading`` looks for the end of its domain.
+_DOT_REACH = 300
 
 
 def _decoded(data: bytes) -> str | None:
