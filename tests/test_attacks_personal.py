@@ -1423,6 +1423,8 @@ def test_escaped_markup_in_xml_is_read_rendered(value: str, verdict: Verdict, pl
         ("liisa@gmail\u2024com\u00ad", Verdict.BLOCK),  # a one dot leader, a soft hyphen
         ("liisa@gmail\u2488com \u00ad", Verdict.BLOCK),  # "⒈": NFKC "1."
         ("liisa@example\u2024com\u00ad", Verdict.PASS),  # (a reserved domain, read so)
+        ("liisa@gmail\u2024com", Verdict.BLOCK),  # (no soft hyphen: a reader still sees a dot)
+        ("liisa@example\u2024com", Verdict.PASS),
     ],
 )
 @pytest.mark.parametrize("carrier", ["text", "json", "xml"])
@@ -1432,7 +1434,8 @@ def test_a_dot_only_a_reading_shows_in_an_address(
     """A domain whose dot only NFKC shows (U+2024, "⒈"), in a field that a soft hyphen makes
     read in its NFKC reading: the detector read ``liisa@gmail.com`` there, but the e-mail
     screen took the domain as written (no dot: no address) and the body passed (found by
-    the screen's property test over characters a reading changes)."""
+    the screen's property test over characters a reading changes). Without the soft hyphen the
+    detector read no reading at all: the dot leader is now a reason to read one."""
     note = f"yhteys {address}"
     body, content_type = {
         "text": (note, "text/plain; charset=utf-8"),

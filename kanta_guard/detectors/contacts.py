@@ -158,7 +158,12 @@ class ContactDetector:
             # hyphen pasted from a word processor) removed or as spaces (idcode.match_readings;
             # the address parser refuses them as written).
             seen = {address for _, address in emails}
-            for reading in idcode.match_readings(value)[1:]:
+            readings = idcode.match_readings(value)[1:]
+            if not readings and _dots_more(value):
+                # (A dot only NFKC shows, U+2024 or "⒈", is no character the identity-code
+                # readings count as changing: a reader still sees ``liisa@gmail.com``.)
+                readings = [unicodedata.normalize("NFKC", value)]
+            for reading in readings:
                 for a, b, address in contacts.find_emails(reading):
                     # (The same address, or one whose local part a format character cut as
                     # written: "maija<ZWSP>.virtanen@…" shows "virtanen@…" as written.)
