@@ -233,12 +233,15 @@ def _bases(stem: str) -> list[str]:
     elif stem.endswith("s"):
         out.append(stem[:-1] + "nen")  # virtas-ta
         out.append(stem + "e")  # kangas: kankaa-n is caught below; kauris → kauri-s
+    if stem.endswith("kse"):
+        out.append(stem[:-3] + "s")  # kallakse-n → kallas, ilvekse-n → ilves
     if stem.endswith("ee"):
         out.append(stem[:-1])  # lainee-n → laine
+        out.append(stem[:-1] + "s")  # kirvee-n → kirves
         out.extend(_graded(stem[:-1]))  # rintee-n → rinne
     if stem.endswith("aa") or stem.endswith("ää"):
         out.append(stem[:-1] + "s")  # kankaa-n → kankas → kangas (graded below)
-        out.extend(w[:-1] + "s" for w in _graded(stem[:-1]))
+        out.extend(w + "s" for w in _graded(stem[:-1]))  # kanka- → kanga- → kangas
     if stem.endswith("e"):
         out.append(stem[:-1] + "i")  # kive-n → kivi
         out.extend(_graded(stem[:-1] + "i"))  # lahde-n → lahti, mäe-n → mäki

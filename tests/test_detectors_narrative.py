@@ -44,6 +44,8 @@ POSITIVES = [
     ("Sijaisena Laura Virtasena.", ["Laura Virtasena"]),
     ("Puhelu Eeva Lahden kanssa.", ["Eeva Lahden"]),
     ("Tuotu Matti Kiven luota.", ["Matti Kiven"]),
+    ("Soitettu Liisa Kankaalle.", ["Liisa Kankaalle"]),  # -as, ng:nk
+    ("Lähete lääkäri Kallakselta.", ["Kallakselta"]),  # -as, a -kse- stem
     ("Matti Juhani Virtanen kotiutuu.", ["Matti Juhani Virtanen"]),
     ("Anna-Liisa Mäki-Korhonen kotiutuu.", ["Anna-Liisa Mäki-Korhonen"]),
     ("MATTI VIRTANEN, s. 1950", ["MATTI VIRTANEN"]),

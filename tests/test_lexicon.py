@@ -61,6 +61,12 @@ FORMS = [
     ("Lammen", "lampi"),  # mp:mm
     ("Laineelle", "laine"),  # e-stem
     ("Rinteen", "rinne"),  # weak base form
+    ("Kankaan", "kangas"),  # -as, ng:nk (it gave kangs until 2026-12-04)
+    ("Kankaalle", "kangas"),
+    ("Oinaan", "oinas"),  # -as, no gradation
+    ("Kallaksen", "kallas"),  # -as with a -kse- stem
+    ("Ilvekselle", "ilves"),  # -es with a -kse- stem
+    ("Kirveen", "kirves"),  # -es with an -ee- stem
     ("Mattilan", "mattila"),
     ("Koivistolla", "koivisto"),
     ("Turun", "turku"),  # rk:r
