@@ -1789,3 +1789,39 @@ def test_a_word_after_a_base64_token_does_not_hide_its_code(
         token = base64.b64encode(f"{lead}{c}".encode()).decode().rstrip("=")
         report = scanner.scan(body("text/plain", f"Liite {token}\n{word}\n".encode()))
         assert report.verdict is verdict, (c == REAL, report.as_dict())
+
+
+def _hex(text: str) -> str:
+    return text.encode().hex()
+
+
+#: Text written in hex, as a careless system sends a binary column: XML Schema hexBinary, a
+#: bytea dump behind "\x", a varbinary behind "0x"; in every place a reader could undo it.
+HEX_CARRIERS: dict[str, Callable[[str], tuple[str, bytes]]] = {
+    "text": lambda c: ("text/plain", f"Sarake: {_hex('Potilas ' + c)}\n".encode()),
+    "text, bytea": lambda c: ("text/plain", f"note=\\x{_hex('Potilas ' + c)}\n".encode()),
+    "JSON, 0x": lambda c: ("application/json", json.dumps({"note": "0x" + _hex(c)}).encode()),
+    "JSON, bytea": lambda c: ("application/json", json.dumps({"note": "\\x" + _hex(c)}).encode()),
+    "XML text": lambda c: ("application/xml", f"<r><v>{_hex(c)}</v></r>".encode()),
+    "XML text, bytea": lambda c: (
+        "application/xml",
+        f"<r><v>\\x{_hex('Potilas ' + c)}</v></r>".encode(),
+    ),
+    "XML attribute": lambda c: ("application/xml", f'<r v="{_hex(c)}"/>'.encode()),
+    "form": lambda c: ("application/x-www-form-urlencoded", f"a=1&note={_hex(c)}".encode()),
+}
+
+
+@pytest.mark.parametrize("carrier", HEX_CARRIERS)
+def test_text_written_in_hex_is_read(scanner: Scanner, carrier: str) -> None:
+    """A code spelt in hex digits passed unread (hex alone was taken for an identifier, and a
+    "0x" prefix for Base64 noise); the text it spells is now read. Its twin, a test code,
+    passes; a digest in hex stays an identifier."""
+    for c, verdict in ((REAL, Verdict.BLOCK), (TEST, Verdict.PASS)):
+        content_type, data = HEX_CARRIERS[carrier](c)
+        report = scanner.scan(body(content_type, data))
+        assert report.verdict is verdict, (c == REAL, report.as_dict())
+    digest = "d41d8cd98f00b204e9800998ecf8427e0123456789abcdef"
+    content_type, data = HEX_CARRIERS[carrier](TEST)
+    clean = data.replace(_hex(TEST).encode(), digest.encode())
+    assert scanner.scan(body(content_type, clean)).verdict is Verdict.PASS

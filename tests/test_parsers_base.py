@@ -373,3 +373,53 @@ def test_real_code_check_needs_no_token_search_below_nine_digits(
         data = text.encode()
         expected = any(idcode.classify(t) is idcode.Kind.REAL for t in idcode.find_tokens(data))
         assert _holds_real_code(data) is expected
+
+
+# -- text written in hex ---------------------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(
+        # (Printable text: what ``_printable`` takes, spaces but no other separator.)
+        alphabet=st.characters(
+            blacklist_categories=("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
+        ).filter(lambda c: c.isprintable()),
+        min_size=11,
+        max_size=80,
+    ),
+    st.sampled_from(["", "0x", "0X", "\\x", "x"]),
+    st.booleans(),
+)
+def test_hex_text_is_read_and_found(content: str, prefix: str, upper: bool) -> None:
+    """Text written in hex (``hexBinary``, a ``bytea`` dump: ``\\x4869…``) decodes to the text,
+    and the span searches find it in XML text, attributes and JSON strings."""
+    raw = content.encode("utf-8")
+    digits = raw.hex().upper() if upper else raw.hex()
+    text = prefix + digits
+    if len(raw) < 11 or (base64_content(text) is None and _holds_code(raw)):
+        return  # (a real code as written in the digits: read as text first)
+    assert base64_content(text) == raw
+    _spans_hold(text)
+
+
+def _holds_code(raw: bytes) -> bool:
+    from kanta_guard.parsers.base import _holds_real_code
+
+    return _holds_real_code(raw.hex().encode())
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "0123456789abcdef0123456789abcdef",  # a digest: bytes, no text
+        "d41d8cd98f00b204e9800998ecf8427e",
+        "6f1c0000000040008000000000000001",
+        "00000000000000000000000000",
+        "3131",  # too short: two characters
+        "0x4869",
+    ],
+)
+def test_hex_that_spells_no_text_is_not_read(text: str) -> None:
+    """Digests and identifiers in hex stay identifiers (their bytes are no text)."""
+    assert base64_content(text) is None
