@@ -1825,3 +1825,23 @@ def test_text_written_in_hex_is_read(scanner: Scanner, carrier: str) -> None:
     content_type, data = HEX_CARRIERS[carrier](TEST)
     clean = data.replace(_hex(TEST).encode(), digest.encode())
     assert scanner.scan(body(content_type, clean)).verdict is Verdict.PASS
+
+
+@pytest.mark.parametrize(
+    "place",
+    ["header", "header, 0x", "cookie", "path segment", "query"],
+)
+def test_text_written_in_hex_is_read_in_the_request_head(scanner: Scanner, place: str) -> None:
+    """The head's tokens as the body's strings: a code spelt in hex in a header, a cookie or a
+    path segment passed (only Base64 was tried there); its test-code twin passes."""
+    for c, verdict in ((REAL, Verdict.BLOCK), (TEST, Verdict.PASS)):
+        spelt = _hex(c)
+        request = {
+            "header": Request("GET", "/x", (("X-Note", spelt),), b""),
+            "header, 0x": Request("GET", "/x", (("X-Note", "0x" + spelt),), b""),
+            "cookie": Request("GET", "/x", (("Cookie", f"s={spelt}"),), b""),
+            "path segment": Request("GET", f"/fhir/Binary/{spelt}", (), b""),
+            "query": Request("GET", f"/x?q={spelt}", (), b""),
+        }[place]
+        report = scanner.scan(request)
+        assert report.verdict is verdict, (c == REAL, report.as_dict())

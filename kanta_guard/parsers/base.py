@@ -31,6 +31,7 @@ __all__ = [
     "binary",
     "decode_base64",
     "file_name_words",
+    "hex_text",
     "joined_texts",
     "keep",
     "looks_base64",
@@ -260,9 +261,9 @@ def base64_content(text: str | bytes) -> bytes | None:
     compact = _compact(raw)
     if compact is None:
         # (Hex digits alone are no Base64 to ``_compact``: identifiers, or text in hex.)
-        spelt = _hex_text(raw)
+        spelt = hex_text(raw)
         return spelt if spelt is not None else _short(raw)
-    if compact.startswith((b"0x", b"0X", b"x")) and (spelt := _hex_text(raw)) is not None:
+    if compact.startswith((b"0x", b"0X", b"x")) and (spelt := hex_text(raw)) is not None:
         return spelt  # (hex behind a prefix of letters Base64 has too)
     if _holds_real_code(raw):
         return None
@@ -277,7 +278,7 @@ def base64_content(text: str | bytes) -> bytes | None:
     return data
 
 
-def _hex_text(raw: bytes) -> bytes | None:
+def hex_text(raw: bytes) -> bytes | None:
     """Text written in hex digits, one token (whitespace around it aside): XML Schema's
     ``hexBinary``, a database's ``bytea`` or ``varbinary`` shown as ``\\x4869…`` or
     ``0x4869…``, a log's dump. Decoded if it is ``MIN_HEX_TEXT`` bytes or more and spells text

@@ -23,7 +23,16 @@ from ..errors import UnscannableError
 from ..idcode import unescaped_readings
 from ..model import Context, Field, Payload, Request, Role
 from ..multipart import header_readings
-from .base import Item, ScanState, decode_base64, file_name_words, keep, nested, wanted_texts
+from .base import (
+    Item,
+    ScanState,
+    decode_base64,
+    file_name_words,
+    hex_text,
+    keep,
+    nested,
+    wanted_texts,
+)
 from .form import decoded_pairs, layers, query_fields
 from .jose import jose_nested
 from .parties import fhir_search_parties, search_resource
@@ -325,11 +334,14 @@ def _ascii_label(label: str) -> str:
 
 @lru_cache(maxsize=1024)
 def _encoded_text(token: str) -> bytes | None:
-    """What a header token decodes to, if it is Base64 or Base64url of text; else None.
+    """What a header token decodes to, if it is Base64 or Base64url of text, or text in hex
+    digits (``base.hex_text``); else None.
 
     Cached: header values repeat request after request (Content-Type, Accept, User-Agent,
     SOAPAction, a session's Authorization), and the answer depends on the token alone.
     """
+    if (spelt := hex_text(token.encode("utf-8", "replace"))) is not None:
+        return spelt  # (text written in hex digits: a column shown as 0x4869… in a route)
     if not _B64_TOKEN.fullmatch(token):
         return None
     data = decode_base64(token)
