@@ -7,6 +7,7 @@ import json
 import re
 import stat
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -361,3 +362,29 @@ def test_record_path_keeps_a_code_finding_masked_in_place() -> None:
         report, flow_id="f", client=None, method="GET", host="h", path=f"/P?identifier={LEAK}"
     )
     assert logged["path"] == "/P?identifier=******-****"
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda code: code.encode().hex(),
+        lambda code: __import__("base64").urlsafe_b64encode(code.encode()).decode().rstrip("="),
+    ],
+    ids=["hex", "base64url"],
+)
+def test_an_encoded_code_in_the_path_is_withheld_from_the_record(
+    encode: Callable[[str], str],
+) -> None:
+    """A code the guard found decoded (Base64url, hex) in a path segment or a query value:
+    masking does not see it as written, so the part is withheld from the record (it was
+    written as sent: decodable by anyone who reads the log)."""
+    from kanta_guard import KeyedHasher, Request, Scanner
+    from kanta_guard.policy import load_policy
+
+    token = encode(LEAK)
+    path = f"/fhir/Binary/{token}?q={token}"
+    report = Scanner(load_policy(None), KeyedHasher(b"k" * 32)).scan(Request("GET", path, (), b""))
+    assert report.verdict is Verdict.BLOCK
+    made = make_record(report, flow_id="1", client=None, method="GET", host="kanta.test", path=path)
+    assert token not in json.dumps(made)
+    assert made["path"] == "/fhir/Binary/withheld-by-kanta-guard?withheld-by-kanta-guard"

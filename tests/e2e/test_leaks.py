@@ -30,15 +30,18 @@ pytestmark = pytest.mark.e2e
 
 REAL_CODES = (REAL, REAL_2)
 _B64_TOKEN = re.compile(rb"[A-Za-z0-9+/_\-]{8,}={0,2}")
+_HEX_TOKEN = re.compile(rb"(?:[0-9A-Fa-f]{2}){8,}")
 
 
 def readable(data: bytes, codes: tuple[str, ...] = REAL_CODES) -> list[str]:
-    """Which of ``codes`` can be read in ``data``: as is, percent-decoded or in a Base64 token."""
+    """Which of ``codes`` can be read in ``data``: as is, percent-decoded, in a Base64 token or
+    in hex digits."""
     layers = [data, unquote_to_bytes(data)]
     for token in _B64_TOKEN.findall(layers[1]):
         for decode in (base64.b64decode, base64.urlsafe_b64decode):
             with contextlib.suppress(binascii.Error, ValueError):
                 layers.append(decode(token + b"=" * (-len(token) % 4)))
+    layers.extend(bytes.fromhex(token.decode()) for token in _HEX_TOKEN.findall(layers[1]))
     found = []
     for code in codes:
         forms = {code, code[:6] + code[7:]}
@@ -113,6 +116,11 @@ def leak_run(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Ru
             run.statuses[case] = response.status_code
 
         send("url", query=f"?identifier={REAL}")
+        # Encoded in the URL (an identity document's id in a route): masking does not see it
+        # as written, so the log withholds the part (it was once written as sent).
+        b64url = base64.urlsafe_b64encode(REAL_2.encode()).rstrip(b"=").decode()
+        send("url-base64", query=f"/{b64url}?q={b64url}")
+        send("url-hex", query=f"/{REAL.encode().hex()}?q={REAL.encode().hex()}")
         send("header", headers={"X-Patient-Hetu": REAL_2})
         basic = base64.b64encode(f"user:{REAL}".encode()).decode()
         send("basic", headers={"Authorization": f"Basic {basic}"})
@@ -150,7 +158,8 @@ def leak_run(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Ru
 def test_leak_requests_blocked(leak_run: Run) -> None:
     """Every request with a real code was blocked and the warned one passed."""
     assert leak_run.statuses == {
-        "url": 403, "header": 403, "basic": 403, "bearer": 403, "body": 403, "warn": 200
+        "url": 403, "url-base64": 403, "url-hex": 403, "header": 403, "basic": 403,
+        "bearer": 403, "body": 403, "warn": 200,
     }  # fmt: skip
 
 
