@@ -259,12 +259,13 @@ def base64_content(text: str | bytes) -> bytes | None:
     """
     raw = text.encode("utf-8", "replace") if isinstance(text, str) else text
     compact = _compact(raw)
+    # (Hex digits alone are no Base64 to ``_compact`` or ``_short``: identifiers, or text in
+    # hex, read after them; but hex behind a prefix that Base64 has too is read first.)
+    if raw[:66].lstrip(_SPACE)[:2] in _HEX_PREFIXES and (spelt := hex_text(raw)) is not None:
+        return spelt
     if compact is None:
-        # (Hex digits alone are no Base64 to ``_compact``: identifiers, or text in hex.)
-        spelt = hex_text(raw)
-        return spelt if spelt is not None else _short(raw)
-    if compact.startswith((b"0x", b"0X", b"x")) and (spelt := hex_text(raw)) is not None:
-        return spelt  # (hex behind a prefix of letters Base64 has too)
+        short = _short(raw)
+        return short if short is not None else hex_text(raw)
     if _holds_real_code(raw):
         return None
     data = _decode(compact)
@@ -305,6 +306,10 @@ def hex_text(raw: bytes) -> bytes | None:
 #: The fewest bytes a hex text is read for: a code alone (11 characters) is 22 digits.
 MIN_HEX_TEXT = 11
 _HEX_AND_PREFIX = b"0123456789ABCDEFabcdefxX\\"
+#: What a hex text's prefix starts with (``0x``, ``\x``, ``x`` and a digit pair's first).
+_HEX_PREFIXES = frozenset(
+    b"0x 0X \\x".split() + [b"x" + bytes([c]) for c in b"0123456789ABCDEFabcdef"]
+)
 _HEX_DIGITS = re.compile(rb"(?:0[xX]|\\{0,2}x)?((?:[0-9A-Fa-f]{2})+)")
 
 
