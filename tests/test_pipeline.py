@@ -931,7 +931,7 @@ def _every_text_live() -> Iterator[None]:
     """``live_decoded`` answering that something may fire in each decoded text, in every
     parser that asks it."""
 
-    def everything(found: list[bytes], state: ScanState) -> set[int]:
+    def everything(found: list[bytes], state: ScanState, where: object = "body") -> set[int]:
         return set(range(len(found)))
 
     with contextlib.ExitStack() as stack:

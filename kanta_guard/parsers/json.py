@@ -39,7 +39,7 @@ from .base import (
 )
 from .certificate import thumbprint_item
 from .parties import fhir_json_parties, oidc_parties
-from .text import live_decoded, strip_tags, text_fields
+from .text import DECODED_GROUP, live_decoded, strip_tags, text_fields
 
 __all__ = ["JsonParser"]
 
@@ -273,7 +273,7 @@ class JsonParser:
                 yield from self._string(
                     node, pointer, ctx, id_system, prefix, payload, state, pending
                 )
-                if len(pending) >= _DECODED_GROUP:
+                if len(pending) >= DECODED_GROUP:
                     yield from _decoded_payloads(pending, payload, state)
             elif isinstance(node, _Object):
                 role, system, keys = _object_context(node, ctx)
@@ -435,10 +435,6 @@ def _first_wins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
-#: Decoded Base64 strings asked together at most (``_decoded_payloads``).
-_DECODED_GROUP = 128
-
-
 def _decoded_payloads(
     pending: list[tuple[bytes, str, Context]], payload: Payload, state: ScanState
 ) -> Iterator[Payload]:
@@ -450,11 +446,7 @@ def _decoded_payloads(
         return
     batch = pending[:]
     pending.clear()
-    live = live_decoded([data for data, _, _ in batch], state)
-    if len(live) < len(batch):
-        inert = sum(len(entry[0]) for n, entry in enumerate(batch) if n not in live)
-        state.charge(inert, payload.location or "body")
-        state.payloads += len(batch) - len(live)
+    live = live_decoded([data for data, _, _ in batch], state, lambda: payload.location or "body")
     for number in sorted(live):
         data, where, ctx = batch[number]
         yield nested(data, None, where, payload, ctx, state, declared=False)

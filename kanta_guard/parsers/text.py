@@ -36,6 +36,7 @@ from .base import (
 from .jose import jose_tokens
 
 __all__ = [
+    "DECODED_GROUP",
     "TextParser",
     "base64_body",
     "base64_tokens",
@@ -309,7 +310,9 @@ def clear_as_bytes(data: bytes, screen: _Screen) -> bool:
     return _clear_as_bytes(data, None, False, screen)
 
 
-def live_decoded(found: list[bytes], state: ScanState) -> set[int]:
+def live_decoded(
+    found: list[bytes], state: ScanState, where: str | Callable[[], str] = "body"
+) -> set[int]:
     """The numbers of the decoded texts ``found`` (untyped payloads one level down: Base64 in
     an XML text, a JSON string, a line of text) in which something may fire, asked before any
     becomes a payload; the rest are inert, and the caller only counts them. Inert: read as
@@ -323,13 +326,17 @@ def live_decoded(found: list[bytes], state: ScanState) -> set[int]:
     Texts are first asked in groups whether each is plain text (``_plain_texts``: checks of
     their bytes joined, each of which holds for every text if it holds for the join), which
     spares most of them the per-text questions (tests/test_parsers_text.py holds the answer
-    to ``lines_only`` text by text)."""
+    to ``lines_only`` text by text).
+
+    The inert ones are charged against the budget (at ``where``, their holder) and counted as
+    scanned payloads, as the pipeline counts a batched payload it need not parse; the caller
+    makes payloads of the others."""
     room = max(state.limits.max_decoded_bytes - state.decoded_bytes, 0)
     live: set[int] = set()
     texts: list[int] = []
     blobs: dict[str, list[int]] = {}  # (by kind: only bytes alike are screened together)
-    for first in range(0, len(found), _TEXT_GROUP):
-        numbers = range(first, min(first + _TEXT_GROUP, len(found)))
+    for first in range(0, len(found), DECODED_GROUP):
+        numbers = range(first, min(first + DECODED_GROUP, len(found)))
         if len(numbers) > 1 and _plain_texts(found[first : numbers.stop]):
             texts.extend(numbers)
             continue
@@ -346,9 +353,13 @@ def live_decoded(found: list[bytes], state: ScanState) -> set[int]:
     def joined(group: list[int]) -> bytes:
         return JOIN.join(found[number] for number in group)
 
-    live.update(sift(texts, lambda group: state.screen(joined(group)) == frozenset(), _TEXT_GROUP))
+    clear = frozenset[bytes]()
+    live.update(sift(texts, lambda group: state.screen(joined(group)) == clear, DECODED_GROUP))
     for same in blobs.values():
         live.update(sift(same, lambda group: clear_as_bytes(joined(group), state.screen)))
+    if len(live) < len(found):
+        state.charge(sum(len(data) for n, data in enumerate(found) if n not in live), where)
+        state.payloads += len(found) - len(live)
     return live
 
 
@@ -392,7 +403,7 @@ def _plain_texts(group: list[bytes]) -> bool:
 #: "{" or "["): at the join's start or after ``JOIN``.
 _DOCUMENT_START = re.compile(rb"(?:\A|\n#\n)[\x00 \t\r\n\f\v]*[<{\[]")
 #: Decoded texts screened together at most (``live_decoded``): as the pipeline batches them.
-_TEXT_GROUP = 128
+DECODED_GROUP = 128
 _UNTYPED = parse_media_type(None)
 
 
@@ -413,11 +424,9 @@ def _inline_base64(
     tokens = list(base64_tokens(data, read))
     if not tokens:
         return
-    live = live_decoded([decoded for _, _, decoded in tokens], state)
-    if len(live) < len(tokens):
-        inert = sum(len(t[2]) for n, t in enumerate(tokens) if n not in live)
-        state.charge(inert, lambda: payload.location or "body")
-        state.payloads += len(tokens) - len(live)
+    live = live_decoded(
+        [decoded for _, _, decoded in tokens], state, lambda: payload.location or "body"
+    )
     base = payload.location + ":" if payload.location else ""  # (as text_fields names lines)
     line, counted = 1, 0
     for number in sorted(live):

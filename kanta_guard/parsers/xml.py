@@ -476,8 +476,6 @@ class XmlParser:
         # only counted; the others become payloads.
         live = live_decoded([data for _, data, _ in found], state)
         inert = [entry for number, entry in enumerate(found) if number not in live]
-        state.charge(sum(len(data) for _, data, _ in inert), "body")
-        state.payloads += len(inert)
         if memo is not None:
             for segment, data, _ in inert:
                 memo.add(segment, len(data))
