@@ -1424,6 +1424,10 @@ def test_escaped_markup_in_xml_is_read_rendered(value: str, verdict: Verdict, pl
         ("liisa@gmail\u2488com \u00ad", Verdict.BLOCK),  # "⒈": NFKC "1."
         ("liisa@example\u2024com\u00ad", Verdict.PASS),  # (a reserved domain, read so)
         ("liisa@gmail\u2024com", Verdict.BLOCK),  # (no soft hyphen: a reader still sees a dot)
+        # An ideographic full stop, then a soft hyphen: the screen's window ended at the stop
+        # (it skipped ASCII dots only) and missed the hyphen (found by the property test).
+        ("liisa@gmail\u3002\u00adcom", Verdict.BLOCK),
+        ("liisa@example\u3002\u00adcom", Verdict.PASS),
         ("liisa@example\u2024com", Verdict.PASS),
     ],
 )

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from helpers import cda
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from kanta_guard import contacts
@@ -375,6 +375,7 @@ _AT_VALUES = st.tuples(
 
 @settings(max_examples=800, deadline=None)
 @given(st.lists(_AT_VALUES, min_size=1, max_size=3))
+@example(["liisa@gmail\u3002\u00adgmail"])  # (a soft hyphen after an ideographic full stop)
 def test_screen_covers_addresses_a_reading_makes(values: list[str]) -> None:
     """Where a character a reading changes stands in or after a domain (the screen then asks
     whether any reading gives it a dot): every field with a hit still holds a needle, in XML

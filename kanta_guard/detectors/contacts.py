@@ -292,7 +292,7 @@ class ContactDetector:
             # character there that a reading removes or turns into a domain's (a soft hyphen,
             # a fullwidth letter) gives that reading another domain (point 5).
             tail = end
-            while tail < len(text) and text[tail] in ".-":
+            while tail < len(text) and text[tail] in ".-\u3002\uff0e\uff61":  # (as domain_end)
                 tail += 1
             window = text[at + 1 : tail + 1]
             if not window.isascii() and (
