@@ -1845,3 +1845,20 @@ def test_text_written_in_hex_is_read_in_the_request_head(scanner: Scanner, place
         }[place]
         report = scanner.scan(request)
         assert report.verdict is verdict, (c == REAL, report.as_dict())
+
+
+@pytest.mark.parametrize("real", [REAL, code("010203", "A", 456)], ids=["letters", "digits only"])
+@pytest.mark.parametrize("place", ["Host header", "authority"])
+def test_a_code_in_hex_in_the_host_is_read(scanner: Scanner, place: str, real: str) -> None:
+    """A host label of hex (HTTP/2's ``:authority``, an absolute-form target, a Host line): its
+    labels are tried as the Host header's tokens, and a label of digits alone too when it is
+    long enough to be hex of text (``010203A456R`` is ``3031…3652``: skipped as a number)."""
+    for c, verdict in ((real, Verdict.BLOCK), (TEST, Verdict.PASS)):
+        host = f"{_hex(c)}.kanta.test"
+        request = (
+            Request("GET", "/x", (("Host", host),), b"")
+            if place == "Host header"
+            else Request("GET", f"http://{host}/x", (), b"", host=host, authority=host)
+        )
+        report = scanner.scan(request)
+        assert report.verdict is verdict, (c == real, report.as_dict())

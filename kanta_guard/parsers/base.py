@@ -21,6 +21,7 @@ from ..policy import Limits
 __all__ = [
     "JOIN",
     "MIN_BASE64",
+    "MIN_HEX_TEXT",
     "SNIFF_TYPES",
     "BlobMemo",
     "Item",

@@ -24,6 +24,7 @@ from ..idcode import unescaped_readings
 from ..model import Context, Field, Payload, Request, Role
 from ..multipart import header_readings
 from .base import (
+    MIN_HEX_TEXT,
     Item,
     ScanState,
     decode_base64,
@@ -77,6 +78,10 @@ def request_fields(request: Request, state: ScanState) -> Iterator[Item]:
         texts.append((first, _AUTHORITY, where, None))
         texts.extend((view, _AUTHORITY, where, where) for view in views)
     tokens: list[_Token] = []
+    if request.authority and len(request.authority) >= _MIN_HEADER_B64:
+        # Its labels as the Host header's tokens (HTTP/2 sends ``:authority``, an absolute-form
+        # target its host, and no Host line may follow): a label of Base64 or hex.
+        tokens.append((request.authority, _AUTHORITY, "request:authority"))
     sections = [("header", request.headers)]
     _head_texts(request.headers, "header", texts, tokens)
     if request.trailers:
@@ -109,7 +114,7 @@ def url_fields(target: str, state: ScanState) -> Iterator[Item]:
         if words is not None:
             # (A file named after its patient: ``Liisa_Korhonen_lahete.pdf``, read as words.)
             segments.append((index, words, True))
-        if len(first) >= _MIN_HEADER_B64 and not first.isdigit():
+        if len(first) >= _MIN_HEADER_B64 and not _number(first):
             tokens.append((index, first))
     wanted = wanted_texts(state, [text for _, text, _ in segments])
     for index, segment, view in segments:
@@ -174,7 +179,7 @@ def _screened(
                     yield Field(name, _header_context(name.lower()), f"{section}-name:{index}")
     for value, ctx, where in tokens:
         for token in _TOKEN_SPLIT.split(value):
-            if len(token) < _MIN_HEADER_B64 or token.isdigit():
+            if len(token) < _MIN_HEADER_B64 or _number(token):
                 continue
             data = _encoded_text(token)
             if data is None:
@@ -330,6 +335,13 @@ def _ascii_label(label: str) -> str:
         return "xn--" + label.encode("punycode").decode("ascii")
     except (UnicodeError, ValueError):
         return label
+
+
+def _number(token: str) -> bool:
+    """A token of digits too short to be text in hex (``base.MIN_HEX_TEXT``): an id, a count,
+    no encoded content. (Digits alone were all skipped, and a code in hex that only digits
+    spell, ``010203A456R`` as ``3031…3652``, passed in a Host header.)"""
+    return token.isdigit() and len(token) < 2 * MIN_HEX_TEXT
 
 
 @lru_cache(maxsize=1024)
