@@ -14,7 +14,7 @@ import json
 import os
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -25,7 +25,15 @@ from .errors import PolicyError
 from .idcode import mask_text
 from .model import MAX_FINDINGS, Action, Finding, Report
 
-__all__ = ["EventLog", "LogRotationError", "make_event", "make_record", "read_records"]
+__all__ = [
+    "WITHHELD",
+    "EventLog",
+    "LogRotationError",
+    "host_unmaskable",
+    "make_event",
+    "make_record",
+    "read_records",
+]
 
 #: The log and its backups hold client addresses and keyed hashes: owner only.
 _FILE_MODE = 0o600
@@ -57,7 +65,7 @@ def make_record(
         "flow_id": mask_text(flow_id),
         "client": None if client is None else mask_text(client),
         "method": mask_text(method),
-        "host": mask_text(host),
+        "host": _withheld_host(mask_text(host), counted),
         "path": _withheld(_mask_path(path), path, counted),
         "verdict": str(report.verdict),
         "rules": [mask_text(rule) for rule in report.rules],
@@ -121,6 +129,24 @@ def _mask_path(path: str) -> str:
     decoded = unquote(raw, errors="replace")
     masked = mask_text(decoded)
     return raw if masked == decoded else masked
+
+
+def _withheld_host(host: str, findings: Iterable[Finding]) -> str:
+    """The logged host, or ``WITHHELD`` where it holds what masking does not hide."""
+    return WITHHELD if host_unmaskable(findings) else host
+
+
+def host_unmaskable(findings: Iterable[Finding]) -> bool:
+    """Whether a finding stood in the request's host (its authority, a Host line) that masking
+    does not hide: a name, or a code written encoded (a Base64 or hex label; "!" marks a
+    decoding in a location). Then the host is shown nowhere as sent: not in the record, nor
+    in a sentence that quotes it."""
+    for finding in findings:
+        where = finding.location
+        in_host = where.startswith("request:authority") or where.lower().startswith("header:host")
+        if in_host and (not finding.rule.startswith("hetu.") or "!" in where):
+            return True
+    return False
 
 
 #: What stands in a logged path for a part that held a finding masking cannot hide.

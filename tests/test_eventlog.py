@@ -388,3 +388,21 @@ def test_an_encoded_code_in_the_path_is_withheld_from_the_record(
     made = make_record(report, flow_id="1", client=None, method="GET", host="kanta.test", path=path)
     assert token not in json.dumps(made)
     assert made["path"] == "/fhir/Binary/withheld-by-kanta-guard?withheld-by-kanta-guard"
+
+
+def test_an_encoded_code_in_the_host_is_withheld_from_the_record() -> None:
+    """A code in hex in the Host line: the record's host is withheld (masking does not see it);
+    a plain one is masked and the host kept."""
+    from kanta_guard import KeyedHasher, Request, Scanner
+    from kanta_guard.policy import load_policy
+
+    scanner = Scanner(load_policy(None), KeyedHasher(b"k" * 32))
+    host = f"{LEAK.encode().hex()}.kanta.test"
+    report = scanner.scan(Request("GET", "/x", (("Host", host),), b""))
+    assert report.verdict is Verdict.BLOCK
+    made = make_record(report, flow_id="1", client=None, method="GET", host=host, path="/x")
+    assert made["host"] == "withheld-by-kanta-guard"
+    plain = f"{LEAK}.kanta.test"
+    report = scanner.scan(Request("GET", "/x", (("Host", plain),), b""))
+    made = make_record(report, flow_id="1", client=None, method="GET", host=plain, path="/x")
+    assert made["host"] == "******-****.kanta.test"

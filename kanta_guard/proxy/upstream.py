@@ -30,6 +30,7 @@ any block; the request's unread body is withheld from mitmweb. Hosts the proxy a
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -37,6 +38,7 @@ from mitmproxy import ctx, http
 from mitmproxy.proxy.mode_specs import UpstreamMode
 
 from ..destinations import Destinations, split_authority
+from ..eventlog import WITHHELD, host_unmaskable
 from ..idcode import mask_text
 from ..model import Action, Finding, Protocol, Request
 from ..policy import Policy
@@ -174,6 +176,9 @@ class UpstreamGuard:
         if not found:
             return
         head, protocol = head_findings(self.state, flow)
+        if host_unmaskable(head):
+            # (A name, or a code in Base64 or hex, in the host: its sentence quotes no host.)
+            found = [_unquoted(f, names) for f in found]
         refuse_flow(self.state, flow, report_of([*head, *found], protocol))
 
     # -- connections: the safety net ----------------------------------------------------------
@@ -237,6 +242,15 @@ class UpstreamGuard:
         record_connection(
             state, report, conn_id=server.id, client=client, host=f"{address[0]}:{address[1]}"
         )
+
+
+def _unquoted(found: Finding, names: list[Name]) -> Finding:
+    """``found`` with every name of ``names`` its sentence quotes withheld."""
+    explanation = found.explanation
+    for _, host, _ in sorted(names, key=lambda name: -len(name[1])):
+        if host:
+            explanation = explanation.replace(host, WITHHELD)
+    return dataclasses.replace(found, explanation=explanation)
 
 
 def _sentence(why: str) -> str:

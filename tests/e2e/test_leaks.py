@@ -121,6 +121,7 @@ def leak_run(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Ru
         b64url = base64.urlsafe_b64encode(REAL_2.encode()).rstrip(b"=").decode()
         send("url-base64", query=f"/{b64url}?q={b64url}")
         send("url-hex", query=f"/{REAL.encode().hex()}?q={REAL.encode().hex()}")
+        send("host-hex", headers={"Host": f"{REAL_2.encode().hex()}.kanta.test"})
         send("header", headers={"X-Patient-Hetu": REAL_2})
         basic = base64.b64encode(f"user:{REAL}".encode()).decode()
         send("basic", headers={"Authorization": f"Basic {basic}"})
@@ -158,7 +159,7 @@ def leak_run(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Ru
 def test_leak_requests_blocked(leak_run: Run) -> None:
     """Every request with a real code was blocked and the warned one passed."""
     assert leak_run.statuses == {
-        "url": 403, "url-base64": 403, "url-hex": 403, "header": 403, "basic": 403,
+        "url": 403, "url-base64": 403, "url-hex": 403, "host-hex": 403, "header": 403, "basic": 403,
         "bearer": 403, "body": 403, "warn": 200,
     }  # fmt: skip
 
