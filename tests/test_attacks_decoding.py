@@ -1862,3 +1862,14 @@ def test_a_code_in_hex_in_the_host_is_read(scanner: Scanner, place: str, real: s
         )
         report = scanner.scan(request)
         assert report.verdict is verdict, (c == real, report.as_dict())
+
+
+def test_what_hex_spells_is_located_as_hex(scanner: Scanner) -> None:
+    """A finding in text decoded from hex is marked ``!hex`` (a tester looks for the encoding the
+    location names); Base64's keeps ``!base64``."""
+    spelt = _hex(REAL)
+    encoded = base64.b64encode(f"Potilas {REAL}".encode()).decode()
+    report = scanner.scan(
+        body("application/xml", f"<r><v>{spelt}</v><w>{encoded}</w></r>".encode())
+    )
+    assert {f.location for f in report.findings} >= {"/r/v!hex:line 1", "/r/w!base64:line 1"}

@@ -31,6 +31,7 @@ __all__ = [
     "base64_spans",
     "binary",
     "decode_base64",
+    "encoding_mark",
     "file_name_words",
     "hex_text",
     "joined_texts",
@@ -278,6 +279,14 @@ def base64_content(text: str | bytes) -> bytes | None:
         if inflated is not None:
             return inflated
     return data
+
+
+def encoding_mark(text: str | bytes) -> str:
+    """The mark a location gets for what ``base64_content`` (or a head token's reading) decoded
+    ``text`` from: ``!hex`` for text written in hex digits, else ``!base64`` (a tester looks
+    for the encoding the mark names). Asked only of what decoded."""
+    raw = text.encode("utf-8", "replace") if isinstance(text, str) else text
+    return "!hex" if hex_text(raw) is not None else "!base64"
 
 
 def hex_text(raw: bytes) -> bytes | None:

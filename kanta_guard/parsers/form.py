@@ -23,6 +23,7 @@ from .base import (
     ScanState,
     base64_content,
     decode_base64,
+    encoding_mark,
     keep,
     nested,
     normalise_system,
@@ -186,7 +187,8 @@ def _entry_fields(
             )
             continue
         if (data := base64_content(value)) is not None:
-            yield nested(data, None, where + "!base64", payload, ctx, state, declared=False)
+            mark = encoding_mark(value)
+            yield nested(data, None, where + mark, payload, ctx, state, declared=False)
             continue
         view_of = where if view else None
         if "|" not in value:

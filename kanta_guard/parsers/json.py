@@ -31,6 +31,7 @@ from .base import (
     base64_content,
     base64_spans,
     decode_base64,
+    encoding_mark,
     file_name_words,
     joined_texts,
     nested,
@@ -341,10 +342,11 @@ class JsonParser:
             # certificates once it is read (the certificate itself may be in an x5c).
             yield thumbprint_item(value, where, ctx)
         if (data := base64_content(value)) is not None:
+            where += encoding_mark(value)
             if pending is not None:
-                pending.append((data, where + "!base64", ctx))
+                pending.append((data, where, ctx))
             else:
-                yield nested(data, None, where + "!base64", payload, ctx, state, declared=False)
+                yield nested(data, None, where, payload, ctx, state, declared=False)
             return
         if ctx.element == "div" and value.lstrip()[:1] == "<":
             # A FHIR Narrative.div is XHTML: read as XML (every node, and what its markup splits,

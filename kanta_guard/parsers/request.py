@@ -28,6 +28,7 @@ from .base import (
     Item,
     ScanState,
     decode_base64,
+    encoding_mark,
     file_name_words,
     hex_text,
     keep,
@@ -125,7 +126,7 @@ def url_fields(target: str, state: ScanState) -> Iterator[Item]:
         # A Base64url segment (RFC 4648 §5: a JWT, an encoded identity document in a route).
         data = _encoded_text(token)
         if data is not None:
-            where = f"url:path[{index}]!base64"
+            where = f"url:path[{index}]{encoding_mark(token)}"
             yield nested(data, None, where, carrier, _PATH, state, declared=False)
     entries = decoded_pairs(query, location="url:query") if query else []
     if query:
@@ -185,7 +186,8 @@ def _screened(
             if data is None:
                 continue
             carrier = Payload(b"", None, where, ctx)
-            yield nested(data, None, f"{where}!base64", carrier, ctx, state, declared=False)
+            mark = encoding_mark(token)
+            yield nested(data, None, f"{where}{mark}", carrier, ctx, state, declared=False)
 
 
 @lru_cache(maxsize=256)

@@ -30,6 +30,7 @@ from .base import (
     base64_content,
     binary,
     decode_base64,
+    encoding_mark,
     nested,
     sift,
 )
@@ -434,7 +435,8 @@ def _inline_base64(
         line += _line_ends(data, counted, start)
         counted = start
         last = line + _line_ends(data, start, end)
-        where = f"{base}line {line}" + (f"-{last}" if last != line else "") + "!base64"
+        mark = encoding_mark(data[start:end])
+        where = f"{base}line {line}" + (f"-{last}" if last != line else "") + mark
         yield nested(decoded, None, where, payload, payload.context, state, declared=False)
 
 

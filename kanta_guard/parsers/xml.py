@@ -49,6 +49,7 @@ from .base import (
     base64_content,
     base64_spans,
     decode_base64,
+    encoding_mark,
     file_name_words,
     joined_texts,
     nested,
@@ -503,7 +504,7 @@ class XmlParser:
             key = _NodeIndex.key(segment.decode("utf-8", "replace"), attr)
             ordinal = ordinals.get((key, attr), 0)
             ordinals[key, attr] = ordinal + 1
-            holder = _Holder(nodes, key, payload, ordinal, attr)
+            holder = _Holder(nodes, key, payload, ordinal, attr, encoding_mark(segment))
             if kind == "certificate":
                 state.charge(len(data), holder.location)
                 yield from certificate_items(data, holder.location, holder.context)
@@ -644,7 +645,7 @@ class XmlParser:
                     )
                     continue
             if sniff and (data := base64_content(value)) is not None:
-                where_b64 = partial(_locate, payload, el, f"/@{attr}!base64")
+                where_b64 = partial(_locate, payload, el, f"/@{attr}{encoding_mark(value)}")
                 yield nested(data, None, where_b64, payload, ctx, state, declared=False)
             elif sniff and "ey" in value:
                 where_attr = partial(_locate, payload, el, f"/@{attr}")
@@ -686,9 +687,8 @@ class XmlParser:
         # Base64 is still what a reader sees.
         yield Field(text, ctx, where, identifier=identifier)
         if sniff and (data := base64_content(text)) is not None:
-            yield nested(
-                data, None, _locate(payload, el, "!base64"), payload, ctx, state, declared=False
-            )
+            where_b64 = _locate(payload, el, encoding_mark(text))
+            yield nested(data, None, where_b64, payload, ctx, state, declared=False)
         elif sniff and "ey" in text:
             yield from jose_nested(_bytes(text), where, payload, ctx, state)
         elif sniff and state.certificates and (der := hex_certificate(_bytes(text))) is not None:
@@ -702,7 +702,8 @@ class XmlParser:
         """A tail (text after an element, inside its parent): the text, and Base64 in it."""
         yield Field(tail, ctx, partial(_locate, payload, el, "/following::text()[1]"))
         if (data := base64_content(tail)) is not None:
-            where = partial(_locate, payload, el, "/following::text()[1]!base64")
+            mark = encoding_mark(tail)
+            where = partial(_locate, payload, el, f"/following::text()[1]{mark}")
             yield nested(data, None, where, payload, ctx, state, declared=False)
         elif "ey" in tail:
             where = partial(_locate, payload, el, "/following::text()[1]")
@@ -1710,9 +1711,16 @@ class _Holder:
     """The node whose text (or attribute value) is a Base64 run, looked up only when asked."""
 
     def __init__(
-        self, nodes: _NodeIndex, key: str, payload: Payload, ordinal: int, attr: bool = False
+        self,
+        nodes: _NodeIndex,
+        key: str,
+        payload: Payload,
+        ordinal: int,
+        attr: bool = False,
+        mark: str = "!base64",
     ) -> None:
         self._nodes, self._key, self._payload = nodes, key, payload
+        self._mark = mark  # (what the text was decoded from: encoding_mark)
         self._ordinal = ordinal  # the same text may stand in several nodes: which one
         self._attr = attr
         self._where: str | None = None  # (asked by every reading of what it holds: kept)
@@ -1726,9 +1734,9 @@ class _Holder:
         if self._where is None:
             el, where = self._node
             if where == "tail":
-                suffix = "/following::text()[1]!base64"
+                suffix = f"/following::text()[1]{self._mark}"
             else:
-                suffix = f"/@{where}!base64" if where else "!base64"
+                suffix = f"/@{where}{self._mark}" if where else self._mark
             prefix = self._payload.location
             path = self._nodes.path(el)
             self._where = f"{prefix}:{path}{suffix}" if prefix else f"{path}{suffix}"
