@@ -304,10 +304,14 @@ def hex_text(raw: bytes) -> bytes | None:
         or token.translate(None, _HEX_AND_PREFIX)
     ):
         return None
-    match = _HEX_DIGITS.fullmatch(token)
-    if match is None:
+    prefix = next((p for p in _PREFIXES if token.startswith(p)), b"")
+    digits = token[len(prefix) :]
+    if not digits or len(digits) % 2 or digits.translate(None, _HEX_BYTES):
         return None
-    decoded = bytes.fromhex(match.group(1).decode("ascii"))
+    head = bytes.fromhex(digits[:64].decode("ascii"))
+    if len(head.translate(None, _TEXT_CONTROLS)) != len(head):
+        return None  # (a control byte in its first 32: no text; a long run of digits is none)
+    decoded = bytes.fromhex(digits.decode("ascii"))
     if not _printable(decoded) or _holds_real_code(token):
         return None
     return decoded
@@ -320,7 +324,9 @@ _HEX_AND_PREFIX = b"0123456789ABCDEFabcdefxX\\"
 _HEX_PREFIXES = frozenset(
     b"0x 0X \\x".split() + [b"x" + bytes([c]) for c in b"0123456789ABCDEFabcdef"]
 )
-_HEX_DIGITS = re.compile(rb"(?:0[xX]|\\{0,2}x)?((?:[0-9A-Fa-f]{2})+)")
+#: The prefixes a hex text may have (a backslash escaped in JSON is two), longest first.
+_PREFIXES = (b"\\\\x", b"\\x", b"0x", b"0X", b"x")
+_HEX_BYTES = b"0123456789ABCDEFabcdef"
 
 
 #: What Base64 content may inflate to (``base64_content``) before it is taken for a bomb.
