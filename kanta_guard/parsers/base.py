@@ -266,6 +266,8 @@ def base64_content(text: str | bytes) -> bytes | None:
     if raw[:66].lstrip(_SPACE)[:2] in _HEX_PREFIXES and (spelt := hex_text(raw)) is not None:
         return spelt
     if compact is None:
+        if len(raw) < MIN_SHORT_BASE64:
+            return None  # (shorter than a short token or a hex text: most form values, words)
         short = _short(raw)
         return short if short is not None else hex_text(raw)
     if _holds_real_code(raw):
