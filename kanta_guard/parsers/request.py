@@ -342,7 +342,7 @@ def _ascii_label(label: str) -> str:
 def _number(token: str) -> bool:
     """A token of digits too short to be text in hex (``base.MIN_HEX_TEXT``): an id, a count,
     no encoded content. (Digits alone were all skipped, and a code in hex that only digits
-    spell, ``010203A456R`` as ``3031…3652``, passed in a Host header.)"""
+    spell (a letter sign, a check character among 0-9, A-I and P-Y) passed in a Host header.)"""
     return token.isdigit() and len(token) < 2 * MIN_HEX_TEXT
 
 

@@ -21,6 +21,7 @@ from mitmproxy import http
 
 from ..encoding import decode_content
 from ..errors import UnscannableError
+from ..eventlog import WITHHELD
 from ..idcode import mask_text
 from ..pipeline import Scanner
 from .flows import METADATA_KEY, flow_request
@@ -32,8 +33,6 @@ logger = logging.getLogger("kanta_guard")
 
 #: Header added to a redacted request, saying what was done to it.
 REDACTED_HEADER = "x-kanta-guard-redacted"
-#: What a withheld header value or path is replaced with.
-WITHHELD = "withheld-by-kanta-guard"
 #: Findings that masking itself produces (a masked test code in an identity field reads as a
 #: malformed code): they say nothing readable is left.
 _FROM_MASKING = frozenset({"hetu.malformed", "hetu.malformed_test"})
