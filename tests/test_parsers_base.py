@@ -390,12 +390,19 @@ def test_real_code_check_needs_no_token_search_below_nine_digits(
     ),
     st.sampled_from(["", "0x", "0X", "\\x", "x"]),
     st.booleans(),
+    st.sampled_from([0, 16, 32, 64, 76]),
+    st.sampled_from(["\n", "\r\n", "\n    ", " "]),
 )
-def test_hex_text_is_read_and_found(content: str, prefix: str, upper: bool) -> None:
-    """Text written in hex (``hexBinary``, a ``bytea`` dump: ``\\x4869…``) decodes to the text,
-    and the span searches find it in XML text, attributes and JSON strings."""
+def test_hex_text_is_read_and_found(
+    content: str, prefix: str, upper: bool, width: int, newline: str
+) -> None:
+    """Text written in hex (``hexBinary``, a ``bytea`` dump: ``\\x4869…``), on one line or
+    wrapped in lines of 16 digits or more, decodes to the text, and the span searches find it
+    in XML text, attributes and JSON strings."""
     raw = content.encode("utf-8")
     digits = raw.hex().upper() if upper else raw.hex()
+    if width:
+        digits = newline.join(digits[i : i + width] for i in range(0, len(digits), width))
     text = prefix + digits
     if len(raw) < 11 or (base64_content(text) is None and _holds_code(raw)):
         return  # (a real code as written in the digits: read as text first)
@@ -418,6 +425,9 @@ def _holds_code(raw: bytes) -> bool:
         "00000000000000000000000000",
         "3131",  # too short: two characters
         "0x4869",
+        # Byte pairs written apart, and chunks shorter than a line: a row of numbers, no hex text.
+        " ".join(["50", "6f", "74", "69", "6c", "61", "73", "20", "31", "33", "31", "30"]),
+        "506f7469 6c617320 31333130 3532",
     ],
 )
 def test_hex_that_spells_no_text_is_not_read(text: str) -> None:

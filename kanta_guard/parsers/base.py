@@ -292,7 +292,8 @@ def encoding_mark(text: str | bytes) -> str:
 
 
 def hex_text(raw: bytes) -> bytes | None:
-    """Text written in hex digits, one token (whitespace around it aside): XML Schema's
+    """Text written in hex digits, one token (whitespace around it aside) or lines of one
+    (``_unwrapped_hex``): XML Schema's
     ``hexBinary``, a database's ``bytea`` or ``varbinary`` shown as ``\\x4869…`` or
     ``0x4869…``, a log's dump. Decoded if it is ``MIN_HEX_TEXT`` bytes or more and spells text
     (UTF-8, no control character but whitespace); digests, UUIDs and other identifiers in hex
@@ -302,10 +303,15 @@ def hex_text(raw: bytes) -> bytes | None:
     token = raw.strip(_SPACE) if raw[:1] in _SPACE or raw[-1:] in _SPACE else raw
     if (
         len(token) < 2 * MIN_HEX_TEXT
-        or token[:24].translate(None, _HEX_AND_PREFIX)  # (Base64 fails here, at once)
-        or token.translate(None, _HEX_AND_PREFIX)
+        or token[:24].translate(None, _HEX_PREFIX_AND_SPACE)  # (Base64 fails here, at once)
+        or token.translate(None, _HEX_PREFIX_AND_SPACE)
     ):
         return None
+    if token.translate(None, _HEX_AND_PREFIX):
+        joined = _unwrapped_hex(token)
+        if joined is None:
+            return None
+        token = joined
     prefix = next((p for p in _PREFIXES if token.startswith(p)), b"")
     digits = token[len(prefix) :]
     if not digits or len(digits) % 2 or digits.translate(None, _HEX_BYTES):
@@ -319,9 +325,21 @@ def hex_text(raw: bytes) -> bytes | None:
     return decoded
 
 
+def _unwrapped_hex(token: bytes) -> bytes | None:
+    """Hex wrapped in lines (``hexBinary`` pretty-printed, a long value an editor broke; an XML
+    attribute value reads its line breaks as spaces), its chunks joined; None unless it is
+    that: every chunk but the last ``_MIN_LINE`` digits or more (byte pairs written apart,
+    ``31 33 31``, are no such text: a row of two-digit numbers would read as one)."""
+    chunks = token.split()
+    if len(chunks) < 2 or any(len(chunk) < _MIN_LINE for chunk in chunks[:-1]):
+        return None
+    return b"".join(chunks)
+
+
 #: The fewest bytes a hex text is read for: a code alone (11 characters) is 22 digits.
 MIN_HEX_TEXT = 11
 _HEX_AND_PREFIX = b"0123456789ABCDEFabcdefxX\\"
+_HEX_PREFIX_AND_SPACE = _HEX_AND_PREFIX + b" \t\r\n\f\v"  # (and _SPACE)
 #: What a hex text's prefix starts with (``0x``, ``\x``, ``x`` and a digit pair's first).
 _HEX_PREFIXES = frozenset(
     b"0x 0X \\x".split() + [b"x" + bytes([c]) for c in b"0123456789ABCDEFabcdef"]
